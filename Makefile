@@ -1,0 +1,34 @@
+# Two commands: `make run` serves the API on SQLite, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: install run test openapi bench clean
+
+$(STAMP): pyproject.toml requirements-dev.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/dealcoach migrate
+	$(BIN)/dealcoach serve --host $(HOST) --port $(PORT)
+
+test: install
+	$(BIN)/pytest
+
+openapi: install
+	$(BIN)/python -m app.openapi openapi/openapi.json
+
+bench: install
+	bash bench/run.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis dealcoach.db dealcoach.db-wal dealcoach.db-shm

@@ -1,0 +1,106 @@
+"""The `dealcoach` command: serve, migrate, bootstrap."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import tempfile
+from typing import Annotated
+
+import typer
+
+from app.settings import Settings
+
+cli = typer.Typer(help="Dealcoach: the sales-leadership API.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
+)
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
+) -> None:
+    """Serve the API with uvicorn."""
+    import uvicorn
+
+    settings = Settings()
+    if workers > 1 and settings.is_sqlite:
+        typer.echo("warning: several workers on SQLite serialise every write; use PostgreSQL", err=True)
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Every worker writes its metrics here so /metrics answers for all of them.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="dealcoach-metrics-")
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_config=None,
+        proxy_headers=True,
+        server_header=False,
+    )
+
+
+@cli.command()
+def migrate(revision: Annotated[str, typer.Argument(help="Target revision")] = "head") -> None:
+    """Bring the database schema up to date."""
+    from app.db.migrate import upgrade
+
+    upgrade(Settings().database_url, revision)
+    typer.echo(json.dumps({"migrated_to": revision}))
+
+
+@cli.command()
+def bootstrap(
+    org: Annotated[str, typer.Option(help="Organisation name")],
+    admin_email: Annotated[str, typer.Option(help="The first admin's email")],
+    admin_name: Annotated[str, typer.Option(help="The first admin's name")] = "Admin",
+) -> None:
+    """Create an organisation, its first admin and an API key; print them as one JSON line."""
+    from pydantic import ValidationError
+
+    from app.db.migrate import upgrade
+
+    settings = Settings()
+    upgrade(settings.database_url)
+    try:
+        result = asyncio.run(_bootstrap(settings, org, admin_email, admin_name))
+    except ValidationError as exc:
+        typer.echo(f"invalid input: {exc.errors()[0]['loc'][-1]}: {exc.errors()[0]['msg']}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(
+        json.dumps(
+            {
+                "organization_id": str(result.organization_id),
+                "member_id": str(result.member_id),
+                "api_key": result.api_key,
+            }
+        )
+    )
+
+
+async def _bootstrap(settings: Settings, org: str, email: str, name: str):  # type: ignore[no-untyped-def]
+    from app.db.engine import make_engine, make_sessionmaker
+    from app.db.uow import UnitOfWork
+    from app.services.bootstrap import bootstrap_organization
+
+    engine = make_engine(settings)
+    try:
+        uow = UnitOfWork(make_sessionmaker(engine))
+        try:
+            return await bootstrap_organization(uow, org_name=org, admin_email=email, admin_name=name)
+        finally:
+            await uow.close()
+    finally:
+        await engine.dispose()
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

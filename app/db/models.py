@@ -1,0 +1,160 @@
+"""Table models. Every row belongs to one organisation; ids are UUIDv7."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from app.db.types import JSONType, UTCDateTime, utcnow
+from app.domain.ids import uuid7
+from app.domain.members import MemberRole
+
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def _in(column: str, values: Any) -> str:
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
+
+
+def _ts(nullable: bool = False) -> Any:
+    return Field(default_factory=utcnow if not nullable else None, sa_type=UTCDateTime, nullable=nullable)
+
+
+class Organization(SQLModel, table=True):
+    __tablename__ = "organization"
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    name: str = Field(sa_type=sa.String(200))
+    max_improvements_per_observation: int = 3
+    review_due_days: int = 7
+    late_stages: list[str] = Field(default_factory=list, sa_type=JSONType)
+    version: int = 1
+    created_at: dt.datetime = _ts()
+    updated_at: dt.datetime = _ts()
+
+
+class EventSequence(SQLModel, table=True):
+    """The last event ``seq`` handed out per organisation; its row lock orders the feed."""
+
+    __tablename__ = "event_sequence"
+
+    organization_id: uuid.UUID = Field(foreign_key="organization.id", primary_key=True, ondelete="CASCADE")
+    last_seq: int = Field(default=0, sa_type=sa.BigInteger)
+
+
+class Member(SQLModel, table=True):
+    __tablename__ = "member"
+    __table_args__ = (
+        sa.UniqueConstraint("organization_id", "email"),
+        sa.Index(None, "organization_id", "id"),
+        sa.Index(None, "organization_id", "role", "id"),
+        sa.Index(None, "manager_id", "id"),
+        sa.CheckConstraint(_in("role", MemberRole), name="role"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    organization_id: uuid.UUID = Field(foreign_key="organization.id", ondelete="CASCADE")
+    name: str = Field(sa_type=sa.String(200))
+    email: str = Field(sa_type=sa.String(320))
+    role: MemberRole = Field(sa_type=sa.String(32))
+    manager_id: uuid.UUID | None = Field(default=None, foreign_key="member.id")
+    active: bool = True
+    version: int = 1
+    created_at: dt.datetime = _ts()
+    updated_at: dt.datetime = _ts()
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_key"
+    __table_args__ = (sa.Index(None, "member_id", "id"),)
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    organization_id: uuid.UUID = Field(foreign_key="organization.id", ondelete="CASCADE")
+    member_id: uuid.UUID = Field(foreign_key="member.id", ondelete="CASCADE")
+    prefix: str = Field(sa_type=sa.String(32))
+    key_hash: str = Field(sa_type=sa.String(64), unique=True)
+    label: str | None = Field(default=None, sa_type=sa.String(200))
+    created_at: dt.datetime = _ts()
+    revoked_at: dt.datetime | None = _ts(nullable=True)
+
+
+class LossReason(SQLModel, table=True):
+    __tablename__ = "loss_reason"
+    __table_args__ = (sa.UniqueConstraint("organization_id", "code"),)
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    organization_id: uuid.UUID = Field(foreign_key="organization.id", ondelete="CASCADE")
+    code: str = Field(sa_type=sa.String(64))
+    label: str = Field(sa_type=sa.String(200))
+    suggested_skills: list[str] = Field(default_factory=list, sa_type=JSONType)
+    active: bool = True
+    version: int = 1
+    created_at: dt.datetime = _ts()
+    updated_at: dt.datetime = _ts()
+
+
+class Skill(SQLModel, table=True):
+    __tablename__ = "skill"
+    __table_args__ = (sa.UniqueConstraint("organization_id", "code"),)
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    organization_id: uuid.UUID = Field(foreign_key="organization.id", ondelete="CASCADE")
+    code: str = Field(sa_type=sa.String(64))
+    label: str = Field(sa_type=sa.String(200))
+    active: bool = True
+    version: int = 1
+    created_at: dt.datetime = _ts()
+    updated_at: dt.datetime = _ts()
+
+
+class Event(SQLModel, table=True):
+    """An immutable record of one change; ``seq`` orders an organisation's feed."""
+
+    __tablename__ = "event"
+    __table_args__ = (
+        sa.UniqueConstraint("organization_id", "seq"),
+        sa.Index(None, "organization_id", "type", "seq"),
+        sa.Index(None, "organization_id", "deal_id", "seq"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    organization_id: uuid.UUID = Field(foreign_key="organization.id", ondelete="CASCADE")
+    seq: int = Field(sa_type=sa.BigInteger)
+    type: str = Field(sa_type=sa.String(64))
+    actor_id: uuid.UUID | None = None
+    deal_id: uuid.UUID | None = None
+    subject_type: str = Field(sa_type=sa.String(64))
+    subject_id: uuid.UUID
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    occurred_at: dt.datetime = _ts()
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """A stored POST response, replayed for a retry with the same key and body."""
+
+    __tablename__ = "idempotency_key"
+    __table_args__ = (
+        sa.UniqueConstraint("member_id", "key"),
+        sa.Index(None, "member_id", "expires_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    member_id: uuid.UUID = Field(foreign_key="member.id", ondelete="CASCADE")
+    key: str = Field(sa_type=sa.String(255))
+    fingerprint: str = Field(sa_type=sa.String(64))
+    completed: bool = False
+    response_status: int | None = None
+    response_headers: list[list[str]] | None = Field(default=None, sa_type=JSONType)
+    response_body: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
+    locked_at: dt.datetime = _ts()
+    expires_at: dt.datetime = Field(sa_type=UTCDateTime)

@@ -1,0 +1,103 @@
+"""The append-only event log and its per-organisation sequence."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import Event, EventSequence
+from app.db.types import utcnow
+from app.domain.ids import uuid7
+
+_seq = EventSequence.__table__
+_event = Event.__table__
+
+# Taking the next number locks the organisation's sequence row until commit, so
+# events become visible in seq order and a feed reader never skips one.
+_NEXT_SEQ = (
+    sa.update(_seq)
+    .where(_seq.c.organization_id == sa.bindparam("org"))
+    .values(last_seq=_seq.c.last_seq + 1)
+    .returning(_seq.c.last_seq)
+)
+
+
+async def create_sequence(session: AsyncSession, organization_id: uuid.UUID) -> None:
+    await session.execute(sa.insert(_seq).values(organization_id=organization_id, last_seq=0))
+
+
+async def append(
+    session: AsyncSession,
+    *,
+    organization_id: uuid.UUID,
+    type: str,
+    actor_id: uuid.UUID | None,
+    subject_type: str,
+    subject_id: uuid.UUID,
+    data: dict[str, Any] | None = None,
+    deal_id: uuid.UUID | None = None,
+) -> int:
+    seq = (await session.execute(_NEXT_SEQ, {"org": organization_id})).scalar_one()
+    await session.execute(
+        sa.insert(_event).values(
+            id=uuid7(),
+            organization_id=organization_id,
+            seq=seq,
+            type=type,
+            actor_id=actor_id,
+            deal_id=deal_id,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            data=data or {},
+            occurred_at=utcnow(),
+        )
+    )
+    return int(seq)
+
+
+async def list_feed(
+    session: AsyncSession,
+    *,
+    organization_id: uuid.UUID,
+    after_seq: int,
+    limit: int,
+    types: Sequence[str] | None = None,
+    deal_id: uuid.UUID | None = None,
+    visible_deals: sa.Select[Any] | None = None,
+    org_level: bool = True,
+) -> list[Event]:
+    """Events after ``after_seq`` in seq order; ``visible_deals`` limits deal events, and
+    ``org_level`` says whether events that belong to no deal are included."""
+    stmt = sa.select(Event).where(Event.organization_id == organization_id, Event.seq > after_seq)
+    if types:
+        stmt = stmt.where(Event.type.in_(types))
+    if deal_id is not None:
+        stmt = stmt.where(Event.deal_id == deal_id)
+    if visible_deals is not None or not org_level:
+        allowed = []
+        if org_level:
+            allowed.append(Event.deal_id.is_(None))
+        if visible_deals is not None:
+            allowed.append(Event.deal_id.in_(visible_deals))
+        stmt = stmt.where(sa.or_(*allowed) if allowed else sa.false())
+    stmt = stmt.order_by(Event.seq).limit(limit)
+    return list((await session.execute(stmt)).scalars())
+
+
+def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
+    """``{field: [old, new]}`` for the fields that changed, JSON-ready."""
+    return {k: [_jsonable(before.get(k)), _jsonable(v)] for k, v in after.items() if before.get(k) != v}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value

@@ -1,0 +1,96 @@
+"""Member queries: lookups, reporting-line walks, keyset listing."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import Member, Organization
+from app.domain.members import MemberRole
+
+_m = Member.__table__
+
+
+async def get(session: AsyncSession, organization_id: uuid.UUID, member_id: uuid.UUID) -> Member | None:
+    stmt = sa.select(Member).where(Member.id == member_id, Member.organization_id == organization_id)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def lock_reporting_lines(session: AsyncSession, organization_id: uuid.UUID) -> None:
+    """Serialise reporting-line changes in one organisation, so two concurrent edits
+    cannot together form a cycle. (SQLite already runs one writer at a time.)"""
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(
+            sa.select(Organization.id).where(Organization.id == organization_id).with_for_update()
+        )
+
+
+async def manager_chain(session: AsyncSession, organization_id: uuid.UUID, manager_id: uuid.UUID) -> list[uuid.UUID]:
+    """The ids from ``manager_id`` up to the top of its line, nearest first."""
+    chain = (
+        sa.select(_m.c.id, _m.c.manager_id, sa.literal(1).label("depth"))
+        .where(_m.c.id == manager_id, _m.c.organization_id == organization_id)
+        .cte("chain", recursive=True)
+    )
+    parent = _m.alias("parent")
+    chain = chain.union_all(
+        sa.select(parent.c.id, parent.c.manager_id, chain.c.depth + 1).where(
+            parent.c.id == chain.c.manager_id, chain.c.depth < 10_000
+        )
+    )
+    rows = await session.execute(sa.select(chain.c.id).order_by(chain.c.depth))
+    return list(rows.scalars())
+
+
+def line_ids(organization_id: uuid.UUID, manager_id: uuid.UUID) -> sa.Select[Any]:
+    """A subquery of every member below ``manager_id`` (transitively): the manager's line."""
+    line = (
+        sa.select(_m.c.id, sa.literal(1).label("depth"))
+        .where(_m.c.manager_id == manager_id, _m.c.organization_id == organization_id)
+        .cte("line", recursive=True)
+    )
+    child = _m.alias("child")
+    line = line.union_all(
+        sa.select(child.c.id, line.c.depth + 1).where(child.c.manager_id == line.c.id, line.c.depth < 10_000)
+    )
+    return sa.select(line.c.id)
+
+
+async def has_active_reports(session: AsyncSession, member_id: uuid.UUID) -> bool:
+    stmt = sa.select(sa.exists().where(_m.c.manager_id == member_id, _m.c.active.is_(True)))
+    return bool((await session.execute(stmt)).scalar())
+
+
+async def email_taken(
+    session: AsyncSession, organization_id: uuid.UUID, email: str, exclude: uuid.UUID | None = None
+) -> bool:
+    cond = [_m.c.organization_id == organization_id, _m.c.email == email]
+    if exclude is not None:
+        cond.append(_m.c.id != exclude)
+    return bool((await session.execute(sa.select(sa.exists().where(*cond)))).scalar())
+
+
+async def list_page(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    *,
+    after: uuid.UUID | None,
+    limit: int,
+    role: MemberRole | None = None,
+    manager_id: uuid.UUID | None = None,
+    active: bool | None = None,
+) -> list[Member]:
+    stmt = sa.select(Member).where(Member.organization_id == organization_id)
+    if role is not None:
+        stmt = stmt.where(Member.role == role)
+    if manager_id is not None:
+        stmt = stmt.where(Member.manager_id == manager_id)
+    if active is not None:
+        stmt = stmt.where(Member.active.is_(active))
+    if after is not None:
+        stmt = stmt.where(Member.id > after)
+    stmt = stmt.order_by(Member.id).limit(limit)
+    return list((await session.execute(stmt)).scalars())

@@ -1,0 +1,84 @@
+"""Annotated dependency aliases shared by the routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from app.db.uow import UnitOfWork
+from app.domain.members import Actor
+from app.domain.versioning import parse_if_match
+from app.services.auth import AuthContext, authenticate
+from app.services.pagination import PageRequest
+
+
+async def get_uow(request: Request) -> AsyncIterator[UnitOfWork]:
+    uow = UnitOfWork(request.app.state.sessionmaker)
+    try:
+        yield uow
+    finally:
+        await uow.close()
+
+
+UowDep = Annotated[UnitOfWork, Depends(get_uow)]
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer dc_...`")
+
+
+async def get_auth(
+    uow: UowDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> AuthContext:
+    return await authenticate(uow.session, credentials.credentials if credentials else None)
+
+
+AuthDep = Annotated[AuthContext, Depends(get_auth)]
+
+
+async def get_actor(auth: AuthDep) -> Actor:
+    return auth.actor
+
+
+ActorDep = Annotated[Actor, Depends(get_actor)]
+
+
+def get_page(
+    limit: Annotated[int, Query(ge=1, le=200, description="Page size")] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="`next_cursor` of the previous page")
+    ] = None,
+) -> PageRequest:
+    return PageRequest(limit=limit, cursor=cursor)
+
+
+PageDep = Annotated[PageRequest, Depends(get_page)]
+
+
+def get_if_match(
+    if_match: Annotated[
+        str | None,
+        Header(alias="If-Match", description='The `ETag` you read (`"3"`); a stale one answers 412 version_conflict'),
+    ] = None,
+) -> int | None:
+    return parse_if_match(if_match)
+
+
+IfMatchDep = Annotated[int | None, Depends(get_if_match)]
+
+
+def idempotency_key(
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            max_length=255,
+            description="Retrying with the same key and body within 24 h replays the first response",
+        ),
+    ] = None,
+) -> None:
+    """Documents the header; the idempotency middleware acts on it before the handler runs."""
+
+
+IdempotencyDeps = [Depends(idempotency_key)]

@@ -1,0 +1,50 @@
+"""Idempotent POSTs: what a retry with a known key gets."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+import json
+from typing import Protocol
+
+from app.domain.errors import IdempotencyInProgress, IdempotencyKeyReused
+
+MAX_KEY_LENGTH = 255
+
+
+class StoredRequest(Protocol):
+    fingerprint: str
+    completed: bool
+    locked_at: dt.datetime
+
+
+class Decision(enum.Enum):
+    replay = "replay"  # the first request finished: send its response again
+    take_over = "take_over"  # the first request was abandoned: run this one instead
+
+
+def fingerprint(method: str, path: str, query: str, body: bytes) -> str:
+    """What makes two requests "the same": method, path, query and the body's JSON value
+    (so key order and whitespace do not matter); a body that is not JSON counts byte for byte."""
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
+    except (ValueError, UnicodeDecodeError):
+        canonical = body
+    digest = hashlib.sha256()
+    for part in (method.encode(), path.encode(), query.encode(), canonical):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def decide(stored: StoredRequest, request_fingerprint: str, *, now: dt.datetime, lock_seconds: int) -> Decision:
+    """A retry replays a finished request, refuses a different body under the same key,
+    and waits for (409) a request still in flight unless that one was abandoned."""
+    if stored.fingerprint != request_fingerprint:
+        raise IdempotencyKeyReused()
+    if stored.completed:
+        return Decision.replay
+    if now - stored.locked_at >= dt.timedelta(seconds=lock_seconds):
+        return Decision.take_over
+    raise IdempotencyInProgress()

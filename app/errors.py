@@ -1,0 +1,208 @@
+"""THE mapping from errors to HTTP: problem+json (RFC 9457) with a stable ``code``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import sqlalchemy.exc as sa_exc
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.domain import errors as de
+
+log = logging.getLogger("dealcoach.errors")
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_TYPE_PREFIX = "urn:dealcoach:problem:"
+
+STATUS_BY_BASE: tuple[tuple[type[de.DomainError], int], ...] = (
+    (de.NotFound, 404),
+    (de.Unauthenticated, 401),
+    (de.Forbidden, 403),
+    (de.Conflict, 409),
+    (de.RuleViolation, 422),
+    (de.PreconditionFailed, 412),
+    (de.Unavailable, 503),
+)
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    411: "length_required",
+    412: "precondition_failed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+
+
+class ValidationErrorItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document."""
+
+    type: str = Field(examples=["urn:dealcoach:problem:not_found"])
+    title: str = Field(examples=["Not found"])
+    status: int = Field(examples=[404])
+    detail: str = Field(examples=["No member with this id."])
+    instance: str = Field(examples=["/v1/members/0190c8a4-6f1e-7000-8000-000000000000"])
+    code: str = Field(examples=["not_found"], description="Stable, machine-readable error code")
+    errors: list[ValidationErrorItem] | None = Field(
+        default=None, description="Present on 422 validation_error: one entry per invalid input"
+    )
+    model_config = {"extra": "allow"}
+
+
+def status_for(error: de.DomainError) -> int:
+    for base, status in STATUS_BY_BASE:
+        if isinstance(error, base):
+            return status
+    return 400
+
+
+def problem(
+    status: int,
+    code: str,
+    detail: str,
+    instance: str,
+    *,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_PREFIX + code,
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        "code": code,
+    }
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def problem_for_domain_error(error: de.DomainError, instance: str) -> JSONResponse:
+    status = status_for(error)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 503:
+        headers = {"Retry-After": "1"}
+    return problem(status, error.code, error.detail, instance, title=error.title, headers=headers, **error.extra)
+
+
+def _jsonable_loc(loc: tuple[Any, ...]) -> list[str | int]:
+    return [part if isinstance(part, int) else str(part) for part in loc]
+
+
+def _unparsed_non_json(body: Any) -> bool:
+    """FastAPI hands over raw bytes when it did not parse the body (no JSON content type)."""
+    if not isinstance(body, (bytes, bytearray)) or not body:
+        return False
+    try:
+        json.loads(body)
+    except ValueError:
+        return True
+    return False
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """Connection refused, timed out or dropped: the database is down, not the request wrong."""
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)):
+        return True
+    if isinstance(exc, sa_exc.TimeoutError):  # pool checkout timed out
+        return True
+    if isinstance(exc, (OSError, TimeoutError)):
+        return True
+    name = type(exc).__name__
+    return name in {"CannotConnectNowError", "ConnectionDoesNotExistError", "InterfaceError"}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(de.DomainError)
+    async def _domain(request: Request, exc: de.DomainError) -> JSONResponse:
+        return problem_for_domain_error(exc, request.url.path)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(err.get("type") == "json_invalid" for err in errors) or _unparsed_non_json(exc.body):
+            return problem(400, "malformed_json", "The request body is not valid JSON.", request.url.path)
+        if any(err.get("loc", ("",))[0] == "path" for err in errors):
+            # A path id that is not a UUID names nothing that exists.
+            return problem_for_domain_error(de.NotFound("No such resource."), request.url.path)
+        items = [
+            {"loc": _jsonable_loc(tuple(err.get("loc", ()))), "msg": str(err.get("msg", "")), "type": str(err.get("type", ""))}
+            for err in errors
+        ]
+        return problem(
+            422,
+            "validation_error",
+            "The request is invalid; see errors.",
+            request.url.path,
+            title="Validation error",
+            errors=items,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = HTTP_CODES.get(exc.status_code, "http_error")
+        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        if exc.status_code == 404:
+            detail = "No such resource."
+        return problem(exc.status_code, code, detail, request.url.path, headers=getattr(exc, "headers", None))
+
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        if not is_database_unavailable(exc):
+            raise exc  # a real bug: the outermost middleware logs it and answers 500
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return problem_for_domain_error(de.DatabaseUnavailable(), request.url.path)
+
+    for exc_class in (sa_exc.DBAPIError, sa_exc.TimeoutError, OSError, TimeoutError):
+        app.add_exception_handler(exc_class, _database)
+
+
+_DESCRIPTIONS = {
+    400: "Malformed request (`malformed_json`)",
+    401: "Missing or invalid API key (`unauthenticated`)",
+    403: "The caller may see the resource but lacks the right (`forbidden` or a rule's code)",
+    404: "No such resource, or not visible to the caller (`not_found`)",
+    409: "Conflict with the resource's state",
+    412: "Stale `If-Match` (`version_conflict`)",
+    422: "Invalid input (`validation_error`) or a broken rule",
+    503: "The database is unreachable (`database_unavailable`)",
+}
+
+
+def problem_responses(*statuses: int, auth: bool = True) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` declaring the problem documents a route may answer."""
+    declared = set(statuses) | {422, 503}
+    if auth:
+        declared.add(401)
+    return {
+        status: {
+            "model": Problem,
+            "description": _DESCRIPTIONS.get(status, HTTPStatus(status).phrase),
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in sorted(declared)
+    }

@@ -1,0 +1,108 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+
+from app.db.engine import make_engine, make_sessionmaker
+from app.errors import Problem, install_error_handlers
+from app.middleware.idempotency import IdempotencyMiddleware
+from app.middleware.request_context import RequestContextMiddleware
+from app.observability import configure_logging
+from app.routers import api_keys, catalogs, events, members, ops, org_settings
+from app.settings import Settings
+
+API_VERSION = "1.0.0"
+
+DESCRIPTION = """\
+Dealcoach holds deals, role assignments, customer calls with managers'
+observations, leadership approvals and closed-lost reviews, and enforces the
+rules of good sales leadership: the seller owns the deal and its strategy.
+
+Authenticate with `Authorization: Bearer <api key>`. Errors are
+`application/problem+json` documents with a stable `code`. Lists are
+keyset-paginated with `limit` and `cursor`. Every POST accepts an
+`Idempotency-Key`; PATCH and PUT honour `If-Match`.
+"""
+
+TAGS = [
+    {"name": "members", "description": "The organisation's people, their roles and reporting lines"},
+    {"name": "api-keys", "description": "Keys that act as a member; shown once, stored hashed"},
+    {"name": "skills", "description": "The organisation's skill catalog"},
+    {"name": "loss-reasons", "description": "The organisation's loss-reason catalog"},
+    {"name": "settings", "description": "Organisation settings that shape the rules"},
+    {"name": "events", "description": "The immutable change feed"},
+    {"name": "operations", "description": "Health, readiness and metrics"},
+]
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings)
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Dealcoach API",
+        version=API_VERSION,
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    for module in (members, api_keys, catalogs, org_settings, events, ops):
+        app.include_router(module.router)
+    app.add_middleware(
+        IdempotencyMiddleware, ttl_hours=settings.idempotency_ttl_hours, lock_seconds=settings.idempotency_lock_seconds
+    )
+    app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+        tags=app.openapi_tags,
+        separate_input_output_schemas=True,
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, definition in problem.pop("$defs", {}).items():
+        components[name] = definition
+    components["Problem"] = problem
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if status >= "400" and "application/problem+json" in content:
+                    content.pop("application/json", None)
+    app.openapi_schema = schema
+    return schema

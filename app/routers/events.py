@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from app.deps import ActorDep, PageDep, UowDep
+from app.errors import problem_responses
+from app.schemas.events import EventPage, EventPublic
+from app.services import events as service
+
+router = APIRouter(prefix="/v1", tags=["events"])
+
+
+@router.get("/events", response_model=EventPage, responses=problem_responses(422))
+async def list_events(
+    actor: ActorDep,
+    uow: UowDep,
+    page: PageDep,
+    after_seq: Annotated[int, Query(ge=0, le=2**62, description="Only events with a larger seq")] = 0,
+    type: Annotated[
+        list[str] | None, Query(max_length=20, description="Event types to include, e.g. member.created")
+    ] = None,
+    deal_id: uuid.UUID | None = None,
+) -> EventPage:
+    """The organisation's change feed in seq order (events the caller may see)."""
+    result = await service.list_events(uow, actor, page, after_seq=after_seq, types=type, deal_id=deal_id)
+    return EventPage(items=[EventPublic.model_validate(e) for e in result.items], next_cursor=result.next_cursor)

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from app.deps import ActorDep, AuthDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
+from app.domain.members import MemberRole
+from app.errors import problem_responses
+from app.routers.http import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
+from app.schemas.common import Ref
+from app.schemas.members import MemberCreate, MemberPage, MemberPublic, MemberUpdate, MePublic
+from app.services import members as service
+
+router = APIRouter(prefix="/v1", tags=["members"])
+
+
+@router.get("/me", response_model=MePublic, responses=problem_responses())
+async def get_me(auth: AuthDep) -> MePublic:
+    """The member the API key acts as, with their organisation."""
+    row = auth.row
+    member = MemberPublic.model_validate(row)
+    return MePublic(
+        **member.model_dump(),
+        organization=Ref(id=row.organization_id, name=row.organization_name),
+        api_key_id=row.api_key_id,
+    )
+
+
+@router.post(
+    "/members",
+    status_code=status.HTTP_201_CREATED,
+    response_model=MemberPublic,
+    responses={201: {"headers": LOCATION_HEADER}, **problem_responses(403, 409, 422)},
+    dependencies=IdempotencyDeps,
+)
+async def create_member(body: MemberCreate, actor: ActorDep, uow: UowDep, response: Response) -> MemberPublic:
+    """Add a member to the organisation (admin only)."""
+    member = await service.create_member(uow, actor, body)
+    set_location(response, f"/v1/members/{member.id}")
+    set_etag(response, member.version)
+    return MemberPublic.model_validate(member)
+
+
+@router.get("/members", response_model=MemberPage, responses=problem_responses(422))
+async def list_members(
+    actor: ActorDep,
+    uow: UowDep,
+    page: PageDep,
+    role: MemberRole | None = None,
+    manager_id: Annotated[uuid.UUID | None, Query(description="Direct reports of this member")] = None,
+    active: bool | None = None,
+) -> MemberPage:
+    """Members of the organisation, oldest first."""
+    result = await service.list_members(uow, actor, page, role=role, manager_id=manager_id, active=active)
+    return MemberPage(items=[MemberPublic.model_validate(m) for m in result.items], next_cursor=result.next_cursor)
+
+
+@router.get(
+    "/members/{member_id}",
+    response_model=MemberPublic,
+    responses={200: {"headers": ETAG_HEADER}, **problem_responses(404)},
+)
+async def get_member(member_id: uuid.UUID, actor: ActorDep, uow: UowDep, response: Response) -> MemberPublic:
+    """One member of the organisation."""
+    member = await service.get_member(uow, actor, member_id)
+    set_etag(response, member.version)
+    return MemberPublic.model_validate(member)
+
+
+@router.patch(
+    "/members/{member_id}",
+    response_model=MemberPublic,
+    responses={200: {"headers": ETAG_HEADER}, **problem_responses(403, 404, 409, 412, 422)},
+)
+async def update_member(
+    member_id: uuid.UUID, body: MemberUpdate, actor: ActorDep, uow: UowDep, if_match: IfMatchDep, response: Response
+) -> MemberPublic:
+    """Change a member's name, email, role, manager or active flag (admin only)."""
+    member = await service.update_member(uow, actor, member_id, body, if_match)
+    set_etag(response, member.version)
+    return MemberPublic.model_validate(member)

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from app.deps import ActorDep, IfMatchDep, UowDep
+from app.errors import problem_responses
+from app.routers.http import ETAG_HEADER, set_etag
+from app.schemas.org_settings import SettingsPublic, SettingsUpdate
+from app.services import org_settings as service
+
+router = APIRouter(prefix="/v1", tags=["settings"])
+
+
+@router.get("/settings", response_model=SettingsPublic, responses={200: {"headers": ETAG_HEADER}, **problem_responses()})
+async def get_settings(actor: ActorDep, uow: UowDep, response: Response) -> SettingsPublic:
+    """The organisation's settings that shape its rules."""
+    org = await service.get_settings(uow, actor)
+    set_etag(response, org.version)
+    return SettingsPublic.model_validate(org)
+
+
+@router.patch(
+    "/settings",
+    response_model=SettingsPublic,
+    responses={200: {"headers": ETAG_HEADER}, **problem_responses(403, 412, 422)},
+)
+async def update_settings(
+    body: SettingsUpdate, actor: ActorDep, uow: UowDep, if_match: IfMatchDep, response: Response
+) -> SettingsPublic:
+    """Change the organisation's settings (admin only)."""
+    org = await service.update_settings(uow, actor, body, if_match)
+    set_etag(response, org.version)
+    return SettingsPublic.model_validate(org)

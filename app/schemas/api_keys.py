@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+
+from app.schemas.common import Page, RequestModel, ResponseModel
+
+
+class ApiKeyCreate(RequestModel):
+    label: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = Field(
+        default=None, examples=["HubSpot sync"]
+    )
+
+
+class ApiKeyPublic(ResponseModel):
+    id: uuid.UUID
+    member_id: uuid.UUID
+    prefix: str = Field(examples=["dc_1a2b3c4d"], description="The key's first characters, to recognise it")
+    label: str | None
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    api_key: str = Field(
+        description="The secret key. It is shown only in this response; store it now.",
+        examples=["dc_1a2b3c4d_0cRkJ6m2Yw8dY3WzZl2oQ9uXb4e1sT7aVnH5pK3jLq0"],
+    )
+
+
+class ApiKeyPage(Page[ApiKeyPublic]):
+    pass

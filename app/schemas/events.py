@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from pydantic import Field
+
+from app.schemas.common import Page, ResponseModel
+
+
+class EventPublic(ResponseModel):
+    id: uuid.UUID
+    seq: int = Field(description="Grows monotonically per organisation", examples=[42])
+    type: str = Field(examples=["member.created"])
+    actor_id: uuid.UUID | None = Field(description="The member who made the change; null for system changes")
+    deal_id: uuid.UUID | None
+    subject_type: str = Field(examples=["member"])
+    subject_id: uuid.UUID
+    data: dict[str, Any]
+    occurred_at: dt.datetime
+
+
+class EventPage(Page[EventPublic]):
+    pass

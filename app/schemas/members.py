@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, StringConstraints
+
+from app.domain.members import MemberRole
+from app.schemas.common import Name, Page, Ref, RequestModel, ResponseModel, omitted
+
+Email = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+    AfterValidator(str.lower),
+    Field(examples=["sam.seller@example.com"], description="Unique per organisation, case-insensitive"),
+]
+
+
+class MemberCreate(RequestModel):
+    name: Name = Field(examples=["Sam Seller"])
+    email: Email
+    role: MemberRole = Field(examples=["seller"])
+    manager_id: uuid.UUID | None = Field(
+        default=None, description="The manager or head_of_sales this member reports to"
+    )
+    active: bool = True
+
+
+class MemberUpdate(RequestModel):
+    """Fields to change; omitted fields stay as they are."""
+
+    # Non-nullable fields default to None only to mean "omitted": an explicit null is refused.
+    name: Name = omitted()
+    email: Email = omitted()
+    role: MemberRole = omitted()
+    manager_id: uuid.UUID | None = omitted(description="null removes the manager")
+    active: bool = omitted()
+
+
+class MemberPublic(ResponseModel):
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    name: str
+    email: str
+    role: MemberRole
+    manager_id: uuid.UUID | None
+    active: bool
+    version: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class MemberPage(Page[MemberPublic]):
+    pass
+
+
+class MePublic(MemberPublic):
+    organization: Ref
+    api_key_id: uuid.UUID = Field(description="The key this request was made with")

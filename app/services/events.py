@@ -1,0 +1,43 @@
+"""The event feed: org-wide roles read everything; others read the events of what they see."""
+
+from __future__ import annotations
+
+import uuid
+
+from app.db.models import Event
+from app.db.repositories import events as repo
+from app.db.uow import UnitOfWork
+from app.domain.members import Actor
+from app.domain.pagination import decode_cursor
+from app.domain.errors import InvalidCursor
+from app.services.pagination import PageRequest, PageResult, build_page
+
+LISTING = "events"
+
+
+async def list_events(
+    uow: UnitOfWork,
+    actor: Actor,
+    page: PageRequest,
+    *,
+    after_seq: int,
+    types: list[str] | None,
+    deal_id: uuid.UUID | None,
+) -> PageResult[Event]:
+    if page.cursor is not None:
+        (seq,) = decode_cursor(LISTING, page.cursor, 1)
+        if not isinstance(seq, int):
+            raise InvalidCursor()
+        after_seq = max(after_seq, seq)
+    rows = await repo.list_feed(
+        uow.session,
+        organization_id=actor.organization_id,
+        after_seq=after_seq,
+        limit=page.limit + 1,
+        types=types,
+        deal_id=deal_id,
+        # Until deals exist, members who do not see the whole organisation see no events.
+        visible_deals=None,
+        org_level=actor.sees_whole_org,
+    )
+    return build_page(LISTING, rows, page.limit, key=lambda e: [e.seq])

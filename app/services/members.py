@@ -1,0 +1,150 @@
+"""Member use cases: admins manage members; everyone in the organisation reads them."""
+
+from __future__ import annotations
+
+import uuid
+
+from app.db.models import Member
+from app.db.repositories import events
+from app.db.repositories import members as repo
+from app.db.types import utcnow
+from app.db.uow import UnitOfWork
+from app.domain.errors import EmailTaken, InvalidReportingLine, NotFound
+from app.domain.ids import uuid7
+from app.domain.members import Actor, MemberRole, check_reporting_line, ensure_admin
+from app.domain.versioning import ensure_version
+from app.schemas.members import MemberCreate, MemberUpdate
+from app.services.pagination import PageRequest, PageResult, after_id, build_page
+
+LISTING = "members"
+
+
+async def get_member(uow: UnitOfWork, actor: Actor, member_id: uuid.UUID) -> Member:
+    member = await repo.get(uow.session, actor.organization_id, member_id)
+    if member is None:
+        raise NotFound("No member with this id.")
+    return member
+
+
+async def list_members(
+    uow: UnitOfWork,
+    actor: Actor,
+    page: PageRequest,
+    *,
+    role: MemberRole | None = None,
+    manager_id: uuid.UUID | None = None,
+    active: bool | None = None,
+) -> PageResult[Member]:
+    rows = await repo.list_page(
+        uow.session,
+        actor.organization_id,
+        after=after_id(LISTING, page),
+        limit=page.limit + 1,
+        role=role,
+        manager_id=manager_id,
+        active=active,
+    )
+    return build_page(LISTING, rows, page.limit)
+
+
+async def _check_line(
+    uow: UnitOfWork,
+    actor: Actor,
+    *,
+    member_id: uuid.UUID,
+    role: MemberRole,
+    active: bool,
+    manager_id: uuid.UUID | None,
+    has_reports: bool,
+) -> None:
+    manager = None
+    chain: list[uuid.UUID] = []
+    if manager_id is not None:
+        manager = await repo.get(uow.session, actor.organization_id, manager_id)
+        if manager is None:
+            raise InvalidReportingLine("manager_id points to an unknown member.")
+        chain = await repo.manager_chain(uow.session, actor.organization_id, manager_id)
+    check_reporting_line(
+        member_id=member_id,
+        role=role,
+        active=active,
+        manager=manager,
+        manager_chain=chain,
+        has_reports=has_reports,
+    )
+
+
+async def create_member(uow: UnitOfWork, actor: Actor, data: MemberCreate) -> Member:
+    ensure_admin(actor)
+    async with uow:
+        session = uow.session
+        await repo.lock_reporting_lines(session, actor.organization_id)
+        member_id = uuid7()
+        await _check_line(
+            uow, actor, member_id=member_id, role=data.role, active=data.active,
+            manager_id=data.manager_id, has_reports=False,
+        )
+        if await repo.email_taken(session, actor.organization_id, data.email):
+            raise EmailTaken()
+        member = Member(id=member_id, organization_id=actor.organization_id, **data.model_dump())
+        session.add(member)
+        await uow.flush(conflict=EmailTaken())
+        await events.append(
+            session,
+            organization_id=actor.organization_id,
+            type="member.created",
+            actor_id=actor.member_id,
+            subject_type="member",
+            subject_id=member.id,
+            data={"role": member.role, "manager_id": _str(member.manager_id)},
+        )
+        await uow.commit()
+    return member
+
+
+async def update_member(
+    uow: UnitOfWork, actor: Actor, member_id: uuid.UUID, data: MemberUpdate, if_match: int | None
+) -> Member:
+    ensure_admin(actor)
+    async with uow:
+        session = uow.session
+        await repo.lock_reporting_lines(session, actor.organization_id)
+        member = await get_member(uow, actor, member_id)
+        ensure_version(member.version, if_match)
+        changes = data.model_dump(exclude_unset=True)
+        before = {field: getattr(member, field) for field in changes}
+        changed = events.diff(before, changes)
+        if not changed:
+            return member
+        if {"role", "manager_id", "active"} & changed.keys():
+            role = MemberRole(changes.get("role", member.role))
+            active = changes.get("active", member.active)
+            await _check_line(
+                uow, actor, member_id=member.id, role=role, active=active,
+                manager_id=changes.get("manager_id", member.manager_id),
+                has_reports=await repo.has_active_reports(session, member.id),
+            )
+        if "email" in changed and await repo.email_taken(
+            session, actor.organization_id, changes["email"], exclude=member.id
+        ):
+            raise EmailTaken()
+        for field, value in changes.items():
+            setattr(member, field, value)
+        member.version += 1
+        member.updated_at = utcnow()
+        await uow.flush(conflict=EmailTaken())
+        await events.append(
+            session,
+            organization_id=actor.organization_id,
+            type="member.updated",
+            actor_id=actor.member_id,
+            subject_type="member",
+            subject_id=member.id,
+            data={"changes": changed},
+        )
+        await uow.commit()
+    return member
+
+
+def _str(value: uuid.UUID | None) -> str | None:
+    return None if value is None else str(value)

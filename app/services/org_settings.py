@@ -1,0 +1,47 @@
+"""Organisation settings: read by every member, changed by admins."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from app.db.models import Organization
+from app.db.repositories import events
+from app.db.types import utcnow
+from app.db.uow import UnitOfWork
+from app.domain.members import Actor, ensure_admin
+from app.domain.versioning import ensure_version
+from app.schemas.org_settings import SettingsUpdate
+
+
+async def get_settings(uow: UnitOfWork, actor: Actor, *, for_update: bool = False) -> Organization:
+    stmt = sa.select(Organization).where(Organization.id == actor.organization_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await uow.session.execute(stmt)).scalar_one()
+
+
+async def update_settings(uow: UnitOfWork, actor: Actor, data: SettingsUpdate, if_match: int | None) -> Organization:
+    ensure_admin(actor)
+    async with uow:
+        org = await get_settings(uow, actor, for_update=True)
+        ensure_version(org.version, if_match)
+        changes = data.model_dump(mode="json", exclude_unset=True)
+        changed = events.diff({k: getattr(org, k) for k in changes}, changes)
+        if not changed:
+            return org
+        for field, value in changes.items():
+            setattr(org, field, value)
+        org.version += 1
+        org.updated_at = utcnow()
+        await uow.flush()
+        await events.append(
+            uow.session,
+            organization_id=org.id,
+            type="settings.updated",
+            actor_id=actor.member_id,
+            subject_type="organization",
+            subject_id=org.id,
+            data={"changes": changed},
+        )
+        await uow.commit()
+    return org
