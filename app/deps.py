@@ -61,11 +61,11 @@ def get_if_match(
         str | None,
         Header(alias="If-Match", description='The `ETag` you read (`"3"`); a stale one answers 412 version_conflict'),
     ] = None,
-) -> int | None:
+) -> frozenset[int] | None:
     return parse_if_match(if_match)
 
 
-IfMatchDep = Annotated[int | None, Depends(get_if_match)]
+IfMatchDep = Annotated[frozenset[int] | None, Depends(get_if_match)]
 
 
 def idempotency_key(

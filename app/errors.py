@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -123,6 +124,19 @@ def _unparsed_non_json(body: Any) -> bool:
     return False
 
 
+def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """Every method the API serves at this path, read off the OpenAPI paths (Starlette's
+    405 names only the first matching route's methods)."""
+    table = getattr(app.state, "allowed_methods", None)
+    if table is None:
+        table = [
+            (re.compile("^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(path)) + "$"), [m.upper() for m in item])
+            for path, item in app.openapi().get("paths", {}).items()
+        ]
+        app.state.allowed_methods = table
+    return sorted({m for pattern, methods in table if pattern.match(request.url.path) for m in methods})
+
+
 def is_database_unavailable(exc: BaseException) -> bool:
     """Connection refused, timed out or dropped: the database is down, not the request wrong."""
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
@@ -167,9 +181,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = HTTP_CODES.get(exc.status_code, "http_error")
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        headers = getattr(exc, "headers", None)
         if exc.status_code == 404:
             detail = "No such resource."
-        return problem(exc.status_code, code, detail, request.url.path, headers=getattr(exc, "headers", None))
+        if exc.status_code == 405:
+            headers = {"Allow": ", ".join(_allowed_methods(app, request))}
+        return problem(exc.status_code, code, detail, request.url.path, headers=headers)
 
     async def _database(request: Request, exc: Exception) -> JSONResponse:
         if not is_database_unavailable(exc):

@@ -25,6 +25,9 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         if not self._committed:
+            # Detach what was loaded first, so a caller may still render it (a no-op
+            # update returns the row as it was); rolling back would expire it.
+            self.session.expunge_all()
             await self.session.rollback()
         self._committed = False
 

@@ -29,7 +29,7 @@ def fingerprint(method: str, path: str, query: str, body: bytes) -> str:
     (so key order and whitespace do not matter); a body that is not JSON counts byte for byte."""
     try:
         canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         canonical = body
     digest = hashlib.sha256()
     for part in (method.encode(), path.encode(), query.encode(), canonical):

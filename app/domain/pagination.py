@@ -21,7 +21,7 @@ def decode_cursor(listing: str, cursor: str, arity: int) -> list[Any]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         tag, key = json.loads(raw)
-    except (binascii.Error, ValueError, TypeError):
+    except (binascii.Error, ValueError, TypeError, RecursionError):
         raise InvalidCursor() from None
     if tag != listing or not isinstance(key, list) or len(key) != arity:
         raise InvalidCursor()

@@ -65,7 +65,7 @@ async def create_entry(uow: UnitOfWork, actor: Actor, model: type[Entry], data: 
 
 
 async def update_entry(
-    uow: UnitOfWork, actor: Actor, model: type[Entry], code: str, data: RequestModel, if_match: int | None
+    uow: UnitOfWork, actor: Actor, model: type[Entry], code: str, data: RequestModel, if_match: frozenset[int] | None
 ) -> Entry:
     ensure_admin(actor)
     async with uow:

@@ -103,7 +103,7 @@ async def create_member(uow: UnitOfWork, actor: Actor, data: MemberCreate) -> Me
 
 
 async def update_member(
-    uow: UnitOfWork, actor: Actor, member_id: uuid.UUID, data: MemberUpdate, if_match: int | None
+    uow: UnitOfWork, actor: Actor, member_id: uuid.UUID, data: MemberUpdate, if_match: frozenset[int] | None
 ) -> Member:
     ensure_admin(actor)
     async with uow:

@@ -20,7 +20,7 @@ async def get_settings(uow: UnitOfWork, actor: Actor, *, for_update: bool = Fals
     return (await uow.session.execute(stmt)).scalar_one()
 
 
-async def update_settings(uow: UnitOfWork, actor: Actor, data: SettingsUpdate, if_match: int | None) -> Organization:
+async def update_settings(uow: UnitOfWork, actor: Actor, data: SettingsUpdate, if_match: frozenset[int] | None) -> Organization:
     ensure_admin(actor)
     async with uow:
         org = await get_settings(uow, actor, for_update=True)

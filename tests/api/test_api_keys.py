@@ -1,0 +1,91 @@
+"""API keys: shown once, stored hashed, revocation effective on the next request."""
+
+from __future__ import annotations
+
+import hashlib
+
+import sqlalchemy as sa
+
+from tests.helpers import Api, assert_problem
+
+
+async def test_key_is_shown_once_and_stored_only_as_a_hash(app, api: Api) -> None:
+    seller = await api.make_member("seller", key=False)
+    response = await api.post(f"/v1/members/{seller.id}/api-keys", json={"label": "laptop"})
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert created["api_key"].startswith(created["prefix"])
+    assert created["label"] == "laptop" and created["revoked_at"] is None
+    assert response.headers["location"] == f"/v1/api-keys/{created['id']}"
+
+    listed = (await api.get(f"/v1/members/{seller.id}/api-keys")).json()["items"]
+    assert [k["id"] for k in listed] == [created["id"]]
+    assert "api_key" not in listed[0]
+    assert "api_key" not in (await api.get(f"/v1/api-keys/{created['id']}")).json()
+
+    async with app.state.engine.connect() as conn:
+        stored = (await conn.execute(sa.text("SELECT key_hash FROM api_key WHERE prefix = :p"), {"p": created["prefix"]})).scalar_one()
+        dump = " ".join(str(v) for row in (await conn.execute(sa.text("SELECT * FROM api_key"))).all() for v in row)
+    assert stored == hashlib.sha256(created["api_key"].encode()).hexdigest()
+    assert created["api_key"] not in dump
+
+    me = await api.as_(created["api_key"]).get("/v1/me")
+    assert me.status_code == 200 and me.json()["id"] == seller.id
+
+
+async def test_body_is_optional(api: Api) -> None:
+    seller = await api.make_member("seller", key=False)
+    response = await api.client.post(
+        f"/v1/members/{seller.id}/api-keys", headers={"Authorization": f"Bearer {api.key}"}
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["label"] is None
+
+
+async def test_revocation_is_effective_on_the_next_request(api: Api) -> None:
+    seller = await api.make_member("seller")
+    key_id = (await api.as_(seller).get("/v1/me")).json()["api_key_id"]
+    assert (await api.delete(f"/v1/api-keys/{key_id}")).status_code == 204
+    assert_problem(await api.as_(seller).get("/v1/me"), 401, "unauthenticated")
+    listed = (await api.get(f"/v1/members/{seller.id}/api-keys")).json()["items"]
+    assert listed[0]["revoked_at"] is not None
+    # Revoking again changes nothing.
+    assert (await api.delete(f"/v1/api-keys/{key_id}")).status_code == 204
+
+
+async def test_a_member_may_revoke_their_own_key_but_not_issue_one(api: Api) -> None:
+    seller = await api.make_member("seller")
+    assert_problem(await api.as_(seller).post(f"/v1/members/{seller.id}/api-keys", json={}), 403, "forbidden")
+    own = (await api.as_(seller).get(f"/v1/members/{seller.id}/api-keys")).json()["items"]
+    assert len(own) == 1
+    assert (await api.as_(seller).delete(f"/v1/api-keys/{own[0]['id']}")).status_code == 204
+    assert_problem(await api.as_(seller).get("/v1/me"), 401, "unauthenticated")
+
+
+async def test_other_members_keys_are_hidden(api: Api) -> None:
+    seller = await api.make_member("seller")
+    manager = await api.make_member("manager")
+    key_id = (await api.as_(seller).get("/v1/me")).json()["api_key_id"]
+    assert_problem(await api.as_(manager).get(f"/v1/members/{seller.id}/api-keys"), 403, "forbidden")
+    assert_problem(await api.as_(manager).get(f"/v1/api-keys/{key_id}"), 404, "not_found")
+    assert_problem(await api.as_(manager).delete(f"/v1/api-keys/{key_id}"), 404, "not_found")
+    assert (await api.as_(seller).get("/v1/me")).status_code == 200
+
+
+async def test_keys_of_another_organisation_do_not_exist(app, api: Api) -> None:
+    from tests.conftest import bootstrap
+
+    other = await bootstrap(app, name="Globex", email="root@globex.test")
+    foreign = await api.as_(other.admin_key).make_member("seller")
+    foreign_key_id = (await api.as_(foreign).get("/v1/me")).json()["api_key_id"]
+    assert_problem(await api.delete(f"/v1/api-keys/{foreign_key_id}"), 404, "not_found")
+    assert_problem(await api.post(f"/v1/members/{foreign.id}/api-keys", json={}), 404, "not_found")
+    assert (await api.as_(foreign).get("/v1/me")).status_code == 200
+
+
+async def test_bad_keys_are_unauthenticated(api: Api) -> None:
+    for header in ("Bearer nope", "Bearer dc_deadbeef_notakey", "Basic abc", "Bearer " + "dc_" + "x" * 500, ""):
+        response = await api.client.get("/v1/me", headers={"Authorization": header} if header else {})
+        body = assert_problem(response, 401, "unauthenticated")
+        assert response.headers.get("www-authenticate") == "Bearer"
+        assert "x" * 100 not in body["detail"]

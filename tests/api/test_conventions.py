@@ -1,0 +1,161 @@
+"""The shared conventions of API.md: problem+json, strict bodies, pagination, concurrency."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from tests.helpers import Api, assert_problem
+
+
+async def test_unknown_route_is_a_problem(api: Api) -> None:
+    assert_problem(await api.get("/v1/nothing-here"), 404, "not_found")
+    assert_problem(await api.as_(None).get("/nothing"), 404, "not_found")
+
+
+async def test_wrong_method_is_a_problem_with_allow(api: Api) -> None:
+    response = await api.delete("/v1/members")
+    assert_problem(response, 405, "method_not_allowed")
+    assert "GET" in response.headers["allow"] and "POST" in response.headers["allow"]
+
+
+@pytest.mark.parametrize("content_type", ["application/json", None])
+async def test_malformed_json_is_400(api: Api, content_type: str | None) -> None:
+    headers = {"Authorization": f"Bearer {api.key}"}
+    if content_type:
+        headers["Content-Type"] = content_type
+    response = await api.client.post("/v1/members", content=b'{"name": "x",', headers=headers)
+    assert_problem(response, 400, "malformed_json")
+
+
+async def test_validation_errors_list_each_field(api: Api) -> None:
+    response = await api.post("/v1/members", json={"name": "", "email": "not-an-email", "role": "boss"})
+    body = assert_problem(response, 422, "validation_error")
+    locs = {tuple(e["loc"]) for e in body["errors"]}
+    assert {("body", "name"), ("body", "email"), ("body", "role")} <= locs
+    assert all({"loc", "msg", "type"} == set(e) for e in body["errors"])
+
+
+@pytest.mark.parametrize("field", ["id", "version", "created_at", "organization_id", "is_admin"])
+async def test_unknown_and_read_only_fields_are_refused(api: Api, field: str) -> None:
+    body = {"name": "M", "email": "m@acme.test", "role": "seller", field: "x"}
+    problem = assert_problem(await api.post("/v1/members", json=body), 422, "validation_error")
+    assert ["body", field] in [e["loc"] for e in problem["errors"]]
+    listed = (await api.get("/v1/members", params={"limit": 200})).json()["items"]
+    assert "m@acme.test" not in {m["email"] for m in listed}
+
+
+async def test_non_uuid_path_id_is_not_found(api: Api) -> None:
+    assert_problem(await api.get("/v1/members/not-a-uuid"), 404, "not_found")
+    assert_problem(await api.patch("/v1/members/123", json={"name": "x"}), 404, "not_found")
+
+
+async def test_text_that_cannot_be_stored_is_refused(api: Api) -> None:
+    for name in ("nul\u0000byte", "lone\ud800surrogate"):
+        raw = json.dumps({"name": name, "email": "z@acme.test", "role": "seller"})
+        response = await api.client.post(
+            "/v1/members", content=raw, headers={"Authorization": f"Bearer {api.key}", "Content-Type": "application/json"}
+        )
+        assert_problem(response, 422, "validation_error")
+
+
+async def test_pagination_walks_every_item_once(api: Api) -> None:
+    created = {(await api.make_member("seller", key=False)).id for _ in range(7)}
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        params = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+        page = (await api.get("/v1/members", params=params)).json()
+        pages += 1
+        assert len(page["items"]) <= 3
+        seen += [m["id"] for m in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 8  # seven sellers and the admin
+    assert created <= set(seen)
+    assert seen == sorted(seen)
+    assert pages == 3
+
+
+@pytest.mark.parametrize("limit", ["0", "201", "-1", "ten"])
+async def test_limit_is_bounded(api: Api, limit: str) -> None:
+    assert_problem(await api.get("/v1/members", params={"limit": limit}), 422, "validation_error")
+
+
+async def test_limit_200_is_allowed(api: Api) -> None:
+    assert (await api.get("/v1/members", params={"limit": 200})).status_code == 200
+
+
+def _cursor(payload: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "garbage!!",
+        "bm90IGpzb24",  # "not json"
+        _cursor(["skills", ["closing"]]),  # another listing's cursor
+        _cursor(["members", ["not-a-uuid"]]),
+        _cursor(["members", [1, 2]]),
+        _cursor({"members": 1}),
+    ],
+)
+async def test_malformed_or_foreign_cursor_is_refused(api: Api, cursor: str) -> None:
+    assert_problem(await api.get("/v1/members", params={"cursor": cursor}), 422, "invalid_cursor")
+
+
+async def test_cursor_from_another_listing_is_refused(api: Api) -> None:
+    first = (await api.get("/v1/skills", params={"limit": 2})).json()
+    assert_problem(await api.get("/v1/members", params={"cursor": first["next_cursor"]}), 422, "invalid_cursor")
+    assert_problem(await api.get("/v1/loss-reasons", params={"cursor": first["next_cursor"]}), 422, "invalid_cursor")
+
+
+async def test_if_match_guards_against_lost_updates(api: Api) -> None:
+    seller = await api.make_member("seller", key=False)
+    read = await api.get(f"/v1/members/{seller.id}")
+    etag = read.headers["etag"]
+    assert etag == '"1"'
+    first = await api.patch(f"/v1/members/{seller.id}", json={"name": "First"}, headers={"If-Match": etag})
+    assert first.status_code == 200 and first.headers["etag"] == '"2"'
+    second = await api.patch(f"/v1/members/{seller.id}", json={"name": "Second"}, headers={"If-Match": etag})
+    assert_problem(second, 412, "version_conflict")
+    assert (await api.get(f"/v1/members/{seller.id}")).json()["name"] == "First"
+    weak = await api.patch(f"/v1/members/{seller.id}", json={"name": "Third"}, headers={"If-Match": 'W/"2"'})
+    assert weak.status_code == 200
+    assert_problem(
+        await api.patch(f"/v1/members/{seller.id}", json={"name": "X"}, headers={"If-Match": "garbage"}), 412, "version_conflict"
+    )
+    star = await api.patch(f"/v1/members/{seller.id}", json={"name": "Star"}, headers={"If-Match": "*"})
+    assert star.status_code == 200 and star.json()["version"] == 4
+
+
+async def test_every_response_carries_a_request_id(api: Api) -> None:
+    response = await api.get("/v1/me", headers={"X-Request-ID": "abc-123"})
+    assert response.headers["x-request-id"] == "abc-123"
+    generated = await api.get("/v1/me")
+    assert len(generated.headers["x-request-id"]) == 32
+    unsafe = await api.get("/v1/me", headers={"X-Request-ID": "bad id with spaces"})
+    assert unsafe.headers["x-request-id"] != "bad id with spaces"
+    problem = await api.get("/v1/nothing", headers={"X-Request-ID": "req-404"})
+    assert problem.headers["x-request-id"] == "req-404"
+
+
+async def test_unexpected_errors_are_a_500_problem_without_internals(app, api: Api) -> None:
+    from fastapi import APIRouter
+
+    router = APIRouter()
+
+    @router.get("/v1/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    app.include_router(router)
+    response = await api.get("/v1/boom")
+    body = assert_problem(response, 500, "internal_error")
+    assert "secret" not in response.text
+    assert body["instance"] == "/v1/boom"

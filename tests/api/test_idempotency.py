@@ -1,0 +1,138 @@
+"""Idempotency-Key on POST: stored in the database per member, replayed for 24 h."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import uuid
+
+import sqlalchemy as sa
+
+from app.db.repositories import idempotency as repo
+from app.domain.idempotency import fingerprint
+
+from tests.helpers import Api, assert_problem
+
+BODY = {"name": "Ida", "email": "ida@acme.test", "role": "seller"}
+
+
+async def _count_members(api: Api, email: str) -> int:
+    items = (await api.get("/v1/members", params={"limit": 200})).json()["items"]
+    return sum(1 for m in items if m["email"] == email)
+
+
+async def test_retry_replays_the_first_response(api: Api) -> None:
+    first = await api.post("/v1/members", json=BODY, headers={"Idempotency-Key": "k-1"})
+    assert first.status_code == 201
+    assert "idempotent-replayed" not in first.headers
+    again = await api.post("/v1/members", json=BODY, headers={"Idempotency-Key": "k-1"})
+    assert again.status_code == 201
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    assert again.headers["location"] == first.headers["location"]
+    assert again.headers["x-request-id"] != first.headers["x-request-id"]
+    assert await _count_members(api, "ida@acme.test") == 1
+
+
+async def test_same_json_with_other_key_order_is_the_same_request(api: Api) -> None:
+    headers = {"Authorization": f"Bearer {api.key}", "Content-Type": "application/json", "Idempotency-Key": "k-order"}
+    first = await api.client.post("/v1/members", content=b'{"name":"Ida","email":"ida@acme.test","role":"seller"}', headers=headers)
+    second = await api.client.post("/v1/members", content=b'{ "role": "seller", "email": "ida@acme.test", "name": "Ida" }', headers=headers)
+    assert first.status_code == second.status_code == 201
+    assert second.headers["idempotent-replayed"] == "true"
+
+
+async def test_same_key_with_another_body_is_refused(api: Api) -> None:
+    await api.post("/v1/members", json=BODY, headers={"Idempotency-Key": "k-2"})
+    other = await api.post("/v1/members", json={**BODY, "email": "other@acme.test"}, headers={"Idempotency-Key": "k-2"})
+    assert_problem(other, 422, "idempotency_key_reused")
+    assert await _count_members(api, "other@acme.test") == 0
+    elsewhere = await api.post("/v1/skills", json={"code": "x", "label": "X"}, headers={"Idempotency-Key": "k-2"})
+    assert_problem(elsewhere, 422, "idempotency_key_reused")
+
+
+async def test_error_responses_are_replayed_too(api: Api) -> None:
+    bad = {"name": "N", "email": "n@acme.test", "role": "seller", "manager_id": "01900000-0000-7000-8000-000000000000"}
+    first = await api.post("/v1/members", json=bad, headers={"Idempotency-Key": "k-err"})
+    assert_problem(first, 422, "invalid_reporting_line")
+    again = await api.post("/v1/members", json=bad, headers={"Idempotency-Key": "k-err"})
+    assert_problem(again, 422, "invalid_reporting_line")
+    assert again.headers["idempotent-replayed"] == "true"
+
+
+async def test_keys_are_per_member(api: Api) -> None:
+    other_admin = await api.make_member("admin")
+    first = await api.post("/v1/skills", json={"code": "a1", "label": "A"}, headers={"Idempotency-Key": "shared"})
+    second = await api.as_(other_admin).post("/v1/skills", json={"code": "a2", "label": "A"}, headers={"Idempotency-Key": "shared"})
+    assert first.status_code == second.status_code == 201
+    assert "idempotent-replayed" not in second.headers
+
+
+async def test_in_flight_duplicate_is_409(app, api: Api) -> None:
+    body = {"code": "inflight", "label": "In flight"}
+    me = (await api.get("/v1/me")).json()
+    fp = fingerprint("POST", "/v1/skills", "", json.dumps(body).encode())
+    now = dt.datetime.now(dt.UTC)
+    # Another worker has claimed the key and is still running the request.
+    async with app.state.sessionmaker() as session, session.begin():
+        claimed = await repo.claim(
+            session, member_id=uuid.UUID(me["id"]), key="busy", fingerprint=fp, now=now,
+            expires_at=now + dt.timedelta(hours=24),
+        )
+    assert claimed
+    response = await api.post("/v1/skills", json=body, headers={"Idempotency-Key": "busy"})
+    assert_problem(response, 409, "idempotency_in_progress")
+    assert_problem(await api.get("/v1/skills/inflight"), 404, "not_found")
+
+
+async def test_abandoned_request_can_be_retried_after_the_lock_expires(app, api: Api) -> None:
+    await api.post("/v1/skills", json={"code": "abandoned", "label": "A"}, headers={"Idempotency-Key": "abandon"})
+    # Make the stored request look unfinished and old, as if its worker had died.
+    async with app.state.engine.begin() as conn:
+        await conn.execute(
+            sa.text("UPDATE idempotency_key SET completed = :f, locked_at = :t WHERE key = 'abandon'"),
+            {"f": False, "t": dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)},
+        )
+        await conn.execute(sa.text("DELETE FROM skill WHERE code = 'abandoned'"))
+    retried = await api.post("/v1/skills", json={"code": "abandoned", "label": "A"}, headers={"Idempotency-Key": "abandon"})
+    assert retried.status_code == 201
+    assert "idempotent-replayed" not in retried.headers
+
+
+async def test_keys_expire_after_24_hours(app, api: Api) -> None:
+    await api.post("/v1/skills", json={"code": "old", "label": "Old"}, headers={"Idempotency-Key": "old-key"})
+    async with app.state.engine.begin() as conn:
+        await conn.execute(
+            sa.text("UPDATE idempotency_key SET expires_at = :t WHERE key = 'old-key'"),
+            {"t": dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)},
+        )
+    fresh = await api.post("/v1/skills", json={"code": "new", "label": "New"}, headers={"Idempotency-Key": "old-key"})
+    assert fresh.status_code == 201
+    assert "idempotent-replayed" not in fresh.headers
+
+
+async def test_key_longer_than_255_is_refused(api: Api) -> None:
+    response = await api.post("/v1/members", json=BODY, headers={"Idempotency-Key": "k" * 256})
+    assert_problem(response, 422, "validation_error")
+    assert await _count_members(api, "ida@acme.test") == 0
+    ok = await api.post("/v1/members", json=BODY, headers={"Idempotency-Key": "k" * 255})
+    assert ok.status_code == 201
+
+
+async def test_concurrent_duplicates_create_one_member(api: Api) -> None:
+    responses = await asyncio.gather(
+        *(api.post("/v1/members", json=BODY, headers={"Idempotency-Key": "race"}) for _ in range(5))
+    )
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses.count(201) >= 1
+    assert set(statuses) <= {201, 409}
+    for r in responses:
+        if r.status_code == 409:
+            assert_problem(r, 409, "idempotency_in_progress")
+    assert await _count_members(api, "ida@acme.test") == 1
+
+
+async def test_without_a_valid_key_the_request_is_unauthenticated(api: Api) -> None:
+    response = await api.as_("dc_00000000_nope").post("/v1/members", json=BODY, headers={"Idempotency-Key": "x"})
+    assert_problem(response, 401, "unauthenticated")

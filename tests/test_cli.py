@@ -1,0 +1,101 @@
+"""The `dealcoach` command, run as a user would: bootstrap, migrate, serve with workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+BIN = Path(sys.executable).parent
+DEALCOACH = str(BIN / "dealcoach")
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([DEALCOACH, *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def _env(url: str) -> dict[str, str]:
+    return {**os.environ, "DEALCOACH_DATABASE_URL": url, "DEALCOACH_ACCESS_LOG": "false"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_bootstrap_prints_one_json_line_and_the_key_works(tmp_path: Path) -> None:
+    env = _env(f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+    done = _run(["bootstrap", "--org", "Acme", "--admin-email", "ada@acme.test", "--admin-name", "Ada"], env)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1
+    created = json.loads(lines[0])
+    assert set(created) == {"organization_id", "member_id", "api_key"}
+    assert _run(["migrate"], env).returncode == 0  # idempotent
+    bad = _run(["bootstrap", "--org", "X", "--admin-email", "not-an-email"], env)
+    assert bad.returncode == 2 and "email" in bad.stderr
+
+
+@pytest.fixture
+def served(pg_database: str) -> Iterator[tuple[str, str, str]]:
+    """Two instances on one PostgreSQL database: one with two workers, one with one."""
+    env = _env(pg_database)
+    boot = _run(["bootstrap", "--org", "Acme", "--admin-email", "ada@acme.test"], env)
+    assert boot.returncode == 0, boot.stderr
+    key = json.loads(boot.stdout)["api_key"]
+    ports = [_free_port(), _free_port()]
+    procs = [
+        subprocess.Popen([DEALCOACH, "serve", "--port", str(ports[0]), "--workers", "2"], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE),
+        subprocess.Popen([DEALCOACH, "serve", "--port", str(ports[1])], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE),
+    ]
+    try:
+        urls = [f"http://127.0.0.1:{p}" for p in ports]
+        deadline = time.monotonic() + 30
+        for url in urls:
+            while True:
+                try:
+                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "server did not become ready"
+                time.sleep(0.2)
+        yield urls[0], urls[1], key
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def test_idempotent_post_replays_across_workers_and_instances(served: tuple[str, str, str]) -> None:
+    workers2, single, key = served
+    headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": "cross-worker"}
+    body = {"name": "Sam", "email": "sam@acme.test", "role": "seller"}
+    first = httpx.post(f"{workers2}/v1/members", json=body, headers=headers, timeout=10)
+    assert first.status_code == 201, first.text
+    # Fresh connections spread over both workers; the other instance shares only the database.
+    for url in [workers2] * 8 + [single] * 2:
+        with httpx.Client(timeout=10) as client:
+            again = client.post(f"{url}/v1/members", json=body, headers=headers)
+        assert again.status_code == 201
+        assert again.headers["idempotent-replayed"] == "true"
+        assert again.json() == first.json()
+    members = httpx.get(f"{single}/v1/members", headers={"Authorization": f"Bearer {key}"}, timeout=10).json()
+    assert [m["email"] for m in members["items"]].count("sam@acme.test") == 1
+    metrics = httpx.get(f"{workers2}/metrics", timeout=10).text
+    assert "dealcoach_http_requests_total" in metrics
