@@ -21,11 +21,18 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
+    migrate_first: Annotated[
+        bool, typer.Option("--migrate", help="Bring the schema up to date before serving")
+    ] = False,
 ) -> None:
     """Serve the API with uvicorn."""
     import uvicorn
 
     settings = Settings()
+    if migrate_first:
+        from app.db.migrate import upgrade
+
+        upgrade(settings.database_url)
     if workers > 1 and settings.is_sqlite:
         typer.echo("warning: several workers on SQLite serialise every write; use PostgreSQL", err=True)
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -1,0 +1,70 @@
+"""The README's walkthrough works as written, against a real server."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_readme_names_the_two_commands() -> None:
+    text = (ROOT / "README.md").read_text()
+    assert "make run" in text and "make test" in text
+
+
+def test_walkthrough_runs_as_written(tmp_path: Path) -> None:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Walkthrough", 1)[1]
+    script = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    if shutil.which("curl") is None:
+        raise AssertionError("curl is needed for the README walkthrough")
+    # The walkthrough calls .venv/bin/dealcoach from the repository root; point it at this venv.
+    workdir = tmp_path / "repo"
+    (workdir / ".venv").mkdir(parents=True)
+    (workdir / ".venv" / "bin").symlink_to(Path(sys.executable).parent)
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DEALCOACH_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'walk.db'}",
+        "DEALCOACH_ACCESS_LOG": "false",
+        "BASE": f"http://127.0.0.1:{port}",
+    }
+    subprocess.run([str(workdir / ".venv/bin/dealcoach"), "migrate"], env=env, check=True, capture_output=True)
+    server = subprocess.Popen(
+        [str(workdir / ".venv/bin/dealcoach"), "serve", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"{env['BASE']}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script], cwd=workdir, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        assert '"role":"seller"' in done.stdout and '"name":"Sam Seller"' in done.stdout
+        assert '"organization":{' in done.stdout
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
