@@ -15,7 +15,7 @@ from app.errors import Problem, install_error_handlers
 from app.middleware.idempotency import IdempotencyMiddleware
 from app.middleware.request_context import RequestContextMiddleware
 from app.observability import configure_logging
-from app.routers import api_keys, catalogs, events, members, ops, org_settings
+from app.routers import api_keys, catalogs, deals, events, members, ops, org_settings
 from app.settings import Settings
 
 API_VERSION = "1.0.0"
@@ -32,6 +32,7 @@ keyset-paginated with `limit` and `cursor`. Every POST accepts an
 """
 
 TAGS = [
+    {"name": "deals", "description": "Opportunities, owned by sellers; CRM sync by external reference"},
     {"name": "members", "description": "The organisation's people, their roles and reporting lines"},
     {"name": "api-keys", "description": "Keys that act as a member; shown once, stored hashed"},
     {"name": "skills", "description": "The organisation's skill catalog"},
@@ -72,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    for module in (members, api_keys, catalogs, org_settings, events, ops):
+    for module in (members, api_keys, catalogs, org_settings, deals, events, ops):
         app.include_router(module.router)
     app.add_middleware(
         IdempotencyMiddleware, ttl_hours=settings.idempotency_ttl_hours, lock_seconds=settings.idempotency_lock_seconds
@@ -94,6 +95,13 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         separate_input_output_schemas=True,
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
+    from app.schemas.deals import DealBatchRecord
+
+    for model in (Problem, DealBatchRecord):
+        definition = model.model_json_schema(ref_template="#/components/schemas/{model}", mode="validation")
+        for name, sub in definition.pop("$defs", {}).items():
+            components.setdefault(name, sub)
+        components[model.__name__] = definition
     problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     for name, definition in problem.pop("$defs", {}).items():
         components[name] = definition

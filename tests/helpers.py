@@ -86,3 +86,19 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
     assert body["status"] == status
     assert {"type", "title", "detail", "instance"} <= body.keys()
     return body
+
+
+async def make_deal(api: Api, owner: Person, **fields: Any) -> dict[str, Any]:
+    """Create a deal for ``owner`` as the caller of ``api`` (by default the admin)."""
+    n = next(_counter)
+    body = {
+        "name": f"Deal {n}",
+        "account_name": f"Account {n}",
+        "amount": {"amount": "12500.00", "currency": "EUR"},
+        "expected_close_date": "2026-12-31",
+        "owner_id": owner.id,
+        **fields,
+    }
+    response = await api.post("/v1/deals", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()

@@ -23,3 +23,7 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 
 def downgrade(database_url: str, revision: str) -> None:
     command.downgrade(alembic_config(database_url), revision)
+
+
+# Indexes that exist only in migrations (PostgreSQL trigram search), not in the models.
+MIGRATION_ONLY_INDEXES = frozenset({"ix_deal_name_trgm", "ix_deal_account_name_trgm"})

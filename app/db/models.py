@@ -10,8 +10,11 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from app.db.types import JSONType, UTCDateTime, utcnow
+from app.domain.assignments import AssignmentRole, AssignmentStatus
+from app.domain.deals import Stage
 from app.domain.ids import uuid7
 from app.domain.members import MemberRole
+from app.domain.strategy import SuggestionStatus
 
 SQLModel.metadata.naming_convention = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -158,3 +161,124 @@ class IdempotencyKey(SQLModel, table=True):
     response_body: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
     locked_at: dt.datetime = _ts()
     expires_at: dt.datetime = Field(sa_type=UTCDateTime)
+
+
+class Deal(SQLModel, table=True):
+    __tablename__ = "deal"
+    __table_args__ = (
+        sa.Index(None, "organization_id", "id"),
+        sa.Index(None, "organization_id", "owner_id", "id"),
+        sa.Index(None, "organization_id", "stage", "id"),
+        sa.Index(None, "organization_id", "closed_at", "id"),
+        sa.Index(None, "organization_id", "updated_at", "id"),
+        sa.CheckConstraint(_in("stage", Stage), name="stage"),
+        sa.CheckConstraint("amount_minor IS NULL OR amount_minor >= 0", name="amount_not_negative"),
+        sa.CheckConstraint("(amount_minor IS NULL) = (currency IS NULL)", name="amount_has_currency"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    organization_id: uuid.UUID = Field(foreign_key="organization.id", ondelete="CASCADE")
+    name: str = Field(sa_type=sa.String(200))
+    account_name: str = Field(sa_type=sa.String(200))
+    amount_minor: int | None = Field(default=None, sa_type=sa.BigInteger)
+    currency: str | None = Field(default=None, sa_type=sa.String(3))
+    expected_close_date: dt.date | None = None
+    stage: Stage = Field(sa_type=sa.String(32))
+    owner_id: uuid.UUID = Field(foreign_key="member.id")
+    closed_at: dt.datetime | None = _ts(nullable=True)
+    loss_reason_code: str | None = Field(default=None, sa_type=sa.String(64))
+    loss_competitor: str | None = Field(default=None, sa_type=sa.String(200))
+    loss_detail: str | None = Field(default=None, sa_type=sa.String(2000))
+    version: int = 1
+    created_at: dt.datetime = _ts()
+    updated_at: dt.datetime = _ts()
+
+
+class DealExternalRef(SQLModel, table=True):
+    """A deal's id in a CRM: (source, external_id) names one deal per organisation."""
+
+    __tablename__ = "deal_external_ref"
+    __table_args__ = (
+        sa.UniqueConstraint("organization_id", "source", "external_id"),
+        sa.Index(None, "deal_id"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    organization_id: uuid.UUID = Field(foreign_key="organization.id", ondelete="CASCADE")
+    deal_id: uuid.UUID = Field(foreign_key="deal.id", ondelete="CASCADE")
+    source: str = Field(sa_type=sa.String(40))
+    external_id: str = Field(sa_type=sa.String(200))
+
+
+class StrategyVersion(SQLModel, table=True):
+    """Every version of a deal's strategy, each authored by the deal's owner."""
+
+    __tablename__ = "strategy_version"
+    __table_args__ = (sa.UniqueConstraint("deal_id", "version"),)
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    organization_id: uuid.UUID = Field(foreign_key="organization.id", ondelete="CASCADE")
+    deal_id: uuid.UUID = Field(foreign_key="deal.id", ondelete="CASCADE")
+    version: int
+    author_id: uuid.UUID = Field(foreign_key="member.id")
+    document: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    created_at: dt.datetime = _ts()
+
+
+class Suggestion(SQLModel, table=True):
+    __tablename__ = "suggestion"
+    __table_args__ = (
+        sa.Index(None, "deal_id", "id"),
+        sa.CheckConstraint(_in("status", SuggestionStatus), name="status"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    organization_id: uuid.UUID = Field(foreign_key="organization.id", ondelete="CASCADE")
+    deal_id: uuid.UUID = Field(foreign_key="deal.id", ondelete="CASCADE")
+    author_id: uuid.UUID = Field(foreign_key="member.id")
+    section: str = Field(sa_type=sa.String(40))
+    body: str = Field(sa_type=sa.Text)
+    status: SuggestionStatus = Field(default=SuggestionStatus.open, sa_type=sa.String(16))
+    late_involvement: bool = False
+    note: str | None = Field(default=None, sa_type=sa.Text)
+    decided_at: dt.datetime | None = _ts(nullable=True)
+    created_at: dt.datetime = _ts()
+
+
+class Assignment(SQLModel, table=True):
+    __tablename__ = "assignment"
+    __table_args__ = (
+        sa.Index(None, "deal_id", "id"),
+        sa.Index(None, "member_id", "status", "deal_id"),
+        sa.CheckConstraint(_in("status", AssignmentStatus), name="status"),
+        sa.CheckConstraint(_in("role", AssignmentRole), name="role"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    organization_id: uuid.UUID = Field(foreign_key="organization.id", ondelete="CASCADE")
+    deal_id: uuid.UUID = Field(foreign_key="deal.id", ondelete="CASCADE")
+    member_id: uuid.UUID = Field(foreign_key="member.id")
+    role: AssignmentRole = Field(sa_type=sa.String(32))
+    purpose: str | None = Field(default=None, sa_type=sa.String(2000))
+    status: AssignmentStatus = Field(sa_type=sa.String(16))
+    requested_by: uuid.UUID = Field(foreign_key="member.id")
+    late_involvement: bool = False
+    version: int = 1
+    created_at: dt.datetime = _ts()
+    decided_at: dt.datetime | None = _ts(nullable=True)
+    ended_at: dt.datetime | None = _ts(nullable=True)
+
+
+class DealInvolvement(SQLModel, table=True):
+    """A member's first involvement in a deal, and whether it came in a late stage."""
+
+    __tablename__ = "deal_involvement"
+    __table_args__ = (sa.Index(None, "organization_id", "member_id", "first_at"),)
+
+    deal_id: uuid.UUID = Field(foreign_key="deal.id", primary_key=True, ondelete="CASCADE")
+    member_id: uuid.UUID = Field(foreign_key="member.id", primary_key=True)
+    organization_id: uuid.UUID = Field(foreign_key="organization.id", ondelete="CASCADE")
+    kind: str = Field(sa_type=sa.String(32))
+    stage: str = Field(sa_type=sa.String(32))
+    late: bool
+    first_at: dt.datetime = _ts()

@@ -103,3 +103,91 @@ class CodeTaken(Conflict):
 class UnknownSkill(RuleViolation):
     code = "unknown_skill"
     title = "Unknown skill code"
+
+
+# --- deals, strategy, assignments ------------------------------------------
+
+
+class MissingFields(RuleViolation):
+    code = "validation_error"
+    title = "Validation error"
+
+
+class OwnerMustBeSeller(RuleViolation):
+    code = "owner_must_be_seller"
+    title = "A deal's owner must be an active seller"
+
+
+class TransferReasonRequired(RuleViolation):
+    code = "transfer_reason_required"
+    title = "Changing a deal's owner needs a transfer_reason"
+
+
+class LossReasonRequired(RuleViolation):
+    code = "loss_reason_required"
+    title = "Closing a deal as lost needs a loss reason"
+
+
+class UnknownLossReason(RuleViolation):
+    code = "unknown_loss_reason"
+    title = "The loss reason is not in the organisation's catalog"
+
+
+class LossRequiresClosedLost(RuleViolation):
+    code = "loss_requires_closed_lost"
+    title = "A loss can only be given when the deal moves to closed_lost"
+
+
+class DealClosed(Conflict):
+    code = "deal_closed"
+    title = "The deal is closed; only a reopen is accepted"
+
+
+class ExternalRefTaken(Conflict):
+    code = "external_ref_taken"
+    title = "This external reference already names another deal"
+
+
+class StrategyOwnedBySeller(Forbidden):
+    code = "strategy_owned_by_seller"
+    title = "Only the deal's owner writes its strategy"
+
+
+class OwnerDecides(Forbidden):
+    code = "owner_decides"
+    title = "Only the deal's owner decides this"
+
+
+class SuggestionAlreadyDecided(Conflict):
+    code = "suggestion_already_decided"
+    title = "The suggestion was already accepted or declined"
+
+
+class UnknownMember(RuleViolation):
+    code = "unknown_member"
+    title = "No active member of the organisation has this id"
+
+
+class OwnerNotAssignable(RuleViolation):
+    code = "owner_not_assignable"
+    title = "Ownership is not an assignable role"
+
+
+class InvalidAssignee(RuleViolation):
+    code = "invalid_assignee"
+    title = "Only active sellers, managers and heads of sales take roles on deals"
+
+
+class AssignmentExists(Conflict):
+    code = "assignment_exists"
+    title = "This member already has this role on the deal"
+
+
+class AssignmentNotPending(Conflict):
+    code = "assignment_not_pending"
+    title = "The assignment is not awaiting a decision"
+
+
+class AssignmentEnded(Conflict):
+    code = "assignment_ended"
+    title = "The assignment is already declined or ended"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from app.db.models import Event
+from app.db.repositories import deals as deals_repo
 from app.db.repositories import events as repo
 from app.db.uow import UnitOfWork
 from app.domain.members import Actor
@@ -23,6 +24,7 @@ async def list_events(
     after_seq: int,
     types: list[str] | None,
     deal_id: uuid.UUID | None,
+    history: bool = False,
 ) -> PageResult[Event]:
     if page.cursor is not None:
         (seq,) = decode_cursor(LISTING, page.cursor, 1)
@@ -36,8 +38,15 @@ async def list_events(
         limit=page.limit + 1,
         types=types,
         deal_id=deal_id,
-        # Until deals exist, members who do not see the whole organisation see no events.
-        visible_deals=None,
-        org_level=actor.sees_whole_org,
+        visible_deals=None if history else deals_repo.visible_deal_ids(actor),
+        org_level=actor.sees_whole_org or history,
     )
     return build_page(LISTING, rows, page.limit, key=lambda e: [e.seq])
+
+
+async def deal_history(uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, page: PageRequest) -> PageResult[Event]:
+    """One deal's events, oldest first, for whoever can see the deal."""
+    from app.services.deals import visible_deal
+
+    deal = await visible_deal(uow, actor, deal_id)
+    return await list_events(uow, actor, page, after_seq=0, types=None, deal_id=deal.id, history=True)

@@ -1,0 +1,170 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Response, status
+
+from app.deps import ActorDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
+from app.domain.deals import DealStatus, Stage
+from app.domain.money import from_minor
+from app.errors import problem_responses
+from app.routers.http import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
+from app.schemas.deals import (
+    DealBatch,
+    DealBatchResult,
+    DealBatchResults,
+    DealCreate,
+    DealPage,
+    DealPublic,
+    DealUpdate,
+    DealUpsert,
+    ExternalId,
+    ListFilters,
+    Source,
+)
+from app.schemas.events import EventPage, EventPublic
+from app.services import deals as service
+from app.services import events as events_service
+
+router = APIRouter(prefix="/v1", tags=["deals"])
+
+
+def render(view: service.DealView) -> DealPublic:
+    deal = view.deal
+    amount = None
+    if deal.amount_minor is not None and deal.currency is not None:
+        amount = {"amount": from_minor(deal.amount_minor, deal.currency), "currency": deal.currency}
+    loss = None
+    if deal.loss_reason_code is not None:
+        loss = {"reason_code": deal.loss_reason_code, "competitor": deal.loss_competitor, "detail": deal.loss_detail}
+    return DealPublic(
+        id=deal.id,
+        name=deal.name,
+        account_name=deal.account_name,
+        amount=amount,
+        expected_close_date=deal.expected_close_date,
+        stage=deal.stage,
+        status=service.status_of(deal.stage),
+        owner_id=deal.owner_id,
+        closed_at=deal.closed_at,
+        loss=loss,
+        external_refs=[{"source": r.source, "external_id": r.external_id} for r in view.refs],
+        version=deal.version,
+        created_at=deal.created_at,
+        updated_at=deal.updated_at,
+    )
+
+
+def list_filters(
+    owner_id: uuid.UUID | None = None,
+    stage: Stage | None = None,
+    status: DealStatus | None = None,
+    closed_from: Annotated[dt.date | None, Query(description="Closed on or after this day (UTC)")] = None,
+    closed_to: Annotated[dt.date | None, Query(description="Closed on or before this day (UTC)")] = None,
+    updated_since: Annotated[dt.datetime | None, Query(description="Changed at or after this instant")] = None,
+    q: Annotated[str | None, Query(max_length=100, description="Substring of the name or account name")] = None,
+) -> ListFilters:
+    return ListFilters(
+        owner_id=owner_id, stage=stage, status=status, closed_from=closed_from, closed_to=closed_to,
+        updated_since=updated_since, q=q,
+    )
+
+
+@router.post(
+    "/deals",
+    status_code=status.HTTP_201_CREATED,
+    response_model=DealPublic,
+    responses={201: {"headers": LOCATION_HEADER}, **problem_responses(403, 409, 422)},
+    dependencies=IdempotencyDeps,
+)
+async def create_deal(body: DealCreate, actor: ActorDep, uow: UowDep, response: Response) -> DealPublic:
+    """Create a deal owned by a seller (the seller themself, their manager, leadership or an integration)."""
+    view = await service.create_deal(uow, actor, body)
+    set_location(response, f"/v1/deals/{view.deal.id}")
+    set_etag(response, view.deal.version)
+    return render(view)
+
+
+@router.get("/deals", response_model=DealPage, responses=problem_responses(422))
+async def list_deals(
+    actor: ActorDep, uow: UowDep, page: PageDep, filters: Annotated[ListFilters, Depends(list_filters)]
+) -> DealPage:
+    """Deals the caller can see, oldest first, filtered."""
+    result = await service.list_deals(uow, actor, page, filters)
+    return DealPage(items=[render(v) for v in result.items], next_cursor=result.next_cursor)
+
+
+@router.post(
+    "/deals/batch-upsert",
+    response_model=DealBatchResults,
+    responses=problem_responses(422),
+    dependencies=IdempotencyDeps,
+)
+async def batch_upsert_deals(body: DealBatch, actor: ActorDep, uow: UowDep) -> DealBatchResults:
+    """Upsert up to 500 deals by external reference; one result per record, in order.
+
+    Each record runs in its own savepoint inside one transaction: a bad record is rolled
+    back and reported with a problem, and never spoils the others.
+    """
+    outcomes = await service.batch_upsert(uow, actor, body.records)
+    return DealBatchResults(results=[DealBatchResult(**vars(o)) for o in outcomes])
+
+
+@router.put(
+    "/deals/by-external-ref/{source}/{external_id}",
+    response_model=DealPublic,
+    responses={
+        200: {"description": "Updated, or unchanged (same version, no event)", "headers": ETAG_HEADER},
+        201: {"description": "Created", "model": DealPublic, "headers": LOCATION_HEADER},
+        **problem_responses(403, 404, 409, 412, 422),
+    },
+)
+async def upsert_deal_by_external_ref(
+    source: Annotated[Source, Path()],
+    external_id: Annotated[ExternalId, Path()],
+    body: DealUpsert,
+    actor: ActorDep,
+    uow: UowDep,
+    if_match: IfMatchDep,
+    response: Response,
+) -> DealPublic:
+    """Idempotent CRM sync: create the deal with this external reference, or bring it up to date."""
+    view, outcome = await service.upsert_deal(uow, actor, source, external_id, body, if_match)
+    if outcome == "created":
+        response.status_code = status.HTTP_201_CREATED
+        set_location(response, f"/v1/deals/{view.deal.id}")
+    set_etag(response, view.deal.version)
+    return render(view)
+
+
+@router.get(
+    "/deals/{deal_id}", response_model=DealPublic, responses={200: {"headers": ETAG_HEADER}, **problem_responses(404)}
+)
+async def get_deal(deal_id: uuid.UUID, actor: ActorDep, uow: UowDep, response: Response) -> DealPublic:
+    """One deal the caller can see."""
+    view = await service.get_deal(uow, actor, deal_id)
+    set_etag(response, view.deal.version)
+    return render(view)
+
+
+@router.patch(
+    "/deals/{deal_id}",
+    response_model=DealPublic,
+    responses={200: {"headers": ETAG_HEADER}, **problem_responses(403, 404, 409, 412, 422)},
+)
+async def update_deal(
+    deal_id: uuid.UUID, body: DealUpdate, actor: ActorDep, uow: UowDep, if_match: IfMatchDep, response: Response
+) -> DealPublic:
+    """Change deal facts, move its stage (closing, losing, reopening) or transfer it to another seller."""
+    view = await service.update_deal(uow, actor, deal_id, body, if_match)
+    set_etag(response, view.deal.version)
+    return render(view)
+
+
+@router.get("/deals/{deal_id}/history", response_model=EventPage, responses=problem_responses(404, 422))
+async def get_deal_history(deal_id: uuid.UUID, actor: ActorDep, uow: UowDep, page: PageDep) -> EventPage:
+    """Everything that happened to one deal, oldest first."""
+    result = await events_service.deal_history(uow, actor, deal_id, page)
+    return EventPage(items=[EventPublic.model_validate(e) for e in result.items], next_cursor=result.next_cursor)

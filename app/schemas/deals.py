@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Any
+
+from pydantic import Field, StringConstraints, field_validator, model_validator
+
+from app.domain.deals import DealStatus, Stage
+from app.domain.money import InvalidMoney, to_minor
+from app.schemas.common import Name, Page, RequestModel, ResponseModel, omitted
+
+Source = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,39}$"),
+    Field(description="The system the id comes from", examples=["hubspot"]),
+]
+ExternalId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200, pattern=r"^[^/\s]+$"),
+    Field(description="The deal's id in that system", examples=["8812739"]),
+]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+
+
+class Money(RequestModel):
+    amount: str = Field(description="Decimal string, at most the currency's decimal places", examples=["12500.00"])
+    currency: str = Field(description="ISO 4217 code", examples=["EUR"])
+
+    @model_validator(mode="after")
+    def _valid(self) -> Money:
+        try:
+            to_minor(self.amount, self.currency)
+        except InvalidMoney as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
+class MoneyPublic(ResponseModel):
+    amount: str = Field(examples=["12500.00"])
+    currency: str = Field(examples=["EUR"])
+
+
+class ExternalRef(RequestModel):
+    source: Source
+    external_id: ExternalId
+
+
+class ExternalRefPublic(ResponseModel):
+    source: str
+    external_id: str
+
+
+class Loss(RequestModel):
+    reason_code: str = Field(max_length=64, description="A code from the loss-reason catalog", examples=["price"])
+    competitor: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
+    detail: Reason | None = None
+
+
+class LossPublic(ResponseModel):
+    reason_code: str
+    competitor: str | None
+    detail: str | None
+
+
+class DealCreate(RequestModel):
+    name: Name = Field(examples=["Globex platform renewal"])
+    account_name: Name = Field(examples=["Globex"])
+    amount: Money | None = None
+    expected_close_date: dt.date | None = Field(default=None, examples=["2026-12-31"])
+    stage: Stage = Stage.prospecting
+    owner_id: uuid.UUID = Field(description="An active seller")
+    external_refs: list[ExternalRef] = Field(default_factory=list, max_length=20)
+    loss: Loss | None = Field(default=None, description="Required when stage is closed_lost")
+
+
+class DealUpdate(RequestModel):
+    """Fields to change; omitted fields stay as they are."""
+
+    name: Name = omitted()
+    account_name: Name = omitted()
+    amount: Money | None = omitted()
+    expected_close_date: dt.date | None = omitted()
+    stage: Stage = omitted()
+    owner_id: uuid.UUID = omitted(description="A transfer: needs transfer_reason")
+    transfer_reason: Reason = omitted(description="Why the deal changes owner")
+    loss: Loss = omitted(description="Required when moving to closed_lost")
+
+
+class DealUpsert(DealUpdate):
+    """A CRM's view of the deal: given fields are set, omitted ones kept; name, account_name
+    and owner_id are needed when the deal is new."""
+
+
+class DealBatchRecord(DealUpsert):
+    source: Source
+    external_id: ExternalId
+
+
+class DealBatch(RequestModel):
+    records: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=500,
+        description="Up to 500 deal records, each a DealBatchRecord; each is validated on its own",
+        json_schema_extra={"items": {"$ref": "#/components/schemas/DealBatchRecord"}},
+    )
+
+
+class DealPublic(ResponseModel):
+    id: uuid.UUID
+    name: str
+    account_name: str
+    amount: MoneyPublic | None
+    expected_close_date: dt.date | None
+    stage: Stage
+    status: DealStatus
+    owner_id: uuid.UUID
+    closed_at: dt.datetime | None
+    loss: LossPublic | None
+    external_refs: list[ExternalRefPublic]
+    version: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class DealPage(Page[DealPublic]):
+    pass
+
+
+class BatchProblem(ResponseModel):
+    status: int
+    code: str
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+
+
+class DealBatchResult(ResponseModel):
+    index: int
+    source: str | None
+    external_id: str | None
+    outcome: str = Field(description="created | updated | unchanged | error", examples=["created"])
+    deal_id: uuid.UUID | None
+    problem: BatchProblem | None
+
+
+class DealBatchResults(ResponseModel):
+    results: list[DealBatchResult]
+
+
+class ListFilters(RequestModel):
+    owner_id: uuid.UUID | None = None
+    stage: Stage | None = None
+    status: DealStatus | None = None
+    closed_from: dt.date | None = None
+    closed_to: dt.date | None = None
+    updated_since: dt.datetime | None = None
+    q: str | None = None
+
+    @field_validator("q")
+    @classmethod
+    def _q(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
