@@ -23,15 +23,17 @@ async def get_uow(request: Request) -> AsyncIterator[UnitOfWork]:
         await uow.close()
 
 
-UowDep = Annotated[UnitOfWork, Depends(get_uow)]
+# scope="function": the session closes when the handler returns, before the response is
+# sent, so its connection goes back to the pool as early as possible.
+UowDep = Annotated[UnitOfWork, Depends(get_uow, scope="function")]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer dc_...`")
 
 
 async def get_auth(
-    uow: UowDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> AuthContext:
-    return await authenticate(uow.session, credentials.credentials if credentials else None)
+    return await authenticate(request.app.state.engine, credentials.credentials if credentials else None)
 
 
 AuthDep = Annotated[AuthContext, Depends(get_auth)]

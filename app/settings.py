@@ -15,8 +15,11 @@ class Settings(BaseSettings):
         default="sqlite+aiosqlite:///./dealcoach.db",
         description="SQLAlchemy URL: sqlite+aiosqlite:///path or postgresql+asyncpg://user@host/db",
     )
-    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_pool_size: int = Field(default=20, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)
+    db_pool_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds a request may queue for a pooled connection under load"
+    )
     db_connect_timeout: float = Field(
         default=2.0, gt=0, description="Seconds to wait for a database connection before answering 503"
     )

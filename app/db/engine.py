@@ -27,8 +27,10 @@ def make_engine(settings: Settings) -> AsyncEngine:
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_timeout=settings.db_connect_timeout,
-        pool_pre_ping=True,
+        pool_timeout=settings.db_pool_timeout,
+        # No pre-ping (it costs a round trip per request): a connection that died with
+        # the server raises a disconnect error, which answers 503 and invalidates the
+        # whole pool, so the next requests reconnect by themselves.
         pool_recycle=1800,
         connect_args=connect_args,
     )

@@ -64,7 +64,7 @@ async def list_members(
 )
 async def get_member(member_id: uuid.UUID, actor: ActorDep, uow: UowDep, response: Response) -> MemberPublic:
     """One member of the organisation."""
-    member = await service.get_member(uow, actor, member_id)
+    member = await service.read_member(uow, actor, member_id)
     set_etag(response, member.version)
     return MemberPublic.model_validate(member)
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.repositories import auth as repo
 from app.domain.api_keys import hash_key, looks_like_key
@@ -20,10 +20,11 @@ class AuthContext:
     row: sa.Row[Any]  # the member's columns, the key id and the organisation's name
 
 
-async def authenticate(session: AsyncSession, token: str | None) -> AuthContext:
+async def authenticate(engine: AsyncEngine, token: str | None) -> AuthContext:
+    """One round trip: the key, its member and organisation, outside any transaction."""
     if not token or not looks_like_key(token):
         raise Unauthenticated()
-    row = await repo.find_actor_row(session, hash_key(token))
+    row = await repo.find_actor_row(engine, hash_key(token))
     if row is None:
         raise Unauthenticated()
     actor = Actor(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from app.db.models import Member
 from app.db.repositories import events
@@ -26,6 +27,14 @@ async def get_member(uow: UnitOfWork, actor: Actor, member_id: uuid.UUID) -> Mem
     return member
 
 
+async def read_member(uow: UnitOfWork, actor: Actor, member_id: uuid.UUID) -> Any:
+    """A member as a plain row, for reading only."""
+    row = await repo.get_row(uow.session, actor.organization_id, member_id)
+    if row is None:
+        raise NotFound("No member with this id.")
+    return row
+
+
 async def list_members(
     uow: UnitOfWork,
     actor: Actor,
@@ -34,7 +43,7 @@ async def list_members(
     role: MemberRole | None = None,
     manager_id: uuid.UUID | None = None,
     active: bool | None = None,
-) -> PageResult[Member]:
+) -> PageResult[Any]:
     rows = await repo.list_page(
         uow.session,
         actor.organization_id,

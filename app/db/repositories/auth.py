@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.db.models import ApiKey, Member, Organization
 
@@ -28,9 +28,13 @@ _ACTOR_BY_KEY = (
 )
 
 
-async def find_actor_row(session: AsyncSession, key_hash: str) -> sa.Row[Any] | None:
-    result = await session.execute(_ACTOR_BY_KEY, {"key_hash": key_hash})
-    return result.first()
+async def find_actor_row(engine: AsyncEngine, key_hash: str) -> sa.Row[Any] | None:
+    """On PostgreSQL the lookup runs in autocommit: no BEGIN/ROLLBACK round trips around it."""
+    async with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        result = await conn.execute(_ACTOR_BY_KEY, {"key_hash": key_hash})
+        return result.first()
 
 
 _MEMBER_BY_KEY = (

@@ -82,15 +82,21 @@ async def list_page(
     role: MemberRole | None = None,
     manager_id: uuid.UUID | None = None,
     active: bool | None = None,
-) -> list[Member]:
-    stmt = sa.select(Member).where(Member.organization_id == organization_id)
+) -> list[sa.Row[Any]]:
+    """Plain rows, not ORM objects: listing is a hot read path."""
+    stmt = sa.select(*_m.c).where(_m.c.organization_id == organization_id)
     if role is not None:
-        stmt = stmt.where(Member.role == role)
+        stmt = stmt.where(_m.c.role == role)
     if manager_id is not None:
-        stmt = stmt.where(Member.manager_id == manager_id)
+        stmt = stmt.where(_m.c.manager_id == manager_id)
     if active is not None:
-        stmt = stmt.where(Member.active.is_(active))
+        stmt = stmt.where(_m.c.active.is_(active))
     if after is not None:
-        stmt = stmt.where(Member.id > after)
-    stmt = stmt.order_by(Member.id).limit(limit)
-    return list((await session.execute(stmt)).scalars())
+        stmt = stmt.where(_m.c.id > after)
+    stmt = stmt.order_by(_m.c.id).limit(limit)
+    return list((await session.execute(stmt)).all())
+
+
+async def get_row(session: AsyncSession, organization_id: uuid.UUID, member_id: uuid.UUID) -> sa.Row[Any] | None:
+    stmt = sa.select(*_m.c).where(_m.c.id == member_id, _m.c.organization_id == organization_id)
+    return (await session.execute(stmt)).first()

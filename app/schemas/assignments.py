@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from app.domain.assignments import AssignmentRole, AssignmentStatus
+from app.schemas.common import Page, RequestModel, ResponseModel
+
+
+class AssignmentCreate(RequestModel):
+    member_id: uuid.UUID = Field(description="The member asked or offered to take the role")
+    role: AssignmentRole | Literal["owner"] = Field(
+        description="The role on the deal; `owner` is refused with owner_not_assignable", examples=["coach"]
+    )
+    purpose: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = Field(
+        default=None, examples=["Help me prepare the pricing conversation"]
+    )
+
+
+class AssignmentPublic(ResponseModel):
+    id: uuid.UUID
+    deal_id: uuid.UUID
+    member_id: uuid.UUID
+    role: AssignmentRole
+    purpose: str | None
+    status: AssignmentStatus
+    requested_by: uuid.UUID
+    late_involvement: bool = Field(
+        description="The member is a manager or head of sales whose first involvement came in a late stage"
+    )
+    version: int
+    created_at: dt.datetime
+    decided_at: dt.datetime | None
+    ended_at: dt.datetime | None
+
+
+class AssignmentPage(Page[AssignmentPublic]):
+    pass
