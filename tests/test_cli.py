@@ -99,3 +99,32 @@ def test_idempotent_post_replays_across_workers_and_instances(served: tuple[str,
     assert [m["email"] for m in members["items"]].count("sam@acme.test") == 1
     metrics = httpx.get(f"{workers2}/metrics", timeout=10).text
     assert "dealcoach_http_requests_total" in metrics
+
+
+def test_logs_are_json_lines_with_the_request_id(tmp_path: Path) -> None:
+    env = {**_env(f"sqlite+aiosqlite:///{tmp_path / 'log.db'}"), "DEALCOACH_ACCESS_LOG": "true"}
+    assert _run(["migrate"], env).returncode == 0
+    port = _free_port()
+    proc = subprocess.Popen(
+        [DEALCOACH, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        response = httpx.get(f"http://127.0.0.1:{port}/v1/me", headers={"X-Request-ID": "trace-42"}, timeout=5)
+        assert response.status_code == 401 and response.headers["x-request-id"] == "trace-42"
+    finally:
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=15)
+    records = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    assert records, stderr
+    access = [r for r in records if r.get("request_id") == "trace-42"]
+    assert access and access[0]["status"] == 401 and access[0]["path"] == "/v1/me"
+    assert all({"timestamp", "level", "event"} <= r.keys() for r in records)
