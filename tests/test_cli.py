@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.process import free_port, wait_until_ready
 
 BIN = Path(sys.executable).parent
 DEALCOACH = str(BIN / "dealcoach")
@@ -24,12 +24,6 @@ def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
 
 def _env(url: str) -> dict[str, str]:
     return {**os.environ, "DEALCOACH_DATABASE_URL": url, "DEALCOACH_ACCESS_LOG": "false"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_bootstrap_prints_one_json_line_and_the_key_works(tmp_path: Path) -> None:
@@ -52,7 +46,7 @@ def served(pg_database: str) -> Iterator[tuple[str, str, str]]:
     boot = _run(["bootstrap", "--org", "Acme", "--admin-email", "ada@acme.test"], env)
     assert boot.returncode == 0, boot.stderr
     key = json.loads(boot.stdout)["api_key"]
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     procs = [
         subprocess.Popen([DEALCOACH, "serve", "--port", str(ports[0]), "--workers", "2"], env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE),
@@ -61,16 +55,8 @@ def served(pg_database: str) -> Iterator[tuple[str, str, str]]:
     ]
     try:
         urls = [f"http://127.0.0.1:{p}" for p in ports]
-        deadline = time.monotonic() + 30
         for url in urls:
-            while True:
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "server did not become ready"
-                time.sleep(0.2)
+            wait_until_ready(url)
         yield urls[0], urls[1], key
     finally:
         for proc in procs:
@@ -104,20 +90,12 @@ def test_idempotent_post_replays_across_workers_and_instances(served: tuple[str,
 def test_logs_are_json_lines_with_the_request_id(tmp_path: Path) -> None:
     env = {**_env(f"sqlite+aiosqlite:///{tmp_path / 'log.db'}"), "DEALCOACH_ACCESS_LOG": "true"}
     assert _run(["migrate"], env).returncode == 0
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [DEALCOACH, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+        wait_until_ready(f"http://127.0.0.1:{port}", "/healthz")
         response = httpx.get(f"http://127.0.0.1:{port}/v1/me", headers={"X-Request-ID": "trace-42"}, timeout=5)
         assert response.status_code == 401 and response.headers["x-request-id"] == "trace-42"
     finally:

@@ -5,21 +5,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
+from tests.process import free_port, wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_readme_names_the_two_commands() -> None:
@@ -37,7 +29,7 @@ def test_walkthrough_runs_as_written(tmp_path: Path) -> None:
     workdir = tmp_path / "repo"
     (workdir / ".venv").mkdir(parents=True)
     (workdir / ".venv" / "bin").symlink_to(Path(sys.executable).parent)
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DEALCOACH_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'walk.db'}",
@@ -50,15 +42,7 @@ def test_walkthrough_runs_as_written(tmp_path: Path) -> None:
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"{env['BASE']}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+        wait_until_ready(env["BASE"])
         done = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", script], cwd=workdir, env=env, capture_output=True, text=True, timeout=60
         )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -15,6 +14,7 @@ from app.main import create_app
 from app.settings import Settings
 from tests.conftest import bootstrap
 from tests.helpers import Api, assert_problem
+from tests.process import free_port
 
 
 async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
@@ -34,17 +34,11 @@ async def test_metrics_count_requests_by_route(api: Api) -> None:
     assert "dealcoach_http_request_duration_seconds_bucket" in text
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class TcpProxy:
     """A loopback TCP proxy to PostgreSQL that can be cut and restored, to play an outage."""
 
     def __init__(self, target_port: int = 5432) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.target_port = target_port
         self.server: asyncio.Server | None = None
         self.writers: set[asyncio.StreamWriter] = set()
@@ -126,7 +120,7 @@ async def test_database_outage_answers_503_promptly_and_recovers(proxied_app) ->
 
 
 async def test_unreachable_database_from_the_start(tmp_path) -> None:
-    url = f"postgresql+asyncpg://postgres@127.0.0.1:{_free_port()}/nothing"
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/nothing"
     app = create_app(Settings(database_url=url, access_log=False, log_level="ERROR", db_connect_timeout=1.0))
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
