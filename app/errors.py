@@ -134,7 +134,10 @@ def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
             for path, item in app.openapi().get("paths", {}).items()
         ]
         app.state.allowed_methods = table
-    return sorted({m for pattern, methods in table if pattern.match(request.url.path) for m in methods})
+    matches = [(pattern, methods) for pattern, methods in table if pattern.match(request.url.path)]
+    # A literal path (/v1/deals/batch-upsert) wins over a template that also matches it.
+    literal = [methods for pattern, methods in matches if "[^/]+" not in pattern.pattern]
+    return sorted({m for methods in (literal or [m for _, m in matches]) for m in methods})
 
 
 def is_database_unavailable(exc: BaseException) -> bool:
@@ -162,6 +165,10 @@ def install_error_handlers(app: FastAPI) -> None:
         if any(err.get("type") == "json_invalid" for err in errors) or _unparsed_non_json(exc.body):
             return problem(400, "malformed_json", "The request body is not valid JSON.", request.url.path)
         if any(err.get("loc", ("",))[0] == "path" for err in errors):
+            allowed = _allowed_methods(app, request)
+            if request.method not in allowed:  # e.g. PATCH on /v1/deals/batch-upsert
+                return problem(405, "method_not_allowed", "Method Not Allowed", request.url.path,
+                               headers={"Allow": ", ".join(allowed)})
             # A path id that is not a UUID names nothing that exists.
             return problem_for_domain_error(de.NotFound("No such resource."), request.url.path)
         items = [
@@ -182,6 +189,8 @@ def install_error_handlers(app: FastAPI) -> None:
         code = HTTP_CODES.get(exc.status_code, "http_error")
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         headers = getattr(exc, "headers", None)
+        if exc.status_code == 400:  # FastAPI could not read the body (bad encoding, say)
+            return problem(400, "malformed_json", "The request body is not valid JSON.", request.url.path)
         if exc.status_code == 404:
             detail = "No such resource."
         if exc.status_code == 405:

@@ -15,7 +15,7 @@ from app.errors import Problem, install_error_handlers
 from app.middleware.idempotency import IdempotencyMiddleware
 from app.middleware.request_context import RequestContextMiddleware
 from app.observability import configure_logging
-from app.routers import api_keys, assignments, catalogs, deals, events, members, ops, org_settings
+from app.routers import api_keys, assignments, catalogs, deals, events, members, ops, org_settings, strategy
 from app.settings import Settings
 
 API_VERSION = "1.0.0"
@@ -33,6 +33,7 @@ keyset-paginated with `limit` and `cursor`. Every POST accepts an
 
 TAGS = [
     {"name": "deals", "description": "Opportunities, owned by sellers; CRM sync by external reference"},
+    {"name": "strategy", "description": "The deal owner's strategy, its versions, and others' suggestions"},
     {"name": "assignments", "description": "Roles on deals: requested by the owner or proposed to the owner"},
     {"name": "members", "description": "The organisation's people, their roles and reporting lines"},
     {"name": "api-keys", "description": "Keys that act as a member; shown once, stored hashed"},
@@ -74,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    for module in (members, api_keys, catalogs, org_settings, deals, assignments, events, ops):
+    for module in (members, api_keys, catalogs, org_settings, deals, strategy, assignments, events, ops):
         app.include_router(module.router)
     app.add_middleware(
         IdempotencyMiddleware, ttl_hours=settings.idempotency_ttl_hours, lock_seconds=settings.idempotency_lock_seconds
@@ -109,6 +110,12 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     components["Problem"] = problem
     for path_item in schema.get("paths", {}).values():
         for operation in path_item.values():
+            if "requestBody" in operation:
+                operation["responses"]["400"] = {
+                    "description": "The body is not JSON (`malformed_json`)",
+                    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                }
+                operation["responses"] = dict(sorted(operation["responses"].items()))
             for status, response in operation.get("responses", {}).items():
                 content = response.get("content", {})
                 if status >= "400" and "application/problem+json" in content:

@@ -1,21 +1,16 @@
 """Test fixtures: a fresh, migrated database per test, on SQLite and on PostgreSQL.
 
-PostgreSQL is reached at DEALCOACH_TEST_PG_URL (default: postgres@127.0.0.1:5432). When
-it is unreachable its tests are skipped, unless REQUIRE_POSTGRES=1 makes that a failure.
 Each PostgreSQL test gets its own database cloned from a template migrated once per
-session; each SQLite test gets a copy of a migrated file.
+session (see tests/pg.py for where PostgreSQL is and when it is required); each SQLite
+test gets a copy of a migrated file.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
 import shutil
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 
@@ -25,36 +20,9 @@ from app.main import create_app
 from app.services.bootstrap import bootstrap_organization
 from app.settings import Settings
 from tests.helpers import Api, Org
+from tests.pg import PG_URL, REQUIRE_POSTGRES, fresh_pg_database, pg_unreachable
 
-PG_URL = os.environ.get("DEALCOACH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1"
 BACKENDS = ["sqlite", "postgres"]
-
-
-def _pg_dsn(database: str) -> str:
-    base, _, _ = PG_URL.rpartition("/")
-    return f"{base}/{database}"
-
-
-def sqlalchemy_url(dsn: str) -> str:
-    return dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
-
-
-async def _pg_exec(*statements: str) -> None:
-    conn = await asyncpg.connect(PG_URL, timeout=3)
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-def _pg_reachable() -> str | None:
-    try:
-        asyncio.run(_pg_exec("SELECT 1"))
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
 
 
 @pytest.fixture(scope="session")
@@ -64,31 +32,29 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def pg_template() -> Iterator[str]:
-    problem = _pg_reachable()
+def require_postgres() -> None:
+    """Skip the calling test when PostgreSQL is unreachable (fail under REQUIRE_POSTGRES=1)."""
+    problem = pg_unreachable()
     if problem is not None:
         if REQUIRE_POSTGRES:
             pytest.fail(f"REQUIRE_POSTGRES=1 but PostgreSQL is unreachable at {PG_URL}: {problem}")
         pytest.skip(f"PostgreSQL unreachable at {PG_URL}: {problem}")
-    name = f"dealcoach_tpl_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_pg_exec(f'CREATE DATABASE "{name}"'))
-    try:
-        upgrade(sqlalchemy_url(_pg_dsn(name)))
-        yield name
-    finally:
-        asyncio.run(_pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A PostgreSQL database migrated once per session, the template of every test's database."""
+    require_postgres()
+    with fresh_pg_database("dealcoach_tpl") as url:
+        upgrade(url)
+        yield url.rpartition("/")[2]
 
 
 @pytest.fixture
 def pg_database(pg_template: str) -> Iterator[str]:
     """A fresh PostgreSQL database (its SQLAlchemy URL), cloned from the migrated template."""
-    name = f"dealcoach_t_{uuid.uuid4().hex[:16]}"
-    asyncio.run(_pg_exec(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
-    try:
-        yield sqlalchemy_url(_pg_dsn(name))
-    finally:
-        asyncio.run(_pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with fresh_pg_database(template=pg_template) as url:
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)

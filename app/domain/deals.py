@@ -169,6 +169,12 @@ def check_new_deal(stage: Stage, loss_given: bool) -> None:
         raise LossRequiresClosedLost()
 
 
+def ensure_deal_open(deal: DealLike) -> None:
+    """A closed deal takes no new strategy and no suggestions until it is reopened."""
+    if is_closed(deal.stage):
+        raise DealClosed()
+
+
 def ensure_can_write_strategy(actor: Actor, deal: DealLike) -> None:
     """The strategy belongs to the seller who owns the deal: nobody else writes it."""
     if deal.owner_id != actor.member_id:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import enum
 import uuid
 from collections.abc import Iterable
+from typing import Protocol
+
+from app.domain.errors import SuggestionAlreadyDecided
 
 
 class StrategySection(enum.StrEnum):
@@ -47,3 +50,13 @@ class SuggestionStatus(enum.StrEnum):
 def helpers_asked(owner_id: uuid.UUID, assignees: Iterable[uuid.UUID | None]) -> list[uuid.UUID]:
     """The people a next step asks for help: every assignee but the owner, once each."""
     return list(dict.fromkeys(a for a in assignees if a is not None and a != owner_id))
+
+
+class SuggestionLike(Protocol):
+    status: str
+
+
+def ensure_suggestion_open(suggestion: SuggestionLike) -> None:
+    """A suggestion is decided once: accepted or declined, it stays so."""
+    if suggestion.status != SuggestionStatus.open:
+        raise SuggestionAlreadyDecided()

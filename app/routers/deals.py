@@ -68,7 +68,7 @@ def list_filters(
 ) -> ListFilters:
     return ListFilters(
         owner_id=owner_id, stage=stage, status=status, closed_from=closed_from, closed_to=closed_to,
-        updated_since=updated_since, q=q,
+        updated_since=updated_since, q=(q or "").strip() or None,
     )
 
 

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 import uuid
 from typing import Annotated, Any
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from app.domain.deals import DealStatus, Stage
 from app.domain.money import InvalidMoney, to_minor
@@ -147,7 +148,10 @@ class DealBatchResults(ResponseModel):
     results: list[DealBatchResult]
 
 
-class ListFilters(RequestModel):
+@dataclass(frozen=True, slots=True)
+class ListFilters:
+    """The deal list's query parameters, already validated by the router."""
+
     owner_id: uuid.UUID | None = None
     stage: Stage | None = None
     status: DealStatus | None = None
@@ -155,8 +159,3 @@ class ListFilters(RequestModel):
     closed_to: dt.date | None = None
     updated_since: dt.datetime | None = None
     q: str | None = None
-
-    @field_validator("q")
-    @classmethod
-    def _q(cls, value: str | None) -> str | None:
-        return value.strip() or None if value is not None else None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,17 +15,15 @@ from sqlmodel import SQLModel
 
 import app.db.models  # noqa: F401
 from app.db.migrate import MIGRATION_ONLY_INDEXES, downgrade, upgrade
-from tests.conftest import _pg_dsn, _pg_exec, sqlalchemy_url
+from tests.conftest import require_postgres
+from tests.pg import fresh_pg_database
 
 
 @pytest.fixture
-def empty_pg(pg_template: str) -> Iterator[str]:
-    name = f"dealcoach_mig_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_pg_exec(f'CREATE DATABASE "{name}"'))
-    try:
-        yield sqlalchemy_url(_pg_dsn(name))
-    finally:
-        asyncio.run(_pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+def empty_pg() -> Iterator[str]:
+    require_postgres()
+    with fresh_pg_database("dealcoach_mig") as url:
+        yield url
 
 
 def _ours(obj, name, type_, reflected, compare_to) -> bool:  # type: ignore[no-untyped-def]

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated
+
+from pydantic import Field, StringConstraints, model_validator
+
+from app.domain.strategy import NextStepStatus, StakeholderRole, Stance, StrategySection, SuggestionStatus
+from app.schemas.common import Name, Page, RequestModel, ResponseModel
+
+LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
+Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+
+
+class Stakeholder(RequestModel):
+    name: Name = Field(examples=["Dana Whitfield"])
+    title: Title | None = Field(default=None, examples=["CFO"])
+    role: StakeholderRole = Field(examples=["economic_buyer"])
+    stance: Stance = Stance.unknown
+
+
+class NextStep(RequestModel):
+    id: uuid.UUID | None = Field(
+        default=None, description="Keep the id you read; a new step without one gets an id from the server"
+    )
+    description: Line = Field(examples=["Walk the CFO through the business case"])
+    assignee_id: uuid.UUID | None = Field(
+        default=None,
+        description="An active member; anyone but the owner is asked for help with a `requested` assignment",
+    )
+    due_date: dt.date | None = Field(default=None, examples=["2026-11-30"])
+    status: NextStepStatus = NextStepStatus.open
+
+
+class StrategyUpdate(RequestModel):
+    """The whole document: PUT replaces it, so an omitted section is cleared."""
+
+    customer_objectives: LongText | None = Field(default=None, examples=["Cut month-end close from 9 days to 4"])
+    decision_process: LongText | None = None
+    stakeholders: list[Stakeholder] = Field(default_factory=list, max_length=50)
+    competition: LongText | None = None
+    value_hypothesis: LongText | None = None
+    risks: list[Line] = Field(default_factory=list, max_length=50)
+    next_steps: list[NextStep] = Field(default_factory=list, max_length=100)
+
+    @model_validator(mode="after")
+    def _unique_step_ids(self) -> StrategyUpdate:
+        ids = [step.id for step in self.next_steps if step.id is not None]
+        if len(ids) != len(set(ids)):
+            raise ValueError("next_steps ids must be unique")
+        return self
+
+
+class StakeholderPublic(ResponseModel):
+    name: str
+    title: str | None
+    role: StakeholderRole
+    stance: Stance
+
+
+class NextStepPublic(ResponseModel):
+    id: uuid.UUID
+    description: str
+    assignee_id: uuid.UUID | None
+    due_date: dt.date | None
+    status: NextStepStatus
+
+
+class StrategyDocument(ResponseModel):
+    customer_objectives: str | None
+    decision_process: str | None
+    stakeholders: list[StakeholderPublic]
+    competition: str | None
+    value_hypothesis: str | None
+    risks: list[str]
+    next_steps: list[NextStepPublic]
+
+
+class StrategyPublic(StrategyDocument):
+    deal_id: uuid.UUID
+    version: int = Field(description="0 before the first write")
+    author_id: uuid.UUID | None = Field(description="The deal's owner, who wrote this version; null at version 0")
+    updated_at: dt.datetime | None = Field(description="When this version was written; null at version 0")
+
+
+class StrategyVersionPublic(ResponseModel):
+    version: int
+    author_id: uuid.UUID
+    created_at: dt.datetime
+    document: StrategyDocument
+
+
+class StrategyVersionPage(Page[StrategyVersionPublic]):
+    pass
+
+
+class SuggestionCreate(RequestModel):
+    section: StrategySection = Field(description="The strategy section the suggestion is about", examples=["risks"])
+    body: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)] = Field(
+        examples=["Procurement joins late at Globex; add them to the stakeholders now"]
+    )
+
+
+class SuggestionDecision(RequestModel):
+    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = Field(
+        default=None, examples=["Good catch, I'll add procurement"]
+    )
+
+
+class SuggestionPublic(ResponseModel):
+    id: uuid.UUID
+    deal_id: uuid.UUID
+    author_id: uuid.UUID
+    section: StrategySection
+    body: str
+    status: SuggestionStatus
+    late_involvement: bool = Field(
+        description="The author is a manager or head of sales whose first involvement came in a late stage"
+    )
+    decided_at: dt.datetime | None
+    note: str | None
+    created_at: dt.datetime
+
+
+class SuggestionPage(Page[SuggestionPublic]):
+    pass

@@ -1,0 +1,262 @@
+"""The deal's strategy: written by its owner alone, versioned, open to others' suggestions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from app.db.models import Deal, Member, StrategyVersion, Suggestion
+from app.db.repositories import assignments as assignments_repo
+from app.db.repositories import events
+from app.db.repositories import members as members_repo
+from app.db.repositories import strategy as repo
+from app.db.types import utcnow
+from app.db.uow import UnitOfWork
+from app.domain.assignments import AssignmentStatus, check_new_assignment, next_step_role
+from app.domain.deals import ensure_can_suggest, ensure_can_write_strategy, ensure_deal_open, ensure_owner_decides
+from app.domain.errors import (
+    InvalidCursor,
+    NotFound,
+    UnknownMember,
+    VersionConflict,
+)
+from app.domain.ids import uuid7
+from app.domain.members import Actor, MemberRole
+from app.domain.strategy import StrategySection, SuggestionStatus, ensure_suggestion_open, helpers_asked
+from app.domain.versioning import ensure_version
+from app.schemas.strategy import StrategyUpdate, SuggestionCreate
+from app.services.assignments import open_assignment
+from app.services.deals import deal_access, visible_deal
+from app.services.involvement import record_involvement
+from app.services.pagination import PageRequest, PageResult, after_id, after_key, build_page
+
+VERSIONS = "strategy_versions"
+SUGGESTIONS = "suggestions"
+
+_LIST_SECTIONS = (StrategySection.stakeholders, StrategySection.risks, StrategySection.next_steps)
+
+
+def empty_document() -> dict[str, Any]:
+    """The document before the first write: null text sections, empty lists."""
+    return {str(s): [] if s in _LIST_SECTIONS else None for s in StrategySection}
+
+
+@dataclass
+class StrategyView:
+    deal_id: uuid.UUID
+    version: int
+    document: dict[str, Any]
+    author_id: uuid.UUID | None
+    updated_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, deal_id: uuid.UUID, row: StrategyVersion | None) -> StrategyView:
+        if row is None:
+            return cls(deal_id, 0, empty_document(), None, None)
+        return cls(deal_id, row.version, {**empty_document(), **row.document}, row.author_id, row.created_at)
+
+
+# --- the document ------------------------------------------------------------
+
+
+async def get_strategy(uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID) -> StrategyView:
+    deal = await visible_deal(uow, actor, deal_id)
+    return StrategyView.of(deal.id, await repo.latest(uow.session, deal.id))
+
+
+async def list_versions(
+    uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, page: PageRequest
+) -> PageResult[StrategyView]:
+    deal = await visible_deal(uow, actor, deal_id)
+    rows = await repo.list_versions(uow.session, deal.id, after=_after_version(page), limit=page.limit + 1)
+    views = [StrategyView.of(deal.id, row) for row in rows]
+    return build_page(VERSIONS, views, page.limit, key=lambda v: [v.version])
+
+
+async def put_strategy(
+    uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, data: StrategyUpdate, if_match: frozenset[int] | None
+) -> StrategyView:
+    """Replace the document with a new version; an identical document writes nothing."""
+    async with uow:
+        deal = await visible_deal(uow, actor, deal_id, for_update=True)
+        ensure_can_write_strategy(actor, deal)
+        current = StrategyView.of(deal.id, await repo.latest(uow.session, deal.id))
+        ensure_version(current.version, if_match)
+        ensure_deal_open(deal)
+        document = data.model_dump(mode="json")
+        _assign_step_ids(document["next_steps"], current.document["next_steps"])
+        changed = [str(s) for s in StrategySection if document[s] != current.document[s]]
+        if not changed:
+            return current
+        helpers = await _helpers_asked(uow, actor, deal, document["next_steps"], current.document["next_steps"])
+        row = StrategyVersion(
+            organization_id=deal.organization_id,
+            deal_id=deal.id,
+            version=current.version + 1,
+            author_id=deal.owner_id,
+            document=document,
+        )
+        uow.session.add(row)
+        await uow.flush(conflict=VersionConflict("The strategy changed meanwhile; read it again."))
+        data = {"version": row.version, "sections": changed}
+        await _event(uow, actor, deal, "strategy.updated", "strategy", deal.id, data)
+        for member, purpose in helpers:
+            if not await assignments_repo.open_exists(uow.session, deal.id, member.id):
+                role = next_step_role(MemberRole(member.role))
+                await open_assignment(uow, actor, deal, member, role, purpose, AssignmentStatus.requested)
+        await uow.commit()
+    return StrategyView.of(deal.id, row)
+
+
+def _assign_step_ids(steps: list[dict[str, Any]], previous: list[dict[str, Any]]) -> None:
+    """A step sent without an id keeps the id of an identical current step (a client resending
+    the document unchanged writes no version), or gets a new one."""
+    claimed = {step["id"] for step in steps if step["id"] is not None}
+    spare = [step for step in previous if step["id"] not in claimed]
+    for step in steps:
+        if step["id"] is not None:
+            continue
+        same = next((p for p in spare if {**p, "id": None} == step), None)
+        if same is not None:
+            spare.remove(same)
+            step["id"] = same["id"]
+        else:
+            step["id"] = str(uuid7())
+
+
+async def _helpers_asked(
+    uow: UnitOfWork, actor: Actor, deal: Deal, steps: list[dict[str, Any]], previous: list[dict[str, Any]]
+) -> list[tuple[Member, str]]:
+    """The members newly named on a step, checked, each with the step they are asked to help with.
+    A step keeping its assignee asks nobody again, so a declined request is not repeated on every save."""
+    before = {(step["id"], step["assignee_id"]) for step in previous}
+    named: dict[uuid.UUID, tuple[Member, str]] = {}
+    for index, step in enumerate(steps):
+        if step["assignee_id"] is None or (step["id"], step["assignee_id"]) in before:
+            continue
+        member_id = uuid.UUID(step["assignee_id"])
+        if member_id in named:
+            continue
+        member = await members_repo.get(uow.session, actor.organization_id, member_id)
+        if member is None or not member.active:
+            loc = ["body", "next_steps", index, "assignee_id"]
+            raise UnknownMember(
+                f"No active member has the id {member_id}.",
+                errors=[{"loc": loc, "msg": "Unknown member", "type": "unknown_member"}],
+            )
+        named[member_id] = (member, step["description"])
+    asked = [named[member_id] for member_id in helpers_asked(deal.owner_id, named)]
+    for member, _ in asked:
+        check_new_assignment(actor, deal, str(next_step_role(MemberRole(member.role))), member)
+    return asked
+
+
+def _after_version(page: PageRequest) -> int | None:
+    key = after_key(VERSIONS, page, 1)
+    if key is None:
+        return None
+    if not isinstance(key[0], int):
+        raise InvalidCursor()
+    return key[0]
+
+
+# --- suggestions -------------------------------------------------------------
+
+
+async def create_suggestion(uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, data: SuggestionCreate) -> Suggestion:
+    async with uow:
+        deal = await visible_deal(uow, actor, deal_id, for_update=True)
+        access = await deal_access(uow, actor, deal)
+        ensure_can_suggest(actor, access, await assignments_repo.is_active_coach(uow.session, deal.id, actor.member_id))
+        ensure_deal_open(deal)
+        author = await members_repo.get(uow.session, actor.organization_id, actor.member_id)
+        assert author is not None
+        late = await record_involvement(uow, deal, author, "suggestion")
+        suggestion = Suggestion(
+            organization_id=deal.organization_id,
+            deal_id=deal.id,
+            author_id=author.id,
+            section=str(data.section),
+            body=data.body,
+            late_involvement=late,
+        )
+        uow.session.add(suggestion)
+        await uow.flush()
+        await _event(
+            uow, actor, deal, "suggestion.created", "suggestion", suggestion.id,
+            {"section": suggestion.section, "late_involvement": late},
+        )
+        await uow.commit()
+    return suggestion
+
+
+async def get_suggestion(uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, suggestion_id: uuid.UUID) -> Suggestion:
+    deal = await visible_deal(uow, actor, deal_id)
+    suggestion = await repo.get_suggestion(uow.session, deal.id, suggestion_id)
+    if suggestion is None:
+        raise NotFound("No suggestion with this id on this deal.")
+    return suggestion
+
+
+async def list_suggestions(
+    uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, page: PageRequest, status: SuggestionStatus | None
+) -> PageResult[Suggestion]:
+    deal = await visible_deal(uow, actor, deal_id)
+    rows = await repo.list_suggestions(
+        uow.session, deal.id, status=status, after=after_id(SUGGESTIONS, page), limit=page.limit + 1
+    )
+    return build_page(SUGGESTIONS, rows, page.limit)
+
+
+async def accept_suggestion(
+    uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, suggestion_id: uuid.UUID, note: str | None
+) -> Suggestion:
+    """Records the owner's decision; the strategy itself changes only when the owner edits it."""
+    return await _decide(uow, actor, deal_id, suggestion_id, SuggestionStatus.accepted, note)
+
+
+async def decline_suggestion(
+    uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, suggestion_id: uuid.UUID, note: str | None
+) -> Suggestion:
+    return await _decide(uow, actor, deal_id, suggestion_id, SuggestionStatus.declined, note)
+
+
+async def _decide(
+    uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, suggestion_id: uuid.UUID, status: SuggestionStatus,
+    note: str | None,
+) -> Suggestion:
+    async with uow:
+        deal = await visible_deal(uow, actor, deal_id)
+        suggestion = await repo.lock_suggestion(uow.session, deal.id, suggestion_id)
+        if suggestion is None:
+            raise NotFound("No suggestion with this id on this deal.")
+        ensure_owner_decides(actor, deal)
+        ensure_suggestion_open(suggestion)
+        suggestion.status = status
+        suggestion.decided_at = utcnow()
+        suggestion.note = note
+        await uow.flush()
+        await _event(
+            uow, actor, deal, f"suggestion.{status}", "suggestion", suggestion.id,
+            {"section": suggestion.section, "author_id": str(suggestion.author_id)},
+        )
+        await uow.commit()
+    return suggestion
+
+
+async def _event(
+    uow: UnitOfWork, actor: Actor, deal: Deal, type_: str, subject_type: str, subject_id: uuid.UUID,
+    data: dict[str, Any],
+) -> None:
+    await events.append(
+        uow.session,
+        organization_id=deal.organization_id,
+        type=type_,
+        actor_id=actor.member_id,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        deal_id=deal.id,
+        data=data,
+    )
