@@ -5,14 +5,12 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from urllib.parse import unquote_plus
 
 import structlog
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import is_database_unavailable, problem, problem_for_domain_error
-from app.domain.errors import DatabaseUnavailable, NotFound
+from app.domain.errors import DatabaseUnavailable
 from app.observability import LATENCY, REQUESTS, request_id_var
 
 log = structlog.get_logger("dealcoach.access")
@@ -45,10 +43,6 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            refusal = _unstorable_url(scope)
-            if refusal is not None:
-                await refusal(scope, receive, send_with_id)
-                return
             await self.app(scope, receive, send_with_id)
         except Exception as exc:  # the last resort: never leak internals, always problem+json
             if response_started:
@@ -76,20 +70,6 @@ class RequestContextMiddleware:
                     duration_ms=round(elapsed * 1000, 2),
                 )
             request_id_var.reset(token)
-
-
-def _unstorable_url(scope: Scope) -> Response | None:
-    """A NUL in the path names nothing (404); in the query it is invalid input (422).
-    Either would otherwise reach SQL, which cannot hold it."""
-    if "\x00" in scope["path"]:
-        return problem_for_domain_error(NotFound("No such resource."), scope["path"])
-    if "\x00" in unquote_plus(scope.get("query_string", b"").decode("latin-1")):
-        return problem(
-            422, "validation_error", "The query string contains a NUL character.", scope["path"],
-            title="Validation error",
-            errors=[{"loc": ["query"], "msg": "must not contain NUL characters", "type": "string_pattern_mismatch"}],
-        )
-    return None
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -22,7 +22,7 @@ from app.services import catalogs as service
 
 router = APIRouter(prefix="/v1")
 
-CodePath = Annotated[str, Path(max_length=64, description="The entry's code")]
+CodePath = Annotated[str, Path(max_length=64, pattern=r"^[a-z][a-z0-9_]*$", description="The entry's code")]
 _CREATED = {201: {"headers": LOCATION_HEADER}, **problem_responses(403, 409, 422)}
 _UPDATED = {200: {"headers": ETAG_HEADER}, **problem_responses(403, 404, 412, 422)}
 _ONE = {200: {"headers": ETAG_HEADER}, **problem_responses(404)}

@@ -24,6 +24,7 @@ from app.schemas.deals import (
     ListFilters,
     Source,
 )
+from app.schemas.common import SafeText
 from app.schemas.events import EventPage, EventPublic
 from app.services import deals as service
 from app.services import events as events_service
@@ -64,7 +65,7 @@ def list_filters(
     closed_from: Annotated[dt.date | None, Query(description="Closed on or after this day (UTC)")] = None,
     closed_to: Annotated[dt.date | None, Query(description="Closed on or before this day (UTC)")] = None,
     updated_since: Annotated[dt.datetime | None, Query(description="Changed at or after this instant")] = None,
-    q: Annotated[str | None, Query(max_length=100, description="Substring of the name or account name")] = None,
+    q: Annotated[SafeText | None, Query(max_length=100, description="Substring of the name or account name")] = None,
 ) -> ListFilters:
     return ListFilters(
         owner_id=owner_id, stage=stage, status=status, closed_from=closed_from, closed_to=closed_to,

@@ -4,6 +4,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from pydantic import StringConstraints
 
 from app.deps import ActorDep, PageDep, UowDep
 from app.errors import problem_responses
@@ -20,7 +21,8 @@ async def list_events(
     page: PageDep,
     after_seq: Annotated[int, Query(ge=0, le=2**62, description="Only events with a larger seq")] = 0,
     type: Annotated[
-        list[str] | None, Query(max_length=20, description="Event types to include, e.g. member.created")
+        list[Annotated[str, StringConstraints(pattern=r"^[a-z_]+\.[a-z_]+$", max_length=64)]] | None,
+        Query(max_length=20, description="Event types to include, e.g. member.created"),
     ] = None,
     deal_id: uuid.UUID | None = None,
 ) -> EventPage:

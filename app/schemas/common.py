@@ -49,6 +49,9 @@ class ResponseModel(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+# Text that reaches SQL through a query or path parameter: NUL can never be stored or compared.
+SafeText = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
+
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Code = Annotated[

@@ -18,7 +18,7 @@ Source = Annotated[
 ]
 ExternalId = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=200, pattern=r"^[^/\s]+$"),
+    StringConstraints(min_length=1, max_length=200, pattern=r"^[^/\s\x00]+$"),
     Field(description="The deal's id in that system", examples=["8812739"]),
 ]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
