@@ -1,0 +1,33 @@
+"""Money: exact minor units in ISO 4217 currencies."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.domain.money import InvalidMoney, from_minor, to_minor
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "minor", "rendered"),
+    [
+        ("12500.00", "EUR", 1_250_000, "12500.00"),
+        ("12500.5", "EUR", 1_250_050, "12500.50"),
+        ("0", "USD", 0, "0.00"),
+        ("1500", "JPY", 1500, "1500"),
+        ("1.234", "KWD", 1234, "1.234"),
+        ("999999999999999.99", "EUR", 99_999_999_999_999_999, "999999999999999.99"),
+    ],
+)
+def test_round_trip(amount: str, currency: str, minor: int, rendered: str) -> None:
+    assert to_minor(amount, currency) == minor
+    assert from_minor(minor, currency) == rendered
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency"),
+    [("1.001", "EUR"), ("1.5", "JPY"), ("-1", "EUR"), ("abc", "EUR"), ("NaN", "EUR"), ("Infinity", "EUR"),
+     ("1e15", "EUR"), ("10", "XXX"), ("10", "eur"), ("", "EUR")],
+)
+def test_invalid_money(amount: str, currency: str) -> None:
+    with pytest.raises(InvalidMoney):
+        to_minor(amount, currency)
