@@ -282,3 +282,202 @@ class DealInvolvement(SQLModel, table=True):
     stage: str = Field(sa_type=sa.String(32))
     late: bool
     first_at: dt.datetime = _ts()
+
+
+# --- calls, interventions, observations -------------------------------------
+
+
+class Call(SQLModel, table=True):
+    """A customer meeting on a deal, led by the deal's owner."""
+
+    __tablename__ = "call"
+    __table_args__ = (sa.Index(None, "deal_id", "id"), sa.Index(None, "organization_id", "id"))
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    organization_id: uuid.UUID = Field(foreign_key="organization.id", ondelete="CASCADE")
+    deal_id: uuid.UUID = Field(foreign_key="deal.id", ondelete="CASCADE")
+    lead_id: uuid.UUID = Field(foreign_key="member.id")
+    scheduled_at: dt.datetime = Field(sa_type=UTCDateTime)
+    purpose: str | None = Field(default=None, sa_type=sa.String(2000))
+    held_at: dt.datetime | None = _ts(nullable=True)
+    outcome: str | None = Field(default=None, sa_type=sa.String(5000))
+    version: int = 1
+    created_at: dt.datetime = _ts()
+    updated_at: dt.datetime = _ts()
+
+
+class CallAttendee(SQLModel, table=True):
+    """Who attends a call, in which agreed role."""
+
+    __tablename__ = "call_attendee"
+    __table_args__ = (
+        sa.Index(None, "organization_id", "member_id"),
+        sa.CheckConstraint("call_role IN ('lead', 'observer', 'contributor')", name="call_role"),
+    )
+
+    call_id: uuid.UUID = Field(foreign_key="call.id", primary_key=True, ondelete="CASCADE")
+    member_id: uuid.UUID = Field(foreign_key="member.id", primary_key=True)
+    organization_id: uuid.UUID = Field(foreign_key="organization.id", ondelete="CASCADE")
+    call_role: str = Field(sa_type=sa.String(16))
+    agreed_part: str | None = Field(default=None, sa_type=sa.String(2000))
+    position: int = 0
+
+
+class Intervention(SQLModel, table=True):
+    """Something a non-lead attendee did during a held call; a takeover is counted."""
+
+    __tablename__ = "intervention"
+    __table_args__ = (
+        sa.Index(None, "call_id", "id"),
+        sa.Index(None, "organization_id", "member_id", "created_at"),
+        sa.CheckConstraint("kind IN ('answered_question', 'corrected_fact', 'took_over')", name="kind"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    organization_id: uuid.UUID = Field(foreign_key="organization.id", ondelete="CASCADE")
+    call_id: uuid.UUID = Field(foreign_key="call.id", ondelete="CASCADE")
+    deal_id: uuid.UUID = Field(foreign_key="deal.id", ondelete="CASCADE")
+    member_id: uuid.UUID = Field(foreign_key="member.id")
+    kind: str = Field(sa_type=sa.String(32))
+    note: str | None = Field(default=None, sa_type=sa.String(2000))
+    is_takeover: bool = False
+    recorded_by: uuid.UUID = Field(foreign_key="member.id")
+    created_at: dt.datetime = _ts()
+
+
+class Observation(SQLModel, table=True):
+    """An observer's notes on the lead in one call: strengths first, a few improvements."""
+
+    __tablename__ = "observation"
+    __table_args__ = (
+        sa.Index(None, "organization_id", "seller_id", "id"),
+        sa.Index(None, "organization_id", "observer_id", "id"),
+        sa.Index(None, "call_id"),
+        sa.CheckConstraint("status IN ('draft', 'shared', 'acknowledged')", name="status"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    organization_id: uuid.UUID = Field(foreign_key="organization.id", ondelete="CASCADE")
+    call_id: uuid.UUID = Field(foreign_key="call.id", ondelete="CASCADE")
+    deal_id: uuid.UUID = Field(foreign_key="deal.id", ondelete="CASCADE")
+    observer_id: uuid.UUID = Field(foreign_key="member.id")
+    seller_id: uuid.UUID = Field(foreign_key="member.id")
+    strengths: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONType)
+    improvements: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONType)
+    # Counted here so analytics aggregate plain integers on both databases.
+    strengths_count: int = 0
+    improvements_count: int = 0
+    summary: str | None = Field(default=None, sa_type=sa.String(5000))
+    status: str = Field(default="draft", sa_type=sa.String(16))
+    shared_at: dt.datetime | None = _ts(nullable=True)
+    acknowledged_at: dt.datetime | None = _ts(nullable=True)
+    reflection: str | None = Field(default=None, sa_type=sa.String(5000))
+    commitments: list[str] = Field(default_factory=list, sa_type=JSONType)
+    version: int = 1
+    created_at: dt.datetime = _ts()
+    updated_at: dt.datetime = _ts()
+
+
+# --- closed-lost reviews ------------------------------------------------------
+
+
+class ClosedLostReview(SQLModel, table=True):
+    """The review conversation a lost deal opens: one per deal, reused if it is lost again."""
+
+    __tablename__ = "closed_lost_review"
+    __table_args__ = (
+        sa.UniqueConstraint("deal_id"),
+        sa.Index(None, "organization_id", "closed_week", "reviewer_id"),
+        sa.Index(None, "organization_id", "reviewer_id", "id"),
+        sa.Index(None, "organization_id", "owner_id", "id"),
+        sa.Index(None, "organization_id", "status", "id"),
+        sa.Index(None, "organization_id", "closed_at"),
+        sa.CheckConstraint("status IN ('pending', 'completed')", name="status"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    organization_id: uuid.UUID = Field(foreign_key="organization.id", ondelete="CASCADE")
+    deal_id: uuid.UUID = Field(foreign_key="deal.id", ondelete="CASCADE")
+    owner_id: uuid.UUID = Field(foreign_key="member.id")
+    reviewer_id: uuid.UUID | None = Field(default=None, foreign_key="member.id")
+    status: str = Field(default="pending", sa_type=sa.String(16))
+    deal_reopened: bool = False
+    closed_at: dt.datetime = Field(sa_type=UTCDateTime)
+    closed_week: str = Field(sa_type=sa.String(8), description="ISO week of closed_at, e.g. 2026-W47")
+    due_on: dt.date
+    amount_minor: int | None = Field(default=None, sa_type=sa.BigInteger)
+    currency: str | None = Field(default=None, sa_type=sa.String(3))
+    loss_reason_code: str = Field(sa_type=sa.String(64))
+    loss_reason_confirmed: bool = False
+    competitor: str | None = Field(default=None, sa_type=sa.String(200))
+    root_cause: str | None = Field(default=None, sa_type=sa.String(5000))
+    what_went_well: str | None = Field(default=None, sa_type=sa.String(5000))
+    lessons: list[str] = Field(default_factory=list, sa_type=JSONType)
+    skill_gaps: list[str] = Field(default_factory=list, sa_type=JSONType)
+    product_feedback: str | None = Field(default=None, sa_type=sa.String(5000))
+    enablement_feedback: str | None = Field(default=None, sa_type=sa.String(5000))
+    action_items: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONType)
+    seller_reflection: str | None = Field(default=None, sa_type=sa.String(5000))
+    suggested_skills: list[str] = Field(default_factory=list, sa_type=JSONType)
+    completed_at: dt.datetime | None = _ts(nullable=True)
+    # Set on completion, so medians are computed over a plain number on both databases.
+    days_to_complete: float | None = None
+    version: int = 1
+    created_at: dt.datetime = _ts()
+    updated_at: dt.datetime = _ts()
+
+
+class ReviewSkillGap(SQLModel, table=True):
+    """One skill gap named by a review: a row each, so analytics can group by skill in SQL."""
+
+    __tablename__ = "review_skill_gap"
+    __table_args__ = (sa.Index(None, "organization_id", "skill_code"),)
+
+    review_id: uuid.UUID = Field(foreign_key="closed_lost_review.id", primary_key=True, ondelete="CASCADE")
+    skill_code: str = Field(sa_type=sa.String(64), primary_key=True)
+    organization_id: uuid.UUID = Field(foreign_key="organization.id", ondelete="CASCADE")
+
+
+class LeadershipNote(SQLModel, table=True):
+    """A head of sales's note on a review: leadership reviewing the managers' reviews."""
+
+    __tablename__ = "leadership_note"
+    __table_args__ = (sa.Index(None, "review_id", "id"),)
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    organization_id: uuid.UUID = Field(foreign_key="organization.id", ondelete="CASCADE")
+    review_id: uuid.UUID = Field(foreign_key="closed_lost_review.id", ondelete="CASCADE")
+    author_id: uuid.UUID = Field(foreign_key="member.id")
+    note: str = Field(sa_type=sa.String(5000))
+    created_at: dt.datetime = _ts()
+
+
+# --- approvals ----------------------------------------------------------------
+
+
+class Approval(SQLModel, table=True):
+    """Leadership sign-off on explicit deal terms; approved terms never change."""
+
+    __tablename__ = "approval"
+    __table_args__ = (
+        sa.Index(None, "deal_id", "id"),
+        sa.Index(None, "organization_id", "approver_id", "id"),
+        sa.CheckConstraint("status IN ('pending', 'approved', 'rejected', 'revoked')", name="status"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    organization_id: uuid.UUID = Field(foreign_key="organization.id", ondelete="CASCADE")
+    deal_id: uuid.UUID = Field(foreign_key="deal.id", ondelete="CASCADE")
+    requested_by: uuid.UUID = Field(foreign_key="member.id")
+    approver_id: uuid.UUID = Field(foreign_key="member.id")
+    terms: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONType)
+    status: str = Field(default="pending", sa_type=sa.String(16))
+    decision_note: str | None = Field(default=None, sa_type=sa.String(5000))
+    decided_at: dt.datetime | None = _ts(nullable=True)
+    relied_on_at: dt.datetime | None = _ts(nullable=True)
+    revoked_at: dt.datetime | None = _ts(nullable=True)
+    revoked_by: uuid.UUID | None = Field(default=None, foreign_key="member.id")
+    revoke_reason: str | None = Field(default=None, sa_type=sa.String(5000))
+    version: int = 1
+    created_at: dt.datetime = _ts()
+    updated_at: dt.datetime = _ts()

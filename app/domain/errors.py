@@ -191,3 +191,97 @@ class AssignmentNotPending(Conflict):
 class AssignmentEnded(Conflict):
     code = "assignment_ended"
     title = "The assignment is already declined or ended"
+
+
+# --- calls, interventions, observations ---------------------------------------
+
+
+class CallLeadMustBeOwner(RuleViolation):
+    code = "call_lead_must_be_owner"
+    title = "The deal's owner leads its calls"
+
+
+class ManagerRoleNotAgreed(RuleViolation):
+    code = "manager_role_not_agreed"
+    title = "A manager attends as observer or contributor with an agreed part"
+
+
+class CallAlreadyHeld(Conflict):
+    code = "call_already_held"
+    title = "The call was held; its attendees can no longer change"
+
+
+class CallNotHeld(Conflict):
+    code = "call_not_held"
+    title = "The call has not been held yet"
+
+
+class NotAnObserver(Forbidden):
+    code = "not_an_observer"
+    title = "Only a non-lead attendee of the call observes it"
+
+
+class ObservationNeedsStrength(RuleViolation):
+    code = "observation_needs_strength"
+    title = "An observation names at least one strength"
+
+
+class TooManyImprovements(RuleViolation):
+    code = "too_many_improvements"
+    title = "An observation names only a few improvements"
+
+
+class ObservationNotDraft(Conflict):
+    code = "observation_not_draft"
+    title = "The observation was already shared"
+
+
+class ObservationNotShared(Conflict):
+    code = "observation_not_shared"
+    title = "Only a shared observation is acknowledged"
+
+
+# --- closed-lost reviews ------------------------------------------------------
+
+
+class NotTheReviewer(Forbidden):
+    code = "not_the_reviewer"
+    title = "The reviewer writes the review; the seller writes the reflection"
+
+
+class ReviewIncomplete(RuleViolation):
+    code = "review_incomplete"
+    title = "The review is missing what completion needs"
+
+
+class ReviewCompleted(Conflict):
+    code = "review_completed"
+    title = "The review is completed and read-only"
+
+
+# --- approvals ----------------------------------------------------------------
+
+
+class ApproverNotInLine(RuleViolation):
+    code = "approver_not_in_line"
+    title = "The approver is in the owner's management line"
+
+
+class ApprovedTermsImmutable(Conflict):
+    code = "approved_terms_immutable"
+    title = "Approved terms never change; request a new approval"
+
+
+class ApprovalReliedUpon(Conflict):
+    code = "approval_relied_upon"
+    title = "An offer relied on this approval; only the owner may revoke it"
+
+
+class ApprovalNotPending(Conflict):
+    code = "approval_not_pending"
+    title = "The approval was already decided"
+
+
+class ApprovalNotApproved(Conflict):
+    code = "approval_not_approved"
+    title = "Only an approved approval can be relied upon or revoked"
