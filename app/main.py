@@ -15,7 +15,18 @@ from app.errors import Problem, install_error_handlers
 from app.middleware.idempotency import IdempotencyMiddleware
 from app.middleware.request_context import RequestContextMiddleware
 from app.observability import configure_logging
-from app.routers import api_keys, assignments, catalogs, deals, events, members, ops, org_settings, strategy
+from app.routers import (
+    api_keys,
+    approvals,
+    assignments,
+    catalogs,
+    deals,
+    events,
+    members,
+    ops,
+    org_settings,
+    strategy,
+)
 from app.settings import Settings
 
 API_VERSION = "1.0.0"
@@ -35,6 +46,7 @@ TAGS = [
     {"name": "deals", "description": "Opportunities, owned by sellers; CRM sync by external reference"},
     {"name": "strategy", "description": "The deal owner's strategy, its versions, and others' suggestions"},
     {"name": "assignments", "description": "Roles on deals: requested by the owner or proposed to the owner"},
+    {"name": "approvals", "description": "Leadership sign-off on explicit deal terms, never silently reversed"},
     {"name": "members", "description": "The organisation's people, their roles and reporting lines"},
     {"name": "api-keys", "description": "Keys that act as a member; shown once, stored hashed"},
     {"name": "skills", "description": "The organisation's skill catalog"},
@@ -75,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    for module in (members, api_keys, catalogs, org_settings, deals, strategy, assignments, events, ops):
+    for module in (members, api_keys, catalogs, org_settings, deals, strategy, assignments, approvals, events, ops):
         app.include_router(module.router)
     app.add_middleware(
         IdempotencyMiddleware, ttl_hours=settings.idempotency_ttl_hours, lock_seconds=settings.idempotency_lock_seconds
