@@ -19,6 +19,7 @@ from app.routers import (
     api_keys,
     approvals,
     assignments,
+    calls,
     catalogs,
     deals,
     events,
@@ -46,6 +47,8 @@ TAGS = [
     {"name": "deals", "description": "Opportunities, owned by sellers; CRM sync by external reference"},
     {"name": "strategy", "description": "The deal owner's strategy, its versions, and others' suggestions"},
     {"name": "assignments", "description": "Roles on deals: requested by the owner or proposed to the owner"},
+    {"name": "calls", "description": "Customer calls led by the owner, with agreed roles and interventions"},
+    {"name": "observations", "description": "Observers' notes on a call: strengths first, a few improvements, a debrief"},
     {"name": "approvals", "description": "Leadership sign-off on explicit deal terms, never silently reversed"},
     {"name": "members", "description": "The organisation's people, their roles and reporting lines"},
     {"name": "api-keys", "description": "Keys that act as a member; shown once, stored hashed"},
@@ -87,7 +90,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    for module in (members, api_keys, catalogs, org_settings, deals, strategy, assignments, approvals, events, ops):
+    for module in (
+        members, api_keys, catalogs, org_settings, deals, strategy, assignments, calls, approvals, events, ops,
+    ):
         app.include_router(module.router)
     app.add_middleware(
         IdempotencyMiddleware, ttl_hours=settings.idempotency_ttl_hours, lock_seconds=settings.idempotency_lock_seconds

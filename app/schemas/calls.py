@@ -1,0 +1,211 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints, field_validator
+
+from app.domain.calls import CallRole, InterventionKind, ObservationStatus
+from app.schemas.common import Page, RequestModel, ResponseModel, omitted
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
+Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+
+
+def _in_utc(value: dt.datetime) -> dt.datetime:
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError("the time is out of range in UTC") from None
+
+
+# Stored and answered in UTC, whatever offset the client sent; a time without one is refused.
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+SkillCode = Annotated[str, Field(max_length=64, description="A code from the skill catalog", examples=["discovery"])]
+
+
+# --- calls ---------------------------------------------------------------------
+
+
+class Attendee(RequestModel):
+    member_id: uuid.UUID = Field(description="An active seller, manager or head of sales")
+    call_role: CallRole = Field(
+        description="The deal's owner is the one `lead`; managers attend as `observer` or `contributor`",
+        examples=["observer"],
+    )
+    agreed_part: Text | None = Field(
+        default=None,
+        description="The part agreed with the seller before the call; required for managers and heads of sales",
+        examples=["Observe discovery questions"],
+    )
+
+    @field_validator("agreed_part")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+
+def _one_entry_per_member(attendees: list[Attendee]) -> list[Attendee]:
+    seen: set[uuid.UUID] = set()
+    for attendee in attendees:
+        if attendee.member_id in seen:
+            raise ValueError(f"member {attendee.member_id} is listed more than once")
+        seen.add(attendee.member_id)
+    return attendees
+
+
+Attendees = Annotated[list[Attendee], Field(max_length=50), AfterValidator(_one_entry_per_member)]
+
+
+class CallCreate(RequestModel):
+    scheduled_at: UtcDatetime = Field(examples=["2026-11-03T14:00:00Z"])
+    purpose: Text | None = Field(default=None, examples=["Discovery with the CFO"])
+    attendees: Attendees = Field(description="Everyone attending, each once; the deal's owner leads")
+
+
+class CallUpdate(RequestModel):
+    """Fields to change (by the lead); omitted fields stay as they are."""
+
+    scheduled_at: UtcDatetime = omitted()
+    purpose: Text | None = omitted()
+    attendees: Attendees = omitted(description="Replaces the whole list; fixed once the call was held")
+    held_at: UtcDatetime | None = omitted(
+        description="When the call took place; recorded once (attendees may change in the same request)"
+    )
+    outcome: LongText | None = omitted(examples=["CFO agreed to a pilot"])
+
+
+class AttendeePublic(ResponseModel):
+    member_id: uuid.UUID
+    call_role: CallRole
+    agreed_part: str | None
+
+
+class CallPublic(ResponseModel):
+    id: uuid.UUID
+    deal_id: uuid.UUID
+    lead_id: uuid.UUID = Field(description="The deal's owner, who leads the call")
+    scheduled_at: dt.datetime
+    purpose: str | None
+    attendees: list[AttendeePublic]
+    held_at: dt.datetime | None
+    outcome: str | None
+    version: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class CallPage(Page[CallPublic]):
+    pass
+
+
+# --- interventions ----------------------------------------------------------------
+
+
+class InterventionCreate(RequestModel):
+    member_id: uuid.UUID = Field(description="The attendee who intervened")
+    kind: InterventionKind = Field(examples=["answered_question"])
+    note: Text | None = Field(default=None, examples=["Answered the security question on SSO"])
+
+
+class InterventionPublic(ResponseModel):
+    id: uuid.UUID
+    call_id: uuid.UUID
+    deal_id: uuid.UUID
+    member_id: uuid.UUID
+    kind: InterventionKind
+    note: str | None
+    is_takeover: bool = Field(description="`took_over` by anyone but the lead")
+    recorded_by: uuid.UUID
+    created_at: dt.datetime
+
+
+class InterventionPage(Page[InterventionPublic]):
+    pass
+
+
+# --- observations ---------------------------------------------------------------------
+
+
+class Strength(RequestModel):
+    skill_code: SkillCode
+    note: Line = Field(examples=["Open questions uncovered the month-end pain"])
+
+
+class Improvement(RequestModel):
+    skill_code: SkillCode
+    note: Line = Field(examples=["Pricing came up before the value was agreed"])
+    suggestion: Text | None = Field(default=None, examples=["Confirm the business case before quoting"])
+
+
+Strengths = Annotated[
+    list[Strength], Field(max_length=20, description="What went well; at least one (observation_needs_strength)")
+]
+Improvements = Annotated[
+    list[Improvement],
+    Field(
+        max_length=20,
+        description="A few areas to improve: at most the organisation's max_improvements_per_observation",
+    ),
+]
+
+
+class ObservationCreate(RequestModel):
+    strengths: Strengths = Field(default_factory=list)
+    improvements: Improvements = Field(default_factory=list)
+    summary: LongText | None = None
+
+
+class ObservationUpdate(RequestModel):
+    """Fields to change in a draft (by the observer); omitted fields stay as they are."""
+
+    strengths: Strengths = omitted()
+    improvements: Improvements = omitted()
+    summary: LongText | None = omitted()
+
+
+class ObservationAcknowledgement(RequestModel):
+    reflection: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)] = Field(
+        description="The seller's own reflection on the call",
+        examples=["I quoted too early; next time I confirm value first"],
+    )
+    commitments: list[Line] = Field(
+        default_factory=list, max_length=20, description="What the seller will do differently",
+        examples=[["Confirm the business case before pricing"]],
+    )
+
+
+class StrengthPublic(ResponseModel):
+    skill_code: str
+    note: str
+
+
+class ImprovementPublic(ResponseModel):
+    skill_code: str
+    note: str
+    suggestion: str | None
+
+
+class ObservationPublic(ResponseModel):
+    id: uuid.UUID
+    call_id: uuid.UUID
+    deal_id: uuid.UUID
+    observer_id: uuid.UUID
+    seller_id: uuid.UUID = Field(description="The seller who led the call")
+    strengths: list[StrengthPublic]
+    improvements: list[ImprovementPublic]
+    summary: str | None
+    status: ObservationStatus
+    shared_at: dt.datetime | None
+    acknowledged_at: dt.datetime | None
+    reflection: str | None
+    commitments: list[str]
+    version: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class ObservationPage(Page[ObservationPublic]):
+    pass
