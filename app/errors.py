@@ -140,9 +140,17 @@ def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
     return sorted({m for methods in (literal or [m for _, m in matches]) for m in methods})
 
 
+# SQLSTATE classes that mean "the server cannot serve us now": connection exceptions (08),
+# insufficient resources such as too many clients (53), operator intervention (57P).
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+
+
 def is_database_unavailable(exc: BaseException) -> bool:
     """Connection refused, timed out or dropped: the database is down, not the request wrong."""
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None) or getattr(exc, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
         return True
     if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)):
         return True

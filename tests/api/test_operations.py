@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 
 from app.main import create_app
 from app.settings import Settings
@@ -129,3 +131,20 @@ async def test_unreachable_database_from_the_start(tmp_path) -> None:
             assert_problem(response, 503, "database_unavailable")
             assert_problem(await client.get("/readyz"), 503, "database_unavailable")
             assert time.perf_counter() - started < 3
+
+
+async def test_a_database_refusing_clients_is_unavailable_not_an_error(pg_database: str) -> None:
+    """Too many clients (SQLSTATE 53300) is the database saying "not now": 503, not 500."""
+    from tests.pg import pg_exec
+
+    role = f"dealcoach_limited_{uuid.uuid4().hex[:8]}"
+    await pg_exec(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 0')
+    try:
+        url = make_url(pg_database).set(username=role, password=None).render_as_string(hide_password=False)
+        app = create_app(Settings(database_url=url, access_log=False, log_level="ERROR"))
+        async with app.router.lifespan_context(app):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+                response = await client.get("/v1/me", headers={"Authorization": "Bearer dc_00000000_x"})
+                assert_problem(response, 503, "database_unavailable")
+    finally:
+        await pg_exec(f'DROP ROLE IF EXISTS "{role}"')
