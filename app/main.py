@@ -16,16 +16,19 @@ from app.middleware.idempotency import IdempotencyMiddleware
 from app.middleware.request_context import RequestContextMiddleware
 from app.observability import configure_logging
 from app.routers import (
+    analytics,
     api_keys,
     approvals,
     assignments,
     calls,
     catalogs,
+    coaching,
     deals,
     events,
     members,
     ops,
     org_settings,
+    reviews,
     strategy,
 )
 from app.settings import Settings
@@ -50,6 +53,8 @@ TAGS = [
     {"name": "calls", "description": "Customer calls led by the owner, with agreed roles and interventions"},
     {"name": "observations", "description": "Observers' notes on a call: strengths first, a few improvements, a debrief"},
     {"name": "approvals", "description": "Leadership sign-off on explicit deal terms, never silently reversed"},
+    {"name": "closed-lost-reviews", "description": "The review conversation every lost deal opens"},
+    {"name": "analytics", "description": "Closed-lost and coaching figures, computed in SQL"},
     {"name": "members", "description": "The organisation's people, their roles and reporting lines"},
     {"name": "api-keys", "description": "Keys that act as a member; shown once, stored hashed"},
     {"name": "skills", "description": "The organisation's skill catalog"},
@@ -91,7 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     for module in (
-        members, api_keys, catalogs, org_settings, deals, strategy, assignments, calls, approvals, events, ops,
+        members, api_keys, catalogs, org_settings, deals, strategy, assignments, calls, approvals,
+        reviews, analytics, coaching, events, ops,
     ):
         app.include_router(module.router)
     app.add_middleware(

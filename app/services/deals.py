@@ -39,6 +39,7 @@ from app.domain.members import Actor
 from app.domain.money import from_minor, to_minor
 from app.domain.versioning import ensure_version
 from app.schemas.deals import DealBatchRecord, DealCreate, DealUpdate, DealUpsert, ListFilters
+from app.services import reviews
 from app.services.pagination import PageRequest, PageResult, after_id, build_page
 
 LISTING = "deals"
@@ -231,6 +232,8 @@ async def _create(uow: UnitOfWork, actor: Actor, fields: dict[str, Any], refs: l
     session.add_all(saved_refs)
     await uow.flush(conflict=ExternalRefTaken())
     await _event(uow, actor, deal, "deal.created", _snapshot(deal, saved_refs))
+    if stage == Stage.closed_lost:
+        await reviews.open_or_reuse_review(uow, actor, deal)
     return DealView(deal, saved_refs)
 
 
@@ -300,6 +303,11 @@ async def _apply(uow: UnitOfWork, actor: Actor, deal: Deal, changes: dict[str, A
         if change.loses:
             data["loss"] = _loss_public(deal)
         await _event(uow, actor, deal, "deal.stage_changed", data)
+        # Every loss gets its review conversation; a reopened deal's review records the reopening.
+        if change.loses:
+            await reviews.open_or_reuse_review(uow, actor, deal)
+        elif change.reopens and change.before == Stage.closed_lost:
+            await reviews.mark_reopened(uow, actor, deal)
     return True
 
 

@@ -19,7 +19,7 @@ are collected from the document the app factory generates (``app.openapi.generat
 function that answers /openapi.json), and ``test_served_spec_is_the_fuzzed_spec`` proves that
 the running server serves exactly that document.
 
-Knobs (environment): DEALCOACH_FUZZ_EXAMPLES (fuzzing examples per operation, default 30),
+Knobs (environment): DEALCOACH_FUZZ_EXAMPLES (fuzzing examples per operation, default 20),
 DEALCOACH_FUZZ_SEED; REQUIRE_POSTGRES=1 turns "PostgreSQL unreachable" into a failure.
 """
 
@@ -51,7 +51,7 @@ from tests.schemathesis_support import (
 
 pytestmark = pytest.mark.slow
 
-MAX_EXAMPLES = int(os.environ.get("DEALCOACH_FUZZ_EXAMPLES", "30"))
+MAX_EXAMPLES = int(os.environ.get("DEALCOACH_FUZZ_EXAMPLES", "20"))
 SEED = int(os.environ.get("DEALCOACH_FUZZ_SEED", "20240601"))
 
 SPEC = generate()

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from app.deps import ActorDep, UowDep
+from app.errors import problem_responses
+from app.schemas.coaching import CoachingAnalytics
+from app.services import coaching as service
+
+router = APIRouter(prefix="/v1", tags=["analytics"])
+
+
+@router.get("/analytics/coaching", response_model=CoachingAnalytics, responses=problem_responses(403, 422))
+async def get_coaching_analytics(
+    actor: ActorDep,
+    uow: UowDep,
+    date_from: Annotated[dt.date | None, Query(alias="from", description="From this day (UTC), inclusive")] = None,
+    date_to: Annotated[dt.date | None, Query(alias="to", description="Up to this day (UTC), inclusive")] = None,
+    manager_id: Annotated[uuid.UUID | None, Query(description="One manager only")] = None,
+) -> CoachingAnalytics:
+    """Per manager: early coaching or late rescue — involvement, takeovers, observations, debriefs, reviews."""
+    return await service.coaching_analytics(
+        uow, actor, date_from=date_from, date_to=date_to, manager_id=manager_id
+    )

@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, StringConstraints, field_validator
+
+from app.domain.reviews import ReviewStatus, parse_iso_week
+from app.schemas.common import Code, Page, RequestModel, ResponseModel, omitted
+from app.schemas.deals import MoneyPublic
+
+LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
+Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+Competitor = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+IsoWeek = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9]{4}-W[0-9]{2}$"),
+    AfterValidator(parse_iso_week),
+    Field(description="An ISO 8601 week", examples=["2026-W47"]),
+]
+
+
+class ActionItem(RequestModel):
+    description: Line = Field(examples=["Rehearse the pricing conversation with enablement"])
+    assignee_id: uuid.UUID | None = Field(default=None, description="An active member of the organisation")
+    due_date: dt.date | None = Field(default=None, examples=["2026-12-15"])
+
+
+class ReviewUpdate(RequestModel):
+    """Fields to change; omitted fields stay as they are. The reviewer writes every field but
+    `seller_reflection`, which only the seller writes (403 not_the_reviewer either way)."""
+
+    loss_reason_code: Code = omitted(description="A code from the loss-reason catalog (may correct the deal's)")
+    loss_reason_confirmed: bool = omitted(description="The reviewer confirms the loss reason with the seller")
+    competitor: Competitor | None = omitted(examples=["Initech"])
+    root_cause: LongText | None = omitted(examples=["We never reached the economic buyer"])
+    what_went_well: LongText | None = omitted()
+    lessons: list[Line] = omitted(max_length=50, examples=[["Multi-thread before the proposal"]])
+    skill_gaps: list[Code] = omitted(
+        max_length=20, description="Skill codes from the catalog", examples=[["negotiation"]]
+    )
+    product_feedback: LongText | None = omitted()
+    enablement_feedback: LongText | None = omitted()
+    action_items: list[ActionItem] = omitted(max_length=50)
+    seller_reflection: LongText | None = omitted(description="Written by the seller only")
+
+    @field_validator("skill_gaps")
+    @classmethod
+    def _unique_skills(cls, codes: list[str]) -> list[str]:
+        return list(dict.fromkeys(codes))
+
+
+class LeadershipNoteCreate(RequestModel):
+    note: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)] = Field(
+        examples=["Good depth on root cause; push the product feedback to the roadmap review"]
+    )
+
+
+class LeadershipNotePublic(ResponseModel):
+    id: uuid.UUID
+    review_id: uuid.UUID
+    author_id: uuid.UUID
+    note: str
+    created_at: dt.datetime
+
+
+class ActionItemPublic(ResponseModel):
+    description: str
+    assignee_id: uuid.UUID | None
+    due_date: dt.date | None
+
+
+class ReviewPublic(ResponseModel):
+    id: uuid.UUID
+    deal_id: uuid.UUID
+    owner_id: uuid.UUID = Field(description="The seller who owned the deal when it was lost")
+    reviewer_id: uuid.UUID | None = Field(
+        description="The owner's manager at the loss (a head of sales when the owner had none)"
+    )
+    status: ReviewStatus
+    deal_reopened: bool = Field(description="The deal was reopened after this loss")
+    closed_at: dt.datetime
+    due_on: dt.date
+    overdue: bool = Field(description="Not completed and today (UTC) is past due_on")
+    suggested_skills: list[str] = Field(description="Skills the loss reason points at")
+    loss_reason_code: str
+    loss_reason_confirmed: bool
+    competitor: str | None
+    root_cause: str | None
+    what_went_well: str | None
+    lessons: list[str]
+    skill_gaps: list[str]
+    product_feedback: str | None
+    enablement_feedback: str | None
+    action_items: list[ActionItemPublic]
+    seller_reflection: str | None
+    leadership_notes: list[LeadershipNotePublic]
+    completed_at: dt.datetime | None
+    version: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class ReviewPage(Page[ReviewPublic]):
+    pass
+
+
+class WeeklyReview(ResponseModel):
+    id: uuid.UUID
+    deal_id: uuid.UUID
+    deal_name: str
+    owner_id: uuid.UUID
+    amount: MoneyPublic | None
+    status: ReviewStatus
+    due_on: dt.date
+    overdue: bool
+
+
+class WeeklyGroup(ResponseModel):
+    reviewer_id: uuid.UUID | None
+    pending: int
+    completed: int
+    overdue: int
+    lost_amounts: list[MoneyPublic] = Field(description="The week's lost amounts, one sum per currency")
+    reviews: list[WeeklyReview]
+
+
+class WeeklyReviews(ResponseModel):
+    week: str = Field(examples=["2026-W47"])
+    groups: list[WeeklyGroup]
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewFilters:
+    """The review list's query parameters, already validated by the router."""
+
+    status: ReviewStatus | None = None
+    reviewer_id: uuid.UUID | None = None
+    owner_id: uuid.UUID | None = None
+    week: str | None = None
+    closed_from: dt.date | None = None
+    closed_to: dt.date | None = None
