@@ -21,8 +21,9 @@ run: install
 	$(BIN)/dealcoach migrate
 	$(BIN)/dealcoach serve --host $(HOST) --port $(PORT)
 
+# Two processes (the machines here have two cores); each has its own databases.
 test: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 openapi: install
 	$(BIN)/python -m app.openapi openapi/openapi.json
