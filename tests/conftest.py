@@ -19,7 +19,7 @@ from app.db.uow import UnitOfWork
 from app.main import create_app
 from app.services.bootstrap import bootstrap_organization
 from app.settings import Settings
-from tests.helpers import Api, Org
+from tests.helpers import Api, Org, Person
 from tests.pg import PG_URL, REQUIRE_POSTGRES, fresh_pg_database, pg_unreachable
 
 BACKENDS = ["sqlite", "postgres"]
@@ -103,3 +103,21 @@ async def org(app) -> Org:  # type: ignore[no-untyped-def]
 def api(client: httpx.AsyncClient, org: Org) -> Api:
     """The API, called as the organisation's admin; ``api.as_(key)`` calls as someone else."""
     return Api(client, org.admin_key)
+
+
+@pytest.fixture
+async def team(api: Api) -> dict[str, Person]:
+    """Two teams under one head of sales, an integration, and the admin, each with a key:
+    hos > manager > {seller, peer}; hos > other_manager > outsider."""
+    hos = await api.make_member("head_of_sales")
+    manager = await api.make_member("manager", manager=hos)
+    seller = await api.make_member("seller", manager=manager)
+    peer = await api.make_member("seller", manager=manager)
+    other_manager = await api.make_member("manager", manager=hos)
+    outsider = await api.make_member("seller", manager=other_manager)
+    integration = await api.make_member("integration")
+    admin = Person(id=(await api.get("/v1/me")).json()["id"], key=api.key or "", body={})
+    return {
+        "hos": hos, "manager": manager, "seller": seller, "peer": peer, "other_manager": other_manager,
+        "outsider": outsider, "integration": integration, "admin": admin,
+    }

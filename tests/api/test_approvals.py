@@ -22,20 +22,6 @@ TERMS = [
 ]
 
 
-@pytest.fixture
-async def team(api: Api) -> dict[str, Person]:
-    hos = await api.make_member("head_of_sales")
-    manager = await api.make_member("manager", manager=hos)
-    seller = await api.make_member("seller", manager=manager)
-    peer = await api.make_member("seller", manager=manager)
-    other_manager = await api.make_member("manager", manager=hos)
-    outsider = await api.make_member("seller", manager=other_manager)
-    return {
-        "hos": hos, "manager": manager, "seller": seller, "peer": peer,
-        "other_manager": other_manager, "outsider": outsider,
-    }
-
-
 async def _request(  # type: ignore[no-untyped-def]
     api: Api, caller: Person, deal: dict, approver: Person | str, terms: Any = None
 ):

@@ -7,21 +7,6 @@ import pytest
 from tests.helpers import Api, Person, assert_problem, make_deal
 
 
-@pytest.fixture
-async def team(api: Api) -> dict[str, Person]:
-    hos = await api.make_member("head_of_sales")
-    manager = await api.make_member("manager", manager=hos)
-    seller = await api.make_member("seller", manager=manager)
-    peer = await api.make_member("seller", manager=manager)
-    other_manager = await api.make_member("manager", manager=hos)
-    outsider = await api.make_member("seller", manager=other_manager)
-    integration = await api.make_member("integration")
-    return {
-        "hos": hos, "manager": manager, "seller": seller, "peer": peer,
-        "other_manager": other_manager, "outsider": outsider, "integration": integration,
-    }
-
-
 async def _assign(api: Api, caller: Person, deal: dict, member: Person, role: str = "coach"):  # type: ignore[no-untyped-def]
     return await api.as_(caller).post(
         f"/v1/deals/{deal['id']}/assignments", json={"member_id": member.id, "role": role, "purpose": "help"}

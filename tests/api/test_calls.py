@@ -21,22 +21,6 @@ IMPROVEMENTS = [
 ]
 
 
-@pytest.fixture
-async def team(api: Api) -> dict[str, Person]:
-    hos = await api.make_member("head_of_sales")
-    manager = await api.make_member("manager", manager=hos)
-    seller = await api.make_member("seller", manager=manager)
-    peer = await api.make_member("seller", manager=manager)
-    other_manager = await api.make_member("manager", manager=hos)
-    outsider = await api.make_member("seller", manager=other_manager)
-    integration = await api.make_member("integration")
-    admin = Person(id=(await api.get("/v1/me")).json()["id"], key=api.key or "", body={})
-    return {
-        "hos": hos, "manager": manager, "seller": seller, "peer": peer,
-        "other_manager": other_manager, "outsider": outsider, "integration": integration, "admin": admin,
-    }
-
-
 def lead(person: Person) -> dict[str, Any]:
     return {"member_id": person.id, "call_role": "lead"}
 

@@ -4,22 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import Api, Person, assert_problem, make_deal
-
-
-@pytest.fixture
-async def team(api: Api) -> dict[str, Person]:
-    hos = await api.make_member("head_of_sales")
-    manager = await api.make_member("manager", manager=hos)
-    seller = await api.make_member("seller", manager=manager)
-    peer = await api.make_member("seller", manager=manager)
-    other_manager = await api.make_member("manager", manager=hos)
-    outsider = await api.make_member("seller", manager=other_manager)
-    integration = await api.make_member("integration")
-    return {
-        "hos": hos, "manager": manager, "seller": seller, "peer": peer,
-        "other_manager": other_manager, "outsider": outsider, "integration": integration,
-    }
+from tests.helpers import Api, assert_problem, make_deal
 
 
 async def test_seller_creates_own_deal(api: Api, team) -> None:

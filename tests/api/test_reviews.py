@@ -17,21 +17,6 @@ from tests.helpers import Api, Person, assert_problem, make_deal
 REVIEWS = "/v1/closed-lost-reviews"
 
 
-@pytest.fixture
-async def team(api: Api) -> dict[str, Person]:
-    hos = await api.make_member("head_of_sales")
-    manager = await api.make_member("manager", manager=hos)
-    seller = await api.make_member("seller", manager=manager)
-    peer = await api.make_member("seller", manager=manager)
-    other_manager = await api.make_member("manager", manager=hos)
-    outsider = await api.make_member("seller", manager=other_manager)
-    integration = await api.make_member("integration")
-    return {
-        "hos": hos, "manager": manager, "seller": seller, "peer": peer,
-        "other_manager": other_manager, "outsider": outsider, "integration": integration,
-    }
-
-
 async def lose(api: Api, who: Person, deal: dict[str, Any], reason: str = "price", **loss: Any) -> dict[str, Any]:
     body = {"stage": "closed_lost", "loss": {"reason_code": reason, **loss}}
     response = await api.as_(who).patch(f"/v1/deals/{deal['id']}", json=body)

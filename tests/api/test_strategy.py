@@ -19,21 +19,6 @@ DOCUMENT: dict[str, Any] = {
 }
 
 
-@pytest.fixture
-async def team(api: Api) -> dict[str, Person]:
-    hos = await api.make_member("head_of_sales")
-    manager = await api.make_member("manager", manager=hos)
-    seller = await api.make_member("seller", manager=manager)
-    peer = await api.make_member("seller", manager=manager)
-    other_manager = await api.make_member("manager", manager=hos)
-    outsider = await api.make_member("seller", manager=other_manager)
-    integration = await api.make_member("integration")
-    return {
-        "hos": hos, "manager": manager, "seller": seller, "peer": peer,
-        "other_manager": other_manager, "outsider": outsider, "integration": integration,
-    }
-
-
 def strategy_url(deal: dict[str, Any]) -> str:
     return f"/v1/deals/{deal['id']}/strategy"
 
