@@ -25,7 +25,7 @@ from app.domain.errors import NotFound
 from app.domain.members import Actor
 from app.domain.versioning import ensure_version
 from app.schemas.approvals import ApprovalCreate, ApprovalUpdate
-from app.services.deals import visible_deal
+from app.services.deals import ensure_sees_through_deal, visible_deal
 from app.services.pagination import PageRequest, PageResult, after_id, build_page
 
 LISTING = "approvals"
@@ -58,11 +58,7 @@ async def get_approval(uow: UnitOfWork, actor: Actor, approval_id: uuid.UUID) ->
     approval = await repo.get(uow.session, actor.organization_id, approval_id)
     if approval is None:
         raise NotFound("No approval with this id.")
-    if approval.approver_id != actor.member_id:
-        try:
-            await visible_deal(uow, actor, approval.deal_id)
-        except NotFound:
-            raise NotFound("No approval with this id.") from None
+    await ensure_sees_through_deal(uow, actor, approval.deal_id, named=[approval.approver_id], what="approval")
     return approval
 
 

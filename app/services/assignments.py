@@ -21,7 +21,7 @@ from app.domain.assignments import (
 from app.domain.errors import AssignmentExists, NotFound
 from app.domain.members import Actor
 from app.schemas.assignments import AssignmentCreate
-from app.services.deals import visible_deal
+from app.services.deals import ensure_sees_through_deal, visible_deal
 from app.services.involvement import record_involvement
 from app.services.pagination import PageRequest, PageResult, after_id, build_page
 
@@ -75,11 +75,7 @@ async def get_assignment(uow: UnitOfWork, actor: Actor, assignment_id: uuid.UUID
     assignment = await repo.get(uow.session, actor.organization_id, assignment_id)
     if assignment is None:
         raise NotFound("No assignment with this id.")
-    if assignment.member_id != actor.member_id:
-        try:
-            await visible_deal(uow, actor, assignment.deal_id)
-        except NotFound:
-            raise NotFound("No assignment with this id.") from None
+    await ensure_sees_through_deal(uow, actor, assignment.deal_id, named=[assignment.member_id], what="assignment")
     return assignment
 
 

@@ -43,7 +43,7 @@ from app.schemas.calls import (
     ObservationCreate,
     ObservationUpdate,
 )
-from app.services.deals import visible_deal
+from app.services.deals import ensure_sees_through_deal, visible_deal
 from app.services.involvement import record_involvement
 from app.services.pagination import PageRequest, PageResult, after_id, after_key, build_page
 
@@ -98,11 +98,7 @@ async def get_call(uow: UnitOfWork, actor: Actor, call_id: uuid.UUID) -> CallVie
     if call is None:
         raise NotFound("No call with this id.")
     attendees = (await repo.attendees_of(uow.session, [call.id]))[call.id]
-    if actor.member_id not in {a.member_id for a in attendees}:
-        try:
-            await visible_deal(uow, actor, call.deal_id)
-        except NotFound:
-            raise NotFound("No call with this id.") from None
+    await ensure_sees_through_deal(uow, actor, call.deal_id, named=[a.member_id for a in attendees], what="call")
     return CallView(call, attendees)
 
 

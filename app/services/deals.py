@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +67,19 @@ async def visible_deal(uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, *, for
     if deal is None:
         raise NotFound("No deal with this id.")
     return deal
+
+
+async def ensure_sees_through_deal(
+    uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, *, named: Iterable[uuid.UUID], what: str
+) -> None:
+    """Something on a deal (a call, an assignment, an approval) is visible to the members it
+    names and to whoever sees the deal; to anyone else it does not exist."""
+    if actor.member_id in set(named):
+        return
+    try:
+        await visible_deal(uow, actor, deal_id)
+    except NotFound:
+        raise NotFound(f"No {what} with this id.") from None
 
 
 async def list_deals(uow: UnitOfWork, actor: Actor, page: PageRequest, filters: ListFilters) -> PageResult[DealView]:
