@@ -130,11 +130,12 @@ def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
     table = getattr(app.state, "allowed_methods", None)
     if table is None:
         table = [
-            (re.compile("^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(path)) + "$"), [m.upper() for m in item])
+            (re.compile(re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(path))), [m.upper() for m in item])
             for path, item in app.openapi().get("paths", {}).items()
         ]
         app.state.allowed_methods = table
-    matches = [(pattern, methods) for pattern, methods in table if pattern.match(request.url.path)]
+    path = request.scope["path"]  # as routed: request.url.path would re-parse (and trim) it
+    matches = [(pattern, methods) for pattern, methods in table if pattern.fullmatch(path)]
     # A literal path (/v1/deals/batch-upsert) wins over a template that also matches it.
     literal = [methods for pattern, methods in matches if "[^/]+" not in pattern.pattern]
     return sorted({m for methods in (literal or [m for _, m in matches]) for m in methods})
@@ -174,7 +175,7 @@ def install_error_handlers(app: FastAPI) -> None:
             return problem(400, "malformed_json", "The request body is not valid JSON.", request.url.path)
         if any(err.get("loc", ("",))[0] == "path" for err in errors):
             allowed = _allowed_methods(app, request)
-            if request.method not in allowed:  # e.g. PATCH on /v1/deals/batch-upsert
+            if allowed and request.method not in allowed:  # e.g. PATCH on /v1/deals/batch-upsert
                 return problem(405, "method_not_allowed", "Method Not Allowed", request.url.path,
                                headers={"Allow": ", ".join(allowed)})
             # A path id that is not a UUID names nothing that exists.

@@ -159,3 +159,14 @@ async def test_unexpected_errors_are_a_500_problem_without_internals(app, api: A
     body = assert_problem(response, 500, "internal_error")
     assert "secret" not in response.text
     assert body["instance"] == "/v1/boom"
+
+
+@pytest.mark.parametrize("path", ["/v1/members/%0A", "/v1/approvals/%0A", "/v1/deals/%20"])
+async def test_a_blank_path_id_is_not_found(api: Api, path: str) -> None:
+    assert_problem(await api.get(path), 404, "not_found")
+
+
+async def test_a_literal_path_answers_405_for_methods_it_does_not_serve(api: Api) -> None:
+    response = await api.patch("/v1/deals/batch-upsert", json={})
+    assert_problem(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "POST"
