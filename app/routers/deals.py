@@ -10,7 +10,7 @@ from app.deps import ActorDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
 from app.domain.deals import DealStatus, Stage
 from app.domain.money import from_minor
 from app.errors import problem_responses
-from app.routers.http import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
+from app.routers.http import ETAG_HEADER, LOCATION_HEADER, json_response, set_etag, set_location
 from app.schemas.deals import (
     DealBatch,
     DealBatchResult,
@@ -91,10 +91,10 @@ async def create_deal(body: DealCreate, actor: ActorDep, uow: UowDep, response: 
 @router.get("/deals", response_model=DealPage, responses=problem_responses(422))
 async def list_deals(
     actor: ActorDep, uow: UowDep, page: PageDep, filters: Annotated[ListFilters, Depends(list_filters)]
-) -> DealPage:
+) -> Response:
     """Deals the caller can see, oldest first, filtered."""
     result = await service.list_deals(uow, actor, page, filters)
-    return DealPage(items=[render(v) for v in result.items], next_cursor=result.next_cursor)
+    return json_response(DealPage(items=[render(v) for v in result.items], next_cursor=result.next_cursor))
 
 
 @router.post(

@@ -8,8 +8,7 @@ from fastapi import APIRouter, Query, Response, status
 from app.deps import ActorDep, AuthDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
 from app.domain.members import MemberRole
 from app.errors import problem_responses
-from app.routers.http import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
-from app.schemas.common import Ref
+from app.routers.http import ETAG_HEADER, LOCATION_HEADER, json_response, set_etag, set_location
 from app.schemas.members import MemberCreate, MemberPage, MemberPublic, MemberUpdate, MePublic
 from app.services import members as service
 
@@ -17,15 +16,13 @@ router = APIRouter(prefix="/v1", tags=["members"])
 
 
 @router.get("/me", response_model=MePublic, responses=problem_responses())
-async def get_me(auth: AuthDep) -> MePublic:
+async def get_me(auth: AuthDep) -> Response:
     """The member the API key acts as, with their organisation."""
     row = auth.row
-    member = MemberPublic.model_validate(row)
-    return MePublic(
-        **member.model_dump(),
-        organization=Ref(id=row.organization_id, name=row.organization_name),
-        api_key_id=row.api_key_id,
+    me = MePublic.model_validate(
+        {**row._mapping, "organization": {"id": row.organization_id, "name": row.organization_name}}
     )
+    return json_response(me)
 
 
 @router.post(
@@ -51,10 +48,11 @@ async def list_members(
     role: MemberRole | None = None,
     manager_id: Annotated[uuid.UUID | None, Query(description="Direct reports of this member")] = None,
     active: bool | None = None,
-) -> MemberPage:
+) -> Response:
     """Members of the organisation, oldest first."""
     result = await service.list_members(uow, actor, page, role=role, manager_id=manager_id, active=active)
-    return MemberPage(items=[MemberPublic.model_validate(m) for m in result.items], next_cursor=result.next_cursor)
+    items = [row._mapping for row in result.items]
+    return json_response(MemberPage.model_validate({"items": items, "next_cursor": result.next_cursor}))
 
 
 @router.get(
