@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 
@@ -33,6 +33,11 @@ router = APIRouter(prefix="/v1", tags=["deals"])
 
 
 def render(view: service.DealView) -> DealPublic:
+    return DealPublic.model_validate(fields_of(view))
+
+
+def fields_of(view: service.DealView) -> dict[str, Any]:
+    """A deal as the plain data of DealPublic (validated once, by the caller, in pydantic's core)."""
     deal = view.deal
     amount = None
     if deal.amount_minor is not None and deal.currency is not None:
@@ -40,22 +45,22 @@ def render(view: service.DealView) -> DealPublic:
     loss = None
     if deal.loss_reason_code is not None:
         loss = {"reason_code": deal.loss_reason_code, "competitor": deal.loss_competitor, "detail": deal.loss_detail}
-    return DealPublic(
-        id=deal.id,
-        name=deal.name,
-        account_name=deal.account_name,
-        amount=amount,
-        expected_close_date=deal.expected_close_date,
-        stage=deal.stage,
-        status=service.status_of(deal.stage),
-        owner_id=deal.owner_id,
-        closed_at=deal.closed_at,
-        loss=loss,
-        external_refs=[{"source": r.source, "external_id": r.external_id} for r in view.refs],
-        version=deal.version,
-        created_at=deal.created_at,
-        updated_at=deal.updated_at,
-    )
+    return {
+        "id": deal.id,
+        "name": deal.name,
+        "account_name": deal.account_name,
+        "amount": amount,
+        "expected_close_date": deal.expected_close_date,
+        "stage": deal.stage,
+        "status": service.status_of(deal.stage),
+        "owner_id": deal.owner_id,
+        "closed_at": deal.closed_at,
+        "loss": loss,
+        "external_refs": [{"source": r.source, "external_id": r.external_id} for r in view.refs],
+        "version": deal.version,
+        "created_at": deal.created_at,
+        "updated_at": deal.updated_at,
+    }
 
 
 def list_filters(
@@ -94,7 +99,8 @@ async def list_deals(
 ) -> Response:
     """Deals the caller can see, oldest first, filtered."""
     result = await service.list_deals(uow, actor, page, filters)
-    return json_response(DealPage(items=[render(v) for v in result.items], next_cursor=result.next_cursor))
+    items = [fields_of(v) for v in result.items]
+    return json_response(DealPage.model_validate({"items": items, "next_cursor": result.next_cursor}))
 
 
 @router.post(

@@ -48,8 +48,10 @@ LISTING = "deals"
 
 @dataclass
 class DealView:
-    deal: Deal
-    refs: list[DealExternalRef] = field(default_factory=list)
+    """A deal with its external references; on read paths both are plain rows, not ORM objects."""
+
+    deal: Any
+    refs: list[Any] = field(default_factory=list)
 
 
 # --- reading ---------------------------------------------------------------

@@ -78,8 +78,9 @@ async def list_page(
     closed_before: dt.datetime | None = None,
     updated_since: dt.datetime | None = None,
     q: str | None = None,
-) -> list[Deal]:
-    stmt = sa.select(Deal).where(Deal.organization_id == actor.organization_id)
+) -> list[sa.Row[Any]]:
+    """Plain rows, not ORM objects: a page of deals is a hot read path."""
+    stmt = sa.select(*Deal.__table__.c).where(Deal.organization_id == actor.organization_id)
     condition = visibility(actor)
     if condition is not None:
         stmt = stmt.where(condition)
@@ -104,21 +105,22 @@ async def list_page(
     if after is not None:
         stmt = stmt.where(Deal.id > after)
     stmt = stmt.order_by(Deal.id).limit(limit)
-    return list((await session.execute(stmt)).scalars())
+    return list((await session.execute(stmt)).all())
 
 
-async def refs_of(session: AsyncSession, deal_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[DealExternalRef]]:
-    """External references of many deals in one query."""
-    refs: dict[uuid.UUID, list[DealExternalRef]] = {deal_id: [] for deal_id in deal_ids}
+async def refs_of(session: AsyncSession, deal_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
+    """External references (source, external_id rows) of many deals in one query."""
+    refs: dict[uuid.UUID, list[Any]] = {deal_id: [] for deal_id in deal_ids}
     if not deal_ids:
         return refs
+    ref = DealExternalRef.__table__
     stmt = (
-        sa.select(DealExternalRef)
-        .where(DealExternalRef.deal_id.in_(list(deal_ids)))
-        .order_by(DealExternalRef.source, DealExternalRef.external_id)
+        sa.select(ref.c.deal_id, ref.c.source, ref.c.external_id)
+        .where(ref.c.deal_id.in_(list(deal_ids)))
+        .order_by(ref.c.source, ref.c.external_id)
     )
-    for ref in (await session.execute(stmt)).scalars():
-        refs[ref.deal_id].append(ref)
+    for row in (await session.execute(stmt)).all():
+        refs[row.deal_id].append(row)
     return refs
 
 
