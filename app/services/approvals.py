@@ -153,13 +153,7 @@ def _touch(approval: Approval, now: dt.datetime) -> None:
 
 
 async def _event(uow: UnitOfWork, actor: Actor, approval: Approval, verb: str, data: dict[str, Any]) -> None:
-    await events.append(
-        uow.session,
-        organization_id=approval.organization_id,
-        type=f"approval.{verb}",
-        actor_id=actor.member_id,
-        subject_type="approval",
-        subject_id=approval.id,
-        deal_id=approval.deal_id,
-        data=data,
+    await events.record(
+        uow.session, actor, f"approval.{verb}",
+        subject_type="approval", subject_id=approval.id, deal_id=approval.deal_id, data=data,
     )

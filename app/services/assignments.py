@@ -146,13 +146,7 @@ async def _load(uow: UnitOfWork, actor: Actor, assignment_id: uuid.UUID) -> tupl
 
 
 async def _event(uow: UnitOfWork, actor: Actor, assignment: Assignment, verb: str, data: dict[str, Any]) -> None:
-    await events.append(
-        uow.session,
-        organization_id=assignment.organization_id,
-        type=f"assignment.{verb}",
-        actor_id=actor.member_id,
-        subject_type="assignment",
-        subject_id=assignment.id,
-        deal_id=assignment.deal_id,
-        data=data,
+    await events.record(
+        uow.session, actor, f"assignment.{verb}",
+        subject_type="assignment", subject_id=assignment.id, deal_id=assignment.deal_id, data=data,
     )

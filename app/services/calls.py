@@ -416,15 +416,9 @@ def _counts(observation: Observation) -> dict[str, Any]:
 async def _observation_event(
     uow: UnitOfWork, actor: Actor, observation: Observation, verb: str, data: dict[str, Any]
 ) -> None:
-    await events.append(
-        uow.session,
-        organization_id=observation.organization_id,
-        type=f"observation.{verb}",
-        actor_id=actor.member_id,
-        subject_type="observation",
-        subject_id=observation.id,
-        deal_id=observation.deal_id,
-        data=data,
+    await events.record(
+        uow.session, actor, f"observation.{verb}",
+        subject_type="observation", subject_id=observation.id, deal_id=observation.deal_id, data=data,
     )
 
 
@@ -432,13 +426,7 @@ async def _event(
     uow: UnitOfWork, actor: Actor, call: Call, type_: str, subject_id: uuid.UUID, data: dict[str, Any],
     *, subject_type: str = "call",
 ) -> None:
-    await events.append(
-        uow.session,
-        organization_id=call.organization_id,
-        type=type_,
-        actor_id=actor.member_id,
-        subject_type=subject_type,
-        subject_id=subject_id,
-        deal_id=call.deal_id,
-        data=data,
+    await events.record(
+        uow.session, actor, type_,
+        subject_type=subject_type, subject_id=subject_id, deal_id=call.deal_id, data=data,
     )

@@ -334,15 +334,9 @@ async def _ensure_loss_reason(uow: UnitOfWork, actor: Actor, code: str) -> None:
 
 
 async def _event(uow: UnitOfWork, actor: Actor, deal: Deal, type_: str, data: dict[str, Any]) -> None:
-    await events.append(
-        uow.session,
-        organization_id=actor.organization_id,
-        type=type_,
-        actor_id=actor.member_id,
-        subject_type="deal",
-        subject_id=deal.id,
-        deal_id=deal.id,
-        data=data,
+    await events.record(
+        uow.session, actor, type_,
+        subject_type="deal", subject_id=deal.id, deal_id=deal.id, data=data,
     )
 
 

@@ -244,15 +244,9 @@ async def _ensure_assignees(uow: UnitOfWork, actor: Actor, items: list[dict[str,
 
 
 async def _event(uow: UnitOfWork, actor: Actor, review: ClosedLostReview, verb: str, data: dict[str, Any]) -> None:
-    await events.append(
-        uow.session,
-        organization_id=review.organization_id,
-        type=f"review.{verb}",
-        actor_id=actor.member_id,
-        subject_type="closed_lost_review",
-        subject_id=review.id,
-        deal_id=review.deal_id,
-        data=data,
+    await events.record(
+        uow.session, actor, f"review.{verb}",
+        subject_type="closed_lost_review", subject_id=review.id, deal_id=review.deal_id, data=data,
     )
 
 

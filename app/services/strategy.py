@@ -250,13 +250,7 @@ async def _event(
     uow: UnitOfWork, actor: Actor, deal: Deal, type_: str, subject_type: str, subject_id: uuid.UUID,
     data: dict[str, Any],
 ) -> None:
-    await events.append(
-        uow.session,
-        organization_id=deal.organization_id,
-        type=type_,
-        actor_id=actor.member_id,
-        subject_type=subject_type,
-        subject_id=subject_id,
-        deal_id=deal.id,
-        data=data,
+    await events.record(
+        uow.session, actor, type_,
+        subject_type=subject_type, subject_id=subject_id, deal_id=deal.id, data=data,
     )

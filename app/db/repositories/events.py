@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.models import Event, EventSequence
 from app.db.types import utcnow
 from app.domain.ids import uuid7
+from app.domain.members import Actor
 
 _seq = EventSequence.__table__
 _event = Event.__table__
@@ -57,6 +58,29 @@ async def append(
         )
     )
     return int(seq)
+
+
+async def record(
+    session: AsyncSession,
+    actor: Actor,
+    type: str,
+    *,
+    subject_type: str,
+    subject_id: uuid.UUID,
+    deal_id: uuid.UUID | None = None,
+    data: dict[str, Any] | None = None,
+) -> int:
+    """Append an event made by ``actor``, in the actor's organisation."""
+    return await append(
+        session,
+        organization_id=actor.organization_id,
+        type=type,
+        actor_id=actor.member_id,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        deal_id=deal_id,
+        data=data,
+    )
 
 
 async def list_feed(
