@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run test openapi bench clean
+.PHONY: install run lint test openapi bench clean
 
 $(STAMP): pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,15 @@ run: install
 	$(BIN)/dealcoach migrate
 	$(BIN)/dealcoach serve --host $(HOST) --port $(PORT)
 
+# The architecture is checked, not hoped for: layering contracts (pyproject.toml), lint, format, types.
+lint: install
+	$(BIN)/lint-imports
+	$(BIN)/ruff check app tests bench
+	$(BIN)/ruff format --check app tests bench
+	$(BIN)/mypy
+
 # Two processes (the machines here have two cores); each has its own databases.
-test: install
+test: lint
 	$(BIN)/pytest -n 2
 
 openapi: install

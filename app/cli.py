@@ -12,7 +12,11 @@ import typer
 
 from app.settings import Settings
 
-cli = typer.Typer(help="Dealcoach: the sales-leadership API.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
+cli = typer.Typer(
+    help="Dealcoach: the sales-leadership API.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
 )
 
 

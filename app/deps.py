@@ -10,7 +10,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.db.uow import UnitOfWork
 from app.domain.members import Actor
-from app.domain.versioning import parse_if_match
+from app.http.conditional import parse_if_match
+from app.http.cursors import CURSORS
 from app.services.auth import AuthContext, authenticate
 from app.services.pagination import PageRequest
 
@@ -48,11 +49,9 @@ ActorDep = Annotated[Actor, Depends(get_actor)]
 
 def get_page(
     limit: Annotated[int, Query(ge=1, le=200, description="Page size")] = 50,
-    cursor: Annotated[
-        str | None, Query(max_length=512, description="`next_cursor` of the previous page")
-    ] = None,
+    cursor: Annotated[str | None, Query(max_length=512, description="`next_cursor` of the previous page")] = None,
 ) -> PageRequest:
-    return PageRequest(limit=limit, cursor=cursor)
+    return PageRequest(limit=limit, cursor=cursor, codec=CURSORS)
 
 
 PageDep = Annotated[PageRequest, Depends(get_page)]

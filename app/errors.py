@@ -101,6 +101,20 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def problem_fields(error: de.DomainError) -> dict[str, Any]:
+    """The members of a domain error's problem that a batch result carries per record."""
+    fields: dict[str, Any] = {"status": status_for(error), "code": error.code, "detail": error.detail}
+    if error.extra.get("errors"):
+        fields["errors"] = error.extra["errors"]
+    return fields
+
+
+def validation_problem_fields(errors: list[dict[str, Any]], detail: str) -> dict[str, Any]:
+    """A 422 validation_error's members for input that pydantic refused."""
+    items = [{"loc": _jsonable_loc(tuple(e["loc"])), "msg": e["msg"], "type": e["type"]} for e in errors]
+    return {"status": 422, "code": "validation_error", "detail": detail, "errors": items}
+
+
 def problem_for_domain_error(error: de.DomainError, instance: str) -> JSONResponse:
     status = status_for(error)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
@@ -176,12 +190,21 @@ def install_error_handlers(app: FastAPI) -> None:
         if any(err.get("loc", ("",))[0] == "path" for err in errors):
             allowed = _allowed_methods(app, request)
             if allowed and request.method not in allowed:  # e.g. PATCH on /v1/deals/batch-upsert
-                return problem(405, "method_not_allowed", "Method Not Allowed", request.url.path,
-                               headers={"Allow": ", ".join(allowed)})
+                return problem(
+                    405,
+                    "method_not_allowed",
+                    "Method Not Allowed",
+                    request.url.path,
+                    headers={"Allow": ", ".join(allowed)},
+                )
             # A path id that is not a UUID names nothing that exists.
             return problem_for_domain_error(de.NotFound("No such resource."), request.url.path)
         items = [
-            {"loc": _jsonable_loc(tuple(err.get("loc", ()))), "msg": str(err.get("msg", "")), "type": str(err.get("type", ""))}
+            {
+                "loc": _jsonable_loc(tuple(err.get("loc", ()))),
+                "msg": str(err.get("msg", "")),
+                "type": str(err.get("type", "")),
+            }
             for err in errors
         ]
         return problem(

@@ -51,7 +51,10 @@ TAGS = [
     {"name": "strategy", "description": "The deal owner's strategy, its versions, and others' suggestions"},
     {"name": "assignments", "description": "Roles on deals: requested by the owner or proposed to the owner"},
     {"name": "calls", "description": "Customer calls led by the owner, with agreed roles and interventions"},
-    {"name": "observations", "description": "Observers' notes on a call: strengths first, a few improvements, a debrief"},
+    {
+        "name": "observations",
+        "description": "Observers' notes on a call: strengths first, a few improvements, a debrief",
+    },
     {"name": "approvals", "description": "Leadership sign-off on explicit deal terms, never silently reversed"},
     {"name": "closed-lost-reviews", "description": "The review conversation every lost deal opens"},
     {"name": "analytics", "description": "Closed-lost and coaching figures, computed in SQL"},
@@ -96,8 +99,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     for module in (
-        members, api_keys, catalogs, org_settings, deals, strategy, assignments, calls, approvals,
-        reviews, analytics, coaching, events, ops,
+        members,
+        api_keys,
+        catalogs,
+        org_settings,
+        deals,
+        strategy,
+        assignments,
+        calls,
+        approvals,
+        reviews,
+        analytics,
+        coaching,
+        events,
+        ops,
     ):
         app.include_router(module.router)
     app.add_middleware(

@@ -8,14 +8,11 @@ import sys
 from contextvars import ContextVar
 
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client import multiprocess
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
-REQUESTS = Counter(
-    "dealcoach_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
-)
+REQUESTS = Counter("dealcoach_http_requests_total", "HTTP requests answered", ["method", "route", "status"])
 LATENCY = Histogram(
     "dealcoach_http_request_duration_seconds",
     "Time to answer an HTTP request",

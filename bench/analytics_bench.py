@@ -103,8 +103,9 @@ async def bootstrap(app: Any, name: str, email: str) -> tuple[uuid.UUID, uuid.UU
     return done.organization_id, done.member_id, done.api_key
 
 
-async def seed_org(conn: asyncpg.Connection, org: uuid.UUID, *, deals: int, managers: int, sellers: int,
-                   id_prefix: str) -> dict[str, Any]:
+async def seed_org(
+    conn: asyncpg.Connection, org: uuid.UUID, *, deals: int, managers: int, sellers: int, id_prefix: str
+) -> dict[str, Any]:
     """Members, deals, reviews and skill gaps of one organisation, all in SQL."""
     hos = uuid7()
     manager_ids = [uuid7() for _ in range(managers)]
@@ -115,8 +116,10 @@ async def seed_org(conn: asyncpg.Connection, org: uuid.UUID, *, deals: int, mana
     await conn.executemany(
         "INSERT INTO member (id, organization_id, name, email, role, manager_id, active, version, created_at, "
         "updated_at) VALUES ($1, $2, $3, $4, $5, $6, true, 1, now(), now())",
-        [(mid, org, f"{role} {i}", f"{role}{i}.{id_prefix}@bench.test", role, manager)
-         for i, (mid, role, manager) in enumerate(rows)],
+        [
+            (mid, org, f"{role} {i}", f"{role}{i}.{id_prefix}@bench.test", role, manager)
+            for i, (mid, role, manager) in enumerate(rows)
+        ],
     )
     reasons = [code for code, _, _ in DEFAULT_LOSS_REASONS]
     skills = [code for code, _ in DEFAULT_SKILLS]
@@ -138,7 +141,8 @@ async def seed_org(conn: asyncpg.Connection, org: uuid.UUID, *, deals: int, mana
                1, now(), now()
         FROM generate_series(1, $2::int) AS i
         """,
-        org, deals,
+        org,
+        deals,
     )
     await conn.execute(
         f"""
@@ -202,7 +206,8 @@ async def seed(app: Any) -> dict[str, Any]:
         keys = {}
         for who in ("hos", "manager"):
             response = await client.post(
-                f"/v1/members/{ids[who]}/api-keys", json={"label": "bench"},
+                f"/v1/members/{ids[who]}/api-keys",
+                json={"label": "bench"},
                 headers={"Authorization": f"Bearer {admin_key}"},
             )
             response.raise_for_status()
@@ -230,8 +235,10 @@ async def measure(app: Any, state: dict[str, Any], explain: bool) -> list[dict[s
 
     today = dt.datetime.now(dt.UTC).date()
     cases = [(g, "head_of_sales", "all time", {}) for g in GROUPINGS]
-    cases += [(g, "head_of_sales", "last 90 days", {"from": str(today - dt.timedelta(days=90)), "to": str(today)})
-              for g in GROUPINGS]
+    cases += [
+        (g, "head_of_sales", "last 90 days", {"from": str(today - dt.timedelta(days=90)), "to": str(today)})
+        for g in GROUPINGS
+    ]
     cases += [(g, "manager", "all time", {}) for g in GROUPINGS]
     results = []
     transport = httpx.ASGITransport(app=app)
@@ -251,11 +258,19 @@ async def measure(app: Any, state: dict[str, Any], explain: bool) -> list[dict[s
                 response.raise_for_status()
                 assert len(sql_ms) == 1, f"expected one analytics statement, saw {len(sql_ms)}"
                 sqls.append(sql_ms[0])
-            results.append({
-                "group_by": group_by, "as": who, "period": period, "losses": body["total"]["count"],
-                "groups": len(body["groups"]), "median_ms": statistics.median(totals), "min_ms": min(totals),
-                "max_ms": max(totals), "sql_median_ms": statistics.median(sqls),
-            })
+            results.append(
+                {
+                    "group_by": group_by,
+                    "as": who,
+                    "period": period,
+                    "losses": body["total"]["count"],
+                    "groups": len(body["groups"]),
+                    "median_ms": statistics.median(totals),
+                    "min_ms": min(totals),
+                    "max_ms": max(totals),
+                    "sql_median_ms": statistics.median(sqls),
+                }
+            )
             print(_line(results[-1]), flush=True)
             if explain and group_by in ("reason", "skill_gap") and period == "all time":
                 statement, parameters = captured[-1]
@@ -266,8 +281,10 @@ async def measure(app: Any, state: dict[str, Any], explain: bool) -> list[dict[s
 
 
 def _line(r: dict[str, Any]) -> str:
-    return (f"  {r['group_by']:<11} {r['as']:<14} {r['period']:<13} {r['losses']:>8,} {r['groups']:>7} "
-            f"{r['median_ms']:>9.1f} {r['min_ms']:>9.1f} {r['max_ms']:>9.1f} {r['sql_median_ms']:>9.1f}")
+    return (
+        f"  {r['group_by']:<11} {r['as']:<14} {r['period']:<13} {r['losses']:>8,} {r['groups']:>7} "
+        f"{r['median_ms']:>9.1f} {r['min_ms']:>9.1f} {r['max_ms']:>9.1f} {r['sql_median_ms']:>9.1f}"
+    )
 
 
 async def main() -> None:
@@ -286,15 +303,22 @@ async def main() -> None:
         else:
             state = await seed(app)
         counts = state["counts"]
-        print(f"seeded in {state['seed_seconds']:.1f} s: {counts['deal']:,} deals, "
-              f"{counts['closed_lost_review']:,} reviews, {counts['review_skill_gap']:,} skill gaps "
-              f"({MANAGERS} managers, {SELLERS} sellers)", flush=True)
+        print(
+            f"seeded in {state['seed_seconds']:.1f} s: {counts['deal']:,} deals, "
+            f"{counts['closed_lost_review']:,} reviews, {counts['review_skill_gap']:,} skill gaps "
+            f"({MANAGERS} managers, {SELLERS} sellers)",
+            flush=True,
+        )
         async with app.state.engine.connect() as conn:
             pg_version = (await conn.exec_driver_sql("SHOW server_version")).scalar()
-        print(f"{os.cpu_count()} CPUs, Python {platform.python_version()}, PostgreSQL {pg_version}; "
-              f"{RUNS} timed requests per case after one warm-up\n")
-        print(f"  {'group_by':<11} {'as':<14} {'period':<13} {'losses':>8} {'groups':>7} "
-              f"{'median ms':>9} {'min ms':>9} {'max ms':>9} {'SQL ms':>9}")
+        print(
+            f"{os.cpu_count()} CPUs, Python {platform.python_version()}, PostgreSQL {pg_version}; "
+            f"{RUNS} timed requests per case after one warm-up\n"
+        )
+        print(
+            f"  {'group_by':<11} {'as':<14} {'period':<13} {'losses':>8} {'groups':>7} "
+            f"{'median ms':>9} {'min ms':>9} {'max ms':>9} {'SQL ms':>9}"
+        )
         await measure(app, state, explain)
 
 

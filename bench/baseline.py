@@ -75,6 +75,7 @@ def refs_query(n: int) -> str:
         f"WHERE deal_id IN ({placeholders}) ORDER BY source, external_id"
     )
 
+
 # --- JSON: byte-for-byte what Dealcoach renders ----------------------------------------------
 
 
@@ -128,8 +129,11 @@ def _deal(row: asyncpg.Record, refs: list[asyncpg.Record]) -> dict[str, Any]:
         amount = {"amount": _money(row["amount_minor"], row["currency"]), "currency": row["currency"]}
     loss = None
     if row["loss_reason_code"] is not None:
-        loss = {"reason_code": row["loss_reason_code"], "competitor": row["loss_competitor"],
-                "detail": row["loss_detail"]}
+        loss = {
+            "reason_code": row["loss_reason_code"],
+            "competitor": row["loss_competitor"],
+            "detail": row["loss_detail"],
+        }
     return {
         "id": row["id"],
         "name": row["name"],
@@ -268,7 +272,9 @@ async def _lifespan(receive: Any, send: Any) -> None:
         if message["type"] == "lifespan.startup":
             try:
                 _pool = await asyncpg.create_pool(
-                    DSN, min_size=POOL_MIN, max_size=POOL_MAX,
+                    DSN,
+                    min_size=POOL_MIN,
+                    max_size=POOL_MAX,
                     server_settings={"application_name": "dealcoach-bench-baseline", "timezone": "UTC"},
                 )
             except Exception as exc:  # noqa: BLE001 - reported to uvicorn, which exits
@@ -283,11 +289,13 @@ async def _lifespan(receive: Any, send: Any) -> None:
 
 
 async def _send(send: Any, status: int, body: bytes, content_type: bytes = b"application/json") -> None:
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 

@@ -108,7 +108,12 @@ class Processes:
     ) -> subprocess.Popen[bytes]:
         with open(log, "ab" if append else "wb") as out:
             proc = subprocess.Popen(
-                argv, env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                argv,
+                env=env,
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         self.procs.append((name, proc))
@@ -322,7 +327,6 @@ def _deal_id(stride: str, offset: str) -> str:
     return f"('01900000-0000-7000-8000-' || lpad(to_hex({stride}::int * i + {offset}::int), 12, '0'))::uuid"
 
 
-
 _STAGES = "ARRAY['prospecting','qualification','discovery','proposal','negotiation','closed_won','closed_lost']"
 
 # $1 org, $2 the bench seller (owner of every 4th deal; NULL: none), $3 the other owners,
@@ -385,16 +389,23 @@ async def seed_deals(main_org: str, seller_id: str, other_org: str, deals: int) 
                 (main_org, seller_id, deals, 2, 0),
                 (other_org, None, max(1, deals // 10), 20, 1),
             ):
-                owners = [r["id"] for r in await conn.fetch(
-                    "SELECT id FROM member WHERE organization_id = $1 AND role = 'seller' AND active "
-                    "AND id IS DISTINCT FROM $2::uuid ORDER BY id", org, bench_seller)]
+                owners = [
+                    r["id"]
+                    for r in await conn.fetch(
+                        "SELECT id FROM member WHERE organization_id = $1 AND role = 'seller' AND active "
+                        "AND id IS DISTINCT FROM $2::uuid ORDER BY id",
+                        org,
+                        bench_seller,
+                    )
+                ]
                 if not owners:
                     raise BenchError(f"no sellers to own deals in organisation {org}")
                 await conn.execute(_SEED_DEALS, org, bench_seller, owners, count, stride, offset)
                 await conn.execute(_SEED_REFS, org, count, stride, offset)
         await conn.execute("ANALYZE deal, deal_external_ref, assignment")
         visible = await conn.fetchval(
-            "SELECT count(*) FROM deal WHERE organization_id = $1 AND owner_id = $2", main_org, seller_id)
+            "SELECT count(*) FROM deal WHERE organization_id = $1 AND owner_id = $2", main_org, seller_id
+        )
         if visible < 200:
             raise BenchError(f"BENCH_DEALS={deals} leaves the seller {visible} deals; the deep page needs 200 or more")
         last = await conn.fetchval(_VISIBLE_TO_SELLER, main_org, seller_id, 100)
@@ -421,8 +432,18 @@ def wrk(procs: Processes, url: str, key: str, seconds: int, log: Path) -> Run:
     if wrk_bin is None:
         raise BenchError("wrk is not installed (bench/run.sh installs it with apt-get)")
     argv = [
-        wrk_bin, f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "5s", "--latency",
-        "-s", str(BENCH_DIR / "report.lua"), "-H", f"Authorization: Bearer {key}", url,
+        wrk_bin,
+        f"-t{THREADS}",
+        f"-c{CONNECTIONS}",
+        f"-d{seconds}s",
+        "--timeout",
+        "5s",
+        "--latency",
+        "-s",
+        str(BENCH_DIR / "report.lua"),
+        "-H",
+        f"Authorization: Bearer {key}",
+        url,
     ]
     proc = procs.start("wrk", argv, os.environ.copy(), log)
     try:
@@ -442,8 +463,9 @@ def wrk(procs: Processes, url: str, key: str, seconds: int, log: Path) -> Run:
         raise BenchError(f"wrk printed no BENCH_RESULT line:\n{text[-2000:]}")
     raw = json.loads(match.group(1))
     errors = sum(raw[k] for k in ("non_2xx_3xx", "connect_errors", "read_errors", "write_errors", "timeouts"))
-    return Run(rps=raw["rps"], p50_ms=raw["p50_ms"], p99_ms=raw["p99_ms"], requests=raw["requests"], errors=errors,
-               raw=raw)
+    return Run(
+        rps=raw["rps"], p50_ms=raw["p50_ms"], p99_ms=raw["p99_ms"], requests=raw["requests"], errors=errors, raw=raw
+    )
 
 
 def preflight(targets: dict[str, str], key: str, endpoints: list[tuple[str, str]]) -> list[str]:
@@ -471,8 +493,10 @@ def preflight(targets: dict[str, str], key: str, endpoints: list[tuple[str, str]
         doc = json.loads(body)
         if isinstance(doc, dict) and isinstance(doc.get("items"), list):
             same = ", same bytes on both apps" if bodies.get("baseline") == body else ""
-            say(f"{name}: {len(doc['items'])} items, {len(body):,} bytes, "
-                f"next_cursor {'set' if doc.get('next_cursor') else 'null'}{same}")
+            say(
+                f"{name}: {len(doc['items'])} items, {len(body):,} bytes, "
+                f"next_cursor {'set' if doc.get('next_cursor') else 'null'}{same}"
+            )
     return notes
 
 
@@ -495,7 +519,9 @@ def render(results: list[tuple[str, Run, Run | None]], meta: dict[str, Any], not
     for name, dc, base in results:
         table.add_row(
             name,
-            f"{dc.rps:,.0f}", _fmt_ms(dc.p50_ms), _fmt_ms(dc.p99_ms),
+            f"{dc.rps:,.0f}",
+            _fmt_ms(dc.p50_ms),
+            _fmt_ms(dc.p99_ms),
             f"{base.rps:,.0f}" if base else "—",
             _fmt_ms(base.p50_ms) if base else "—",
             _fmt_ms(base.p99_ms) if base else "—",
@@ -521,10 +547,12 @@ def render(results: list[tuple[str, Run, Run | None]], meta: dict[str, Any], not
 
 def _commit() -> str:
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "app"], cwd=ROOT, capture_output=True,
-                               text=True, timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "app"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
         return (head or "unknown") + ("+dirty app/" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -602,14 +630,31 @@ def main() -> int:
             "dealcoach": Server(
                 "dealcoach",
                 [str(exe), "serve", "--host", "127.0.0.1", "--port", str(dc_port), "--workers", str(WORKERS)],
-                env, dc_url, dc_log,
+                env,
+                dc_url,
+                dc_log,
             ),
             "baseline": Server(
                 "baseline",
-                [str(VENV_BIN / "uvicorn"), "--app-dir", str(BENCH_DIR), "baseline:app", "--host", "127.0.0.1",
-                 "--port", str(base_port), "--workers", str(WORKERS), "--no-access-log", "--no-server-header",
-                 "--log-level", "warning"],
-                {**os.environ, "BENCH_BASELINE_DSN": asyncpg_dsn()}, base_url, base_log,
+                [
+                    str(VENV_BIN / "uvicorn"),
+                    "--app-dir",
+                    str(BENCH_DIR),
+                    "baseline:app",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(base_port),
+                    "--workers",
+                    str(WORKERS),
+                    "--no-access-log",
+                    "--no-server-header",
+                    "--log-level",
+                    "warning",
+                ],
+                {**os.environ, "BENCH_BASELINE_DSN": asyncpg_dsn()},
+                base_url,
+                base_log,
             ),
         }
         say(f"dealcoach serve --workers {WORKERS} on {dc_url}")
@@ -625,20 +670,26 @@ def main() -> int:
         say(f"seeded {MEMBERS} + {max(10, MEMBERS // 4)} members through the API in {time.monotonic() - t0:.1f} s")
         t0 = time.monotonic()
         seeded = asyncio.run(seed_deals(main_org["organization_id"], seller_id, other_org["organization_id"], DEALS))
-        say(f"seeded {DEALS:,} + {max(1, DEALS // 10):,} deals in SQL in {time.monotonic() - t0:.1f} s "
-            f"({int(seeded['seller_deals']):,} of them the bench seller's)")
+        say(
+            f"seeded {DEALS:,} + {max(1, DEALS // 10):,} deals in SQL in {time.monotonic() - t0:.1f} s "
+            f"({int(seeded['seller_deals']):,} of them the bench seller's)"
+        )
         endpoints = [(n, p.format_map(seeded)) for n, p in endpoints]
 
         targets = {"dealcoach": dc_url, "baseline": base_url}
         notes = preflight(targets, key, endpoints)
         busy = busy_cpu_percent()
         if busy is not None and busy > 15:
-            notes.append(f"the machine was {busy:.0f}% busy before the load started (other processes): "
-                         "figures are noisy, ratios less so")
+            notes.append(
+                f"the machine was {busy:.0f}% busy before the load started (other processes): "
+                "figures are noisy, ratios less so"
+            )
         budget = WORKERS * max(dealcoach_pool_budget(), POOL_BUDGET_BASELINE)
         if budget > max_connections - 10:
-            notes.append(f"each app may open {budget} database connections and PostgreSQL allows "
-                         f"{max_connections}: requests may fail for want of a connection")
+            notes.append(
+                f"each app may open {budget} database connections and PostgreSQL allows "
+                f"{max_connections}: requests may fail for want of a connection"
+            )
 
         # Only the app under load runs: the two apps' pools together (2 x workers x 30 connections)
         # would not fit in PostgreSQL's default max_connections of 100. The order alternates
@@ -662,8 +713,10 @@ def main() -> int:
                 say(f"{name:<26} {target:<9} {DURATION} s ...")
                 run = wrk(procs, url + path, key, DURATION, RESULTS / f"wrk-{slug}.txt")
                 runs[target] = run
-                say(f"{name:<26} {target:<9} {run.rps:>8,.0f} req/s  p50 {_fmt_ms(run.p50_ms):>9}  "
-                    f"p99 {_fmt_ms(run.p99_ms):>9}  errors {run.errors}")
+                say(
+                    f"{name:<26} {target:<9} {run.rps:>8,.0f} req/s  p50 {_fmt_ms(run.p50_ms):>9}  "
+                    f"p99 {_fmt_ms(run.p99_ms):>9}  errors {run.errors}"
+                )
             results.append((name, runs["dealcoach"], runs.get("baseline")))
 
         problems = scan_log(dc_log)
@@ -683,14 +736,24 @@ def main() -> int:
         }
         text = render(results, meta, notes)
         (RESULTS / "latest.txt").write_text(text)
-        (RESULTS / "latest.json").write_text(json.dumps({
-            "meta": {**meta, "duration_s": DURATION, "connections": CONNECTIONS, "threads": THREADS},
-            "results": [
-                {"endpoint": n, "dealcoach": d.raw, "baseline": b.raw if b else None,
-                 "ratio": round(d.rps / b.rps, 3) if b and b.rps else None}
-                for n, d, b in results
-            ],
-        }, indent=2) + "\n")
+        (RESULTS / "latest.json").write_text(
+            json.dumps(
+                {
+                    "meta": {**meta, "duration_s": DURATION, "connections": CONNECTIONS, "threads": THREADS},
+                    "results": [
+                        {
+                            "endpoint": n,
+                            "dealcoach": d.raw,
+                            "baseline": b.raw if b else None,
+                            "ratio": round(d.rps / b.rps, 3) if b and b.rps else None,
+                        }
+                        for n, d, b in results
+                    ],
+                },
+                indent=2,
+            )
+            + "\n"
+        )
         print()
         print(text, end="")
         say(f"written to {(RESULTS / 'latest.txt').relative_to(ROOT)} in {time.monotonic() - started:.0f} s")

@@ -118,6 +118,12 @@ async def team(api: Api) -> dict[str, Person]:
     integration = await api.make_member("integration")
     admin = Person(id=(await api.get("/v1/me")).json()["id"], key=api.key or "", body={})
     return {
-        "hos": hos, "manager": manager, "seller": seller, "peer": peer, "other_manager": other_manager,
-        "outsider": outsider, "integration": integration, "admin": admin,
+        "hos": hos,
+        "manager": manager,
+        "seller": seller,
+        "peer": peer,
+        "other_manager": other_manager,
+        "outsider": outsider,
+        "integration": integration,
+        "admin": admin,
     }

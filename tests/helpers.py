@@ -42,10 +42,14 @@ class Api:
     async def get(self, url: str, headers: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
         return await self.client.get(url, headers=self._headers(headers), **kw)
 
-    async def post(self, url: str, json: Any = None, headers: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
+    async def post(
+        self, url: str, json: Any = None, headers: dict[str, str] | None = None, **kw: Any
+    ) -> httpx.Response:
         return await self.client.post(url, json=json, headers=self._headers(headers), **kw)
 
-    async def patch(self, url: str, json: Any = None, headers: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
+    async def patch(
+        self, url: str, json: Any = None, headers: dict[str, str] | None = None, **kw: Any
+    ) -> httpx.Response:
         return await self.client.patch(url, json=json, headers=self._headers(headers), **kw)
 
     async def put(self, url: str, json: Any = None, headers: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
@@ -55,8 +59,13 @@ class Api:
         return await self.client.delete(url, headers=self._headers(headers), **kw)
 
     async def make_member(
-        self, role: str = "seller", *, manager: Person | str | None = None, name: str | None = None,
-        email: str | None = None, key: bool = True,
+        self,
+        role: str = "seller",
+        *,
+        manager: Person | str | None = None,
+        name: str | None = None,
+        email: str | None = None,
+        key: bool = True,
     ) -> Person:
         """Create a member (as admin) and, unless ``key=False``, an API key for them."""
         n = next(_counter)

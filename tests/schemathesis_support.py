@@ -81,7 +81,11 @@ def live_server(database_url: str, workdir: Path) -> Iterator[LiveServer]:
     # cwd=workdir so that no stray .env file of the checkout leaks into the server's settings.
     boot = subprocess.run(
         [*DEALCOACH, "bootstrap", "--org", "Fuzz", "--admin-email", "fuzz@example.test"],
-        env=env, cwd=workdir, capture_output=True, text=True, timeout=120,
+        env=env,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     if boot.returncode != 0:
         raise RuntimeError(f"dealcoach bootstrap failed ({boot.returncode}):\n{boot.stdout}\n{boot.stderr}")
@@ -92,7 +96,10 @@ def live_server(database_url: str, workdir: Path) -> Iterator[LiveServer]:
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [*DEALCOACH, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
+            env=env,
+            cwd=workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     server = LiveServer(
         base_url=f"http://127.0.0.1:{port}",
@@ -153,15 +160,22 @@ def seed_targets(server: LiveServer) -> dict[str, list[str]]:
         key = call("POST", f"/v1/members/{member['id']}/api-keys", json={"label": "fuzz target"})
         codes = [items[0]["code"] for url in ("/v1/skills", "/v1/loss-reasons") if (items := call("GET", url)["items"])]
         deal = call(
-            "PUT", "/v1/deals/by-external-ref/fuzz/deal-1",
+            "PUT",
+            "/v1/deals/by-external-ref/fuzz/deal-1",
             json={"name": "Fuzz deal", "account_name": "Fuzz Inc", "owner_id": member["id"]},
         )
-        coach = call("POST", "/v1/members", json={"name": "Fuzz Coach", "email": "coach@example.test", "role": "head_of_sales"})
+        coach = call(
+            "POST", "/v1/members", json={"name": "Fuzz Coach", "email": "coach@example.test", "role": "head_of_sales"}
+        )
         coach_key = call("POST", f"/v1/members/{coach['id']}/api-keys", json={})["api_key"]
-        assignment = call("POST", f"/v1/deals/{deal['id']}/assignments", json={"member_id": coach["id"], "role": "coach"})
+        assignment = call(
+            "POST", f"/v1/deals/{deal['id']}/assignments", json={"member_id": coach["id"], "role": "coach"}
+        )
         suggestion = call(
-            "POST", f"/v1/deals/{deal['id']}/strategy/suggestions",
-            json={"section": "risks", "body": "Budget freeze"}, headers={"Authorization": f"Bearer {coach_key}"},
+            "POST",
+            f"/v1/deals/{deal['id']}/strategy/suggestions",
+            json={"section": "risks", "body": "Budget freeze"},
+            headers={"Authorization": f"Bearer {coach_key}"},
         )
     return {
         "member_id": [member["id"]],
@@ -177,4 +191,12 @@ def seed_targets(server: LiveServer) -> dict[str, list[str]]:
 
 # --- PostgreSQL: see tests/pg.py ---------------------------------------------------------------
 
-__all__ = ["PG_URL", "REQUIRE_POSTGRES", "LiveServer", "free_port", "fresh_pg_database", "live_server", "pg_unreachable"]
+__all__ = [
+    "PG_URL",
+    "REQUIRE_POSTGRES",
+    "LiveServer",
+    "free_port",
+    "fresh_pg_database",
+    "live_server",
+    "pg_unreachable",
+]

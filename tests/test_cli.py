@@ -48,10 +48,15 @@ def served(pg_database: str) -> Iterator[tuple[str, str, str]]:
     key = json.loads(boot.stdout)["api_key"]
     ports = [free_port(), free_port()]
     procs = [
-        subprocess.Popen([DEALCOACH, "serve", "--port", str(ports[0]), "--workers", "2"], env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE),
-        subprocess.Popen([DEALCOACH, "serve", "--port", str(ports[1])], env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE),
+        subprocess.Popen(
+            [DEALCOACH, "serve", "--port", str(ports[0]), "--workers", "2"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        ),
+        subprocess.Popen(
+            [DEALCOACH, "serve", "--port", str(ports[1])], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        ),
     ]
     try:
         urls = [f"http://127.0.0.1:{p}" for p in ports]

@@ -38,7 +38,9 @@ def test_every_v1_operation_is_tagged_documented_and_declares_its_problems() -> 
             for status, response in responses.items():
                 if status.startswith(("4", "5")):
                     assert list(response["content"]) == ["application/problem+json"], where
-                    assert response["content"]["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/Problem"}
+                    assert response["content"]["application/problem+json"]["schema"] == {
+                        "$ref": "#/components/schemas/Problem"
+                    }
             if "{" in path:
                 assert "404" in responses, f"{where} has a path id but no 404"
             if method == "post":

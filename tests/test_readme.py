@@ -39,7 +39,9 @@ def test_walkthrough_runs_as_written(tmp_path: Path) -> None:
     subprocess.run([str(workdir / ".venv/bin/dealcoach"), "migrate"], env=env, check=True, capture_output=True)
     server = subprocess.Popen(
         [str(workdir / ".venv/bin/dealcoach"), "serve", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_until_ready(env["BASE"])

@@ -39,9 +39,12 @@ class TermKind(enum.StrEnum):
 
 
 class ApprovalLike(Protocol):
-    approver_id: uuid.UUID
-    status: str
-    relied_on_at: dt.datetime | None
+    @property
+    def approver_id(self) -> uuid.UUID: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def relied_on_at(self) -> dt.datetime | None: ...
 
 
 def ensure_can_request(actor: Actor, deal: DealLike) -> None:

@@ -39,19 +39,22 @@ ASSIGNABLE_MEMBER_ROLES = (MemberRole.seller, MemberRole.manager, MemberRole.hea
 
 
 class Assignee(Protocol):
-    id: uuid.UUID
-    role: MemberRole
-    active: bool
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def role(self) -> MemberRole: ...
+    @property
+    def active(self) -> bool: ...
 
 
 class AssignmentLike(Protocol):
-    member_id: uuid.UUID
-    status: str
+    @property
+    def member_id(self) -> uuid.UUID: ...
+    @property
+    def status(self) -> str: ...
 
 
-def check_new_assignment(
-    actor: Actor, deal: DealLike, role: str, assignee: Assignee | None
-) -> AssignmentStatus:
+def check_new_assignment(actor: Actor, deal: DealLike, role: str, assignee: Assignee | None) -> AssignmentStatus:
     """Ownership is never assigned; roles go to active sales people; the owner's own
     assignment is a request, anyone else's a proposal the owner decides on."""
     if role == "owner" or (assignee is not None and assignee.id == deal.owner_id):
@@ -85,8 +88,8 @@ def ensure_can_end(actor: Actor, assignment: AssignmentLike, deal: DealLike) -> 
 
 def next_step_role(member_role: MemberRole) -> AssignmentRole:
     """The role a next step's assignee is asked to take: managers coach, others lend expertise."""
-    return AssignmentRole.coach if member_role in (MemberRole.manager, MemberRole.head_of_sales) else (
-        AssignmentRole.subject_matter_expert
+    return (
+        AssignmentRole.coach
+        if member_role in (MemberRole.manager, MemberRole.head_of_sales)
+        else (AssignmentRole.subject_matter_expert)
     )
-
-

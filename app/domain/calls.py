@@ -55,26 +55,37 @@ AGREED_ROLES = frozenset({CallRole.observer, CallRole.contributor})
 
 
 class AttendeeLike(Protocol):
-    member_id: uuid.UUID
-    call_role: str
-    agreed_part: str | None
+    @property
+    def member_id(self) -> uuid.UUID: ...
+    @property
+    def call_role(self) -> str: ...
+    @property
+    def agreed_part(self) -> str | None: ...
 
 
 class AttendingMember(Protocol):
-    id: uuid.UUID
-    role: MemberRole
-    active: bool
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def role(self) -> MemberRole: ...
+    @property
+    def active(self) -> bool: ...
 
 
 class CallLike(Protocol):
-    lead_id: uuid.UUID
-    held_at: dt.datetime | None
+    @property
+    def lead_id(self) -> uuid.UUID: ...
+    @property
+    def held_at(self) -> dt.datetime | None: ...
 
 
 class ObservationLike(Protocol):
-    observer_id: uuid.UUID
-    seller_id: uuid.UUID
-    status: str
+    @property
+    def observer_id(self) -> uuid.UUID: ...
+    @property
+    def seller_id(self) -> uuid.UUID: ...
+    @property
+    def status(self) -> str: ...
 
 
 # --- calls ---------------------------------------------------------------------

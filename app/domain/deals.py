@@ -59,13 +59,17 @@ def is_closed(stage: str) -> bool:
 
 
 class HasRole(Protocol):
-    role: MemberRole
-    active: bool
+    @property
+    def role(self) -> MemberRole: ...
+    @property
+    def active(self) -> bool: ...
 
 
 class DealLike(Protocol):
-    owner_id: uuid.UUID
-    stage: str
+    @property
+    def owner_id(self) -> uuid.UUID: ...
+    @property
+    def stage(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,9 +49,12 @@ class Actor:
 class LineNode(Protocol):
     """What a reporting-line rule reads about a member."""
 
-    id: uuid.UUID
-    role: MemberRole
-    active: bool
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def role(self) -> MemberRole: ...
+    @property
+    def active(self) -> bool: ...
 
 
 def ensure_admin(actor: Actor) -> None:
@@ -83,8 +86,7 @@ def check_reporting_line(
     """
     if has_reports and (role not in LINE_MANAGER_ROLES or not active):
         raise InvalidReportingLine(
-            "This member has reports; move them to another manager before changing "
-            "the role or deactivating the member."
+            "This member has reports; move them to another manager before changing the role or deactivating the member."
         )
     if manager is None:
         return

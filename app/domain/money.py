@@ -39,7 +39,7 @@ def to_minor(amount: str, currency: str) -> int:
     try:
         value = Decimal(amount)
     except InvalidOperation:
-        raise InvalidMoney("amount must be a decimal string such as \"12500.00\"") from None
+        raise InvalidMoney('amount must be a decimal string such as "12500.00"') from None
     if not value.is_finite() or value < 0:
         raise InvalidMoney("amount must be a finite, non-negative number")
     if value >= MAX_MAJOR:

@@ -52,10 +52,14 @@ _WEEK = re.compile(r"^([0-9]{4})-W([0-9]{2})$")
 
 
 class ReviewLike(Protocol):
-    owner_id: uuid.UUID
-    reviewer_id: uuid.UUID | None
-    status: str
-    due_on: dt.date
+    @property
+    def owner_id(self) -> uuid.UUID: ...
+    @property
+    def reviewer_id(self) -> uuid.UUID | None: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def due_on(self) -> dt.date: ...
 
 
 class CompletableReview(ReviewLike, Protocol):

@@ -53,7 +53,8 @@ def helpers_asked(owner_id: uuid.UUID, assignees: Iterable[uuid.UUID | None]) ->
 
 
 class SuggestionLike(Protocol):
-    status: str
+    @property
+    def status(self) -> str: ...
 
 
 def ensure_suggestion_open(suggestion: SuggestionLike) -> None:

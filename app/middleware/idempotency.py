@@ -13,8 +13,8 @@ from app.db.repositories import idempotency as repo
 from app.db.types import utcnow
 from app.domain.api_keys import hash_key, looks_like_key
 from app.domain.errors import DomainError, IdempotencyInProgress
-from app.domain.idempotency import MAX_KEY_LENGTH, Decision, decide, fingerprint
 from app.errors import problem, problem_for_domain_error
+from app.http.idempotency import MAX_KEY_LENGTH, Decision, decide, fingerprint
 
 # Headers that belong to one delivery of a response, not to the response itself.
 _NOT_REPLAYED = {b"x-request-id", b"date", b"server"}
@@ -38,9 +38,18 @@ class IdempotencyMiddleware:
         key = raw_key.decode("latin-1")
         if not 1 <= len(key) <= MAX_KEY_LENGTH:
             response = problem(
-                422, "validation_error", "Idempotency-Key must be 1 to 255 characters.", scope["path"],
+                422,
+                "validation_error",
+                "Idempotency-Key must be 1 to 255 characters.",
+                scope["path"],
                 title="Validation error",
-                errors=[{"loc": ["header", "Idempotency-Key"], "msg": "must be 1 to 255 characters", "type": "string_too_long"}],
+                errors=[
+                    {
+                        "loc": ["header", "Idempotency-Key"],
+                        "msg": "must be 1 to 255 characters",
+                        "type": "string_too_long",
+                    }
+                ],
             )
             await response(scope, receive, send)
             return
@@ -77,7 +86,12 @@ class IdempotencyMiddleware:
         await self._run_and_store(sessionmaker, member_id, key, scope, replay_receive, send)
 
     async def _existing(
-        self, sessionmaker: async_sessionmaker[AsyncSession], member_id: Any, key: str, request_fp: str, now: dt.datetime
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        member_id: Any,
+        key: str,
+        request_fp: str,
+        now: dt.datetime,
     ) -> Any | None:
         """The stored response to replay, or None when this request takes over an abandoned one."""
         async with sessionmaker() as session, session.begin():
@@ -126,7 +140,12 @@ class IdempotencyMiddleware:
         async with sessionmaker() as session, session.begin():
             if status is not None and status < 500:
                 await repo.complete(
-                    session, member_id=member_id, key=key, status=status, headers=response_headers, body=b"".join(chunks)
+                    session,
+                    member_id=member_id,
+                    key=key,
+                    status=status,
+                    headers=response_headers,
+                    body=b"".join(chunks),
                 )
             else:  # a server-side failure is not an answer: let a retry run again
                 await repo.release(session, member_id=member_id, key=key)

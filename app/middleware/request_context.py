@@ -9,8 +9,8 @@ import uuid
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import is_database_unavailable, problem, problem_for_domain_error
 from app.domain.errors import DatabaseUnavailable
+from app.errors import is_database_unavailable, problem, problem_for_domain_error
 from app.observability import LATENCY, REQUESTS, request_id_var
 
 log = structlog.get_logger("dealcoach.access")

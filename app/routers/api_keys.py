@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response, status
 
 from app.deps import ActorDep, IdempotencyDeps, PageDep, UowDep
 from app.errors import problem_responses
-from app.routers.http import LOCATION_HEADER, set_location
+from app.http.responses import LOCATION_HEADER, set_location
 from app.schemas.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyPage, ApiKeyPublic
 from app.services import api_keys as service
 
@@ -29,9 +29,7 @@ async def create_api_key(
     return ApiKeyCreated(**ApiKeyPublic.model_validate(issued.key).model_dump(), api_key=issued.secret)
 
 
-@router.get(
-    "/members/{member_id}/api-keys", response_model=ApiKeyPage, responses=problem_responses(403, 404, 422)
-)
+@router.get("/members/{member_id}/api-keys", response_model=ApiKeyPage, responses=problem_responses(403, 404, 422))
 async def list_api_keys(member_id: uuid.UUID, actor: ActorDep, uow: UowDep, page: PageDep) -> ApiKeyPage:
     """A member's keys, revoked ones included, without secrets (admin or the member)."""
     result = await service.list_keys(uow, actor, member_id, page)
@@ -44,9 +42,7 @@ async def get_api_key(key_id: uuid.UUID, actor: ActorDep, uow: UowDep) -> ApiKey
     return ApiKeyPublic.model_validate(await service.get_key(uow, actor, key_id))
 
 
-@router.delete(
-    "/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(404)
-)
+@router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(404))
 async def revoke_api_key(key_id: uuid.UUID, actor: ActorDep, uow: UowDep) -> Response:
     """Revoke a key at once (admin, or the key's own member); it stays listed with revoked_at."""
     await service.revoke_key(uow, actor, key_id)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response, status
 from app.deps import ActorDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
 from app.domain.approvals import ApprovalStatus
 from app.errors import problem_responses
-from app.routers.http import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
+from app.http.responses import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
 from app.schemas.approvals import (
     ApprovalCreate,
     ApprovalDecision,

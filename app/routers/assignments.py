@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response, status
 from app.deps import ActorDep, IdempotencyDeps, PageDep, UowDep
 from app.domain.assignments import AssignmentStatus
 from app.errors import problem_responses
-from app.routers.http import LOCATION_HEADER, set_location
+from app.http.responses import LOCATION_HEADER, set_location
 from app.schemas.assignments import AssignmentCreate, AssignmentPage, AssignmentPublic
 from app.services import assignments as service
 
@@ -38,7 +38,9 @@ async def list_deal_assignments(
 ) -> AssignmentPage:
     """The roles people hold or were offered on a deal."""
     result = await service.list_deal_assignments(uow, actor, deal_id, page, status)
-    return AssignmentPage(items=[AssignmentPublic.model_validate(a) for a in result.items], next_cursor=result.next_cursor)
+    return AssignmentPage(
+        items=[AssignmentPublic.model_validate(a) for a in result.items], next_cursor=result.next_cursor
+    )
 
 
 @router.get("/assignments", response_model=AssignmentPage, responses=problem_responses(422))
@@ -47,7 +49,9 @@ async def list_my_assignments(
 ) -> AssignmentPage:
     """The caller's own roles on deals, including requests awaiting their answer."""
     result = await service.list_my_assignments(uow, actor, page, status)
-    return AssignmentPage(items=[AssignmentPublic.model_validate(a) for a in result.items], next_cursor=result.next_cursor)
+    return AssignmentPage(
+        items=[AssignmentPublic.model_validate(a) for a in result.items], next_cursor=result.next_cursor
+    )
 
 
 @router.get("/assignments/{assignment_id}", response_model=AssignmentPublic, responses=problem_responses(404))

@@ -4,11 +4,10 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
-from app.db.models import Observation
 from app.deps import ActorDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
 from app.domain.calls import ObservationStatus
 from app.errors import problem_responses
-from app.routers.http import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
+from app.http.responses import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
 from app.schemas.calls import (
     AttendeePublic,
     CallCreate,
@@ -49,7 +48,7 @@ def render(view: service.CallView) -> CallPublic:
     )
 
 
-def render_observation(observation: Observation, response: Response | None = None) -> ObservationPublic:
+def render_observation(observation: service.ObservationRecord, response: Response | None = None) -> ObservationPublic:
     if response is not None:
         set_etag(response, observation.version)
     return ObservationPublic.model_validate(observation)
@@ -118,9 +117,7 @@ async def create_intervention(
     return InterventionPublic.model_validate(intervention)
 
 
-@calls.get(
-    "/calls/{call_id}/interventions", response_model=InterventionPage, responses=problem_responses(404, 422)
-)
+@calls.get("/calls/{call_id}/interventions", response_model=InterventionPage, responses=problem_responses(404, 422))
 async def list_call_interventions(call_id: uuid.UUID, actor: ActorDep, uow: UowDep, page: PageDep) -> InterventionPage:
     """What attendees did during a call, in the order recorded."""
     result = await service.list_call_interventions(uow, actor, call_id, page)

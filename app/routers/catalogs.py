@@ -4,10 +4,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 
-from app.db.models import LossReason, Skill
 from app.deps import ActorDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
 from app.errors import problem_responses
-from app.routers.http import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
+from app.http.responses import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
 from app.schemas.catalogs import (
     LossReasonCreate,
     LossReasonPage,
@@ -19,6 +18,7 @@ from app.schemas.catalogs import (
     SkillUpdate,
 )
 from app.services import catalogs as service
+from app.services.catalogs import Catalog
 
 router = APIRouter(prefix="/v1")
 
@@ -31,17 +31,21 @@ _ONE = {200: {"headers": ETAG_HEADER}, **problem_responses(404)}
 @router.get("/skills", tags=["skills"], response_model=SkillPage, responses=problem_responses(422))
 async def list_skills(actor: ActorDep, uow: UowDep, page: PageDep, active: bool | None = None) -> SkillPage:
     """The organisation's skill catalog, by code."""
-    result = await service.list_entries(uow, actor, Skill, page, active)
+    result = await service.list_entries(uow, actor, Catalog.skills, page, active)
     return SkillPage(items=[SkillPublic.model_validate(e) for e in result.items], next_cursor=result.next_cursor)
 
 
 @router.post(
-    "/skills", tags=["skills"], status_code=status.HTTP_201_CREATED, response_model=SkillPublic,
-    responses=_CREATED, dependencies=IdempotencyDeps,
+    "/skills",
+    tags=["skills"],
+    status_code=status.HTTP_201_CREATED,
+    response_model=SkillPublic,
+    responses=_CREATED,
+    dependencies=IdempotencyDeps,
 )
 async def create_skill(body: SkillCreate, actor: ActorDep, uow: UowDep, response: Response) -> SkillPublic:
     """Add a skill to the catalog (admin only)."""
-    entry = await service.create_entry(uow, actor, Skill, body)
+    entry = await service.create_entry(uow, actor, Catalog.skills, body)
     set_location(response, f"/v1/skills/{entry.code}")
     return SkillPublic.model_validate(entry)
 
@@ -49,7 +53,7 @@ async def create_skill(body: SkillCreate, actor: ActorDep, uow: UowDep, response
 @router.get("/skills/{code}", tags=["skills"], response_model=SkillPublic, responses=_ONE)
 async def get_skill(code: CodePath, actor: ActorDep, uow: UowDep, response: Response) -> SkillPublic:
     """One skill of the catalog."""
-    entry = await service.get_entry(uow, actor, Skill, code)
+    entry = await service.get_entry(uow, actor, Catalog.skills, code)
     set_etag(response, entry.version)
     return SkillPublic.model_validate(entry)
 
@@ -59,31 +63,33 @@ async def update_skill(
     code: CodePath, body: SkillUpdate, actor: ActorDep, uow: UowDep, if_match: IfMatchDep, response: Response
 ) -> SkillPublic:
     """Relabel or retire a skill (admin only)."""
-    entry = await service.update_entry(uow, actor, Skill, code, body, if_match)
+    entry = await service.update_entry(uow, actor, Catalog.skills, code, body, if_match)
     set_etag(response, entry.version)
     return SkillPublic.model_validate(entry)
 
 
 @router.get("/loss-reasons", tags=["loss-reasons"], response_model=LossReasonPage, responses=problem_responses(422))
-async def list_loss_reasons(
-    actor: ActorDep, uow: UowDep, page: PageDep, active: bool | None = None
-) -> LossReasonPage:
+async def list_loss_reasons(actor: ActorDep, uow: UowDep, page: PageDep, active: bool | None = None) -> LossReasonPage:
     """The organisation's loss-reason catalog, by code, with the skills each points at."""
-    result = await service.list_entries(uow, actor, LossReason, page, active)
+    result = await service.list_entries(uow, actor, Catalog.loss_reasons, page, active)
     return LossReasonPage(
         items=[LossReasonPublic.model_validate(e) for e in result.items], next_cursor=result.next_cursor
     )
 
 
 @router.post(
-    "/loss-reasons", tags=["loss-reasons"], status_code=status.HTTP_201_CREATED, response_model=LossReasonPublic,
-    responses=_CREATED, dependencies=IdempotencyDeps,
+    "/loss-reasons",
+    tags=["loss-reasons"],
+    status_code=status.HTTP_201_CREATED,
+    response_model=LossReasonPublic,
+    responses=_CREATED,
+    dependencies=IdempotencyDeps,
 )
 async def create_loss_reason(
     body: LossReasonCreate, actor: ActorDep, uow: UowDep, response: Response
 ) -> LossReasonPublic:
     """Add a loss reason to the catalog (admin only); suggested skills must be in the skill catalog."""
-    entry = await service.create_entry(uow, actor, LossReason, body)
+    entry = await service.create_entry(uow, actor, Catalog.loss_reasons, body)
     set_location(response, f"/v1/loss-reasons/{entry.code}")
     return LossReasonPublic.model_validate(entry)
 
@@ -91,7 +97,7 @@ async def create_loss_reason(
 @router.get("/loss-reasons/{code}", tags=["loss-reasons"], response_model=LossReasonPublic, responses=_ONE)
 async def get_loss_reason(code: CodePath, actor: ActorDep, uow: UowDep, response: Response) -> LossReasonPublic:
     """One loss reason of the catalog."""
-    entry = await service.get_entry(uow, actor, LossReason, code)
+    entry = await service.get_entry(uow, actor, Catalog.loss_reasons, code)
     set_etag(response, entry.version)
     return LossReasonPublic.model_validate(entry)
 
@@ -101,6 +107,6 @@ async def update_loss_reason(
     code: CodePath, body: LossReasonUpdate, actor: ActorDep, uow: UowDep, if_match: IfMatchDep, response: Response
 ) -> LossReasonPublic:
     """Relabel, re-point or retire a loss reason (admin only)."""
-    entry = await service.update_entry(uow, actor, LossReason, code, body, if_match)
+    entry = await service.update_entry(uow, actor, Catalog.loss_reasons, code, body, if_match)
     set_etag(response, entry.version)
     return LossReasonPublic.model_validate(entry)

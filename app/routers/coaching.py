@@ -23,6 +23,4 @@ async def get_coaching_analytics(
     manager_id: Annotated[uuid.UUID | None, Query(description="One manager only")] = None,
 ) -> CoachingAnalytics:
     """Per manager: early coaching or late rescue — involvement, takeovers, observations, debriefs, reviews."""
-    return await service.coaching_analytics(
-        uow, actor, date_from=date_from, date_to=date_to, manager_id=manager_id
-    )
+    return await service.coaching_analytics(uow, actor, date_from=date_from, date_to=date_to, manager_id=manager_id)

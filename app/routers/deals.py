@@ -5,14 +5,17 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
+from pydantic import TypeAdapter, ValidationError
 
 from app.deps import ActorDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
 from app.domain.deals import DealStatus, Stage
 from app.domain.money import from_minor
-from app.errors import problem_responses
-from app.routers.http import ETAG_HEADER, LOCATION_HEADER, json_response, set_etag, set_location
+from app.errors import problem_fields, problem_responses, validation_problem_fields
+from app.http.responses import ETAG_HEADER, LOCATION_HEADER, json_response, set_etag, set_location
+from app.schemas.common import SafeText
 from app.schemas.deals import (
     DealBatch,
+    DealBatchRecord,
     DealBatchResult,
     DealBatchResults,
     DealCreate,
@@ -24,7 +27,6 @@ from app.schemas.deals import (
     ListFilters,
     Source,
 )
-from app.schemas.common import SafeText
 from app.schemas.events import EventPage, EventPublic
 from app.services import deals as service
 from app.services import events as events_service
@@ -73,8 +75,13 @@ def list_filters(
     q: Annotated[SafeText | None, Query(max_length=100, description="Substring of the name or account name")] = None,
 ) -> ListFilters:
     return ListFilters(
-        owner_id=owner_id, stage=stage, status=status, closed_from=closed_from, closed_to=closed_to,
-        updated_since=updated_since, q=(q or "").strip() or None,
+        owner_id=owner_id,
+        stage=stage,
+        status=status,
+        closed_from=closed_from,
+        closed_to=closed_to,
+        updated_since=updated_since,
+        q=(q or "").strip() or None,
     )
 
 
@@ -112,11 +119,38 @@ async def list_deals(
 async def batch_upsert_deals(body: DealBatch, actor: ActorDep, uow: UowDep) -> DealBatchResults:
     """Upsert up to 500 deals by external reference; one result per record, in order.
 
-    Each record runs in its own savepoint inside one transaction: a bad record is rolled
-    back and reported with a problem, and never spoils the others.
+    Each record is validated on its own and applied in its own savepoint inside one
+    transaction: a bad record is reported with a problem and never spoils the others.
     """
-    outcomes = await service.batch_upsert(uow, actor, body.records)
-    return DealBatchResults(results=[DealBatchResult(**vars(o)) for o in outcomes])
+    results: dict[int, DealBatchResult] = {}
+    valid: list[tuple[int, DealBatchRecord]] = []
+    for index, raw in enumerate(body.records):
+        try:
+            valid.append((index, _RECORD.validate_python(raw)))
+        except ValidationError as exc:
+            source, external_id = raw.get("source"), raw.get("external_id")
+            results[index] = DealBatchResult(
+                index=index,
+                source=source if isinstance(source, str) else None,
+                external_id=external_id if isinstance(external_id, str) else None,
+                outcome="error",
+                deal_id=None,
+                problem=validation_problem_fields(exc.errors(), "The record is invalid."),
+            )
+    for o in await service.batch_upsert(uow, actor, valid):
+        problem = None if o.error is None else problem_fields(o.error)
+        results[o.index] = DealBatchResult(
+            index=o.index,
+            source=o.source,
+            external_id=o.external_id,
+            outcome=o.outcome,
+            deal_id=o.deal_id,
+            problem=problem,
+        )
+    return DealBatchResults(results=[results[i] for i in sorted(results)])
+
+
+_RECORD = TypeAdapter(DealBatchRecord)
 
 
 @router.put(

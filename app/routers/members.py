@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response, status
 from app.deps import ActorDep, AuthDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
 from app.domain.members import MemberRole
 from app.errors import problem_responses
-from app.routers.http import ETAG_HEADER, LOCATION_HEADER, json_response, set_etag, set_location
+from app.http.responses import ETAG_HEADER, LOCATION_HEADER, json_response, set_etag, set_location
 from app.schemas.members import MemberCreate, MemberPage, MemberPublic, MemberUpdate, MePublic
 from app.services import members as service
 

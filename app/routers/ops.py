@@ -37,5 +37,3 @@ async def get_metrics() -> Response:
     """Request counts and latencies in Prometheus text format."""
     body, content_type = render_metrics()
     return Response(body, media_type=content_type)
-
-

@@ -4,14 +4,16 @@ from fastapi import APIRouter, Response
 
 from app.deps import ActorDep, IfMatchDep, UowDep
 from app.errors import problem_responses
-from app.routers.http import ETAG_HEADER, set_etag
+from app.http.responses import ETAG_HEADER, set_etag
 from app.schemas.org_settings import SettingsPublic, SettingsUpdate
 from app.services import org_settings as service
 
 router = APIRouter(prefix="/v1", tags=["settings"])
 
 
-@router.get("/settings", response_model=SettingsPublic, responses={200: {"headers": ETAG_HEADER}, **problem_responses()})
+@router.get(
+    "/settings", response_model=SettingsPublic, responses={200: {"headers": ETAG_HEADER}, **problem_responses()}
+)
 async def get_settings(actor: ActorDep, uow: UowDep, response: Response) -> SettingsPublic:
     """The organisation's settings that shape its rules."""
     org = await service.get_settings(uow, actor)

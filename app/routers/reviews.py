@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from app.deps import ActorDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
 from app.domain.reviews import ReviewStatus
 from app.errors import problem_responses
-from app.routers.http import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
+from app.http.responses import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
 from app.schemas.reviews import (
     IsoWeek,
     LeadershipNoteCreate,
@@ -67,7 +67,11 @@ def list_filters(
     closed_to: Annotated[dt.date | None, Query(description="Lost on or before this day (UTC)")] = None,
 ) -> ReviewFilters:
     return ReviewFilters(
-        status=status, reviewer_id=reviewer_id, owner_id=owner_id, week=week, closed_from=closed_from,
+        status=status,
+        reviewer_id=reviewer_id,
+        owner_id=owner_id,
+        week=week,
+        closed_from=closed_from,
         closed_to=closed_to,
     )
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response, status
 from app.deps import ActorDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
 from app.domain.strategy import SuggestionStatus
 from app.errors import problem_responses
-from app.routers.http import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
+from app.http.responses import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
 from app.schemas.strategy import (
     StrategyPublic,
     StrategyUpdate,
@@ -27,7 +27,10 @@ _DECISION = {"responses": problem_responses(403, 404, 409), "dependencies": Idem
 
 def render(view: service.StrategyView) -> StrategyPublic:
     return StrategyPublic(
-        deal_id=view.deal_id, version=view.version, author_id=view.author_id, updated_at=view.updated_at,
+        deal_id=view.deal_id,
+        version=view.version,
+        author_id=view.author_id,
+        updated_at=view.updated_at,
         **view.document,
     )
 

@@ -172,7 +172,9 @@ class ObservationAcknowledgement(RequestModel):
         examples=["I quoted too early; next time I confirm value first"],
     )
     commitments: list[Line] = Field(
-        default_factory=list, max_length=20, description="What the seller will do differently",
+        default_factory=list,
+        max_length=20,
+        description="What the seller will do differently",
         examples=[["Confirm the business case before pricing"]],
     )
 

@@ -36,7 +36,9 @@ class LossReasonCreate(RequestModel):
     code: Code = Field(examples=["price"])
     label: Label = Field(examples=["Price"])
     suggested_skills: list[Code] = Field(
-        default_factory=list, max_length=20, description="Skill codes a loss for this reason points at",
+        default_factory=list,
+        max_length=20,
+        description="Skill codes a loss for this reason points at",
         examples=[["negotiation", "closing"]],
     )
 

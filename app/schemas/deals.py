@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints, model_validator

@@ -26,9 +26,7 @@ class IssuedKey:
     secret: str
 
 
-async def issue_key(
-    uow: UnitOfWork, actor: Actor, member_id: uuid.UUID, data: ApiKeyCreate
-) -> IssuedKey:
+async def issue_key(uow: UnitOfWork, actor: Actor, member_id: uuid.UUID, data: ApiKeyCreate) -> IssuedKey:
     async with uow:
         member = await get_member(uow, actor, member_id)
         ensure_admin(actor)
@@ -59,7 +57,7 @@ async def list_keys(uow: UnitOfWork, actor: Actor, member_id: uuid.UUID, page: P
     member = await get_member(uow, actor, member_id)
     ensure_can_manage_keys_of(actor, member.id)
     rows = await repo.list_page(uow.session, member.id, after=after_id(LISTING, page), limit=page.limit + 1)
-    return build_page(LISTING, rows, page.limit)
+    return build_page(LISTING, page, rows)
 
 
 async def get_key(uow: UnitOfWork, actor: Actor, key_id: uuid.UUID) -> ApiKey:

@@ -25,7 +25,7 @@ from app.domain.errors import NotFound
 from app.domain.members import Actor
 from app.domain.versioning import ensure_version
 from app.schemas.approvals import ApprovalCreate, ApprovalUpdate
-from app.services.deals import ensure_sees_through_deal, visible_deal
+from app.services.access import ensure_sees_through_deal, visible_deal
 from app.services.pagination import PageRequest, PageResult, after_id, build_page
 
 LISTING = "approvals"
@@ -67,10 +67,14 @@ async def list_deal_approvals(
 ) -> PageResult[Approval]:
     deal = await visible_deal(uow, actor, deal_id)
     rows = await repo.list_page(
-        uow.session, actor.organization_id, deal_id=deal.id, status=status,
-        after=after_id(LISTING, page), limit=page.limit + 1,
+        uow.session,
+        actor.organization_id,
+        deal_id=deal.id,
+        status=status,
+        after=after_id(LISTING, page),
+        limit=page.limit + 1,
     )
-    return build_page(LISTING, rows, page.limit)
+    return build_page(LISTING, page, rows)
 
 
 async def approve_approval(uow: UnitOfWork, actor: Actor, approval_id: uuid.UUID, note: str | None) -> Approval:
@@ -154,6 +158,11 @@ def _touch(approval: Approval, now: dt.datetime) -> None:
 
 async def _event(uow: UnitOfWork, actor: Actor, approval: Approval, verb: str, data: dict[str, Any]) -> None:
     await events.record(
-        uow.session, actor, f"approval.{verb}",
-        subject_type="approval", subject_id=approval.id, deal_id=approval.deal_id, data=data,
+        uow.session,
+        actor,
+        f"approval.{verb}",
+        subject_type="approval",
+        subject_id=approval.id,
+        deal_id=approval.deal_id,
+        data=data,
     )

@@ -21,7 +21,7 @@ from app.domain.assignments import (
 from app.domain.errors import AssignmentExists, NotFound
 from app.domain.members import Actor
 from app.schemas.assignments import AssignmentCreate
-from app.services.deals import ensure_sees_through_deal, visible_deal
+from app.services.access import ensure_sees_through_deal, visible_deal
 from app.services.involvement import record_involvement
 from app.services.pagination import PageRequest, PageResult, after_id, build_page
 
@@ -34,9 +34,7 @@ async def create_assignment(uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, d
         member = await members_repo.get(uow.session, actor.organization_id, data.member_id)
         status = check_new_assignment(actor, deal, str(data.role), member)
         assert member is not None
-        assignment = await open_assignment(
-            uow, actor, deal, member, AssignmentRole(data.role), data.purpose, status
-        )
+        assignment = await open_assignment(uow, actor, deal, member, AssignmentRole(data.role), data.purpose, status)
         await uow.commit()
     return assignment
 
@@ -66,7 +64,9 @@ async def open_assignment(
     )
     uow.session.add(assignment)
     await uow.flush()
-    await _event(uow, actor, assignment, str(status), {"member_id": str(member.id), "role": str(role), "late_involvement": late})
+    await _event(
+        uow, actor, assignment, str(status), {"member_id": str(member.id), "role": str(role), "late_involvement": late}
+    )
     return assignment
 
 
@@ -84,20 +84,28 @@ async def list_deal_assignments(
 ) -> PageResult[Assignment]:
     deal = await visible_deal(uow, actor, deal_id)
     rows = await repo.list_page(
-        uow.session, actor.organization_id, deal_id=deal.id, status=status,
-        after=after_id(LISTING, page), limit=page.limit + 1,
+        uow.session,
+        actor.organization_id,
+        deal_id=deal.id,
+        status=status,
+        after=after_id(LISTING, page),
+        limit=page.limit + 1,
     )
-    return build_page(LISTING, rows, page.limit)
+    return build_page(LISTING, page, rows)
 
 
 async def list_my_assignments(
     uow: UnitOfWork, actor: Actor, page: PageRequest, status: AssignmentStatus | None
 ) -> PageResult[Assignment]:
     rows = await repo.list_page(
-        uow.session, actor.organization_id, member_id=actor.member_id, status=status,
-        after=after_id(LISTING, page), limit=page.limit + 1,
+        uow.session,
+        actor.organization_id,
+        member_id=actor.member_id,
+        status=status,
+        after=after_id(LISTING, page),
+        limit=page.limit + 1,
     )
-    return build_page(LISTING, rows, page.limit)
+    return build_page(LISTING, page, rows)
 
 
 async def accept_assignment(uow: UnitOfWork, actor: Actor, assignment_id: uuid.UUID) -> Assignment:
@@ -131,7 +139,9 @@ async def _decide(
         assignment.decided_at = utcnow()
         assignment.version += 1
         await uow.flush()
-        await _event(uow, actor, assignment, verb, {"member_id": str(assignment.member_id), "role": str(assignment.role)})
+        await _event(
+            uow, actor, assignment, verb, {"member_id": str(assignment.member_id), "role": str(assignment.role)}
+        )
         await uow.commit()
     return assignment
 
@@ -147,6 +157,11 @@ async def _load(uow: UnitOfWork, actor: Actor, assignment_id: uuid.UUID) -> tupl
 
 async def _event(uow: UnitOfWork, actor: Actor, assignment: Assignment, verb: str, data: dict[str, Any]) -> None:
     await events.record(
-        uow.session, actor, f"assignment.{verb}",
-        subject_type="assignment", subject_id=assignment.id, deal_id=assignment.deal_id, data=data,
+        uow.session,
+        actor,
+        f"assignment.{verb}",
+        subject_type="assignment",
+        subject_id=assignment.id,
+        deal_id=assignment.deal_id,
+        data=data,
     )

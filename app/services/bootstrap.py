@@ -43,18 +43,29 @@ async def bootstrap_organization(uow: UnitOfWork, *, org_name: str, admin_email:
         await uow.flush()  # the tables have no ORM relationships to order inserts by
         catalogs.seed_defaults(session, org.id)
         new = generate_key()
-        session.add(ApiKey(organization_id=org.id, member_id=member.id, prefix=new.prefix, key_hash=new.key_hash,
-                           label="bootstrap"))
+        session.add(
+            ApiKey(
+                organization_id=org.id, member_id=member.id, prefix=new.prefix, key_hash=new.key_hash, label="bootstrap"
+            )
+        )
         await uow.flush()
         await events.append(
-            session, organization_id=org.id, type="organization.created", actor_id=None,
-            subject_type="organization", subject_id=org.id, data={"name": org.name},
+            session,
+            organization_id=org.id,
+            type="organization.created",
+            actor_id=None,
+            subject_type="organization",
+            subject_id=org.id,
+            data={"name": org.name},
         )
         await events.append(
-            session, organization_id=org.id, type="member.created", actor_id=None,
-            subject_type="member", subject_id=member.id, data={"role": member.role, "manager_id": None},
+            session,
+            organization_id=org.id,
+            type="member.created",
+            actor_id=None,
+            subject_type="member",
+            subject_id=member.id,
+            data={"role": member.role, "manager_id": None},
         )
         await uow.commit()
     return Bootstrapped(organization_id=org.id, member_id=member.id, api_key=new.secret)
-
-

@@ -43,13 +43,17 @@ from app.schemas.calls import (
     ObservationCreate,
     ObservationUpdate,
 )
-from app.services.deals import ensure_sees_through_deal, visible_deal
+from app.services.access import ensure_sees_through_deal, visible_deal
 from app.services.involvement import record_involvement
 from app.services.pagination import PageRequest, PageResult, after_id, after_key, build_page
 
 CALLS = "calls"
 INTERVENTIONS = "interventions"
 OBSERVATIONS = "observations"
+
+
+# What the observation use cases hand back to be rendered.
+ObservationRecord = Observation
 
 
 @dataclass
@@ -82,12 +86,19 @@ async def create_call(uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, data: C
             uow.session, organization_id=call.organization_id, call_id=call.id, attendees=attendees
         )
         late = await _record_attendance(uow, deal, [members[a["member_id"]] for a in attendees])
-        await _event(uow, actor, call, "call.created", call.id, {
-            "scheduled_at": call.scheduled_at.isoformat(),
-            "purpose": call.purpose,
-            "attendees": _jsonable_attendees(attendees),
-            "late_involvement": late,
-        })
+        await _event(
+            uow,
+            actor,
+            call,
+            "call.created",
+            call.id,
+            {
+                "scheduled_at": call.scheduled_at.isoformat(),
+                "purpose": call.purpose,
+                "attendees": _jsonable_attendees(attendees),
+                "late_involvement": late,
+            },
+        )
         await uow.commit()
     return CallView(call, attendees)
 
@@ -105,7 +116,7 @@ async def get_call(uow: UnitOfWork, actor: Actor, call_id: uuid.UUID) -> CallVie
 async def list_deal_calls(uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, page: PageRequest) -> PageResult[CallView]:
     deal = await visible_deal(uow, actor, deal_id)
     rows = await repo.list_calls(uow.session, deal.id, after=_after_scheduled(page), limit=page.limit + 1)
-    result = build_page(CALLS, rows, page.limit, key=lambda c: [c.scheduled_at.isoformat(), str(c.id)])
+    result = build_page(CALLS, page, rows, key=lambda c: [c.scheduled_at.isoformat(), str(c.id)])
     attendees = await repo.attendees_of(uow.session, [c.id for c in result.items])
     return PageResult([CallView(c, attendees[c.id]) for c in result.items], result.next_cursor)
 
@@ -129,7 +140,9 @@ async def update_call(
         holds = "held_at" in changes and changes["held_at"] != call.held_at
         attendees_change = _by_member(new_attendees) != _by_member(before_attendees)  # order alone is no change
         check_call_update(
-            actor, call, deal,
+            actor,
+            call,
+            deal,
             changes_attendees=attendees_change,
             changes_plan=bool({"scheduled_at", "purpose"} & fields.keys()),
             changes_held_at=holds,
@@ -240,16 +253,32 @@ async def create_intervention(
         )
         uow.session.add(intervention)
         await uow.flush()
-        await _event(uow, actor, call, "intervention.recorded", intervention.id, {
-            "call_id": str(call.id),
-            "member_id": str(intervention.member_id),
-            "kind": intervention.kind,
-            "is_takeover": intervention.is_takeover,
-        }, subject_type="intervention")
+        await _event(
+            uow,
+            actor,
+            call,
+            "intervention.recorded",
+            intervention.id,
+            {
+                "call_id": str(call.id),
+                "member_id": str(intervention.member_id),
+                "kind": intervention.kind,
+                "is_takeover": intervention.is_takeover,
+            },
+            subject_type="intervention",
+        )
         if intervention.is_takeover:
-            await _event(uow, actor, call, "call.takeover", call.id, {
-                "member_id": str(intervention.member_id), "intervention_id": str(intervention.id),
-            })
+            await _event(
+                uow,
+                actor,
+                call,
+                "call.takeover",
+                call.id,
+                {
+                    "member_id": str(intervention.member_id),
+                    "intervention_id": str(intervention.id),
+                },
+            )
         await uow.commit()
     return intervention
 
@@ -261,15 +290,13 @@ async def list_call_interventions(
     rows = await repo.list_interventions(
         uow.session, view.call.id, after=after_id(INTERVENTIONS, page), limit=page.limit + 1
     )
-    return build_page(INTERVENTIONS, rows, page.limit)
+    return build_page(INTERVENTIONS, page, rows)
 
 
 # --- observations ---------------------------------------------------------------------
 
 
-async def create_observation(
-    uow: UnitOfWork, actor: Actor, call_id: uuid.UUID, data: ObservationCreate
-) -> Observation:
+async def create_observation(uow: UnitOfWork, actor: Actor, call_id: uuid.UUID, data: ObservationCreate) -> Observation:
     async with uow:
         view = await get_call(uow, actor, call_id)
         call = view.call
@@ -321,10 +348,15 @@ async def list_observations(
     status: ObservationStatus | None,
 ) -> PageResult[Observation]:
     rows = await repo.list_observations(
-        uow.session, actor, seller_id=seller_id, observer_id=observer_id, status=status,
-        before=after_id(OBSERVATIONS, page), limit=page.limit + 1,
+        uow.session,
+        actor,
+        seller_id=seller_id,
+        observer_id=observer_id,
+        status=status,
+        before=after_id(OBSERVATIONS, page),
+        limit=page.limit + 1,
     )
-    return build_page(OBSERVATIONS, rows, page.limit)
+    return build_page(OBSERVATIONS, page, rows)
 
 
 async def update_observation(
@@ -417,16 +449,32 @@ async def _observation_event(
     uow: UnitOfWork, actor: Actor, observation: Observation, verb: str, data: dict[str, Any]
 ) -> None:
     await events.record(
-        uow.session, actor, f"observation.{verb}",
-        subject_type="observation", subject_id=observation.id, deal_id=observation.deal_id, data=data,
+        uow.session,
+        actor,
+        f"observation.{verb}",
+        subject_type="observation",
+        subject_id=observation.id,
+        deal_id=observation.deal_id,
+        data=data,
     )
 
 
 async def _event(
-    uow: UnitOfWork, actor: Actor, call: Call, type_: str, subject_id: uuid.UUID, data: dict[str, Any],
-    *, subject_type: str = "call",
+    uow: UnitOfWork,
+    actor: Actor,
+    call: Call,
+    type_: str,
+    subject_id: uuid.UUID,
+    data: dict[str, Any],
+    *,
+    subject_type: str = "call",
 ) -> None:
     await events.record(
-        uow.session, actor, type_,
-        subject_type=subject_type, subject_id=subject_id, deal_id=call.deal_id, data=data,
+        uow.session,
+        actor,
+        type_,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        deal_id=call.deal_id,
+        data=data,
     )

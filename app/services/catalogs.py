@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+import enum
+from typing import Any
 
 from app.db.models import LossReason, Skill
 from app.db.repositories import catalogs as repo
@@ -12,28 +13,40 @@ from app.db.uow import UnitOfWork
 from app.domain.catalogs import ensure_known_skills
 from app.domain.errors import CodeTaken, NotFound
 from app.domain.members import Actor, ensure_admin
-from app.domain.pagination import decode_cursor
 from app.domain.versioning import ensure_version
 from app.schemas.common import RequestModel
 from app.services.pagination import PageRequest, PageResult, build_page
 
-Entry = TypeVar("Entry", Skill, LossReason)
+Entry = Skill | LossReason
 
-_SUBJECT = {Skill: "skill", LossReason: "loss_reason"}
+
+class Catalog(enum.Enum):
+    """The organisation's editable catalogs."""
+
+    skills = "skills"
+    loss_reasons = "loss_reasons"
+
+
+_MODEL: dict[Catalog, type[Skill] | type[LossReason]] = {Catalog.skills: Skill, Catalog.loss_reasons: LossReason}
+
+_SUBJECT: dict[type[Skill] | type[LossReason], str] = {Skill: "skill", LossReason: "loss_reason"}
 
 
 async def list_entries(
-    uow: UnitOfWork, actor: Actor, model: type[Entry], page: PageRequest, active: bool | None
+    uow: UnitOfWork, actor: Actor, catalog: Catalog, page: PageRequest, active: bool | None
 ) -> PageResult[Entry]:
+    model = _MODEL[catalog]
     listing = _SUBJECT[model] + "s"
-    after = None if page.cursor is None else str(decode_cursor(listing, page.cursor, 1)[0])
+    key = page.key(listing, 1)
+    after = None if key is None else str(key[0])
     rows = await repo.list_page(
         uow.session, model, actor.organization_id, after=after, limit=page.limit + 1, active=active
     )
-    return build_page(listing, rows, page.limit, key=lambda e: [e.code])
+    return build_page(listing, page, rows, key=lambda e: [e.code])
 
 
-async def get_entry(uow: UnitOfWork, actor: Actor, model: type[Entry], code: str) -> Entry:
+async def get_entry(uow: UnitOfWork, actor: Actor, catalog: Catalog, code: str) -> Entry:
+    model = _MODEL[catalog]
     entry = await repo.get(uow.session, model, actor.organization_id, code)
     if entry is None:
         raise NotFound(f"No {_SUBJECT[model].replace('_', ' ')} with this code.")
@@ -47,7 +60,8 @@ async def _ensure_skills(uow: UnitOfWork, actor: Actor, fields: dict[str, Any]) 
         ensure_known_skills(skills, known)
 
 
-async def create_entry(uow: UnitOfWork, actor: Actor, model: type[Entry], data: RequestModel) -> Entry:
+async def create_entry(uow: UnitOfWork, actor: Actor, catalog: Catalog, data: RequestModel) -> Entry:
+    model = _MODEL[catalog]
     ensure_admin(actor)
     fields = data.model_dump()
     async with uow:
@@ -65,11 +79,12 @@ async def create_entry(uow: UnitOfWork, actor: Actor, model: type[Entry], data: 
 
 
 async def update_entry(
-    uow: UnitOfWork, actor: Actor, model: type[Entry], code: str, data: RequestModel, if_match: frozenset[int] | None
+    uow: UnitOfWork, actor: Actor, catalog: Catalog, code: str, data: RequestModel, if_match: frozenset[int] | None
 ) -> Entry:
+    model = _MODEL[catalog]
     ensure_admin(actor)
     async with uow:
-        entry = await get_entry(uow, actor, model, code)
+        entry = await get_entry(uow, actor, catalog, code)
         ensure_version(entry.version, if_match)
         changes = data.model_dump(exclude_unset=True)
         if "suggested_skills" in changes:

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-
-from pydantic import TypeAdapter, ValidationError
 
 from app.db.models import Deal, DealExternalRef, LossReason, Member
 from app.db.repositories import catalogs as catalogs_repo
@@ -19,7 +16,6 @@ from app.db.types import utcnow
 from app.db.uow import UnitOfWork
 from app.domain.deals import (
     STAGES_BY_STATUS,
-    Access,
     DealStatus,
     Stage,
     check_new_deal,
@@ -32,7 +28,6 @@ from app.domain.errors import (
     DomainError,
     ExternalRefTaken,
     MissingFields,
-    NotFound,
     UnknownLossReason,
     VersionConflict,
 )
@@ -41,6 +36,7 @@ from app.domain.money import from_minor, to_minor
 from app.domain.versioning import ensure_version
 from app.schemas.deals import DealBatchRecord, DealCreate, DealUpdate, DealUpsert, ListFilters
 from app.services import reviews
+from app.services.access import deal_access, visible_deal
 from app.services.pagination import PageRequest, PageResult, after_id, build_page
 
 LISTING = "deals"
@@ -63,27 +59,6 @@ async def get_deal(uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID) -> DealVie
     return DealView(deal, refs[deal.id])
 
 
-async def visible_deal(uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, *, for_update: bool = False) -> Deal:
-    """The deal if the actor may see it; otherwise it does not exist (404)."""
-    deal = await repo.get_visible(uow.session, actor, deal_id, for_update=for_update)
-    if deal is None:
-        raise NotFound("No deal with this id.")
-    return deal
-
-
-async def ensure_sees_through_deal(
-    uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, *, named: Iterable[uuid.UUID], what: str
-) -> None:
-    """Something on a deal (a call, an assignment, an approval) is visible to the members it
-    names and to whoever sees the deal; to anyone else it does not exist."""
-    if actor.member_id in set(named):
-        return
-    try:
-        await visible_deal(uow, actor, deal_id)
-    except NotFound:
-        raise NotFound(f"No {what} with this id.") from None
-
-
 async def list_deals(uow: UnitOfWork, actor: Actor, page: PageRequest, filters: ListFilters) -> PageResult[DealView]:
     stages: list[Stage] | None = None
     if filters.status is not None:
@@ -102,19 +77,13 @@ async def list_deals(uow: UnitOfWork, actor: Actor, page: PageRequest, filters: 
         updated_since=filters.updated_since,
         q=filters.q,
     )
-    result = build_page(LISTING, rows, page.limit)
+    result = build_page(LISTING, page, rows)
     refs = await repo.refs_of(uow.session, [d.id for d in result.items])
     return PageResult([DealView(d, refs[d.id]) for d in result.items], result.next_cursor)
 
 
 def _day_start(day: dt.date | None) -> dt.datetime | None:
     return None if day is None else dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
-
-
-async def deal_access(uow: UnitOfWork, actor: Actor, deal: Deal) -> Access:
-    """How the actor relates to the deal: its owner, or in the owner's management line."""
-    chain = await members_repo.manager_chain(uow.session, actor.organization_id, deal.owner_id)
-    return Access.of(actor, deal, chain[1:])
 
 
 # --- writing ---------------------------------------------------------------
@@ -149,45 +118,30 @@ async def upsert_deal(
     return view, outcome
 
 
-_RECORD = TypeAdapter(DealBatchRecord)
-
-
 @dataclass
 class BatchOutcome:
+    """What became of one record of a batch: an outcome, or the rule it broke."""
+
     index: int
-    source: str | None
-    external_id: str | None
+    source: str
+    external_id: str
     outcome: str
     deal_id: uuid.UUID | None = None
-    problem: dict[str, Any] | None = None
+    error: DomainError | None = None
 
 
-async def batch_upsert(uow: UnitOfWork, actor: Actor, records: list[dict[str, Any]]) -> list[BatchOutcome]:
-    """Each record is applied in its own savepoint: a bad one is rolled back and reported,
-    the good ones are committed together in one transaction."""
-    from app.errors import status_for
-
+async def batch_upsert(uow: UnitOfWork, actor: Actor, records: list[tuple[int, DealBatchRecord]]) -> list[BatchOutcome]:
+    """Each record is applied in its own savepoint: one that breaks a rule is rolled back and
+    reported, the others are committed together in one transaction."""
     results: list[BatchOutcome] = []
     async with uow:
-        for index, raw in enumerate(records):
-            source = raw.get("source") if isinstance(raw.get("source"), str) else None
-            external_id = raw.get("external_id") if isinstance(raw.get("external_id"), str) else None
-            try:
-                record = _RECORD.validate_python(raw)
-            except ValidationError as exc:
-                errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
-                problem = {"status": 422, "code": "validation_error", "detail": "The record is invalid.", "errors": errors}
-                results.append(BatchOutcome(index, source, external_id, "error", problem=problem))
-                continue
+        for index, record in records:
             fields = record.model_dump(exclude_unset=True, exclude={"source", "external_id"})
             try:
                 async with uow.session.begin_nested():
                     view, outcome = await _upsert(uow, actor, record.source, record.external_id, fields, None)
             except DomainError as error:
-                problem = {"status": status_for(error), "code": error.code, "detail": error.detail}
-                if error.extra.get("errors"):
-                    problem["errors"] = error.extra["errors"]
-                results.append(BatchOutcome(index, record.source, record.external_id, "error", problem=problem))
+                results.append(BatchOutcome(index, record.source, record.external_id, "error", error=error))
                 continue
             results.append(BatchOutcome(index, record.source, record.external_id, outcome, deal_id=view.deal.id))
         await uow.commit()
@@ -195,7 +149,11 @@ async def batch_upsert(uow: UnitOfWork, actor: Actor, records: list[dict[str, An
 
 
 async def _upsert(
-    uow: UnitOfWork, actor: Actor, source: str, external_id: str, fields: dict[str, Any],
+    uow: UnitOfWork,
+    actor: Actor,
+    source: str,
+    external_id: str,
+    fields: dict[str, Any],
     if_match: frozenset[int] | None,
 ) -> tuple[DealView, str]:
     deal_id = await repo.deal_id_by_ref(uow.session, actor.organization_id, source, external_id)
@@ -244,7 +202,12 @@ async def _create(uow: UnitOfWork, actor: Actor, fields: dict[str, Any], refs: l
     )
     session.add(deal)
     await uow.flush()
-    saved_refs = [DealExternalRef(organization_id=actor.organization_id, deal_id=deal.id, **ref) for ref in _unique(refs)]
+    saved_refs = [
+        DealExternalRef(
+            organization_id=actor.organization_id, deal_id=deal.id, source=ref["source"], external_id=ref["external_id"]
+        )
+        for ref in _unique(refs)
+    ]
     session.add_all(saved_refs)
     await uow.flush(conflict=ExternalRefTaken())
     await _event(uow, actor, deal, "deal.created", _snapshot(deal, saved_refs))
@@ -264,7 +227,12 @@ async def _apply(uow: UnitOfWork, actor: Actor, deal: Deal, changes: dict[str, A
     new_stage = Stage(changes["stage"]) if changes.get("stage") is not None else None
     if new_stage == deal.stage:
         new_stage = None
-    if loss is not None and new_stage is None and deal.stage == Stage.closed_lost and _loss_columns(loss) == _loss_of(deal):
+    if (
+        loss is not None
+        and new_stage is None
+        and deal.stage == Stage.closed_lost
+        and _loss_columns(loss) == _loss_of(deal)
+    ):
         loss = None  # a CRM resending the loss it already recorded
     new_owner_id = changes.get("owner_id")
     transfers = new_owner_id is not None and new_owner_id != deal.owner_id
@@ -272,7 +240,7 @@ async def _apply(uow: UnitOfWork, actor: Actor, deal: Deal, changes: dict[str, A
         return False
 
     new_owner: Member | None = None
-    if transfers:
+    if new_owner_id is not None and transfers:
         new_owner = await members_repo.get(uow.session, actor.organization_id, new_owner_id)
         ensure_owner_is_seller(new_owner)
     access = await deal_access(uow, actor, deal)
@@ -311,7 +279,10 @@ async def _apply(uow: UnitOfWork, actor: Actor, deal: Deal, changes: dict[str, A
         await _event(uow, actor, deal, "deal.updated", {"changes": events.diff(before, field_changes)})
     if new_owner is not None:
         await _event(
-            uow, actor, deal, "deal.owner_transferred",
+            uow,
+            actor,
+            deal,
+            "deal.owner_transferred",
             {"from": str(previous_owner), "to": str(new_owner.id), "reason": (transfer_reason or "").strip()},
         )
     if change is not None:
@@ -335,8 +306,13 @@ async def _ensure_loss_reason(uow: UnitOfWork, actor: Actor, code: str) -> None:
 
 async def _event(uow: UnitOfWork, actor: Actor, deal: Deal, type_: str, data: dict[str, Any]) -> None:
     await events.record(
-        uow.session, actor, type_,
-        subject_type="deal", subject_id=deal.id, deal_id=deal.id, data=data,
+        uow.session,
+        actor,
+        type_,
+        subject_type="deal",
+        subject_id=deal.id,
+        deal_id=deal.id,
+        data=data,
     )
 
 
@@ -371,7 +347,11 @@ def _unique(refs: list[dict[str, str]]) -> list[dict[str, str]]:
 
 
 def _snapshot(deal: Deal, refs: list[DealExternalRef]) -> dict[str, Any]:
-    amount = None if deal.amount_minor is None else {"amount": from_minor(deal.amount_minor, deal.currency or ""), "currency": deal.currency}
+    amount = (
+        None
+        if deal.amount_minor is None
+        else {"amount": from_minor(deal.amount_minor, deal.currency or ""), "currency": deal.currency}
+    )
     return {
         "name": deal.name,
         "account_name": deal.account_name,

@@ -8,9 +8,9 @@ from app.db.models import Event
 from app.db.repositories import deals as deals_repo
 from app.db.repositories import events as repo
 from app.db.uow import UnitOfWork
-from app.domain.members import Actor
-from app.domain.pagination import decode_cursor
 from app.domain.errors import InvalidCursor
+from app.domain.members import Actor
+from app.services.access import visible_deal
 from app.services.pagination import PageRequest, PageResult, build_page
 
 LISTING = "events"
@@ -26,8 +26,9 @@ async def list_events(
     deal_id: uuid.UUID | None,
     history: bool = False,
 ) -> PageResult[Event]:
-    if page.cursor is not None:
-        (seq,) = decode_cursor(LISTING, page.cursor, 1)
+    key = page.key(LISTING, 1)
+    if key is not None:
+        (seq,) = key
         if not isinstance(seq, int):
             raise InvalidCursor()
         after_seq = max(after_seq, seq)
@@ -41,12 +42,10 @@ async def list_events(
         visible_deals=None if history else deals_repo.visible_deal_ids(actor),
         org_level=actor.sees_whole_org or history,
     )
-    return build_page(LISTING, rows, page.limit, key=lambda e: [e.seq])
+    return build_page(LISTING, page, rows, key=lambda e: [e.seq])
 
 
 async def deal_history(uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, page: PageRequest) -> PageResult[Event]:
     """One deal's events, oldest first, for whoever can see the deal."""
-    from app.services.deals import visible_deal
-
     deal = await visible_deal(uow, actor, deal_id)
     return await list_events(uow, actor, page, after_seq=0, types=None, deal_id=deal.id, history=True)

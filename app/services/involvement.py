@@ -16,7 +16,12 @@ async def record_involvement(uow: UnitOfWork, deal: Deal, member: Member, kind: 
         return False
     late = is_late(deal.stage, await repo.late_stages(uow.session, deal.organization_id))
     first = await repo.record_first(
-        uow.session, organization_id=deal.organization_id, deal_id=deal.id, member_id=member.id,
-        kind=kind, stage=str(deal.stage), late=late,
+        uow.session,
+        organization_id=deal.organization_id,
+        deal_id=deal.id,
+        member_id=member.id,
+        kind=kind,
+        stage=str(deal.stage),
+        late=late,
     )
     return first and late

@@ -53,7 +53,7 @@ async def list_members(
         manager_id=manager_id,
         active=active,
     )
-    return build_page(LISTING, rows, page.limit)
+    return build_page(LISTING, page, rows)
 
 
 async def _check_line(
@@ -90,8 +90,13 @@ async def create_member(uow: UnitOfWork, actor: Actor, data: MemberCreate) -> Me
         await repo.lock_reporting_lines(session, actor.organization_id)
         member_id = uuid7()
         await _check_line(
-            uow, actor, member_id=member_id, role=data.role, active=data.active,
-            manager_id=data.manager_id, has_reports=False,
+            uow,
+            actor,
+            member_id=member_id,
+            role=data.role,
+            active=data.active,
+            manager_id=data.manager_id,
+            has_reports=False,
         )
         if await repo.email_taken(session, actor.organization_id, data.email):
             raise EmailTaken()
@@ -129,7 +134,11 @@ async def update_member(
             role = MemberRole(changes.get("role", member.role))
             active = changes.get("active", member.active)
             await _check_line(
-                uow, actor, member_id=member.id, role=role, active=active,
+                uow,
+                actor,
+                member_id=member.id,
+                role=role,
+                active=active,
                 manager_id=changes.get("manager_id", member.manager_id),
                 has_reports=await repo.has_active_reports(session, member.id),
             )

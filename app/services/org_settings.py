@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
 from app.db.models import Organization
-from app.db.repositories import events
+from app.db.repositories import events, organizations
 from app.db.types import utcnow
 from app.db.uow import UnitOfWork
 from app.domain.members import Actor, ensure_admin
@@ -14,13 +12,12 @@ from app.schemas.org_settings import SettingsUpdate
 
 
 async def get_settings(uow: UnitOfWork, actor: Actor, *, for_update: bool = False) -> Organization:
-    stmt = sa.select(Organization).where(Organization.id == actor.organization_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    return (await uow.session.execute(stmt)).scalar_one()
+    return await organizations.get(uow.session, actor.organization_id, for_update=for_update)
 
 
-async def update_settings(uow: UnitOfWork, actor: Actor, data: SettingsUpdate, if_match: frozenset[int] | None) -> Organization:
+async def update_settings(
+    uow: UnitOfWork, actor: Actor, data: SettingsUpdate, if_match: frozenset[int] | None
+) -> Organization:
     ensure_admin(actor)
     async with uow:
         org = await get_settings(uow, actor, for_update=True)

@@ -148,7 +148,7 @@ async def list_reviews(
         closed_from=closed_from,
         closed_before=closed_before,
     )
-    result = build_page(LISTING, rows, page.limit)
+    result = build_page(LISTING, page, rows)
     notes = await repo.notes_of(uow.session, [r.id for r in result.items])
     return PageResult([_view(r, notes[r.id]) for r in result.items], result.next_cursor)
 
@@ -216,8 +216,11 @@ async def create_leadership_note(
         ensure_can_add_leadership_note(actor)
         now = utcnow()
         note = LeadershipNote(
-            organization_id=review.organization_id, review_id=review.id, author_id=actor.member_id,
-            note=data.note, created_at=now,
+            organization_id=review.organization_id,
+            review_id=review.id,
+            author_id=actor.member_id,
+            note=data.note,
+            created_at=now,
         )
         uow.session.add(note)
         # The note is part of the review's representation, so its version (ETag) moves.
@@ -245,8 +248,13 @@ async def _ensure_assignees(uow: UnitOfWork, actor: Actor, items: list[dict[str,
 
 async def _event(uow: UnitOfWork, actor: Actor, review: ClosedLostReview, verb: str, data: dict[str, Any]) -> None:
     await events.record(
-        uow.session, actor, f"review.{verb}",
-        subject_type="closed_lost_review", subject_id=review.id, deal_id=review.deal_id, data=data,
+        uow.session,
+        actor,
+        f"review.{verb}",
+        subject_type="closed_lost_review",
+        subject_id=review.id,
+        deal_id=review.deal_id,
+        data=data,
     )
 
 
@@ -298,8 +306,14 @@ async def get_weekly_reviews(uow: UnitOfWork, actor: Actor, week: str) -> Weekly
             sums[row.reviewer_id][row.currency] += row.amount_minor
         group.reviews.append(
             WeeklyReviewView(
-                id=row.id, deal_id=row.deal_id, deal_name=row.deal_name, owner_id=row.owner_id, amount=amount,
-                status=row.status, due_on=row.due_on, overdue=overdue,
+                id=row.id,
+                deal_id=row.deal_id,
+                deal_name=row.deal_name,
+                owner_id=row.owner_id,
+                amount=amount,
+                status=row.status,
+                due_on=row.due_on,
+                overdue=overdue,
             )
         )
         if row.status == ReviewStatus.completed:

@@ -27,8 +27,8 @@ from app.domain.members import Actor, MemberRole
 from app.domain.strategy import StrategySection, SuggestionStatus, ensure_suggestion_open, helpers_asked
 from app.domain.versioning import ensure_version
 from app.schemas.strategy import StrategyUpdate, SuggestionCreate
+from app.services.access import deal_access, visible_deal
 from app.services.assignments import open_assignment
-from app.services.deals import deal_access, visible_deal
 from app.services.involvement import record_involvement
 from app.services.pagination import PageRequest, PageResult, after_id, after_key, build_page
 
@@ -72,7 +72,7 @@ async def list_versions(
     deal = await visible_deal(uow, actor, deal_id)
     rows = await repo.list_versions(uow.session, deal.id, after=_after_version(page), limit=page.limit + 1)
     views = [StrategyView.of(deal.id, row) for row in rows]
-    return build_page(VERSIONS, views, page.limit, key=lambda v: [v.version])
+    return build_page(VERSIONS, page, views, key=lambda v: [v.version])
 
 
 async def put_strategy(
@@ -100,8 +100,8 @@ async def put_strategy(
         )
         uow.session.add(row)
         await uow.flush(conflict=VersionConflict("The strategy changed meanwhile; read it again."))
-        data = {"version": row.version, "sections": changed}
-        await _event(uow, actor, deal, "strategy.updated", "strategy", deal.id, data)
+        event_data = {"version": row.version, "sections": changed}
+        await _event(uow, actor, deal, "strategy.updated", "strategy", deal.id, event_data)
         for member, purpose in helpers:
             if not await assignments_repo.open_exists(uow.session, deal.id, member.id):
                 role = next_step_role(MemberRole(member.role))
@@ -185,7 +185,12 @@ async def create_suggestion(uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, d
         uow.session.add(suggestion)
         await uow.flush()
         await _event(
-            uow, actor, deal, "suggestion.created", "suggestion", suggestion.id,
+            uow,
+            actor,
+            deal,
+            "suggestion.created",
+            "suggestion",
+            suggestion.id,
             {"section": suggestion.section, "late_involvement": late},
         )
         await uow.commit()
@@ -207,7 +212,7 @@ async def list_suggestions(
     rows = await repo.list_suggestions(
         uow.session, deal.id, status=status, after=after_id(SUGGESTIONS, page), limit=page.limit + 1
     )
-    return build_page(SUGGESTIONS, rows, page.limit)
+    return build_page(SUGGESTIONS, page, rows)
 
 
 async def accept_suggestion(
@@ -224,7 +229,11 @@ async def decline_suggestion(
 
 
 async def _decide(
-    uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, suggestion_id: uuid.UUID, status: SuggestionStatus,
+    uow: UnitOfWork,
+    actor: Actor,
+    deal_id: uuid.UUID,
+    suggestion_id: uuid.UUID,
+    status: SuggestionStatus,
     note: str | None,
 ) -> Suggestion:
     async with uow:
@@ -239,7 +248,12 @@ async def _decide(
         suggestion.note = note
         await uow.flush()
         await _event(
-            uow, actor, deal, f"suggestion.{status}", "suggestion", suggestion.id,
+            uow,
+            actor,
+            deal,
+            f"suggestion.{status}",
+            "suggestion",
+            suggestion.id,
             {"section": suggestion.section, "author_id": str(suggestion.author_id)},
         )
         await uow.commit()
@@ -247,10 +261,20 @@ async def _decide(
 
 
 async def _event(
-    uow: UnitOfWork, actor: Actor, deal: Deal, type_: str, subject_type: str, subject_id: uuid.UUID,
+    uow: UnitOfWork,
+    actor: Actor,
+    deal: Deal,
+    type_: str,
+    subject_type: str,
+    subject_id: uuid.UUID,
     data: dict[str, Any],
 ) -> None:
     await events.record(
-        uow.session, actor, type_,
-        subject_type=subject_type, subject_id=subject_id, deal_id=deal.id, data=data,
+        uow.session,
+        actor,
+        type_,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        deal_id=deal.id,
+        data=data,
     )

@@ -24,7 +24,9 @@ async def test_key_is_shown_once_and_stored_only_as_a_hash(app, api: Api) -> Non
     assert "api_key" not in (await api.get(f"/v1/api-keys/{created['id']}")).json()
 
     async with app.state.engine.connect() as conn:
-        stored = (await conn.execute(sa.text("SELECT key_hash FROM api_key WHERE prefix = :p"), {"p": created["prefix"]})).scalar_one()
+        stored = (
+            await conn.execute(sa.text("SELECT key_hash FROM api_key WHERE prefix = :p"), {"p": created["prefix"]})
+        ).scalar_one()
         dump = " ".join(str(v) for row in (await conn.execute(sa.text("SELECT * FROM api_key"))).all() for v in row)
     assert stored == hashlib.sha256(created["api_key"].encode()).hexdigest()
     assert created["api_key"] not in dump

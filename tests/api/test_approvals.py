@@ -310,7 +310,8 @@ async def test_nobody_else_revokes_before_reliance(api: Api, team) -> None:
     for who in (team["seller"], Person(id="", key=api.key or "", body={})):
         assert_problem(
             await api.as_(who).post(f"/v1/approvals/{approved['id']}/revoke", json={"reason": "Changed my mind"}),
-            403, "forbidden",
+            403,
+            "forbidden",
         )
     assert await _get(api, team["seller"], approved) == approved
 

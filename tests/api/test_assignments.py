@@ -124,7 +124,11 @@ async def test_first_leadership_involvement_in_a_late_stage_is_marked(api: Api, 
     deal = await make_deal(api, seller, stage=stage)
     first = await _assign(api, manager, deal, manager, "observer")
     assert first.json()["late_involvement"] is late
-    event = [e for e in (await api.as_(seller).get(f"/v1/deals/{deal['id']}/history")).json()["items"] if e["type"] == "assignment.proposed"]
+    event = [
+        e
+        for e in (await api.as_(seller).get(f"/v1/deals/{deal['id']}/history")).json()["items"]
+        if e["type"] == "assignment.proposed"
+    ]
     assert event[0]["data"]["late_involvement"] is late
     # Only the first involvement counts.
     await api.as_(seller).patch(f"/v1/deals/{deal['id']}", json={"stage": "negotiation"})

@@ -82,7 +82,8 @@ async def test_a_call_observed_shared_and_acknowledged(api: Api, team) -> None:
 
     # The manager agrees to observe; the agreement is recorded on the call.
     agreed = await api.as_(seller).patch(
-        f"/v1/calls/{call['id']}", json={"attendees": [lead(seller), attending(manager)]},
+        f"/v1/calls/{call['id']}",
+        json={"attendees": [lead(seller), attending(manager)]},
         headers={"If-Match": planned.headers["etag"]},
     )
     assert agreed.status_code == 200, agreed.text
@@ -133,8 +134,14 @@ async def test_a_call_observed_shared_and_acknowledged(api: Api, team) -> None:
 
     events = await history(api, seller, deal["id"])
     assert [e["type"] for e in events] == [
-        "deal.created", "call.created", "call.updated", "call.updated", "call.held",
-        "observation.created", "observation.shared", "observation.acknowledged",
+        "deal.created",
+        "call.created",
+        "call.updated",
+        "call.updated",
+        "call.held",
+        "observation.created",
+        "observation.shared",
+        "observation.acknowledged",
     ]
     assert all(e["deal_id"] == deal["id"] for e in events)
     assert events[3]["data"]["changes"] == {"outcome": [None, "CFO agreed to a pilot"]}
@@ -209,7 +216,8 @@ async def test_attendees_are_active_sales_people_of_the_organisation(api: Api, t
         assert_problem(await plan(api, seller, deal, [lead(seller), attending(team[who])]), 422, "invalid_assignee")
     assert_problem(
         await plan(api, seller, deal, [lead(seller), attending(team["peer"]), attending(team["peer"], "contributor")]),
-        422, "validation_error",
+        422,
+        "validation_error",
     )
     for when in ("2026-11-03T14:00:00", "0001-01-01T00:00:00+01:00", "9999-12-31T23:00:00-05:00"):
         assert_problem(await plan(api, seller, deal, [lead(seller)], scheduled_at=when), 422, "validation_error")
@@ -236,7 +244,8 @@ async def test_a_closed_deal_takes_no_new_calls(api: Api, team) -> None:
     assert_problem(await api.as_(seller).patch(url, json={"scheduled_at": HELD}), 409, "deal_closed")
     assert_problem(
         await api.as_(seller).patch(url, json={"attendees": [lead(seller), attending(team["peer"])]}),
-        409, "deal_closed",
+        409,
+        "deal_closed",
     )
     assert (await api.as_(seller).get(url)).json()["version"] == 1
     # What happened is still recorded.
@@ -483,7 +492,8 @@ async def test_the_observer_edits_a_draft(api: Api, team) -> None:
     assert_problem(too_many, 422, "too_many_improvements")
     assert_problem(
         await api.as_(manager).patch(url, json={"improvements": [{"skill_code": "juggling", "note": "x"}]}),
-        422, "unknown_skill",
+        422,
+        "unknown_skill",
     )
     assert_problem(
         await api.as_(manager).patch(url, json={"summary": "x"}, headers={"If-Match": '"5"'}), 412, "version_conflict"

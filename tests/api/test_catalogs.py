@@ -20,15 +20,31 @@ async def test_catalogs_are_seeded_with_suggested_skills(api: Api) -> None:
     seller = await api.make_member("seller")
     reasons = {r["code"]: r for r in await _all(api.as_(seller), "/v1/loss-reasons")}
     assert set(reasons) == {
-        "price", "competitor", "incumbent", "no_budget", "no_decision", "timing", "product_gap", "relationship", "other",
+        "price",
+        "competitor",
+        "incumbent",
+        "no_budget",
+        "no_decision",
+        "timing",
+        "product_gap",
+        "relationship",
+        "other",
     }
     assert reasons["price"]["suggested_skills"] == ["negotiation", "closing"]
     assert {"presentation", "communication"} <= set(reasons["competitor"]["suggested_skills"])
     skills = [s["code"] for s in await _all(api.as_(seller), "/v1/skills")]
     assert skills == sorted(skills)
     assert set(skills) == {
-        "prospecting", "discovery", "qualification", "value_selling", "presentation", "communication",
-        "competitive_positioning", "stakeholder_management", "negotiation", "closing",
+        "prospecting",
+        "discovery",
+        "qualification",
+        "value_selling",
+        "presentation",
+        "communication",
+        "competitive_positioning",
+        "stakeholder_management",
+        "negotiation",
+        "closing",
     }
 
 
@@ -37,7 +53,12 @@ async def test_admin_adds_entries_and_codes_are_unique(api: Api) -> None:
     assert skill.status_code == 201, skill.text
     assert skill.headers["location"] == "/v1/skills/storytelling"
     reason = await api.post(
-        "/v1/loss-reasons", json={"code": "champion_left", "label": "Champion left", "suggested_skills": ["storytelling", "stakeholder_management"]}
+        "/v1/loss-reasons",
+        json={
+            "code": "champion_left",
+            "label": "Champion left",
+            "suggested_skills": ["storytelling", "stakeholder_management"],
+        },
     )
     assert reason.status_code == 201, reason.text
     assert reason.json()["suggested_skills"] == ["storytelling", "stakeholder_management"]
@@ -69,7 +90,9 @@ async def test_update_entry_with_if_match(api: Api) -> None:
     current = await api.get("/v1/loss-reasons/price")
     etag = current.headers["etag"]
     updated = await api.patch(
-        "/v1/loss-reasons/price", json={"suggested_skills": ["negotiation"], "label": "Price too high"}, headers={"If-Match": etag}
+        "/v1/loss-reasons/price",
+        json={"suggested_skills": ["negotiation"], "label": "Price too high"},
+        headers={"If-Match": etag},
     )
     assert updated.status_code == 200, updated.text
     assert updated.json()["version"] == 2 and updated.headers["etag"] == '"2"'
@@ -80,7 +103,9 @@ async def test_update_entry_with_if_match(api: Api) -> None:
     assert retired.json()["active"] is False
     active = [s["code"] for s in (await api.get("/v1/skills", params={"active": "true"})).json()["items"]]
     assert "closing" not in active
-    assert_problem(await api.patch("/v1/loss-reasons/price", json={"suggested_skills": ["closing"]}), 422, "unknown_skill")
+    assert_problem(
+        await api.patch("/v1/loss-reasons/price", json={"suggested_skills": ["closing"]}), 422, "unknown_skill"
+    )
 
 
 async def test_catalogs_are_per_organisation(app, api: Api) -> None:

@@ -84,6 +84,7 @@ async def world(app, api: Api) -> dict[str, Any]:
     a2 = await api.make_member("seller", manager=s_a)
     b1 = await api.make_member("seller", manager=m_b)
     eur, usd, jpy = ({"amount": a, "currency": c} for a, c in (("1000.00", "EUR"), ("500.00", "USD"), ("300", "JPY")))
+
     def nov(day: int, hour: int = 0, minute: int = 0) -> dt.datetime:
         return dt.datetime(2026, 11, day, hour, minute, tzinfo=dt.UTC)
 
@@ -137,76 +138,138 @@ def expected(world: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     line_b_total = fig(None, 2, eur_b1, 1 / 2, 6.5)
     return {
         # Leadership: the whole organisation (losses 1-6).
-        ("hos", "reason"): {"groups": [
-            fig("price", 3, [("EUR", "3250.50")], 2 / 3, 4.25),
-            fig("competitor", 2, jpy_usd, 1.0, 3.5),
-            fig("timing", 1, [], 0.0, None),
-        ], "total": org_total},
-        ("hos", "competitor"): {"groups": [
-            fig(None, 3, [("EUR", "1250.50")], 1 / 3, 2.0),
-            fig("Initech", 2, jpy_usd, 1.0, 3.5),
-            fig("Globex", 1, eur_b1, 1.0, 6.5),
-        ], "total": org_total},
-        ("hos", "skill_gap"): {"groups": [
-            fig("negotiation", 3, [("EUR", "3000.00"), ("USD", "500.00")], 1.0, 4.0),
-            fig("presentation", 2, jpy_usd, 1.0, 3.5),
-            fig("closing", 1, [("EUR", "250.50")], 0.0, None),
-            fig(None, 1, [], 0.0, None),
-        ], "total": org_total},
-        ("hos", "owner"): {"groups": by_size_then_key([
-            fig(a1, 2, eur_usd_a1, 1.0, 3.0), fig(a2, 2, eur_jpy_a2, 0.5, 3.0), fig(b1, 2, eur_b1, 0.5, 6.5),
-        ]), "total": org_total},
-        ("hos", "reviewer"): {"groups": by_size_then_key([
-            fig(m_a, 2, eur_usd_a1, 1.0, 3.0), fig(s_a, 2, eur_jpy_a2, 0.5, 3.0), fig(m_b, 2, eur_b1, 0.5, 6.5),
-        ]), "total": org_total},
+        ("hos", "reason"): {
+            "groups": [
+                fig("price", 3, [("EUR", "3250.50")], 2 / 3, 4.25),
+                fig("competitor", 2, jpy_usd, 1.0, 3.5),
+                fig("timing", 1, [], 0.0, None),
+            ],
+            "total": org_total,
+        },
+        ("hos", "competitor"): {
+            "groups": [
+                fig(None, 3, [("EUR", "1250.50")], 1 / 3, 2.0),
+                fig("Initech", 2, jpy_usd, 1.0, 3.5),
+                fig("Globex", 1, eur_b1, 1.0, 6.5),
+            ],
+            "total": org_total,
+        },
+        ("hos", "skill_gap"): {
+            "groups": [
+                fig("negotiation", 3, [("EUR", "3000.00"), ("USD", "500.00")], 1.0, 4.0),
+                fig("presentation", 2, jpy_usd, 1.0, 3.5),
+                fig("closing", 1, [("EUR", "250.50")], 0.0, None),
+                fig(None, 1, [], 0.0, None),
+            ],
+            "total": org_total,
+        },
+        ("hos", "owner"): {
+            "groups": by_size_then_key(
+                [
+                    fig(a1, 2, eur_usd_a1, 1.0, 3.0),
+                    fig(a2, 2, eur_jpy_a2, 0.5, 3.0),
+                    fig(b1, 2, eur_b1, 0.5, 6.5),
+                ]
+            ),
+            "total": org_total,
+        },
+        ("hos", "reviewer"): {
+            "groups": by_size_then_key(
+                [
+                    fig(m_a, 2, eur_usd_a1, 1.0, 3.0),
+                    fig(s_a, 2, eur_jpy_a2, 0.5, 3.0),
+                    fig(m_b, 2, eur_b1, 0.5, 6.5),
+                ]
+            ),
+            "total": org_total,
+        },
         # mA's line, transitively through sA: losses 1-4.
-        ("mA", "reason"): {"groups": [
-            fig("competitor", 2, jpy_usd, 1.0, 3.5),
-            fig("price", 2, [("EUR", "1250.50")], 0.5, 2.0),
-        ], "total": line_a_total},
-        ("mA", "competitor"): {"groups": [
-            fig("Initech", 2, jpy_usd, 1.0, 3.5),
-            fig(None, 2, [("EUR", "1250.50")], 0.5, 2.0),
-        ], "total": line_a_total},
-        ("mA", "skill_gap"): {"groups": [
-            fig("negotiation", 2, eur_usd_a1, 1.0, 3.0),
-            fig("presentation", 2, jpy_usd, 1.0, 3.5),
-            fig("closing", 1, [("EUR", "250.50")], 0.0, None),
-        ], "total": line_a_total},
-        ("mA", "owner"): {"groups": by_size_then_key([
-            fig(a1, 2, eur_usd_a1, 1.0, 3.0), fig(a2, 2, eur_jpy_a2, 0.5, 3.0),
-        ]), "total": line_a_total},
-        ("mA", "reviewer"): {"groups": by_size_then_key([
-            fig(m_a, 2, eur_usd_a1, 1.0, 3.0), fig(s_a, 2, eur_jpy_a2, 0.5, 3.0),
-        ]), "total": line_a_total},
+        ("mA", "reason"): {
+            "groups": [
+                fig("competitor", 2, jpy_usd, 1.0, 3.5),
+                fig("price", 2, [("EUR", "1250.50")], 0.5, 2.0),
+            ],
+            "total": line_a_total,
+        },
+        ("mA", "competitor"): {
+            "groups": [
+                fig("Initech", 2, jpy_usd, 1.0, 3.5),
+                fig(None, 2, [("EUR", "1250.50")], 0.5, 2.0),
+            ],
+            "total": line_a_total,
+        },
+        ("mA", "skill_gap"): {
+            "groups": [
+                fig("negotiation", 2, eur_usd_a1, 1.0, 3.0),
+                fig("presentation", 2, jpy_usd, 1.0, 3.5),
+                fig("closing", 1, [("EUR", "250.50")], 0.0, None),
+            ],
+            "total": line_a_total,
+        },
+        ("mA", "owner"): {
+            "groups": by_size_then_key(
+                [
+                    fig(a1, 2, eur_usd_a1, 1.0, 3.0),
+                    fig(a2, 2, eur_jpy_a2, 0.5, 3.0),
+                ]
+            ),
+            "total": line_a_total,
+        },
+        ("mA", "reviewer"): {
+            "groups": by_size_then_key(
+                [
+                    fig(m_a, 2, eur_usd_a1, 1.0, 3.0),
+                    fig(s_a, 2, eur_jpy_a2, 0.5, 3.0),
+                ]
+            ),
+            "total": line_a_total,
+        },
         # sA's line: losses 3 and 4.
-        ("sA", "reason"): {"groups": [
-            fig("competitor", 1, [("JPY", "300")], 1.0, 3.0),
-            fig("price", 1, [("EUR", "250.50")], 0.0, None),
-        ], "total": line_s_total},
-        ("sA", "competitor"): {"groups": [
-            fig("Initech", 1, [("JPY", "300")], 1.0, 3.0),
-            fig(None, 1, [("EUR", "250.50")], 0.0, None),
-        ], "total": line_s_total},
-        ("sA", "skill_gap"): {"groups": [
-            fig("closing", 1, [("EUR", "250.50")], 0.0, None),
-            fig("presentation", 1, [("JPY", "300")], 1.0, 3.0),
-        ], "total": line_s_total},
+        ("sA", "reason"): {
+            "groups": [
+                fig("competitor", 1, [("JPY", "300")], 1.0, 3.0),
+                fig("price", 1, [("EUR", "250.50")], 0.0, None),
+            ],
+            "total": line_s_total,
+        },
+        ("sA", "competitor"): {
+            "groups": [
+                fig("Initech", 1, [("JPY", "300")], 1.0, 3.0),
+                fig(None, 1, [("EUR", "250.50")], 0.0, None),
+            ],
+            "total": line_s_total,
+        },
+        ("sA", "skill_gap"): {
+            "groups": [
+                fig("closing", 1, [("EUR", "250.50")], 0.0, None),
+                fig("presentation", 1, [("JPY", "300")], 1.0, 3.0),
+            ],
+            "total": line_s_total,
+        },
         ("sA", "owner"): {"groups": [fig(a2, 2, eur_jpy_a2, 0.5, 3.0)], "total": line_s_total},
         ("sA", "reviewer"): {"groups": [fig(s_a, 2, eur_jpy_a2, 0.5, 3.0)], "total": line_s_total},
         # mB's line: losses 5 and 6 (7 was lost in October).
-        ("mB", "reason"): {"groups": [
-            fig("price", 1, eur_b1, 1.0, 6.5),
-            fig("timing", 1, [], 0.0, None),
-        ], "total": line_b_total},
-        ("mB", "competitor"): {"groups": [
-            fig("Globex", 1, eur_b1, 1.0, 6.5),
-            fig(None, 1, [], 0.0, None),
-        ], "total": line_b_total},
-        ("mB", "skill_gap"): {"groups": [
-            fig("negotiation", 1, eur_b1, 1.0, 6.5),
-            fig(None, 1, [], 0.0, None),
-        ], "total": line_b_total},
+        ("mB", "reason"): {
+            "groups": [
+                fig("price", 1, eur_b1, 1.0, 6.5),
+                fig("timing", 1, [], 0.0, None),
+            ],
+            "total": line_b_total,
+        },
+        ("mB", "competitor"): {
+            "groups": [
+                fig("Globex", 1, eur_b1, 1.0, 6.5),
+                fig(None, 1, [], 0.0, None),
+            ],
+            "total": line_b_total,
+        },
+        ("mB", "skill_gap"): {
+            "groups": [
+                fig("negotiation", 1, eur_b1, 1.0, 6.5),
+                fig(None, 1, [], 0.0, None),
+            ],
+            "total": line_b_total,
+        },
         ("mB", "owner"): {"groups": [fig(b1, 2, eur_b1, 0.5, 6.5)], "total": line_b_total},
         ("mB", "reviewer"): {"groups": [fig(m_b, 2, eur_b1, 0.5, 6.5)], "total": line_b_total},
     }

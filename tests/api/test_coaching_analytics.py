@@ -52,7 +52,9 @@ async def _observe(api: Api, observer: Person, call_id: str, strengths: int, imp
 
 
 async def _lose(api: Api, owner: Person, deal: dict) -> str:
-    lost = await api.as_(owner).patch(f"/v1/deals/{deal['id']}", json={"stage": "closed_lost", "loss": {"reason_code": "price"}})
+    lost = await api.as_(owner).patch(
+        f"/v1/deals/{deal['id']}", json={"stage": "closed_lost", "loss": {"reason_code": "price"}}
+    )
     assert lost.status_code == 200, lost.text
     reviews = (await api.get("/v1/closed-lost-reviews", params={"owner_id": owner.id})).json()["items"]
     return next(r["id"] for r in reviews if r["deal_id"] == deal["id"])
@@ -60,7 +62,9 @@ async def _lose(api: Api, owner: Person, deal: dict) -> str:
 
 async def _complete(api: Api, reviewer: Person, seller: Person, review_id: str) -> None:
     url = f"/v1/closed-lost-reviews/{review_id}"
-    assert (await api.as_(reviewer).patch(url, json={"loss_reason_confirmed": True, "lessons": ["Sell value"]})).status_code == 200
+    assert (
+        await api.as_(reviewer).patch(url, json={"loss_reason_confirmed": True, "lessons": ["Sell value"]})
+    ).status_code == 200
     assert (await api.as_(seller).patch(url, json={"seller_reflection": "I discounted too early"})).status_code == 200
     done = await api.as_(reviewer).post(f"{url}/complete")
     assert done.status_code == 200, done.text
@@ -77,22 +81,31 @@ async def story(app, api: Api) -> dict[str, Person]:
     # The coach: involved early on two deals, observes two held calls, one debrief completed.
     d1 = await make_deal(api, seller_a, stage="prospecting")
     d2 = await make_deal(api, seller_a, stage="discovery")
-    proposal = await api.as_(coach).post(f"/v1/deals/{d1['id']}/assignments", json={"member_id": coach.id, "role": "coach"})
+    proposal = await api.as_(coach).post(
+        f"/v1/deals/{d1['id']}/assignments", json={"member_id": coach.id, "role": "coach"}
+    )
     await api.as_(seller_a).post(f"/v1/assignments/{proposal.json()['id']}/accept")
     call_1 = await _held_call(api, seller_a, d2, coach, "observer", "Watch the discovery questions")
     call_2 = await _held_call(api, seller_a, d1, coach, "observer", "Watch the demo")
     first = await _observe(api, coach, call_1, strengths=2, improvements=1)
     await _observe(api, coach, call_2, strengths=2, improvements=1)
-    ack = await api.as_(seller_a).post(f"/v1/observations/{first}/acknowledge", json={"reflection": "Noted", "commitments": ["Ask more"]})
+    ack = await api.as_(seller_a).post(
+        f"/v1/observations/{first}/acknowledge", json={"reflection": "Noted", "commitments": ["Ask more"]}
+    )
     assert ack.status_code == 200, ack.text
 
     # The rescuer: first involved in negotiation on two deals, takes over the one call.
     d3 = await make_deal(api, seller_b, stage="negotiation")
     d4 = await make_deal(api, seller_b, stage="negotiation")
     call_3 = await _held_call(api, seller_b, d3, rescuer, "contributor", "Answer pricing questions")
-    takeover = await api.as_(rescuer).post(f"/v1/calls/{call_3}/interventions", json={"member_id": rescuer.id, "kind": "took_over", "note": "Ran the pricing talk"})
+    takeover = await api.as_(rescuer).post(
+        f"/v1/calls/{call_3}/interventions",
+        json={"member_id": rescuer.id, "kind": "took_over", "note": "Ran the pricing talk"},
+    )
     assert takeover.status_code == 201, takeover.text
-    await api.as_(rescuer).post(f"/v1/deals/{d4['id']}/assignments", json={"member_id": rescuer.id, "role": "executive_sponsor"})
+    await api.as_(rescuer).post(
+        f"/v1/deals/{d4['id']}/assignments", json={"member_id": rescuer.id, "role": "executive_sponsor"}
+    )
 
     # Reviews: the coach completes both losses (2 and 4 days); the rescuer's stays pending.
     r1 = await _lose(api, seller_a, d1)
@@ -112,15 +125,29 @@ async def story(app, api: Api) -> dict[str, Person]:
 
 EXPECTED = {
     "coach": {
-        "deals_involved": 2, "late_first_involvement_share": 0.0, "calls_attended": 2, "takeovers": 0,
-        "takeovers_per_call": 0.0, "observations_given": 2, "strengths_per_improvement": 2.0,
-        "debrief_completion_rate": 0.5, "reviews_completed": 2, "review_completion_rate": 1.0,
+        "deals_involved": 2,
+        "late_first_involvement_share": 0.0,
+        "calls_attended": 2,
+        "takeovers": 0,
+        "takeovers_per_call": 0.0,
+        "observations_given": 2,
+        "strengths_per_improvement": 2.0,
+        "debrief_completion_rate": 0.5,
+        "reviews_completed": 2,
+        "review_completion_rate": 1.0,
         "median_days_to_review": 3.0,
     },
     "rescuer": {
-        "deals_involved": 2, "late_first_involvement_share": 1.0, "calls_attended": 1, "takeovers": 1,
-        "takeovers_per_call": 1.0, "observations_given": 0, "strengths_per_improvement": None,
-        "debrief_completion_rate": None, "reviews_completed": 0, "review_completion_rate": 0.0,
+        "deals_involved": 2,
+        "late_first_involvement_share": 1.0,
+        "calls_attended": 1,
+        "takeovers": 1,
+        "takeovers_per_call": 1.0,
+        "observations_given": 0,
+        "strengths_per_improvement": None,
+        "debrief_completion_rate": None,
+        "reviews_completed": 0,
+        "review_completion_rate": 0.0,
         "median_days_to_review": None,
     },
 }
@@ -134,7 +161,9 @@ async def test_head_of_sales_sees_every_manager(api: Api, story) -> None:
     for who, figures in EXPECTED.items():
         assert by_id[story[who].id] == {"manager_id": story[who].id, **figures}, who
     assert by_id[story["hos"].id]["deals_involved"] == 0
-    one = await api.as_(story["hos"]).get("/v1/analytics/coaching", params={**WINDOW, "manager_id": story["rescuer"].id})
+    one = await api.as_(story["hos"]).get(
+        "/v1/analytics/coaching", params={**WINDOW, "manager_id": story["rescuer"].id}
+    )
     assert [m["manager_id"] for m in one.json()["managers"]] == [story["rescuer"].id]
 
 
@@ -154,4 +183,6 @@ async def test_the_period_bounds_the_figures(api: Api, story) -> None:
     coach = next(m for m in response.json()["managers"] if m["manager_id"] == story["coach"].id)
     assert coach["deals_involved"] == 0 and coach["late_first_involvement_share"] is None
     assert coach["calls_attended"] == 0 and coach["observations_given"] == 0 and coach["review_completion_rate"] is None
-    assert_problem(await api.as_(story["hos"]).get("/v1/analytics/coaching", params={"from": "soon"}), 422, "validation_error")
+    assert_problem(
+        await api.as_(story["hos"]).get("/v1/analytics/coaching", params={"from": "soon"}), 422, "validation_error"
+    )

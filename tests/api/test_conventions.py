@@ -56,7 +56,9 @@ async def test_text_that_cannot_be_stored_is_refused(api: Api) -> None:
     for name in ("nul\u0000byte", "lone\ud800surrogate"):
         raw = json.dumps({"name": name, "email": "z@acme.test", "role": "seller"})
         response = await api.client.post(
-            "/v1/members", content=raw, headers={"Authorization": f"Bearer {api.key}", "Content-Type": "application/json"}
+            "/v1/members",
+            content=raw,
+            headers={"Authorization": f"Bearer {api.key}", "Content-Type": "application/json"},
         )
         assert_problem(response, 422, "validation_error")
 
@@ -128,7 +130,9 @@ async def test_if_match_guards_against_lost_updates(api: Api) -> None:
     weak = await api.patch(f"/v1/members/{seller.id}", json={"name": "Third"}, headers={"If-Match": 'W/"2"'})
     assert weak.status_code == 200
     assert_problem(
-        await api.patch(f"/v1/members/{seller.id}", json={"name": "X"}, headers={"If-Match": "garbage"}), 412, "version_conflict"
+        await api.patch(f"/v1/members/{seller.id}", json={"name": "X"}, headers={"If-Match": "garbage"}),
+        412,
+        "version_conflict",
     )
     star = await api.patch(f"/v1/members/{seller.id}", json={"name": "Star"}, headers={"If-Match": "*"})
     assert star.status_code == 200 and star.json()["version"] == 4

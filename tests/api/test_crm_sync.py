@@ -18,8 +18,12 @@ async def people(api: Api) -> dict[str, Person]:
 
 def _deal(owner: Person, **extra) -> dict:  # type: ignore[no-untyped-def]
     return {
-        "name": "Initech expansion", "account_name": "Initech", "owner_id": owner.id,
-        "amount": {"amount": "5000.00", "currency": "USD"}, "stage": "qualification", **extra,
+        "name": "Initech expansion",
+        "account_name": "Initech",
+        "owner_id": owner.id,
+        "amount": {"amount": "5000.00", "currency": "USD"},
+        "stage": "qualification",
+        **extra,
     }
 
 
@@ -66,7 +70,9 @@ async def test_upsert_applies_the_deal_rules(api: Api, people) -> None:
 async def test_upsert_honours_if_match(api: Api, people) -> None:
     crm = api.as_(people["crm"])
     url = "/v1/deals/by-external-ref/sf/006A"
-    assert_problem(await crm.put(url, json=_deal(people["seller"]), headers={"If-Match": '"1"'}), 412, "version_conflict")
+    assert_problem(
+        await crm.put(url, json=_deal(people["seller"]), headers={"If-Match": '"1"'}), 412, "version_conflict"
+    )
     created = await crm.put(url, json=_deal(people["seller"]))
     assert created.headers["etag"] == '"1"'
     assert (await crm.put(url, json={"name": "A"}, headers={"If-Match": '"1"'})).status_code == 200
@@ -85,7 +91,9 @@ async def test_external_refs_are_unique_per_organisation(api: Api, people) -> No
     assert_problem(await api.post("/v1/deals", json=body), 409, "external_ref_taken")
 
 
-@pytest.mark.parametrize("path", ["/v1/deals/by-external-ref/Bad Source/1", "/v1/deals/by-external-ref/hubspot/" + "x" * 201])
+@pytest.mark.parametrize(
+    "path", ["/v1/deals/by-external-ref/Bad Source/1", "/v1/deals/by-external-ref/hubspot/" + "x" * 201]
+)
 async def test_bad_refs_are_refused(api: Api, people, path: str) -> None:
     response = await api.as_(people["crm"]).put(path, json=_deal(people["seller"]))
     assert response.status_code in (404, 422)
@@ -105,14 +113,26 @@ async def test_batch_upsert_reports_each_record_and_isolates_bad_ones(api: Api, 
         {"external_id": "B-5", **_deal(seller)},
         {"source": "hubspot", "external_id": "B-6", **_deal(seller, stage="closed_lost")},
         {"source": "hubspot", "external_id": "B-7", **_deal(seller, amount={"amount": "1.001", "currency": "USD"})},
-        {"source": "hubspot", "external_id": "B-8", **_deal(seller, stage="closed_lost", loss={"reason_code": "price"})},
+        {
+            "source": "hubspot",
+            "external_id": "B-8",
+            **_deal(seller, stage="closed_lost", loss={"reason_code": "price"}),
+        },
     ]
     response = await crm.post("/v1/deals/batch-upsert", json={"records": records})
     assert response.status_code == 200, response.text
     results = response.json()["results"]
     assert [r["index"] for r in results] == list(range(len(records)))
     assert [r["outcome"] for r in results] == [
-        "created", "unchanged", "error", "updated", "error", "error", "error", "error", "created",
+        "created",
+        "unchanged",
+        "error",
+        "updated",
+        "error",
+        "error",
+        "error",
+        "error",
+        "created",
     ]
     assert results[2]["problem"]["code"] == "owner_must_be_seller" and results[2]["problem"]["status"] == 422
     assert results[4]["problem"]["code"] == "validation_error" and results[4]["problem"]["errors"]
@@ -144,4 +164,9 @@ async def test_batch_permissions_are_per_record(api: Api, people) -> None:
     ]
     results = (await api.as_(other).post("/v1/deals/batch-upsert", json={"records": records})).json()["results"]
     assert [r["outcome"] for r in results] == ["created", "error"]
-    assert results[1]["problem"] == {"status": 403, "code": "forbidden", "detail": results[1]["problem"]["detail"], "errors": None}
+    assert results[1]["problem"] == {
+        "status": 403,
+        "code": "forbidden",
+        "detail": results[1]["problem"]["detail"],
+        "errors": None,
+    }

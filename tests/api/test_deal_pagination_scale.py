@@ -91,7 +91,7 @@ async def test_deep_pages_cost_the_same_as_the_first(big_org, who: str) -> None:
     first = await caller.get("/v1/deals", params={"limit": 50})
     assert first.status_code == 200
     # Jump near the end with a cursor built the way the API builds it.
-    from app.domain.pagination import encode_cursor
+    from app.http.cursors import encode_cursor
 
     near_end = encode_cursor("deals", [f"01900000-0000-7000-8000-{N - 60:012x}"])
     queries_first, buffers_first, _ = await _page_cost(app, caller, {})

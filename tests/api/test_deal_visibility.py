@@ -45,9 +45,18 @@ async def world(app, api: Api) -> dict[str, object]:
     deep_seller = await api.make_member("seller", manager=junior)
     deep_deal = await make_deal(api, deep_seller)
     return {
-        "deal": deal, "deep_deal": deep_deal, "owner": owner, "manager": manager, "hos": hos,
-        "teammate": teammate, "other_team_manager": other_team_manager, "other_team_seller": other_team_seller,
-        "assigned": assigned, "integration": integration, "foreign_admin": foreign_admin, "senior": senior,
+        "deal": deal,
+        "deep_deal": deep_deal,
+        "owner": owner,
+        "manager": manager,
+        "hos": hos,
+        "teammate": teammate,
+        "other_team_manager": other_team_manager,
+        "other_team_seller": other_team_seller,
+        "assigned": assigned,
+        "integration": integration,
+        "foreign_admin": foreign_admin,
+        "senior": senior,
     }
 
 

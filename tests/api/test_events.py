@@ -28,7 +28,9 @@ async def test_feed_filters_and_pages(api: Api) -> None:
     assert len(created) == 4 and {e["type"] for e in created} == {"member.created"}
     after = (await api.get("/v1/events", params={"after_seq": created[1]["seq"]})).json()["items"]
     assert all(e["seq"] > created[1]["seq"] for e in after)
-    two_types = (await api.get("/v1/events", params=[("type", "member.created"), ("type", "organization.created")])).json()
+    two_types = (
+        await api.get("/v1/events", params=[("type", "member.created"), ("type", "organization.created")])
+    ).json()
     assert len(two_types["items"]) == 5
     seen, cursor = [], None
     while True:

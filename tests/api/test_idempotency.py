@@ -10,8 +10,7 @@ import uuid
 import sqlalchemy as sa
 
 from app.db.repositories import idempotency as repo
-from app.domain.idempotency import fingerprint
-
+from app.http.idempotency import fingerprint
 from tests.helpers import Api, assert_problem
 
 BODY = {"name": "Ida", "email": "ida@acme.test", "role": "seller"}
@@ -37,8 +36,12 @@ async def test_retry_replays_the_first_response(api: Api) -> None:
 
 async def test_same_json_with_other_key_order_is_the_same_request(api: Api) -> None:
     headers = {"Authorization": f"Bearer {api.key}", "Content-Type": "application/json", "Idempotency-Key": "k-order"}
-    first = await api.client.post("/v1/members", content=b'{"name":"Ida","email":"ida@acme.test","role":"seller"}', headers=headers)
-    second = await api.client.post("/v1/members", content=b'{ "role": "seller", "email": "ida@acme.test", "name": "Ida" }', headers=headers)
+    first = await api.client.post(
+        "/v1/members", content=b'{"name":"Ida","email":"ida@acme.test","role":"seller"}', headers=headers
+    )
+    second = await api.client.post(
+        "/v1/members", content=b'{ "role": "seller", "email": "ida@acme.test", "name": "Ida" }', headers=headers
+    )
     assert first.status_code == second.status_code == 201
     assert second.headers["idempotent-replayed"] == "true"
 
@@ -64,7 +67,9 @@ async def test_error_responses_are_replayed_too(api: Api) -> None:
 async def test_keys_are_per_member(api: Api) -> None:
     other_admin = await api.make_member("admin")
     first = await api.post("/v1/skills", json={"code": "a1", "label": "A"}, headers={"Idempotency-Key": "shared"})
-    second = await api.as_(other_admin).post("/v1/skills", json={"code": "a2", "label": "A"}, headers={"Idempotency-Key": "shared"})
+    second = await api.as_(other_admin).post(
+        "/v1/skills", json={"code": "a2", "label": "A"}, headers={"Idempotency-Key": "shared"}
+    )
     assert first.status_code == second.status_code == 201
     assert "idempotent-replayed" not in second.headers
 
@@ -77,7 +82,11 @@ async def test_in_flight_duplicate_is_409(app, api: Api) -> None:
     # Another worker has claimed the key and is still running the request.
     async with app.state.sessionmaker() as session, session.begin():
         claimed = await repo.claim(
-            session, member_id=uuid.UUID(me["id"]), key="busy", fingerprint=fp, now=now,
+            session,
+            member_id=uuid.UUID(me["id"]),
+            key="busy",
+            fingerprint=fp,
+            now=now,
             expires_at=now + dt.timedelta(hours=24),
         )
     assert claimed
@@ -95,7 +104,9 @@ async def test_abandoned_request_can_be_retried_after_the_lock_expires(app, api:
             {"f": False, "t": dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)},
         )
         await conn.execute(sa.text("DELETE FROM skill WHERE code = 'abandoned'"))
-    retried = await api.post("/v1/skills", json={"code": "abandoned", "label": "A"}, headers={"Idempotency-Key": "abandon"})
+    retried = await api.post(
+        "/v1/skills", json={"code": "abandoned", "label": "A"}, headers={"Idempotency-Key": "abandon"}
+    )
     assert retried.status_code == 201
     assert "idempotent-replayed" not in retried.headers
 

@@ -39,9 +39,7 @@ async def test_admin_creates_member_with_location_and_etag(api: Api) -> None:
 @pytest.mark.parametrize("role", ["seller", "manager", "head_of_sales", "integration"])
 async def test_only_admins_write_members(api: Api, role: str) -> None:
     caller = await api.make_member(role)
-    response = await api.as_(caller).post(
-        "/v1/members", json={"name": "X", "email": "x@acme.test", "role": "seller"}
-    )
+    response = await api.as_(caller).post("/v1/members", json={"name": "X", "email": "x@acme.test", "role": "seller"})
     assert_problem(response, 403, "forbidden")
     target = await api.make_member("seller")
     assert_problem(await api.as_(caller).patch(f"/v1/members/{target.id}", json={"name": "Y"}), 403, "forbidden")
@@ -99,7 +97,12 @@ async def test_unknown_or_foreign_manager_is_refused(app, api: Api) -> None:
 
     response = await api.post(
         "/v1/members",
-        json={"name": "S", "email": "s@acme.test", "role": "seller", "manager_id": "01900000-0000-7000-8000-000000000000"},
+        json={
+            "name": "S",
+            "email": "s@acme.test",
+            "role": "seller",
+            "manager_id": "01900000-0000-7000-8000-000000000000",
+        },
     )
     assert_problem(response, 422, "invalid_reporting_line")
     other = await bootstrap(app, name="Globex", email="root@globex.test")
@@ -116,7 +119,9 @@ async def test_reporting_lines_cannot_form_a_cycle(api: Api) -> None:
     bottom = await api.make_member("manager", manager=middle, key=False)
     response = await api.patch(f"/v1/members/{top.id}", json={"manager_id": bottom.id})
     assert_problem(response, 422, "invalid_reporting_line")
-    assert_problem(await api.patch(f"/v1/members/{middle.id}", json={"manager_id": middle.id}), 422, "invalid_reporting_line")
+    assert_problem(
+        await api.patch(f"/v1/members/{middle.id}", json={"manager_id": middle.id}), 422, "invalid_reporting_line"
+    )
     assert (await api.get(f"/v1/members/{top.id}")).json()["manager_id"] is None
 
 

@@ -75,18 +75,57 @@ async def test_losing_a_deal_opens_a_pending_review_with_the_reviewer(api: Api, 
     closed_day = dt.date.fromisoformat(lost["closed_at"][:10])
     assert review == {
         **review,
-        "deal_id": deal["id"], "owner_id": seller.id, "reviewer_id": manager.id, "status": "pending",
-        "deal_reopened": False, "closed_at": lost["closed_at"], "due_on": str(closed_day + dt.timedelta(days=7)),
-        "overdue": False, "suggested_skills": ["negotiation", "closing"], "loss_reason_code": "price",
-        "loss_reason_confirmed": False, "competitor": "Initech", "root_cause": None, "what_went_well": None,
-        "lessons": [], "skill_gaps": [], "product_feedback": None, "enablement_feedback": None, "action_items": [],
-        "seller_reflection": None, "leadership_notes": [], "completed_at": None, "version": 1,
+        "deal_id": deal["id"],
+        "owner_id": seller.id,
+        "reviewer_id": manager.id,
+        "status": "pending",
+        "deal_reopened": False,
+        "closed_at": lost["closed_at"],
+        "due_on": str(closed_day + dt.timedelta(days=7)),
+        "overdue": False,
+        "suggested_skills": ["negotiation", "closing"],
+        "loss_reason_code": "price",
+        "loss_reason_confirmed": False,
+        "competitor": "Initech",
+        "root_cause": None,
+        "what_went_well": None,
+        "lessons": [],
+        "skill_gaps": [],
+        "product_feedback": None,
+        "enablement_feedback": None,
+        "action_items": [],
+        "seller_reflection": None,
+        "leadership_notes": [],
+        "completed_at": None,
+        "version": 1,
     }
     assert set(review) == {
-        "id", "deal_id", "owner_id", "reviewer_id", "status", "deal_reopened", "closed_at", "due_on", "overdue",
-        "suggested_skills", "loss_reason_code", "loss_reason_confirmed", "competitor", "root_cause",
-        "what_went_well", "lessons", "skill_gaps", "product_feedback", "enablement_feedback", "action_items",
-        "seller_reflection", "leadership_notes", "completed_at", "version", "created_at", "updated_at",
+        "id",
+        "deal_id",
+        "owner_id",
+        "reviewer_id",
+        "status",
+        "deal_reopened",
+        "closed_at",
+        "due_on",
+        "overdue",
+        "suggested_skills",
+        "loss_reason_code",
+        "loss_reason_confirmed",
+        "competitor",
+        "root_cause",
+        "what_went_well",
+        "lessons",
+        "skill_gaps",
+        "product_feedback",
+        "enablement_feedback",
+        "action_items",
+        "seller_reflection",
+        "leadership_notes",
+        "completed_at",
+        "version",
+        "created_at",
+        "updated_at",
     }
     fetched = await api.as_(manager).get(f"{REVIEWS}/{review['id']}")
     assert fetched.json() == review and fetched.headers["etag"] == '"1"'
@@ -115,15 +154,31 @@ async def test_a_deal_created_or_synced_as_lost_opens_its_review(api: Api, team)
     assert review["closed_at"] == created["closed_at"] and review["owner_id"] == seller.id
     synced = await api.as_(team["integration"]).put(
         "/v1/deals/by-external-ref/hubspot/77",
-        json={"name": "Synced", "account_name": "A", "owner_id": seller.id, "stage": "closed_lost",
-              "loss": {"reason_code": "timing"}},
+        json={
+            "name": "Synced",
+            "account_name": "A",
+            "owner_id": seller.id,
+            "stage": "closed_lost",
+            "loss": {"reason_code": "timing"},
+        },
     )
     assert synced.status_code == 201, synced.text
     assert (await review_of(api, synced.json()["id"]))["reviewer_id"] == team["manager"].id
     batch = await api.post(
         "/v1/deals/batch-upsert",
-        json={"records": [{"source": "crm", "external_id": "1", "name": "B", "account_name": "A", "owner_id": seller.id,
-                           "stage": "closed_lost", "loss": {"reason_code": "price"}}]},
+        json={
+            "records": [
+                {
+                    "source": "crm",
+                    "external_id": "1",
+                    "name": "B",
+                    "account_name": "A",
+                    "owner_id": seller.id,
+                    "stage": "closed_lost",
+                    "loss": {"reason_code": "price"},
+                }
+            ]
+        },
     )
     assert (await review_of(api, batch.json()["results"][0]["deal_id"]))["loss_reason_code"] == "price"
 
@@ -219,8 +274,13 @@ async def deep(app, api: Api, team) -> dict[str, Any]:
     other = await bootstrap(app, name="Globex", email="root@globex.test")
     foreign_admin = Person(id=other.admin_id, key=other.admin_key, body={})
     return {
-        "review": await review_of(api, deal["id"]), "senior": senior, "junior": junior, "owner": owner,
-        "teammate": teammate, "assigned": assigned, "foreign_admin": foreign_admin,
+        "review": await review_of(api, deal["id"]),
+        "senior": senior,
+        "junior": junior,
+        "owner": owner,
+        "teammate": teammate,
+        "assigned": assigned,
+        "foreign_admin": foreign_admin,
     }
 
 
@@ -271,8 +331,10 @@ async def test_the_reviewer_writes_the_findings_and_the_seller_the_reflection(ap
         "skill_gaps": ["stakeholder_management", "negotiation", "negotiation"],
         "product_feedback": "SSO was a blocker",
         "enablement_feedback": "A battlecard for Globex",
-        "action_items": [{"description": "Shadow a pricing call", "assignee_id": seller.id, "due_date": "2026-12-15"},
-                         {"description": "Write the battlecard"}],
+        "action_items": [
+            {"description": "Shadow a pricing call", "assignee_id": seller.id, "due_date": "2026-12-15"},
+            {"description": "Write the battlecard"},
+        ],
     }
     written = await api.as_(manager).patch(url, json=findings, headers={"If-Match": '"1"'})
     assert written.status_code == 200, written.text
@@ -291,7 +353,8 @@ async def test_the_reviewer_writes_the_findings_and_the_seller_the_reflection(ap
     assert (await api.as_(seller).get(url)).json() == reflected.json()
     updated = await events_of(api, "review.updated", review["deal_id"])
     assert [e["data"] for e in updated] == [
-        {"fields": sorted(findings)}, {"fields": ["seller_reflection"]},
+        {"fields": sorted(findings)},
+        {"fields": ["seller_reflection"]},
     ]  # names only: the feed reaches everyone who sees the deal
     cleared = await api.as_(manager).patch(url, json={"competitor": None, "skill_gaps": [], "action_items": []})
     assert cleared.json()["competitor"] is None and cleared.json()["skill_gaps"] == []
@@ -337,10 +400,22 @@ async def test_codes_come_from_the_catalogs_and_assignees_from_the_members(api: 
 @pytest.mark.parametrize(
     "body",
     [
-        {"status": "completed"}, {"overdue": False}, {"version": 3}, {"id": "x"}, {"suggested_skills": ["closing"]},
-        {"deal_reopened": True}, {"due_on": "2030-01-01"}, {"completed_at": None}, {"leadership_notes": []},
-        {"lessons": None}, {"loss_reason_code": None}, {"loss_reason_confirmed": None}, {"lessons": [""]},
-        {"skill_gaps": ["Not A Code"]}, {"action_items": [{"description": ""}]}, {"action_items": [{"note": "x"}]},
+        {"status": "completed"},
+        {"overdue": False},
+        {"version": 3},
+        {"id": "x"},
+        {"suggested_skills": ["closing"]},
+        {"deal_reopened": True},
+        {"due_on": "2030-01-01"},
+        {"completed_at": None},
+        {"leadership_notes": []},
+        {"lessons": None},
+        {"loss_reason_code": None},
+        {"loss_reason_confirmed": None},
+        {"lessons": [""]},
+        {"skill_gaps": ["Not A Code"]},
+        {"action_items": [{"description": ""}]},
+        {"action_items": [{"note": "x"}]},
         {"root_cause": "x" * 5001},
     ],
 )
@@ -382,6 +457,7 @@ async def test_completion_needs_a_confirmed_reason_a_lesson_and_the_reflection(a
     seller, manager = team["seller"], team["manager"]
     review = await lost_review(api, team)
     url = f"{REVIEWS}/{review['id']}"
+
     async def missing() -> list[str]:
         return assert_problem(await api.as_(manager).post(f"{url}/complete"), 422, "review_incomplete")["missing"]
 
@@ -520,8 +596,15 @@ async def test_list_filters_and_pages(app, api: Api, team) -> None:
         if cursor is None:
             break
     assert pages == [[a["id"]], [b["id"]], [c["id"]]]
-    for params in ({"week": "2026-W54"}, {"week": "2025-W53"}, {"week": "2026-47"}, {"status": "open"},
-                   {"closed_from": "yesterday"}, {"reviewer_id": "nope"}, {"limit": 0}):
+    for params in (
+        {"week": "2026-W54"},
+        {"week": "2025-W53"},
+        {"week": "2026-47"},
+        {"status": "open"},
+        {"closed_from": "yesterday"},
+        {"reviewer_id": "nope"},
+        {"limit": 0},
+    ):
         assert_problem(await api.get(REVIEWS, params=params), 422, "validation_error")
     foreign = (await api.get("/v1/deals", params={"limit": 1})).json()["next_cursor"]
     assert_problem(await api.get(REVIEWS, params={"cursor": foreign}), 422, "invalid_cursor")
@@ -550,8 +633,13 @@ async def test_the_weekly_view_groups_the_weeks_losses_by_reviewer(app, api: Api
         review = await review_of(api, deal["id"])
         closed = monday + dt.timedelta(days=offset)
         iso = closed.isocalendar()
-        await set_review(app, review["id"], closed_at=closed, closed_week=f"{iso.year}-W{iso.week:02d}",
-                         due_on=closed.date() + dt.timedelta(days=7))
+        await set_review(
+            app,
+            review["id"],
+            closed_at=closed,
+            closed_week=f"{iso.year}-W{iso.week:02d}",
+            due_on=closed.date() + dt.timedelta(days=7),
+        )
         reviews[name] = (await api.get(f"{REVIEWS}/{review['id']}")).json()
     await api.as_(team["seller"]).patch(f"/v1/deals/{reviews['Reopened']['deal_id']}", json={"stage": "proposal"})
     await ready(api, team, reviews["Alpha"])
@@ -560,22 +648,42 @@ async def test_the_weekly_view_groups_the_weeks_losses_by_reviewer(app, api: Api
     def item(name: str, status: str = "pending", overdue: bool = True) -> dict[str, Any]:
         r = reviews[name]
         deal_amount = next(p[2] for p in plan if p[1] == name)
-        return {"id": r["id"], "deal_id": r["deal_id"], "deal_name": name, "owner_id": r["owner_id"],
-                "amount": deal_amount, "status": status, "due_on": r["due_on"], "overdue": overdue}
+        return {
+            "id": r["id"],
+            "deal_id": r["deal_id"],
+            "deal_name": name,
+            "owner_id": r["owner_id"],
+            "amount": deal_amount,
+            "status": status,
+            "due_on": r["due_on"],
+            "overdue": overdue,
+        }
 
     managers_group = {
-        "reviewer_id": manager.id, "pending": 2, "completed": 1, "overdue": 2,
+        "reviewer_id": manager.id,
+        "pending": 2,
+        "completed": 1,
+        "overdue": 2,
         "lost_amounts": [{"currency": "EUR", "amount": "1250.50"}, {"currency": "JPY", "amount": "300"}],
         "reviews": [item("Alpha", "completed", False), item("Beta"), item("Gamma")],
     }
     others_group = {
-        "reviewer_id": other_manager.id, "pending": 1, "completed": 0, "overdue": 1,
-        "lost_amounts": [{"currency": "USD", "amount": "99.99"}], "reviews": [item("Delta")],
+        "reviewer_id": other_manager.id,
+        "pending": 1,
+        "completed": 0,
+        "overdue": 1,
+        "lost_amounts": [{"currency": "USD", "amount": "99.99"}],
+        "reviews": [item("Delta")],
     }
     hos_group = {
-        "reviewer_id": hos.id, "pending": 1, "completed": 0, "overdue": 1, "lost_amounts": [],
+        "reviewer_id": hos.id,
+        "pending": 1,
+        "completed": 0,
+        "overdue": 1,
+        "lost_amounts": [],
         "reviews": [item("Epsilon")],
     }
+
     async def weekly(caller: Api, week: str) -> dict[str, Any]:
         response = await caller.get(f"{REVIEWS}/weekly", params={"week": week})
         assert response.status_code == 200, response.text
@@ -618,8 +726,15 @@ async def test_every_transition_is_an_event_on_the_deal(api: Api, team) -> None:
     await api.as_(team["seller"]).patch(f"/v1/deals/{review['deal_id']}", json={"stage": "proposal"})
     types = await event_types(api, review["deal_id"])
     assert types == [
-        "deal.created", "deal.stage_changed", "review.opened", "review.updated", "review.updated", "review.completed",
-        "review.leadership_noted", "deal.stage_changed", "review.deal_reopened",
+        "deal.created",
+        "deal.stage_changed",
+        "review.opened",
+        "review.updated",
+        "review.updated",
+        "review.completed",
+        "review.leadership_noted",
+        "deal.stage_changed",
+        "review.deal_reopened",
     ]
     history = (await api.as_(team["seller"]).get(f"/v1/deals/{review['deal_id']}/history")).json()["items"]
     assert all(e["subject_id"] == review["id"] for e in history if e["type"].startswith("review."))

@@ -29,7 +29,11 @@ async def test_admin_updates_settings(api: Api) -> None:
     body = response.json()
     assert body["late_stages"] == ["proposal", "negotiation"]
     assert body["review_due_days"] == 10
-    assert_problem(await api.patch("/v1/settings", json={"review_due_days": 5}, headers={"If-Match": etag}), 412, "version_conflict")
+    assert_problem(
+        await api.patch("/v1/settings", json={"review_due_days": 5}, headers={"If-Match": etag}),
+        412,
+        "version_conflict",
+    )
     events = (await api.get("/v1/events", params={"type": "settings.updated"})).json()["items"]
     assert len(events) == 1 and events[0]["data"]["changes"]["review_due_days"] == [7, 10]
 

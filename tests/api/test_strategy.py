@@ -51,9 +51,17 @@ async def test_strategy_is_empty_before_the_first_write(api: Api, team) -> None:
         assert response.status_code == 200, response.text
         assert response.headers["etag"] == '"0"'
         assert response.json() == {
-            "deal_id": deal["id"], "version": 0, "author_id": None, "updated_at": None,
-            "customer_objectives": None, "decision_process": None, "stakeholders": [], "competition": None,
-            "value_hypothesis": None, "risks": [], "next_steps": [],
+            "deal_id": deal["id"],
+            "version": 0,
+            "author_id": None,
+            "updated_at": None,
+            "customer_objectives": None,
+            "decision_process": None,
+            "stakeholders": [],
+            "competition": None,
+            "value_hypothesis": None,
+            "risks": [],
+            "next_steps": [],
         }
     versions = await api.as_(team["seller"]).get(f"{strategy_url(deal)}/versions")
     assert versions.json() == {"items": [], "next_cursor": None}
@@ -84,10 +92,18 @@ async def test_owner_writes_and_every_version_is_listed(api: Api, team) -> None:
     assert versions["items"][1]["document"]["next_steps"][0]["status"] == "done"
     updated = await history(api, deal, "strategy.updated")
     assert [e["data"] for e in updated] == [
-        {"version": 1, "sections": [
-            "customer_objectives", "decision_process", "stakeholders", "competition",
-            "value_hypothesis", "risks", "next_steps",
-        ]},
+        {
+            "version": 1,
+            "sections": [
+                "customer_objectives",
+                "decision_process",
+                "stakeholders",
+                "competition",
+                "value_hypothesis",
+                "risks",
+                "next_steps",
+            ],
+        },
         {"version": 2, "sections": ["risks", "next_steps"]},
     ]
     assert {e["actor_id"] for e in updated} == {seller.id} and updated[0]["deal_id"] == deal["id"]

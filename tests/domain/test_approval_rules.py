@@ -61,8 +61,13 @@ class ApprovalStub:
 
 
 def actor(role: MemberRole, member_id: uuid.UUID | None = None) -> Actor:
-    return Actor(member_id=member_id or uuid.uuid4(), organization_id=uuid.uuid4(), role=role, manager_id=None,
-                 api_key_id=uuid.uuid4())
+    return Actor(
+        member_id=member_id or uuid.uuid4(),
+        organization_id=uuid.uuid4(),
+        role=role,
+        manager_id=None,
+        api_key_id=uuid.uuid4(),
+    )
 
 
 OWNER_ACTOR = actor(R.seller, OWNER)

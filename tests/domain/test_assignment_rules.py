@@ -49,8 +49,13 @@ class AssignmentStub:
 
 
 def actor(role: MemberRole, member_id: uuid.UUID | None = None) -> Actor:
-    return Actor(member_id=member_id or uuid.uuid4(), organization_id=uuid.uuid4(), role=role, manager_id=None,
-                 api_key_id=uuid.uuid4())
+    return Actor(
+        member_id=member_id or uuid.uuid4(),
+        organization_id=uuid.uuid4(),
+        role=role,
+        manager_id=None,
+        api_key_id=uuid.uuid4(),
+    )
 
 
 def test_the_owner_requests_and_others_propose() -> None:
@@ -69,8 +74,15 @@ def test_ownership_is_not_assignable() -> None:
         check_new_assignment(actor(R.manager), Deal(), "coach", Member(OWNER, R.seller))
 
 
-@pytest.mark.parametrize("member", [Member(uuid.uuid4(), R.admin), Member(uuid.uuid4(), R.integration),
-                                    Member(uuid.uuid4(), R.seller, active=False), None])
+@pytest.mark.parametrize(
+    "member",
+    [
+        Member(uuid.uuid4(), R.admin),
+        Member(uuid.uuid4(), R.integration),
+        Member(uuid.uuid4(), R.seller, active=False),
+        None,
+    ],
+)
 def test_roles_go_to_active_sales_people(member: Member | None) -> None:
     with pytest.raises(InvalidAssignee):
         check_new_assignment(actor(R.seller, OWNER), Deal(), "coach", member)

@@ -34,8 +34,13 @@ NONE = Access(is_owner=False, in_owner_line=False)
 
 
 def actor(role: MemberRole, member_id: uuid.UUID | None = None) -> Actor:
-    return Actor(member_id=member_id or uuid.uuid4(), organization_id=uuid.uuid4(), role=role, manager_id=None,
-                 api_key_id=uuid.uuid4())
+    return Actor(
+        member_id=member_id or uuid.uuid4(),
+        organization_id=uuid.uuid4(),
+        role=role,
+        manager_id=None,
+        api_key_id=uuid.uuid4(),
+    )
 
 
 @dataclass
@@ -46,8 +51,14 @@ class MemberStub:
 
 def test_only_an_active_seller_owns() -> None:
     ensure_owner_is_seller(MemberStub(R.seller))
-    for stub in (MemberStub(R.manager), MemberStub(R.head_of_sales), MemberStub(R.admin),
-                 MemberStub(R.integration), MemberStub(R.seller, active=False), None):
+    for stub in (
+        MemberStub(R.manager),
+        MemberStub(R.head_of_sales),
+        MemberStub(R.admin),
+        MemberStub(R.integration),
+        MemberStub(R.seller, active=False),
+        None,
+    ):
         with pytest.raises(OwnerMustBeSeller):
             ensure_owner_is_seller(stub)
 
@@ -65,14 +76,25 @@ def test_who_creates_for_whom() -> None:
 
 
 def _update(who: Actor, access: Access, stage: Stage, **kw):  # type: ignore[no-untyped-def]
-    args = {"new_stage": None, "changes_other_fields": False, "transfers": False, "transfer_reason": None,
-            "loss_given": False, **kw}
+    args = {
+        "new_stage": None,
+        "changes_other_fields": False,
+        "transfers": False,
+        "transfer_reason": None,
+        "loss_given": False,
+        **kw,
+    }
     return check_update(who, access, stage=stage, **args)
 
 
 def test_open_deal_edits_by_owner_line_and_leadership() -> None:
-    for who, access in ((actor(R.seller), OWNER), (actor(R.manager), LINE), (actor(R.head_of_sales), NONE),
-                        (actor(R.admin), NONE), (actor(R.integration), NONE)):
+    for who, access in (
+        (actor(R.seller), OWNER),
+        (actor(R.manager), LINE),
+        (actor(R.head_of_sales), NONE),
+        (actor(R.admin), NONE),
+        (actor(R.integration), NONE),
+    ):
         assert _update(who, access, Stage.discovery, changes_other_fields=True) is None
     for who in (actor(R.seller), actor(R.manager)):
         with pytest.raises(Forbidden):
@@ -98,8 +120,11 @@ def test_losing_needs_a_loss_and_a_loss_needs_losing() -> None:
 @pytest.mark.parametrize("closed", [Stage.closed_won, Stage.closed_lost])
 def test_a_closed_deal_accepts_only_a_reopen(closed: Stage) -> None:
     other = Stage.closed_lost if closed == Stage.closed_won else Stage.closed_won
-    for kw in ({"changes_other_fields": True}, {"new_stage": other, "loss_given": other == Stage.closed_lost},
-               {"transfers": True, "transfer_reason": "x"}):
+    for kw in (
+        {"changes_other_fields": True},
+        {"new_stage": other, "loss_given": other == Stage.closed_lost},
+        {"transfers": True, "transfer_reason": "x"},
+    ):
         with pytest.raises(DealClosed):
             _update(actor(R.seller), OWNER, closed, **kw)
     change = _update(actor(R.seller), OWNER, closed, new_stage=Stage.proposal, changes_other_fields=True)

@@ -26,7 +26,10 @@ class DealStub:
 
 def actor(role: MemberRole = R.seller, member_id: uuid.UUID | None = None) -> Actor:
     return Actor(
-        member_id=member_id or uuid.uuid4(), organization_id=uuid.uuid4(), role=role, manager_id=None,
+        member_id=member_id or uuid.uuid4(),
+        organization_id=uuid.uuid4(),
+        role=role,
+        manager_id=None,
         api_key_id=uuid.uuid4(),
     )
 

@@ -25,8 +25,18 @@ def test_round_trip(amount: str, currency: str, minor: int, rendered: str) -> No
 
 @pytest.mark.parametrize(
     ("amount", "currency"),
-    [("1.001", "EUR"), ("1.5", "JPY"), ("-1", "EUR"), ("abc", "EUR"), ("NaN", "EUR"), ("Infinity", "EUR"),
-     ("1e15", "EUR"), ("10", "XXX"), ("10", "eur"), ("", "EUR")],
+    [
+        ("1.001", "EUR"),
+        ("1.5", "JPY"),
+        ("-1", "EUR"),
+        ("abc", "EUR"),
+        ("NaN", "EUR"),
+        ("Infinity", "EUR"),
+        ("1e15", "EUR"),
+        ("10", "XXX"),
+        ("10", "eur"),
+        ("", "EUR"),
+    ],
 )
 def test_invalid_money(amount: str, currency: str) -> None:
     with pytest.raises(InvalidMoney):

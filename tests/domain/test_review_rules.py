@@ -54,7 +54,10 @@ class ReviewStub:
 
 def actor(role: MemberRole = R.seller, member_id: uuid.UUID | None = None) -> Actor:
     return Actor(
-        member_id=member_id or uuid.uuid4(), organization_id=uuid.uuid4(), role=role, manager_id=None,
+        member_id=member_id or uuid.uuid4(),
+        organization_id=uuid.uuid4(),
+        role=role,
+        manager_id=None,
         api_key_id=uuid.uuid4(),
     )
 
@@ -94,8 +97,21 @@ def test_valid_weeks_parse_to_themselves(week: str) -> None:
 
 @pytest.mark.parametrize(
     "week",
-    ["2026-W00", "2025-W53", "2026-W54", "2026-W99", "0000-W01", "2026W47", "2026-w47", "2026-W4", "26-W47",
-     "2026-W47 ", "", "2026-47", "２０２６-W47"],
+    [
+        "2026-W00",
+        "2025-W53",
+        "2026-W54",
+        "2026-W99",
+        "0000-W01",
+        "2026W47",
+        "2026-w47",
+        "2026-W4",
+        "26-W47",
+        "2026-W47 ",
+        "",
+        "2026-47",
+        "２０２６-W47",
+    ],
 )
 def test_invalid_weeks_are_refused(week: str) -> None:
     with pytest.raises(ValueError):
@@ -141,7 +157,11 @@ def test_days_to_complete_is_fractional() -> None:
 @pytest.mark.parametrize(
     ("values", "expected"),
     [
-        ([], None), ([4.0], 4.0), ([3.0, 1.0], 2.0), ([2.0, 6.5, 4.0], 4.0), ([6.5, 2.0, 3.0, 4.0], 3.5),
+        ([], None),
+        ([4.0], 4.0),
+        ([3.0, 1.0], 2.0),
+        ([2.0, 6.5, 4.0], 4.0),
+        ([6.5, 2.0, 3.0, 4.0], 3.5),
         ([1, 1, 9, 9], 5.0),
     ],
 )

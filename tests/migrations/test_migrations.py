@@ -37,9 +37,7 @@ def _diff(url: str) -> list:
             async with engine.connect() as conn:
                 return await conn.run_sync(
                     lambda sync: compare_metadata(
-                        MigrationContext.configure(
-                            sync, opts={"compare_type": True, "include_object": _ours}
-                        ),
+                        MigrationContext.configure(sync, opts={"compare_type": True, "include_object": _ours}),
                         SQLModel.metadata,
                     )
                 )

@@ -63,8 +63,12 @@ async def world(tmp_path: Path, sqlite_template: Path) -> AsyncIterator[dict]:
 
     CountingUnitOfWork.commits = 0
     yield {
-        "uow": uow, "engine": engine, "seller": actor(seller), "peer": actor(peer),
-        "manager": actor(manager), "admin": admin,
+        "uow": uow,
+        "engine": engine,
+        "seller": actor(seller),
+        "peer": actor(peer),
+        "manager": actor(manager),
+        "admin": admin,
     }
     for unit in opened:
         await unit.close()
@@ -79,14 +83,18 @@ async def _count(engine, model) -> int:  # type: ignore[no-untyped-def]
 async def test_a_refused_deal_commits_nothing(world) -> None:
     manager = world["manager"]
     with pytest.raises(OwnerMustBeSeller):
-        await deals.create_deal(world["uow"](), manager, DealCreate(name="D", account_name="A", owner_id=manager.member_id))
+        await deals.create_deal(
+            world["uow"](), manager, DealCreate(name="D", account_name="A", owner_id=manager.member_id)
+        )
     assert CountingUnitOfWork.commits == 0
     assert await _count(world["engine"], Deal) == 0
 
 
 async def test_a_deal_is_one_commit_and_a_refused_change_none(world) -> None:
     seller = world["seller"]
-    view = await deals.create_deal(world["uow"](), seller, DealCreate(name="D", account_name="A", owner_id=seller.member_id))
+    view = await deals.create_deal(
+        world["uow"](), seller, DealCreate(name="D", account_name="A", owner_id=seller.member_id)
+    )
     assert CountingUnitOfWork.commits == 1
     change = DealUpdate(owner_id=world["peer"].member_id, name="Renamed")  # a transfer without a reason
     with pytest.raises(TransferReasonRequired):
@@ -98,7 +106,9 @@ async def test_a_deal_is_one_commit_and_a_refused_change_none(world) -> None:
 
 async def test_the_owner_s_manager_cannot_write_the_strategy(world) -> None:
     seller, manager = world["seller"], world["manager"]
-    view = await deals.create_deal(world["uow"](), seller, DealCreate(name="D", account_name="A", owner_id=seller.member_id))
+    view = await deals.create_deal(
+        world["uow"](), seller, DealCreate(name="D", account_name="A", owner_id=seller.member_id)
+    )
     with pytest.raises(StrategyOwnedBySeller):
         await strategy.put_strategy(world["uow"](), manager, view.deal.id, StrategyUpdate(risks=["Budget"]), None)
     assert CountingUnitOfWork.commits == 1

@@ -9,7 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.db.models import ApiKey, Member, Organization
 
-
 # Key, member and organisation in one round trip: auth is on every request's path.
 _ACTOR_BY_KEY = (
     sa.select(
@@ -37,9 +36,8 @@ async def find_actor_row(engine: AsyncEngine, key_hash: str) -> sa.Row[Any] | No
         return result.first()
 
 
-_MEMBER_BY_KEY = (
-    sa.select(ApiKey.__table__.c.member_id)
-    .where(ApiKey.__table__.c.key_hash == sa.bindparam("key_hash"), ApiKey.__table__.c.revoked_at.is_(None))
+_MEMBER_BY_KEY = sa.select(ApiKey.__table__.c.member_id).where(
+    ApiKey.__table__.c.key_hash == sa.bindparam("key_hash"), ApiKey.__table__.c.revoked_at.is_(None)
 )
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.models import LossReason, Skill
 from app.domain.catalogs import DEFAULT_LOSS_REASONS, DEFAULT_SKILLS
 
-Entry = TypeVar("Entry", Skill, LossReason)
+Entry = TypeVar("Entry", bound=Skill | LossReason)
 
 
 async def get(session: AsyncSession, model: type[Entry], organization_id: uuid.UUID, code: str) -> Entry | None:
@@ -33,7 +33,12 @@ async def active_skill_codes(session: AsyncSession, organization_id: uuid.UUID, 
 
 
 async def list_page(
-    session: AsyncSession, model: type[Entry], organization_id: uuid.UUID, *, after: str | None, limit: int,
+    session: AsyncSession,
+    model: type[Entry],
+    organization_id: uuid.UUID,
+    *,
+    after: str | None,
+    limit: int,
     active: bool | None = None,
 ) -> list[Entry]:
     stmt = sa.select(model).where(model.organization_id == organization_id)

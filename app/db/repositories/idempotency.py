@@ -32,8 +32,13 @@ async def claim(
     stmt = (
         insert(_t)
         .values(
-            id=uuid7(), member_id=member_id, key=key, fingerprint=fingerprint, completed=False,
-            locked_at=now, expires_at=expires_at,
+            id=uuid7(),
+            member_id=member_id,
+            key=key,
+            fingerprint=fingerprint,
+            completed=False,
+            locked_at=now,
+            expires_at=expires_at,
         )
         .on_conflict_do_nothing(index_elements=["member_id", "key"])
     )

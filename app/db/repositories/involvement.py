@@ -20,16 +20,27 @@ async def late_stages(session: AsyncSession, organization_id: uuid.UUID) -> list
 
 
 async def record_first(
-    session: AsyncSession, *, organization_id: uuid.UUID, deal_id: uuid.UUID, member_id: uuid.UUID,
-    kind: str, stage: str, late: bool,
+    session: AsyncSession,
+    *,
+    organization_id: uuid.UUID,
+    deal_id: uuid.UUID,
+    member_id: uuid.UUID,
+    kind: str,
+    stage: str,
+    late: bool,
 ) -> bool:
     """Record the member's first involvement in the deal; False when there was one already."""
     insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
     stmt = (
         insert(_t)
         .values(
-            deal_id=deal_id, member_id=member_id, organization_id=organization_id,
-            kind=kind, stage=stage, late=late, first_at=utcnow(),
+            deal_id=deal_id,
+            member_id=member_id,
+            organization_id=organization_id,
+            kind=kind,
+            stage=stage,
+            late=late,
+            first_at=utcnow(),
         )
         .on_conflict_do_nothing(index_elements=["deal_id", "member_id"])
     )

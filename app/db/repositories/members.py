@@ -23,9 +23,7 @@ async def lock_reporting_lines(session: AsyncSession, organization_id: uuid.UUID
     """Serialise reporting-line changes in one organisation, so two concurrent edits
     cannot together form a cycle. (SQLite already runs one writer at a time.)"""
     if session.bind.dialect.name == "postgresql":
-        await session.execute(
-            sa.select(Organization.id).where(Organization.id == organization_id).with_for_update()
-        )
+        await session.execute(sa.select(Organization.id).where(Organization.id == organization_id).with_for_update())
 
 
 async def manager_chain(session: AsyncSession, organization_id: uuid.UUID, manager_id: uuid.UUID) -> list[uuid.UUID]:

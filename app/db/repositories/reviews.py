@@ -168,8 +168,15 @@ async def weekly_rows(
     r = ClosedLostReview.__table__
     stmt = (
         sa.select(
-            r.c.id, r.c.deal_id, Deal.name.label("deal_name"), r.c.owner_id, r.c.reviewer_id, r.c.amount_minor,
-            r.c.currency, r.c.status, r.c.due_on,
+            r.c.id,
+            r.c.deal_id,
+            Deal.name.label("deal_name"),
+            r.c.owner_id,
+            r.c.reviewer_id,
+            r.c.amount_minor,
+            r.c.currency,
+            r.c.status,
+            r.c.due_on,
         )
         .select_from(r.join(Deal, Deal.id == r.c.deal_id))
         .where(r.c.organization_id == organization_id, r.c.closed_week == week, r.c.deal_reopened.is_(False))

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from app.domain.errors import InvalidCursor
-from app.domain.pagination import decode_cursor, encode_cursor
+from app.http.cursors import decode_cursor, encode_cursor
 
 
 def raw_cursor(value: Any) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from app.domain.errors import IdempotencyInProgress, IdempotencyKeyReused
-from app.domain.idempotency import Decision, decide, fingerprint
+from app.http.idempotency import Decision, decide, fingerprint
 
 NOW = dt.datetime(2025, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
 LOCK = 30

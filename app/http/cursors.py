@@ -28,3 +28,16 @@ def decode_cursor(listing: str, cursor: str, arity: int) -> list[Any]:
     if any(not isinstance(part, (str, int)) or isinstance(part, bool) for part in key):
         raise InvalidCursor()
     return key
+
+
+class Cursors:
+    """The cursor codec handed to services with each page request."""
+
+    def encode(self, listing: str, key: list[Any]) -> str:
+        return encode_cursor(listing, key)
+
+    def decode(self, listing: str, cursor: str, arity: int) -> list[Any]:
+        return decode_cursor(listing, cursor, arity)
+
+
+CURSORS = Cursors()

@@ -5,7 +5,12 @@ from __future__ import annotations
 from fastapi import Response
 from pydantic import BaseModel
 
-ETAG_HEADER = {"ETag": {"description": 'The resource version, e.g. `"3"`; send it back as `If-Match`', "schema": {"type": "string"}}}
+ETAG_HEADER = {
+    "ETag": {
+        "description": 'The resource version, e.g. `"3"`; send it back as `If-Match`',
+        "schema": {"type": "string"},
+    }
+}
 LOCATION_HEADER = {"Location": {"description": "URL of the created resource", "schema": {"type": "string"}}}
 
 

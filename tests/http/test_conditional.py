@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from app.domain.errors import VersionConflict
-from app.domain.versioning import ensure_version, parse_if_match
+from app.domain.versioning import ensure_version
+from app.http.conditional import parse_if_match
 
 
 @pytest.mark.parametrize(
