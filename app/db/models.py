@@ -10,10 +10,13 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from app.db.types import JSONType, UTCDateTime, utcnow
+from app.domain.approvals import ApprovalStatus
 from app.domain.assignments import AssignmentRole, AssignmentStatus
+from app.domain.calls import CallRole, InterventionKind, ObservationStatus
 from app.domain.deals import Stage
 from app.domain.ids import uuid7
 from app.domain.members import MemberRole
+from app.domain.reviews import ReviewStatus
 from app.domain.strategy import SuggestionStatus
 
 SQLModel.metadata.naming_convention = {
@@ -312,13 +315,13 @@ class CallAttendee(SQLModel, table=True):
     __tablename__ = "call_attendee"
     __table_args__ = (
         sa.Index(None, "organization_id", "member_id"),
-        sa.CheckConstraint("call_role IN ('lead', 'observer', 'contributor')", name="call_role"),
+        sa.CheckConstraint(_in("call_role", CallRole), name="call_role"),
     )
 
     call_id: uuid.UUID = Field(foreign_key="call.id", primary_key=True, ondelete="CASCADE")
     member_id: uuid.UUID = Field(foreign_key="member.id", primary_key=True)
     organization_id: uuid.UUID = Field(foreign_key="organization.id", ondelete="CASCADE")
-    call_role: str = Field(sa_type=sa.String(16))
+    call_role: CallRole = Field(sa_type=sa.String(16))
     agreed_part: str | None = Field(default=None, sa_type=sa.String(2000))
     position: int = 0
 
@@ -330,7 +333,7 @@ class Intervention(SQLModel, table=True):
     __table_args__ = (
         sa.Index(None, "call_id", "id"),
         sa.Index(None, "organization_id", "member_id", "created_at"),
-        sa.CheckConstraint("kind IN ('answered_question', 'corrected_fact', 'took_over')", name="kind"),
+        sa.CheckConstraint(_in("kind", InterventionKind), name="kind"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
@@ -338,7 +341,7 @@ class Intervention(SQLModel, table=True):
     call_id: uuid.UUID = Field(foreign_key="call.id", ondelete="CASCADE")
     deal_id: uuid.UUID = Field(foreign_key="deal.id", ondelete="CASCADE")
     member_id: uuid.UUID = Field(foreign_key="member.id")
-    kind: str = Field(sa_type=sa.String(32))
+    kind: InterventionKind = Field(sa_type=sa.String(32))
     note: str | None = Field(default=None, sa_type=sa.String(2000))
     is_takeover: bool = False
     recorded_by: uuid.UUID = Field(foreign_key="member.id")
@@ -353,7 +356,7 @@ class Observation(SQLModel, table=True):
         sa.Index(None, "organization_id", "seller_id", "id"),
         sa.Index(None, "organization_id", "observer_id", "id"),
         sa.Index(None, "call_id"),
-        sa.CheckConstraint("status IN ('draft', 'shared', 'acknowledged')", name="status"),
+        sa.CheckConstraint(_in("status", ObservationStatus), name="status"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
@@ -368,7 +371,7 @@ class Observation(SQLModel, table=True):
     strengths_count: int = 0
     improvements_count: int = 0
     summary: str | None = Field(default=None, sa_type=sa.String(5000))
-    status: str = Field(default="draft", sa_type=sa.String(16))
+    status: ObservationStatus = Field(default=ObservationStatus.draft, sa_type=sa.String(16))
     shared_at: dt.datetime | None = _ts(nullable=True)
     acknowledged_at: dt.datetime | None = _ts(nullable=True)
     reflection: str | None = Field(default=None, sa_type=sa.String(5000))
@@ -392,7 +395,7 @@ class ClosedLostReview(SQLModel, table=True):
         sa.Index(None, "organization_id", "owner_id", "id"),
         sa.Index(None, "organization_id", "status", "id"),
         sa.Index(None, "organization_id", "closed_at"),
-        sa.CheckConstraint("status IN ('pending', 'completed')", name="status"),
+        sa.CheckConstraint(_in("status", ReviewStatus), name="status"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
@@ -400,7 +403,7 @@ class ClosedLostReview(SQLModel, table=True):
     deal_id: uuid.UUID = Field(foreign_key="deal.id", ondelete="CASCADE")
     owner_id: uuid.UUID = Field(foreign_key="member.id")
     reviewer_id: uuid.UUID | None = Field(default=None, foreign_key="member.id")
-    status: str = Field(default="pending", sa_type=sa.String(16))
+    status: ReviewStatus = Field(default=ReviewStatus.pending, sa_type=sa.String(16))
     deal_reopened: bool = False
     closed_at: dt.datetime = Field(sa_type=UTCDateTime)
     closed_week: str = Field(sa_type=sa.String(8), description="ISO week of closed_at, e.g. 2026-W47")
@@ -462,7 +465,7 @@ class Approval(SQLModel, table=True):
     __table_args__ = (
         sa.Index(None, "deal_id", "id"),
         sa.Index(None, "organization_id", "approver_id", "id"),
-        sa.CheckConstraint("status IN ('pending', 'approved', 'rejected', 'revoked')", name="status"),
+        sa.CheckConstraint(_in("status", ApprovalStatus), name="status"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
@@ -471,7 +474,7 @@ class Approval(SQLModel, table=True):
     requested_by: uuid.UUID = Field(foreign_key="member.id")
     approver_id: uuid.UUID = Field(foreign_key="member.id")
     terms: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONType)
-    status: str = Field(default="pending", sa_type=sa.String(16))
+    status: ApprovalStatus = Field(default=ApprovalStatus.pending, sa_type=sa.String(16))
     decision_note: str | None = Field(default=None, sa_type=sa.String(5000))
     decided_at: dt.datetime | None = _ts(nullable=True)
     relied_on_at: dt.datetime | None = _ts(nullable=True)

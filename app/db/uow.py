@@ -1,19 +1,54 @@
-"""One unit of work per request: one session, rolled back unless committed."""
+"""One unit of work per request: one session, rolled back unless committed, and the
+repositories bound to it. Services reach the database only through ``uow.<repository>``
+and the few session operations below; they never touch the session itself."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from types import TracebackType
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction, async_sessionmaker
 
+from app.db.repositories.analytics import AnalyticsRepository
+from app.db.repositories.api_keys import ApiKeyRepository
+from app.db.repositories.approvals import ApprovalRepository
+from app.db.repositories.assignments import AssignmentRepository
+from app.db.repositories.calls import CallRepository
+from app.db.repositories.catalogs import CatalogRepository
+from app.db.repositories.coaching import CoachingRepository
+from app.db.repositories.deals import DealRepository
+from app.db.repositories.events import EventRepository
+from app.db.repositories.involvement import InvolvementRepository
+from app.db.repositories.members import MemberRepository
+from app.db.repositories.organizations import OrganizationRepository
+from app.db.repositories.reviews import ReviewRepository
+from app.db.repositories.strategy import StrategyRepository
 from app.domain.errors import DomainError
+
+Row = TypeVar("Row")
 
 
 class UnitOfWork:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self.session: AsyncSession = sessionmaker()
         self._committed = False
+        session = self.session
+        self.analytics = AnalyticsRepository(session)
+        self.api_keys = ApiKeyRepository(session)
+        self.approvals = ApprovalRepository(session)
+        self.assignments = AssignmentRepository(session)
+        self.calls = CallRepository(session)
+        self.catalogs = CatalogRepository(session)
+        self.coaching = CoachingRepository(session)
+        self.deals = DealRepository(session)
+        self.events = EventRepository(session)
+        self.involvement = InvolvementRepository(session)
+        self.members = MemberRepository(session)
+        self.organizations = OrganizationRepository(session)
+        self.reviews = ReviewRepository(session)
+        self.strategy = StrategyRepository(session)
 
     async def __aenter__(self) -> UnitOfWork:
         return self
@@ -30,6 +65,21 @@ class UnitOfWork:
             self.session.expunge_all()
             await self.session.rollback()
         self._committed = False
+
+    def add(self, row: Any) -> None:
+        """Stage a new row; it is written at the next flush."""
+        self.session.add(row)
+
+    def add_all(self, rows: Iterable[Any]) -> None:
+        self.session.add_all(rows)
+
+    async def get(self, model: type[Row], id: Any) -> Row | None:
+        """A row by primary key (from this unit of work's identity map when already loaded)."""
+        return await self.session.get(model, id)
+
+    def savepoint(self) -> AsyncSessionTransaction:
+        """A nested transaction: leaving it with an error rolls back only what it wrote."""
+        return self.session.begin_nested()
 
     async def commit(self) -> None:
         await self.session.commit()

@@ -10,8 +10,6 @@ import uuid
 from collections.abc import Iterable
 
 from app.db.models import Deal
-from app.db.repositories import deals as repo
-from app.db.repositories import members as members_repo
 from app.db.uow import UnitOfWork
 from app.domain.deals import Access
 from app.domain.errors import NotFound
@@ -20,7 +18,7 @@ from app.domain.members import Actor
 
 async def visible_deal(uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, *, for_update: bool = False) -> Deal:
     """The deal if the actor may see it; otherwise it does not exist (404)."""
-    deal = await repo.get_visible(uow.session, actor, deal_id, for_update=for_update)
+    deal = await uow.deals.get_visible(actor, deal_id, for_update=for_update)
     if deal is None:
         raise NotFound("No deal with this id.")
     return deal
@@ -41,5 +39,5 @@ async def ensure_sees_through_deal(
 
 async def deal_access(uow: UnitOfWork, actor: Actor, deal: Deal) -> Access:
     """How the actor relates to the deal: its owner, or in the owner's management line."""
-    chain = await members_repo.manager_chain(uow.session, actor.organization_id, deal.owner_id)
+    chain = await uow.members.manager_chain(actor.organization_id, deal.owner_id)
     return Access.of(actor, deal, chain[1:])

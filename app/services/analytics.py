@@ -8,7 +8,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.db.repositories import analytics as repo
+from app.db.repositories.analytics import (
+    LOSS_GROUP_MEDIAN_ROW,
+    LOSS_GROUP_ROW,
+    LOSS_TOTAL_MEDIAN_ROW,
+)
 from app.db.uow import UnitOfWork
 from app.domain.members import Actor
 from app.domain.money import from_minor
@@ -47,8 +51,7 @@ async def get_closed_lost_analytics(
     a manager their line (the owners below them, transitively); sellers are refused."""
     ensure_can_see_loss_analytics(actor)
     closed_from, closed_before = closed_range(first, last)
-    rows = await repo.closed_lost_figures(
-        uow.session,
+    rows = await uow.analytics.closed_lost_figures(
         actor.organization_id,
         group_by=group_by,
         closed_from=closed_from,
@@ -64,11 +67,11 @@ def _fold_closed_lost(rows: list[Any]) -> ClosedLostAnalyticsView:
     total = ClosedLostFiguresView(key=None)
     for row in rows:
         key = None if row.key is None else str(row.key) if isinstance(row.key, uuid.UUID) else row.key
-        if row.kind in (repo.LOSS_GROUP_ROW, repo.LOSS_GROUP_MEDIAN_ROW):
+        if row.kind in (LOSS_GROUP_ROW, LOSS_GROUP_MEDIAN_ROW):
             figures = groups.setdefault(key, ClosedLostFiguresView(key=key))
         else:
             figures = total
-        if row.kind in (repo.LOSS_GROUP_MEDIAN_ROW, repo.LOSS_TOTAL_MEDIAN_ROW):
+        if row.kind in (LOSS_GROUP_MEDIAN_ROW, LOSS_TOTAL_MEDIAN_ROW):
             # The overall median row is there even when nothing was completed (a NULL average).
             figures.median_days_to_review = None if row.median is None else float(row.median)
             continue

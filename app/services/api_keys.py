@@ -6,8 +6,6 @@ import uuid
 from dataclasses import dataclass
 
 from app.db.models import ApiKey
-from app.db.repositories import api_keys as repo
-from app.db.repositories import events
 from app.db.types import utcnow
 from app.db.uow import UnitOfWork
 from app.domain.api_keys import generate_key
@@ -38,10 +36,9 @@ async def issue_key(uow: UnitOfWork, actor: Actor, member_id: uuid.UUID, data: A
             key_hash=new.key_hash,
             label=data.label,
         )
-        uow.session.add(key)
+        uow.add(key)
         await uow.flush()
-        await events.append(
-            uow.session,
+        await uow.events.append(
             organization_id=actor.organization_id,
             type="api_key.created",
             actor_id=actor.member_id,
@@ -56,13 +53,13 @@ async def issue_key(uow: UnitOfWork, actor: Actor, member_id: uuid.UUID, data: A
 async def list_keys(uow: UnitOfWork, actor: Actor, member_id: uuid.UUID, page: PageRequest) -> PageResult[ApiKey]:
     member = await get_member(uow, actor, member_id)
     ensure_can_manage_keys_of(actor, member.id)
-    rows = await repo.list_page(uow.session, member.id, after=after_id(LISTING, page), limit=page.limit + 1)
+    rows = await uow.api_keys.list_page(member.id, after=after_id(LISTING, page), limit=page.limit + 1)
     return build_page(LISTING, page, rows)
 
 
 async def get_key(uow: UnitOfWork, actor: Actor, key_id: uuid.UUID) -> ApiKey:
     """Keys are visible to admins and to the member they act as; to others they do not exist."""
-    key = await repo.get(uow.session, actor.organization_id, key_id)
+    key = await uow.api_keys.get(actor.organization_id, key_id)
     if key is None or not (actor.is_admin or key.member_id == actor.member_id):
         raise NotFound("No API key with this id.")
     return key
@@ -75,8 +72,7 @@ async def revoke_key(uow: UnitOfWork, actor: Actor, key_id: uuid.UUID) -> None:
             return  # revoking twice is the same as once
         key.revoked_at = utcnow()
         await uow.flush()
-        await events.append(
-            uow.session,
+        await uow.events.append(
             organization_id=actor.organization_id,
             type="api_key.revoked",
             actor_id=actor.member_id,

@@ -8,9 +8,6 @@ import uuid
 from typing import Any, NoReturn
 
 from app.db.models import Approval, Deal
-from app.db.repositories import approvals as repo
-from app.db.repositories import events
-from app.db.repositories import members as members_repo
 from app.db.types import utcnow
 from app.db.uow import UnitOfWork
 from app.domain.approvals import (
@@ -34,8 +31,8 @@ LISTING = "approvals"
 async def create_approval(uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, data: ApprovalCreate) -> Approval:
     async with uow:
         deal = await visible_deal(uow, actor, deal_id, for_update=True)
-        chain = await members_repo.manager_chain(uow.session, actor.organization_id, deal.owner_id)
-        approver = await members_repo.get(uow.session, actor.organization_id, data.approver_id)
+        chain = await uow.members.manager_chain(actor.organization_id, deal.owner_id)
+        approver = await uow.members.get(actor.organization_id, data.approver_id)
         check_new_approval(actor, deal, approver, chain[1:])
         terms = [term.model_dump(mode="json") for term in data.terms]
         approval = Approval(
@@ -46,7 +43,7 @@ async def create_approval(uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, dat
             terms=terms,
             status=ApprovalStatus.pending,
         )
-        uow.session.add(approval)
+        uow.add(approval)
         await uow.flush()
         await _event(uow, actor, approval, "requested", {"approver_id": str(approval.approver_id), "terms": terms})
         await uow.commit()
@@ -55,7 +52,7 @@ async def create_approval(uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, dat
 
 async def get_approval(uow: UnitOfWork, actor: Actor, approval_id: uuid.UUID) -> Approval:
     """An approval is visible to its approver and to whoever sees its deal."""
-    approval = await repo.get(uow.session, actor.organization_id, approval_id)
+    approval = await uow.approvals.get(actor.organization_id, approval_id)
     if approval is None:
         raise NotFound("No approval with this id.")
     await ensure_sees_through_deal(uow, actor, approval.deal_id, named=[approval.approver_id], what="approval")
@@ -66,8 +63,7 @@ async def list_deal_approvals(
     uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, page: PageRequest, status: ApprovalStatus | None
 ) -> PageResult[Approval]:
     deal = await visible_deal(uow, actor, deal_id)
-    rows = await repo.list_page(
-        uow.session,
+    rows = await uow.approvals.list_page(
         actor.organization_id,
         deal_id=deal.id,
         status=status,
@@ -145,8 +141,8 @@ async def _decide(
 async def _load(uow: UnitOfWork, actor: Actor, approval_id: uuid.UUID) -> tuple[Approval, Deal]:
     """The approval, re-read under a row lock so two decisions cannot both apply."""
     visible = await get_approval(uow, actor, approval_id)
-    approval = await repo.lock(uow.session, visible.id)
-    deal = await uow.session.get(Deal, approval.deal_id)
+    approval = await uow.approvals.lock(visible.id)
+    deal = await uow.get(Deal, approval.deal_id)
     assert deal is not None
     return approval, deal
 
@@ -157,8 +153,7 @@ def _touch(approval: Approval, now: dt.datetime) -> None:
 
 
 async def _event(uow: UnitOfWork, actor: Actor, approval: Approval, verb: str, data: dict[str, Any]) -> None:
-    await events.record(
-        uow.session,
+    await uow.events.record(
         actor,
         f"approval.{verb}",
         subject_type="approval",

@@ -6,9 +6,6 @@ import uuid
 from typing import Any
 
 from app.db.models import Assignment, Deal, Member
-from app.db.repositories import assignments as repo
-from app.db.repositories import events
-from app.db.repositories import members as members_repo
 from app.db.types import utcnow
 from app.db.uow import UnitOfWork
 from app.domain.assignments import (
@@ -31,7 +28,7 @@ LISTING = "assignments"
 async def create_assignment(uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, data: AssignmentCreate) -> Assignment:
     async with uow:
         deal = await visible_deal(uow, actor, deal_id, for_update=True)
-        member = await members_repo.get(uow.session, actor.organization_id, data.member_id)
+        member = await uow.members.get(actor.organization_id, data.member_id)
         status = check_new_assignment(actor, deal, str(data.role), member)
         assert member is not None
         assignment = await open_assignment(uow, actor, deal, member, AssignmentRole(data.role), data.purpose, status)
@@ -49,7 +46,7 @@ async def open_assignment(
     status: AssignmentStatus,
 ) -> Assignment:
     """Create a requested or proposed assignment, noting the member's involvement."""
-    if await repo.open_exists(uow.session, deal.id, member.id, role):
+    if await uow.assignments.open_exists(deal.id, member.id, role):
         raise AssignmentExists()
     late = await record_involvement(uow, deal, member, "assignment")
     assignment = Assignment(
@@ -62,7 +59,7 @@ async def open_assignment(
         requested_by=actor.member_id,
         late_involvement=late,
     )
-    uow.session.add(assignment)
+    uow.add(assignment)
     await uow.flush()
     await _event(
         uow, actor, assignment, str(status), {"member_id": str(member.id), "role": str(role), "late_involvement": late}
@@ -72,7 +69,7 @@ async def open_assignment(
 
 async def get_assignment(uow: UnitOfWork, actor: Actor, assignment_id: uuid.UUID) -> Assignment:
     """An assignment is visible to its assignee and to whoever sees its deal."""
-    assignment = await repo.get(uow.session, actor.organization_id, assignment_id)
+    assignment = await uow.assignments.get(actor.organization_id, assignment_id)
     if assignment is None:
         raise NotFound("No assignment with this id.")
     await ensure_sees_through_deal(uow, actor, assignment.deal_id, named=[assignment.member_id], what="assignment")
@@ -83,8 +80,7 @@ async def list_deal_assignments(
     uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, page: PageRequest, status: AssignmentStatus | None
 ) -> PageResult[Assignment]:
     deal = await visible_deal(uow, actor, deal_id)
-    rows = await repo.list_page(
-        uow.session,
+    rows = await uow.assignments.list_page(
         actor.organization_id,
         deal_id=deal.id,
         status=status,
@@ -97,8 +93,7 @@ async def list_deal_assignments(
 async def list_my_assignments(
     uow: UnitOfWork, actor: Actor, page: PageRequest, status: AssignmentStatus | None
 ) -> PageResult[Assignment]:
-    rows = await repo.list_page(
-        uow.session,
+    rows = await uow.assignments.list_page(
         actor.organization_id,
         member_id=actor.member_id,
         status=status,
@@ -149,15 +144,14 @@ async def _decide(
 async def _load(uow: UnitOfWork, actor: Actor, assignment_id: uuid.UUID) -> tuple[Assignment, Deal]:
     """The assignment, re-read under a row lock so two decisions cannot both apply."""
     visible = await get_assignment(uow, actor, assignment_id)
-    assignment = await repo.lock(uow.session, visible.id)
-    deal = await uow.session.get(Deal, assignment.deal_id)
+    assignment = await uow.assignments.lock(visible.id)
+    deal = await uow.get(Deal, assignment.deal_id)
     assert deal is not None
     return assignment, deal
 
 
 async def _event(uow: UnitOfWork, actor: Actor, assignment: Assignment, verb: str, data: dict[str, Any]) -> None:
-    await events.record(
-        uow.session,
+    await uow.events.record(
         actor,
         f"assignment.{verb}",
         subject_type="assignment",

@@ -6,7 +6,6 @@ import uuid
 from dataclasses import dataclass
 
 from app.db.models import ApiKey, Member, Organization
-from app.db.repositories import catalogs, events
 from app.db.uow import UnitOfWork
 from app.domain.api_keys import generate_key
 from app.domain.members import MemberRole
@@ -28,29 +27,27 @@ class Bootstrapped:
 async def bootstrap_organization(uow: UnitOfWork, *, org_name: str, admin_email: str, admin_name: str) -> Bootstrapped:
     admin = MemberCreate(name=admin_name, email=admin_email, role=MemberRole.admin)
     async with uow:
-        session = uow.session
         org = Organization(
             name=org_name,
             max_improvements_per_observation=DEFAULT_MAX_IMPROVEMENTS_PER_OBSERVATION,
             review_due_days=DEFAULT_REVIEW_DUE_DAYS,
             late_stages=[str(s) for s in DEFAULT_LATE_STAGES],
         )
-        session.add(org)
+        uow.add(org)
         await uow.flush()
-        await events.create_sequence(session, org.id)
+        await uow.events.create_sequence(org.id)
         member = Member(organization_id=org.id, **admin.model_dump())
-        session.add(member)
+        uow.add(member)
         await uow.flush()  # the tables have no ORM relationships to order inserts by
-        catalogs.seed_defaults(session, org.id)
+        uow.catalogs.seed_defaults(org.id)
         new = generate_key()
-        session.add(
+        uow.add(
             ApiKey(
                 organization_id=org.id, member_id=member.id, prefix=new.prefix, key_hash=new.key_hash, label="bootstrap"
             )
         )
         await uow.flush()
-        await events.append(
-            session,
+        await uow.events.append(
             organization_id=org.id,
             type="organization.created",
             actor_id=None,
@@ -58,8 +55,7 @@ async def bootstrap_organization(uow: UnitOfWork, *, org_name: str, admin_email:
             subject_id=org.id,
             data={"name": org.name},
         )
-        await events.append(
-            session,
+        await uow.events.append(
             organization_id=org.id,
             type="member.created",
             actor_id=None,

@@ -10,13 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.db.models import Call, Deal, Intervention, Member, Observation
-from app.db.repositories import calls as repo
-from app.db.repositories import catalogs as catalogs_repo
-from app.db.repositories import events
-from app.db.repositories import members as members_repo
 from app.db.types import utcnow
 from app.db.uow import UnitOfWork
 from app.domain.calls import (
+    InterventionKind,
     ObservationStatus,
     can_see_observation,
     check_attendees,
@@ -31,6 +28,7 @@ from app.domain.calls import (
     is_takeover,
 )
 from app.domain.catalogs import ensure_known_skills
+from app.domain.changes import diff
 from app.domain.deals import ensure_deal_open
 from app.domain.errors import InvalidCursor, NotFound
 from app.domain.members import Actor
@@ -71,7 +69,7 @@ async def create_call(uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, data: C
         ensure_can_plan_call(actor, deal)
         ensure_deal_open(deal)
         attendees = _attendee_dicts(data)
-        members = await repo.members_by_id(uow.session, actor.organization_id, [a.member_id for a in data.attendees])
+        members = await uow.calls.members_by_id(actor.organization_id, [a.member_id for a in data.attendees])
         check_attendees(deal, data.attendees, members)
         call = Call(
             organization_id=deal.organization_id,
@@ -80,11 +78,9 @@ async def create_call(uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, data: C
             scheduled_at=data.scheduled_at,
             purpose=data.purpose,
         )
-        uow.session.add(call)
+        uow.add(call)
         await uow.flush()
-        await repo.replace_attendees(
-            uow.session, organization_id=call.organization_id, call_id=call.id, attendees=attendees
-        )
+        await uow.calls.replace_attendees(organization_id=call.organization_id, call_id=call.id, attendees=attendees)
         late = await _record_attendance(uow, deal, [members[a["member_id"]] for a in attendees])
         await _event(
             uow,
@@ -105,19 +101,19 @@ async def create_call(uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, data: C
 
 async def get_call(uow: UnitOfWork, actor: Actor, call_id: uuid.UUID) -> CallView:
     """A call is visible to whoever sees its deal and to its attendees."""
-    call = await repo.get_call(uow.session, actor.organization_id, call_id)
+    call = await uow.calls.get_call(actor.organization_id, call_id)
     if call is None:
         raise NotFound("No call with this id.")
-    attendees = (await repo.attendees_of(uow.session, [call.id]))[call.id]
+    attendees = (await uow.calls.attendees_of([call.id]))[call.id]
     await ensure_sees_through_deal(uow, actor, call.deal_id, named=[a.member_id for a in attendees], what="call")
     return CallView(call, attendees)
 
 
 async def list_deal_calls(uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, page: PageRequest) -> PageResult[CallView]:
     deal = await visible_deal(uow, actor, deal_id)
-    rows = await repo.list_calls(uow.session, deal.id, after=_after_scheduled(page), limit=page.limit + 1)
+    rows = await uow.calls.list_calls(deal.id, after=_after_scheduled(page), limit=page.limit + 1)
     result = build_page(CALLS, page, rows, key=lambda c: [c.scheduled_at.isoformat(), str(c.id)])
-    attendees = await repo.attendees_of(uow.session, [c.id for c in result.items])
+    attendees = await uow.calls.attendees_of([c.id for c in result.items])
     return PageResult([CallView(c, attendees[c.id]) for c in result.items], result.next_cursor)
 
 
@@ -127,9 +123,9 @@ async def update_call(
     """Re-plan a call, change its attendees, record that it was held and its outcome (the lead)."""
     async with uow:
         visible = await get_call(uow, actor, call_id)
-        call = await repo.lock_call(uow.session, visible.call.id)
-        current = (await repo.attendees_of(uow.session, [call.id]))[call.id]  # re-read under the lock
-        deal = await uow.session.get(Deal, call.deal_id)
+        call = await uow.calls.lock_call(visible.call.id)
+        current = (await uow.calls.attendees_of([call.id]))[call.id]  # re-read under the lock
+        deal = await uow.get(Deal, call.deal_id)
         assert deal is not None
         ensure_version(call.version, if_match)
         changes = _given(data)
@@ -153,10 +149,10 @@ async def update_call(
         late: list[str] = []
         if attendees_change:
             member_ids = [a["member_id"] for a in new_attendees]
-            members = await repo.members_by_id(uow.session, actor.organization_id, member_ids)
+            members = await uow.calls.members_by_id(actor.organization_id, member_ids)
             check_attendees(deal, data.attendees, members)
-            await repo.replace_attendees(
-                uow.session, organization_id=call.organization_id, call_id=call.id, attendees=new_attendees
+            await uow.calls.replace_attendees(
+                organization_id=call.organization_id, call_id=call.id, attendees=new_attendees
             )
             before_ids = {a["member_id"] for a in before_attendees}
             joining = [members[a["member_id"]] for a in new_attendees if a["member_id"] not in before_ids]
@@ -171,10 +167,10 @@ async def update_call(
         await uow.flush()
 
         if fields or attendees_change:
-            diff: dict[str, Any] = events.diff(before, fields)
+            changed: dict[str, Any] = diff(before, fields)
             if attendees_change:
-                diff["attendees"] = [_jsonable_attendees(before_attendees), _jsonable_attendees(new_attendees)]
-            payload: dict[str, Any] = {"changes": diff}
+                changed["attendees"] = [_jsonable_attendees(before_attendees), _jsonable_attendees(new_attendees)]
+            payload: dict[str, Any] = {"changes": changed}
             if attendees_change:
                 payload["late_involvement"] = late
             await _event(uow, actor, call, "call.updated", call.id, payload)
@@ -246,12 +242,12 @@ async def create_intervention(
             call_id=call.id,
             deal_id=call.deal_id,
             member_id=data.member_id,
-            kind=str(data.kind),
+            kind=InterventionKind(data.kind),
             note=data.note,
             is_takeover=is_takeover(call, data.member_id, data.kind),
             recorded_by=actor.member_id,
         )
-        uow.session.add(intervention)
+        uow.add(intervention)
         await uow.flush()
         await _event(
             uow,
@@ -287,9 +283,7 @@ async def list_call_interventions(
     uow: UnitOfWork, actor: Actor, call_id: uuid.UUID, page: PageRequest
 ) -> PageResult[Intervention]:
     view = await get_call(uow, actor, call_id)
-    rows = await repo.list_interventions(
-        uow.session, view.call.id, after=after_id(INTERVENTIONS, page), limit=page.limit + 1
-    )
+    rows = await uow.calls.list_interventions(view.call.id, after=after_id(INTERVENTIONS, page), limit=page.limit + 1)
     return build_page(INTERVENTIONS, page, rows)
 
 
@@ -317,7 +311,7 @@ async def create_observation(uow: UnitOfWork, actor: Actor, call_id: uuid.UUID, 
             summary=data.summary,
             status=ObservationStatus.draft,
         )
-        uow.session.add(observation)
+        uow.add(observation)
         await uow.flush()
         # Events carry no content: the deal's history is read by more people than the observation.
         await _observation_event(uow, actor, observation, "created", _counts(observation))
@@ -327,12 +321,12 @@ async def create_observation(uow: UnitOfWork, actor: Actor, call_id: uuid.UUID, 
 
 async def get_observation(uow: UnitOfWork, actor: Actor, observation_id: uuid.UUID) -> Observation:
     """The observer, the seller's management line and heads of sales see it; the seller once shared."""
-    observation = await repo.get_observation(uow.session, actor.organization_id, observation_id)
+    observation = await uow.calls.get_observation(actor.organization_id, observation_id)
     if observation is None:
         raise NotFound("No observation with this id.")
     seller_line: list[uuid.UUID] = []
     if actor.member_id not in (observation.observer_id, observation.seller_id):
-        seller_line = (await members_repo.manager_chain(uow.session, actor.organization_id, observation.seller_id))[1:]
+        seller_line = (await uow.members.manager_chain(actor.organization_id, observation.seller_id))[1:]
     if not can_see_observation(actor, observation, seller_line):
         raise NotFound("No observation with this id.")
     return observation
@@ -347,8 +341,7 @@ async def list_observations(
     observer_id: uuid.UUID | None,
     status: ObservationStatus | None,
 ) -> PageResult[Observation]:
-    rows = await repo.list_observations(
-        uow.session,
+    rows = await uow.calls.list_observations(
         actor,
         seller_id=seller_id,
         observer_id=observer_id,
@@ -423,16 +416,16 @@ async def acknowledge_observation(
 async def _lock(uow: UnitOfWork, actor: Actor, observation_id: uuid.UUID) -> Observation:
     """The observation if visible, re-read under a row lock so two writes cannot both apply."""
     visible = await get_observation(uow, actor, observation_id)
-    return await repo.lock_observation(uow.session, visible.id)
+    return await uow.calls.lock_observation(visible.id)
 
 
 async def _check_content(uow: UnitOfWork, actor: Actor, content: dict[str, Any]) -> None:
     strengths, improvements = content["strengths"], content["improvements"]
     check_observation_content(
-        len(strengths), len(improvements), await repo.max_improvements(uow.session, actor.organization_id)
+        len(strengths), len(improvements), await uow.calls.max_improvements(actor.organization_id)
     )
     codes = {item["skill_code"] for item in [*strengths, *improvements]}
-    ensure_known_skills(codes, await catalogs_repo.active_skill_codes(uow.session, actor.organization_id, codes))
+    ensure_known_skills(codes, await uow.catalogs.active_skill_codes(actor.organization_id, codes))
 
 
 def _counts(observation: Observation) -> dict[str, Any]:
@@ -448,8 +441,7 @@ def _counts(observation: Observation) -> dict[str, Any]:
 async def _observation_event(
     uow: UnitOfWork, actor: Actor, observation: Observation, verb: str, data: dict[str, Any]
 ) -> None:
-    await events.record(
-        uow.session,
+    await uow.events.record(
         actor,
         f"observation.{verb}",
         subject_type="observation",
@@ -469,8 +461,7 @@ async def _event(
     *,
     subject_type: str = "call",
 ) -> None:
-    await events.record(
-        uow.session,
+    await uow.events.record(
         actor,
         type_,
         subject_type=subject_type,

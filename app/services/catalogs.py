@@ -6,11 +6,10 @@ import enum
 from typing import Any
 
 from app.db.models import LossReason, Skill
-from app.db.repositories import catalogs as repo
-from app.db.repositories import events
 from app.db.types import utcnow
 from app.db.uow import UnitOfWork
 from app.domain.catalogs import ensure_known_skills
+from app.domain.changes import diff
 from app.domain.errors import CodeTaken, NotFound
 from app.domain.members import Actor, ensure_admin
 from app.domain.versioning import ensure_version
@@ -39,15 +38,13 @@ async def list_entries(
     listing = _SUBJECT[model] + "s"
     key = page.key(listing, 1)
     after = None if key is None else str(key[0])
-    rows = await repo.list_page(
-        uow.session, model, actor.organization_id, after=after, limit=page.limit + 1, active=active
-    )
+    rows = await uow.catalogs.list_page(model, actor.organization_id, after=after, limit=page.limit + 1, active=active)
     return build_page(listing, page, rows, key=lambda e: [e.code])
 
 
 async def get_entry(uow: UnitOfWork, actor: Actor, catalog: Catalog, code: str) -> Entry:
     model = _MODEL[catalog]
-    entry = await repo.get(uow.session, model, actor.organization_id, code)
+    entry = await uow.catalogs.get(model, actor.organization_id, code)
     if entry is None:
         raise NotFound(f"No {_SUBJECT[model].replace('_', ' ')} with this code.")
     return entry
@@ -56,7 +53,7 @@ async def get_entry(uow: UnitOfWork, actor: Actor, catalog: Catalog, code: str) 
 async def _ensure_skills(uow: UnitOfWork, actor: Actor, fields: dict[str, Any]) -> None:
     skills = fields.get("suggested_skills")
     if skills:
-        known = await repo.active_skill_codes(uow.session, actor.organization_id, skills)
+        known = await uow.catalogs.active_skill_codes(actor.organization_id, skills)
         ensure_known_skills(skills, known)
 
 
@@ -65,13 +62,13 @@ async def create_entry(uow: UnitOfWork, actor: Actor, catalog: Catalog, data: Re
     ensure_admin(actor)
     fields = data.model_dump()
     async with uow:
-        if await repo.code_taken(uow.session, model, actor.organization_id, fields["code"]):
+        if await uow.catalogs.code_taken(model, actor.organization_id, fields["code"]):
             raise CodeTaken()
         await _ensure_skills(uow, actor, fields)
         if "suggested_skills" in fields:
             fields["suggested_skills"] = list(dict.fromkeys(fields["suggested_skills"]))
         entry = model(organization_id=actor.organization_id, **fields)
-        uow.session.add(entry)
+        uow.add(entry)
         await uow.flush(conflict=CodeTaken())
         await _record(uow, actor, model, entry, "created", fields)
         await uow.commit()
@@ -89,7 +86,7 @@ async def update_entry(
         changes = data.model_dump(exclude_unset=True)
         if "suggested_skills" in changes:
             changes["suggested_skills"] = list(dict.fromkeys(changes["suggested_skills"]))
-        changed = events.diff({k: getattr(entry, k) for k in changes}, changes)
+        changed = diff({k: getattr(entry, k) for k in changes}, changes)
         if not changed:
             return entry
         await _ensure_skills(uow, actor, changes)
@@ -106,8 +103,7 @@ async def update_entry(
 async def _record(
     uow: UnitOfWork, actor: Actor, model: type[Entry], entry: Entry, verb: str, data: dict[str, Any]
 ) -> None:
-    await events.append(
-        uow.session,
+    await uow.events.append(
         organization_id=actor.organization_id,
         type=f"{_SUBJECT[model]}.{verb}",
         actor_id=actor.member_id,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from app.db.repositories import coaching as repo
 from app.db.uow import UnitOfWork
 from app.domain.coaching import coaching_scope
 from app.domain.members import Actor
@@ -23,5 +22,5 @@ async def coaching_analytics(
     scope = coaching_scope(actor, manager_id)
     start = None if date_from is None else dt.datetime.combine(date_from, dt.time(), tzinfo=dt.UTC)
     end = None if date_to is None else dt.datetime.combine(date_to + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
-    rows = await repo.coaching_figures(uow.session, actor.organization_id, start=start, end=end, manager_id=scope)
+    rows = await uow.coaching.coaching_figures(actor.organization_id, start=start, end=end, manager_id=scope)
     return CoachingAnalytics(managers=[ManagerCoaching.model_validate(row) for row in rows])

@@ -8,12 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.db.models import Deal, DealExternalRef, LossReason, Member
-from app.db.repositories import catalogs as catalogs_repo
-from app.db.repositories import deals as repo
-from app.db.repositories import events
-from app.db.repositories import members as members_repo
 from app.db.types import utcnow
 from app.db.uow import UnitOfWork
+from app.domain.changes import diff
 from app.domain.deals import (
     STAGES_BY_STATUS,
     DealStatus,
@@ -55,7 +52,7 @@ class DealView:
 
 async def get_deal(uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID) -> DealView:
     deal = await visible_deal(uow, actor, deal_id)
-    refs = await repo.refs_of(uow.session, [deal.id])
+    refs = await uow.deals.refs_of([deal.id])
     return DealView(deal, refs[deal.id])
 
 
@@ -65,8 +62,7 @@ async def list_deals(uow: UnitOfWork, actor: Actor, page: PageRequest, filters: 
         stages = list(STAGES_BY_STATUS[filters.status])
     if filters.stage is not None:
         stages = [filters.stage] if stages is None or filters.stage in stages else []
-    rows = await repo.list_page(
-        uow.session,
+    rows = await uow.deals.list_page(
         actor,
         after=after_id(LISTING, page),
         limit=page.limit + 1,
@@ -78,7 +74,7 @@ async def list_deals(uow: UnitOfWork, actor: Actor, page: PageRequest, filters: 
         q=filters.q,
     )
     result = build_page(LISTING, page, rows)
-    refs = await repo.refs_of(uow.session, [d.id for d in result.items])
+    refs = await uow.deals.refs_of([d.id for d in result.items])
     return PageResult([DealView(d, refs[d.id]) for d in result.items], result.next_cursor)
 
 
@@ -104,7 +100,7 @@ async def update_deal(
         ensure_version(deal.version, if_match)
         if await _apply(uow, actor, deal, data.model_dump(exclude_unset=True)):
             await uow.commit()
-        refs = await repo.refs_of(uow.session, [deal.id])
+        refs = await uow.deals.refs_of([deal.id])
     return DealView(deal, refs[deal.id])
 
 
@@ -138,7 +134,7 @@ async def batch_upsert(uow: UnitOfWork, actor: Actor, records: list[tuple[int, D
         for index, record in records:
             fields = record.model_dump(exclude_unset=True, exclude={"source", "external_id"})
             try:
-                async with uow.session.begin_nested():
+                async with uow.savepoint():
                     view, outcome = await _upsert(uow, actor, record.source, record.external_id, fields, None)
             except DomainError as error:
                 results.append(BatchOutcome(index, record.source, record.external_id, "error", error=error))
@@ -156,7 +152,7 @@ async def _upsert(
     fields: dict[str, Any],
     if_match: frozenset[int] | None,
 ) -> tuple[DealView, str]:
-    deal_id = await repo.deal_id_by_ref(uow.session, actor.organization_id, source, external_id)
+    deal_id = await uow.deals.deal_id_by_ref(actor.organization_id, source, external_id)
     if deal_id is None:
         if if_match is not None:
             raise VersionConflict("The deal does not exist yet, so no version matches If-Match.")
@@ -172,16 +168,15 @@ async def _upsert(
     deal = await visible_deal(uow, actor, deal_id, for_update=True)
     ensure_version(deal.version, if_match)
     changed = await _apply(uow, actor, deal, fields)
-    refs = await repo.refs_of(uow.session, [deal.id])
+    refs = await uow.deals.refs_of([deal.id])
     return DealView(deal, refs[deal.id]), "updated" if changed else "unchanged"
 
 
 async def _create(uow: UnitOfWork, actor: Actor, fields: dict[str, Any], refs: list[dict[str, str]]) -> DealView:
-    session = uow.session
-    owner = await members_repo.get(session, actor.organization_id, fields["owner_id"])
+    owner = await uow.members.get(actor.organization_id, fields["owner_id"])
     ensure_owner_is_seller(owner)
     assert owner is not None
-    chain = await members_repo.manager_chain(session, actor.organization_id, owner.id)
+    chain = await uow.members.manager_chain(actor.organization_id, owner.id)
     ensure_can_create_for(actor, owner.id, actor.member_id in chain[1:])
     stage = Stage(fields.get("stage") or Stage.prospecting)
     loss = fields.get("loss")
@@ -200,7 +195,7 @@ async def _create(uow: UnitOfWork, actor: Actor, fields: dict[str, Any], refs: l
         **_money(fields.get("amount")),
         **_loss_columns(loss),
     )
-    session.add(deal)
+    uow.add(deal)
     await uow.flush()
     saved_refs = [
         DealExternalRef(
@@ -208,7 +203,7 @@ async def _create(uow: UnitOfWork, actor: Actor, fields: dict[str, Any], refs: l
         )
         for ref in _unique(refs)
     ]
-    session.add_all(saved_refs)
+    uow.add_all(saved_refs)
     await uow.flush(conflict=ExternalRefTaken())
     await _event(uow, actor, deal, "deal.created", _snapshot(deal, saved_refs))
     if stage == Stage.closed_lost:
@@ -241,7 +236,7 @@ async def _apply(uow: UnitOfWork, actor: Actor, deal: Deal, changes: dict[str, A
 
     new_owner: Member | None = None
     if new_owner_id is not None and transfers:
-        new_owner = await members_repo.get(uow.session, actor.organization_id, new_owner_id)
+        new_owner = await uow.members.get(actor.organization_id, new_owner_id)
         ensure_owner_is_seller(new_owner)
     access = await deal_access(uow, actor, deal)
     change = check_update(
@@ -276,7 +271,7 @@ async def _apply(uow: UnitOfWork, actor: Actor, deal: Deal, changes: dict[str, A
     await uow.flush()
 
     if field_changes:
-        await _event(uow, actor, deal, "deal.updated", {"changes": events.diff(before, field_changes)})
+        await _event(uow, actor, deal, "deal.updated", {"changes": diff(before, field_changes)})
     if new_owner is not None:
         await _event(
             uow,
@@ -299,14 +294,13 @@ async def _apply(uow: UnitOfWork, actor: Actor, deal: Deal, changes: dict[str, A
 
 
 async def _ensure_loss_reason(uow: UnitOfWork, actor: Actor, code: str) -> None:
-    reason = await catalogs_repo.get(uow.session, LossReason, actor.organization_id, code)
+    reason = await uow.catalogs.get(LossReason, actor.organization_id, code)
     if reason is None or not reason.active:
         raise UnknownLossReason(f"{code!r} is not an active loss reason of the organisation.")
 
 
 async def _event(uow: UnitOfWork, actor: Actor, deal: Deal, type_: str, data: dict[str, Any]) -> None:
-    await events.record(
-        uow.session,
+    await uow.events.record(
         actor,
         type_,
         subject_type="deal",

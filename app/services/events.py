@@ -5,8 +5,6 @@ from __future__ import annotations
 import uuid
 
 from app.db.models import Event
-from app.db.repositories import deals as deals_repo
-from app.db.repositories import events as repo
 from app.db.uow import UnitOfWork
 from app.domain.errors import InvalidCursor
 from app.domain.members import Actor
@@ -32,14 +30,13 @@ async def list_events(
         if not isinstance(seq, int):
             raise InvalidCursor()
         after_seq = max(after_seq, seq)
-    rows = await repo.list_feed(
-        uow.session,
+    rows = await uow.events.list_feed(
         organization_id=actor.organization_id,
         after_seq=after_seq,
         limit=page.limit + 1,
         types=types,
         deal_id=deal_id,
-        visible_deals=None if history else deals_repo.visible_deal_ids(actor),
+        visible_to=None if history else actor,
         org_level=actor.sees_whole_org or history,
     )
     return build_page(LISTING, page, rows, key=lambda e: [e.seq])

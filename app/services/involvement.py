@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from app.db.models import Deal, Member
-from app.db.repositories import involvement as repo
 from app.db.uow import UnitOfWork
 from app.domain.deals import counts_as_leadership, is_late
 from app.domain.members import MemberRole
@@ -14,9 +13,8 @@ async def record_involvement(uow: UnitOfWork, deal: Deal, member: Member, kind: 
     is a manager's or head of sales's first involvement and it comes in a late stage."""
     if not counts_as_leadership(MemberRole(member.role)):
         return False
-    late = is_late(deal.stage, await repo.late_stages(uow.session, deal.organization_id))
-    first = await repo.record_first(
-        uow.session,
+    late = is_late(deal.stage, await uow.involvement.late_stages(deal.organization_id))
+    first = await uow.involvement.record_first(
         organization_id=deal.organization_id,
         deal_id=deal.id,
         member_id=member.id,

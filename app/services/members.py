@@ -6,10 +6,9 @@ import uuid
 from typing import Any
 
 from app.db.models import Member
-from app.db.repositories import events
-from app.db.repositories import members as repo
 from app.db.types import utcnow
 from app.db.uow import UnitOfWork
+from app.domain.changes import diff
 from app.domain.errors import EmailTaken, InvalidReportingLine, NotFound
 from app.domain.ids import uuid7
 from app.domain.members import Actor, MemberRole, check_reporting_line, ensure_admin
@@ -21,7 +20,7 @@ LISTING = "members"
 
 
 async def get_member(uow: UnitOfWork, actor: Actor, member_id: uuid.UUID) -> Member:
-    member = await repo.get(uow.session, actor.organization_id, member_id)
+    member = await uow.members.get(actor.organization_id, member_id)
     if member is None:
         raise NotFound("No member with this id.")
     return member
@@ -29,7 +28,7 @@ async def get_member(uow: UnitOfWork, actor: Actor, member_id: uuid.UUID) -> Mem
 
 async def read_member(uow: UnitOfWork, actor: Actor, member_id: uuid.UUID) -> Any:
     """A member as a plain row, for reading only."""
-    row = await repo.get_row(uow.session, actor.organization_id, member_id)
+    row = await uow.members.get_row(actor.organization_id, member_id)
     if row is None:
         raise NotFound("No member with this id.")
     return row
@@ -44,8 +43,7 @@ async def list_members(
     manager_id: uuid.UUID | None = None,
     active: bool | None = None,
 ) -> PageResult[Any]:
-    rows = await repo.list_page(
-        uow.session,
+    rows = await uow.members.list_page(
         actor.organization_id,
         after=after_id(LISTING, page),
         limit=page.limit + 1,
@@ -69,10 +67,10 @@ async def _check_line(
     manager = None
     chain: list[uuid.UUID] = []
     if manager_id is not None:
-        manager = await repo.get(uow.session, actor.organization_id, manager_id)
+        manager = await uow.members.get(actor.organization_id, manager_id)
         if manager is None:
             raise InvalidReportingLine("manager_id points to an unknown member.")
-        chain = await repo.manager_chain(uow.session, actor.organization_id, manager_id)
+        chain = await uow.members.manager_chain(actor.organization_id, manager_id)
     check_reporting_line(
         member_id=member_id,
         role=role,
@@ -86,8 +84,7 @@ async def _check_line(
 async def create_member(uow: UnitOfWork, actor: Actor, data: MemberCreate) -> Member:
     ensure_admin(actor)
     async with uow:
-        session = uow.session
-        await repo.lock_reporting_lines(session, actor.organization_id)
+        await uow.members.lock_reporting_lines(actor.organization_id)
         member_id = uuid7()
         await _check_line(
             uow,
@@ -98,13 +95,12 @@ async def create_member(uow: UnitOfWork, actor: Actor, data: MemberCreate) -> Me
             manager_id=data.manager_id,
             has_reports=False,
         )
-        if await repo.email_taken(session, actor.organization_id, data.email):
+        if await uow.members.email_taken(actor.organization_id, data.email):
             raise EmailTaken()
         member = Member(id=member_id, organization_id=actor.organization_id, **data.model_dump())
-        session.add(member)
+        uow.add(member)
         await uow.flush(conflict=EmailTaken())
-        await events.append(
-            session,
+        await uow.events.append(
             organization_id=actor.organization_id,
             type="member.created",
             actor_id=actor.member_id,
@@ -121,13 +117,12 @@ async def update_member(
 ) -> Member:
     ensure_admin(actor)
     async with uow:
-        session = uow.session
-        await repo.lock_reporting_lines(session, actor.organization_id)
+        await uow.members.lock_reporting_lines(actor.organization_id)
         member = await get_member(uow, actor, member_id)
         ensure_version(member.version, if_match)
         changes = data.model_dump(exclude_unset=True)
         before = {field: getattr(member, field) for field in changes}
-        changed = events.diff(before, changes)
+        changed = diff(before, changes)
         if not changed:
             return member
         if {"role", "manager_id", "active"} & changed.keys():
@@ -140,10 +135,10 @@ async def update_member(
                 role=role,
                 active=active,
                 manager_id=changes.get("manager_id", member.manager_id),
-                has_reports=await repo.has_active_reports(session, member.id),
+                has_reports=await uow.members.has_active_reports(member.id),
             )
-        if "email" in changed and await repo.email_taken(
-            session, actor.organization_id, changes["email"], exclude=member.id
+        if "email" in changed and await uow.members.email_taken(
+            actor.organization_id, changes["email"], exclude=member.id
         ):
             raise EmailTaken()
         for field, value in changes.items():
@@ -151,8 +146,7 @@ async def update_member(
         member.version += 1
         member.updated_at = utcnow()
         await uow.flush(conflict=EmailTaken())
-        await events.append(
-            session,
+        await uow.events.append(
             organization_id=actor.organization_id,
             type="member.updated",
             actor_id=actor.member_id,

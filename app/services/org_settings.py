@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from app.db.models import Organization
-from app.db.repositories import events, organizations
 from app.db.types import utcnow
 from app.db.uow import UnitOfWork
+from app.domain.changes import diff
 from app.domain.members import Actor, ensure_admin
 from app.domain.versioning import ensure_version
 from app.schemas.org_settings import SettingsUpdate
 
 
 async def get_settings(uow: UnitOfWork, actor: Actor, *, for_update: bool = False) -> Organization:
-    return await organizations.get(uow.session, actor.organization_id, for_update=for_update)
+    return await uow.organizations.get(actor.organization_id, for_update=for_update)
 
 
 async def update_settings(
@@ -23,7 +23,7 @@ async def update_settings(
         org = await get_settings(uow, actor, for_update=True)
         ensure_version(org.version, if_match)
         changes = data.model_dump(mode="json", exclude_unset=True)
-        changed = events.diff({k: getattr(org, k) for k in changes}, changes)
+        changed = diff({k: getattr(org, k) for k in changes}, changes)
         if not changed:
             return org
         for field, value in changes.items():
@@ -31,8 +31,7 @@ async def update_settings(
         org.version += 1
         org.updated_at = utcnow()
         await uow.flush()
-        await events.append(
-            uow.session,
+        await uow.events.append(
             organization_id=org.id,
             type="settings.updated",
             actor_id=actor.member_id,

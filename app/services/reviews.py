@@ -10,9 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.db.models import ClosedLostReview, Deal, LeadershipNote, LossReason
-from app.db.repositories import catalogs as catalogs_repo
-from app.db.repositories import events
-from app.db.repositories import reviews as repo
 from app.db.types import utcnow
 from app.db.uow import UnitOfWork
 from app.domain.catalogs import ensure_known_skills
@@ -59,8 +56,7 @@ async def open_or_reuse_review(uow: UnitOfWork, actor: Actor, deal: Deal) -> Clo
     """Open the review a loss calls for; a deal lost again brings back its one review, pending
     again, with the new loss's facts and reviewer, and the earlier conversation kept."""
     assert deal.closed_at is not None and deal.loss_reason_code is not None
-    session = uow.session
-    facts = await repo.opening_facts(session, deal.organization_id, deal.owner_id, deal.loss_reason_code)
+    facts = await uow.reviews.opening_facts(deal.organization_id, deal.owner_id, deal.loss_reason_code)
     reviewer_id = choose_reviewer(facts.manager_id, facts.head_of_sales_id)
     values: dict[str, Any] = {
         "owner_id": deal.owner_id,
@@ -79,11 +75,11 @@ async def open_or_reuse_review(uow: UnitOfWork, actor: Actor, deal: Deal) -> Clo
         "completed_at": None,
         "days_to_complete": None,
     }
-    review = await repo.get_by_deal(session, deal.id)
+    review = await uow.reviews.get_by_deal(deal.id)
     reused = review is not None
     if review is None:
         review = ClosedLostReview(organization_id=deal.organization_id, deal_id=deal.id, **values)
-        session.add(review)
+        uow.add(review)
     else:
         for key, value in values.items():
             setattr(review, key, value)
@@ -103,7 +99,7 @@ async def open_or_reuse_review(uow: UnitOfWork, actor: Actor, deal: Deal) -> Clo
 
 async def mark_reopened(uow: UnitOfWork, actor: Actor, deal: Deal) -> None:
     """A reopened deal is no loss for now: its review says so (and leaves the weekly view and analytics)."""
-    review = await repo.get_by_deal(uow.session, deal.id)
+    review = await uow.reviews.get_by_deal(deal.id)
     if review is None or review.deal_reopened:
         return
     review.deal_reopened = True
@@ -118,7 +114,7 @@ async def mark_reopened(uow: UnitOfWork, actor: Actor, deal: Deal) -> None:
 
 async def get_review(uow: UnitOfWork, actor: Actor, review_id: uuid.UUID) -> ReviewView:
     review = await visible_review(uow, actor, review_id)
-    notes = await repo.notes_of(uow.session, [review.id])
+    notes = await uow.reviews.notes_of([review.id])
     return _view(review, notes[review.id])
 
 
@@ -126,7 +122,7 @@ async def visible_review(
     uow: UnitOfWork, actor: Actor, review_id: uuid.UUID, *, for_update: bool = False
 ) -> ClosedLostReview:
     """The review if the actor may see it; otherwise it does not exist (404)."""
-    review = await repo.get_visible(uow.session, actor, review_id, for_update=for_update)
+    review = await uow.reviews.get_visible(actor, review_id, for_update=for_update)
     if review is None:
         raise NotFound("No closed-lost review with this id.")
     return review
@@ -136,8 +132,7 @@ async def list_reviews(
     uow: UnitOfWork, actor: Actor, page: PageRequest, filters: ReviewFilters
 ) -> PageResult[ReviewView]:
     closed_from, closed_before = closed_range(filters.closed_from, filters.closed_to)
-    rows = await repo.list_page(
-        uow.session,
+    rows = await uow.reviews.list_page(
         actor,
         after=after_id(LISTING, page),
         limit=page.limit + 1,
@@ -149,7 +144,7 @@ async def list_reviews(
         closed_before=closed_before,
     )
     result = build_page(LISTING, page, rows)
-    notes = await repo.notes_of(uow.session, [r.id for r in result.items])
+    notes = await uow.reviews.notes_of([r.id for r in result.items])
     return PageResult([_view(r, notes[r.id]) for r in result.items], result.next_cursor)
 
 
@@ -168,15 +163,15 @@ async def update_review(
         ensure_can_write(actor, review, fields)
         ensure_open(review)
         changes = {k: v for k, v in fields.items() if getattr(review, k) != v}
-        notes = await repo.notes_of(uow.session, [review.id])
+        notes = await uow.reviews.notes_of([review.id])
         if not changes:
             return _view(review, notes[review.id])
         if "loss_reason_code" in changes:
             review.suggested_skills = await _suggested_skills(uow, actor, changes["loss_reason_code"])
         if "skill_gaps" in changes:
-            known = await catalogs_repo.active_skill_codes(uow.session, actor.organization_id, changes["skill_gaps"])
+            known = await uow.catalogs.active_skill_codes(actor.organization_id, changes["skill_gaps"])
             ensure_known_skills(changes["skill_gaps"], known)
-            await repo.replace_skill_gaps(uow.session, review.organization_id, review.id, changes["skill_gaps"])
+            await uow.reviews.replace_skill_gaps(review.organization_id, review.id, changes["skill_gaps"])
         if "action_items" in changes:
             await _ensure_assignees(uow, actor, changes["action_items"])
         for key, value in changes.items():
@@ -202,7 +197,7 @@ async def complete_review(uow: UnitOfWork, actor: Actor, review_id: uuid.UUID) -
         review.updated_at = now
         await uow.flush()
         await _event(uow, actor, review, "completed", {"days_to_complete": review.days_to_complete})
-        notes = await repo.notes_of(uow.session, [review.id])
+        notes = await uow.reviews.notes_of([review.id])
         await uow.commit()
     return _view(review, notes[review.id])
 
@@ -222,7 +217,7 @@ async def create_leadership_note(
             note=data.note,
             created_at=now,
         )
-        uow.session.add(note)
+        uow.add(note)
         # The note is part of the review's representation, so its version (ETag) moves.
         review.version += 1
         review.updated_at = now
@@ -233,7 +228,7 @@ async def create_leadership_note(
 
 
 async def _suggested_skills(uow: UnitOfWork, actor: Actor, code: str) -> list[str]:
-    reason = await catalogs_repo.get(uow.session, LossReason, actor.organization_id, code)
+    reason = await uow.catalogs.get(LossReason, actor.organization_id, code)
     if reason is None or not reason.active:
         raise UnknownLossReason(f"{code!r} is not an active loss reason of the organisation.")
     return list(reason.suggested_skills)
@@ -241,14 +236,13 @@ async def _suggested_skills(uow: UnitOfWork, actor: Actor, code: str) -> list[st
 
 async def _ensure_assignees(uow: UnitOfWork, actor: Actor, items: list[dict[str, Any]]) -> None:
     wanted = {uuid.UUID(item["assignee_id"]) for item in items if item.get("assignee_id")}
-    unknown = wanted - await repo.active_member_ids(uow.session, actor.organization_id, wanted)
+    unknown = wanted - await uow.reviews.active_member_ids(actor.organization_id, wanted)
     if unknown:
         raise UnknownMember("An action item's assignee_id names no active member of the organisation.")
 
 
 async def _event(uow: UnitOfWork, actor: Actor, review: ClosedLostReview, verb: str, data: dict[str, Any]) -> None:
-    await events.record(
-        uow.session,
+    await uow.events.record(
         actor,
         f"review.{verb}",
         subject_type="closed_lost_review",
@@ -293,7 +287,7 @@ async def get_weekly_reviews(uow: UnitOfWork, actor: Actor, week: str) -> Weekly
     """The week's losses grouped by reviewer: a manager's own group, or every group for leadership."""
     ensure_can_see_weekly(actor)
     only = None if sees_every_review(actor) else actor.member_id
-    rows = await repo.weekly_rows(uow.session, actor.organization_id, week, only)
+    rows = await uow.reviews.weekly_rows(actor.organization_id, week, only)
     today = utcnow().date()
     groups: dict[uuid.UUID | None, WeeklyGroupView] = {}
     sums: dict[uuid.UUID | None, dict[str, int]] = defaultdict(lambda: defaultdict(int))

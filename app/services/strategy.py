@@ -8,10 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.db.models import Deal, Member, StrategyVersion, Suggestion
-from app.db.repositories import assignments as assignments_repo
-from app.db.repositories import events
-from app.db.repositories import members as members_repo
-from app.db.repositories import strategy as repo
 from app.db.types import utcnow
 from app.db.uow import UnitOfWork
 from app.domain.assignments import AssignmentStatus, check_new_assignment, next_step_role
@@ -63,14 +59,14 @@ class StrategyView:
 
 async def get_strategy(uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID) -> StrategyView:
     deal = await visible_deal(uow, actor, deal_id)
-    return StrategyView.of(deal.id, await repo.latest(uow.session, deal.id))
+    return StrategyView.of(deal.id, await uow.strategy.latest(deal.id))
 
 
 async def list_versions(
     uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, page: PageRequest
 ) -> PageResult[StrategyView]:
     deal = await visible_deal(uow, actor, deal_id)
-    rows = await repo.list_versions(uow.session, deal.id, after=_after_version(page), limit=page.limit + 1)
+    rows = await uow.strategy.list_versions(deal.id, after=_after_version(page), limit=page.limit + 1)
     views = [StrategyView.of(deal.id, row) for row in rows]
     return build_page(VERSIONS, page, views, key=lambda v: [v.version])
 
@@ -82,7 +78,7 @@ async def put_strategy(
     async with uow:
         deal = await visible_deal(uow, actor, deal_id, for_update=True)
         ensure_can_write_strategy(actor, deal)
-        current = StrategyView.of(deal.id, await repo.latest(uow.session, deal.id))
+        current = StrategyView.of(deal.id, await uow.strategy.latest(deal.id))
         ensure_version(current.version, if_match)
         ensure_deal_open(deal)
         document = data.model_dump(mode="json")
@@ -98,12 +94,12 @@ async def put_strategy(
             author_id=deal.owner_id,
             document=document,
         )
-        uow.session.add(row)
+        uow.add(row)
         await uow.flush(conflict=VersionConflict("The strategy changed meanwhile; read it again."))
         event_data = {"version": row.version, "sections": changed}
         await _event(uow, actor, deal, "strategy.updated", "strategy", deal.id, event_data)
         for member, purpose in helpers:
-            if not await assignments_repo.open_exists(uow.session, deal.id, member.id):
+            if not await uow.assignments.open_exists(deal.id, member.id):
                 role = next_step_role(MemberRole(member.role))
                 await open_assignment(uow, actor, deal, member, role, purpose, AssignmentStatus.requested)
         await uow.commit()
@@ -139,7 +135,7 @@ async def _helpers_asked(
         member_id = uuid.UUID(step["assignee_id"])
         if member_id in named:
             continue
-        member = await members_repo.get(uow.session, actor.organization_id, member_id)
+        member = await uow.members.get(actor.organization_id, member_id)
         if member is None or not member.active:
             loc = ["body", "next_steps", index, "assignee_id"]
             raise UnknownMember(
@@ -169,9 +165,9 @@ async def create_suggestion(uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, d
     async with uow:
         deal = await visible_deal(uow, actor, deal_id, for_update=True)
         access = await deal_access(uow, actor, deal)
-        ensure_can_suggest(actor, access, await assignments_repo.is_active_coach(uow.session, deal.id, actor.member_id))
+        ensure_can_suggest(actor, access, await uow.assignments.is_active_coach(deal.id, actor.member_id))
         ensure_deal_open(deal)
-        author = await members_repo.get(uow.session, actor.organization_id, actor.member_id)
+        author = await uow.members.get(actor.organization_id, actor.member_id)
         assert author is not None
         late = await record_involvement(uow, deal, author, "suggestion")
         suggestion = Suggestion(
@@ -182,7 +178,7 @@ async def create_suggestion(uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, d
             body=data.body,
             late_involvement=late,
         )
-        uow.session.add(suggestion)
+        uow.add(suggestion)
         await uow.flush()
         await _event(
             uow,
@@ -199,7 +195,7 @@ async def create_suggestion(uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, d
 
 async def get_suggestion(uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, suggestion_id: uuid.UUID) -> Suggestion:
     deal = await visible_deal(uow, actor, deal_id)
-    suggestion = await repo.get_suggestion(uow.session, deal.id, suggestion_id)
+    suggestion = await uow.strategy.get_suggestion(deal.id, suggestion_id)
     if suggestion is None:
         raise NotFound("No suggestion with this id on this deal.")
     return suggestion
@@ -209,8 +205,8 @@ async def list_suggestions(
     uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, page: PageRequest, status: SuggestionStatus | None
 ) -> PageResult[Suggestion]:
     deal = await visible_deal(uow, actor, deal_id)
-    rows = await repo.list_suggestions(
-        uow.session, deal.id, status=status, after=after_id(SUGGESTIONS, page), limit=page.limit + 1
+    rows = await uow.strategy.list_suggestions(
+        deal.id, status=status, after=after_id(SUGGESTIONS, page), limit=page.limit + 1
     )
     return build_page(SUGGESTIONS, page, rows)
 
@@ -238,7 +234,7 @@ async def _decide(
 ) -> Suggestion:
     async with uow:
         deal = await visible_deal(uow, actor, deal_id)
-        suggestion = await repo.lock_suggestion(uow.session, deal.id, suggestion_id)
+        suggestion = await uow.strategy.lock_suggestion(deal.id, suggestion_id)
         if suggestion is None:
             raise NotFound("No suggestion with this id on this deal.")
         ensure_owner_decides(actor, deal)
@@ -269,8 +265,7 @@ async def _event(
     subject_id: uuid.UUID,
     data: dict[str, Any],
 ) -> None:
-    await events.record(
-        uow.session,
+    await uow.events.record(
         actor,
         type_,
         subject_type=subject_type,

@@ -67,62 +67,74 @@ def _loss_median_rows(source: Any, tag: str, key: Any | None, key_type: Any) -> 
     return stmt.group_by(ranked.c.key) if key is not None else stmt
 
 
-async def closed_lost_figures(
-    session: AsyncSession,
-    organization_id: uuid.UUID,
-    *,
-    group_by: LossGroupBy,
-    closed_from: dt.datetime | None,
-    closed_before: dt.datetime | None,
-    line_of: uuid.UUID | None,
-) -> list[sa.Row[Any]]:
-    """Every closed-lost figure of one request in one statement.
+class AnalyticsRepository:
+    """The queries of this module, bound to one unit of work's session."""
 
-    ``scoped`` is the losses in range and in the caller's scope (``line_of``: a manager's line);
-    reviews of deals reopened since are no losses. ``keyed`` gives each loss its group key (a loss
-    naming several skill gaps is in several skill groups; one naming none has a null key). The
-    statement returns rows of four kinds: per (key, currency) counts and sums, per currency
-    totals over distinct losses, per key medians and the overall median.
-    """
-    conditions = [_review.c.organization_id == organization_id, _review.c.deal_reopened.is_(False)]
-    if closed_from is not None:
-        conditions.append(_review.c.closed_at >= closed_from)
-    if closed_before is not None:
-        conditions.append(_review.c.closed_at < closed_before)
-    if line_of is not None:
-        conditions.append(_review.c.owner_id.in_(line_ids(organization_id, line_of)))
-    columns = [_review.c.id, _review.c.status, _review.c.amount_minor, _review.c.currency, _review.c.days_to_complete]
-    if group_by == LossGroupBy.skill_gap:
-        scoped = sa.select(*columns).where(*conditions).cte("scoped")
-        keyed = (
-            sa.select(*scoped.c, _gap.c.skill_code.label("key"))
-            .select_from(
-                scoped.outerjoin(
-                    _gap, sa.and_(_gap.c.review_id == scoped.c.id, _gap.c.organization_id == organization_id)
-                )
-            )
-            .cte("keyed")
-        )
-    else:
-        scoped = sa.select(*columns, _LOSS_KEYS[group_by].label("key")).where(*conditions).cte("scoped")
-        keyed = scoped
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
 
-    def sums(source: Any) -> list[sa.ColumnElement[Any]]:
-        return [
-            source.c.currency,
-            sa.func.count().label("n"),
-            sa.func.sum(sa.case((source.c.status == ReviewStatus.completed, 1), else_=0)).label("completed"),
-            sa.func.sum(source.c.amount_minor).label("amount_minor"),
-            _none("median", sa.Float()),
+    async def closed_lost_figures(
+        self,
+        organization_id: uuid.UUID,
+        *,
+        group_by: LossGroupBy,
+        closed_from: dt.datetime | None,
+        closed_before: dt.datetime | None,
+        line_of: uuid.UUID | None,
+    ) -> list[sa.Row[Any]]:
+        """Every closed-lost figure of one request in one statement.
+
+        ``scoped`` is the losses in range and in the caller's scope (``line_of``: a manager's line);
+        reviews of deals reopened since are no losses. ``keyed`` gives each loss its group key (a loss
+        naming several skill gaps is in several skill groups; one naming none has a null key). The
+        statement returns rows of four kinds: per (key, currency) counts and sums, per currency
+        totals over distinct losses, per key medians and the overall median.
+        """
+        conditions = [_review.c.organization_id == organization_id, _review.c.deal_reopened.is_(False)]
+        if closed_from is not None:
+            conditions.append(_review.c.closed_at >= closed_from)
+        if closed_before is not None:
+            conditions.append(_review.c.closed_at < closed_before)
+        if line_of is not None:
+            conditions.append(_review.c.owner_id.in_(line_ids(organization_id, line_of)))
+        columns = [
+            _review.c.id,
+            _review.c.status,
+            _review.c.amount_minor,
+            _review.c.currency,
+            _review.c.days_to_complete,
         ]
+        if group_by == LossGroupBy.skill_gap:
+            scoped = sa.select(*columns).where(*conditions).cte("scoped")
+            keyed = (
+                sa.select(*scoped.c, _gap.c.skill_code.label("key"))
+                .select_from(
+                    scoped.outerjoin(
+                        _gap, sa.and_(_gap.c.review_id == scoped.c.id, _gap.c.organization_id == organization_id)
+                    )
+                )
+                .cte("keyed")
+            )
+        else:
+            scoped = sa.select(*columns, _LOSS_KEYS[group_by].label("key")).where(*conditions).cte("scoped")
+            keyed = scoped
 
-    groups = sa.select(_kind(LOSS_GROUP_ROW), keyed.c.key, *sums(keyed)).group_by(keyed.c.key, keyed.c.currency)
-    key_type = keyed.c.key.type
-    totals = sa.select(_kind(LOSS_TOTAL_ROW), _none("key", key_type), *sums(scoped)).group_by(scoped.c.currency)
-    stmt = sa.union_all(
-        groups,
-        totals,
-        _loss_median_rows(keyed, LOSS_GROUP_MEDIAN_ROW, keyed.c.key, key_type),
-        _loss_median_rows(scoped, LOSS_TOTAL_MEDIAN_ROW, None, key_type),
-    )
-    return list((await session.execute(stmt)).all())
+        def sums(source: Any) -> list[sa.ColumnElement[Any]]:
+            return [
+                source.c.currency,
+                sa.func.count().label("n"),
+                sa.func.sum(sa.case((source.c.status == ReviewStatus.completed, 1), else_=0)).label("completed"),
+                sa.func.sum(source.c.amount_minor).label("amount_minor"),
+                _none("median", sa.Float()),
+            ]
+
+        groups = sa.select(_kind(LOSS_GROUP_ROW), keyed.c.key, *sums(keyed)).group_by(keyed.c.key, keyed.c.currency)
+        key_type = keyed.c.key.type
+        totals = sa.select(_kind(LOSS_TOTAL_ROW), _none("key", key_type), *sums(scoped)).group_by(scoped.c.currency)
+        stmt = sa.union_all(
+            groups,
+            totals,
+            _loss_median_rows(keyed, LOSS_GROUP_MEDIAN_ROW, keyed.c.key, key_type),
+            _loss_median_rows(scoped, LOSS_TOTAL_MEDIAN_ROW, None, key_type),
+        )
+        return list((await self.session.execute(stmt)).all())

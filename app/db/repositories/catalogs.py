@@ -15,43 +15,45 @@ from app.domain.catalogs import DEFAULT_LOSS_REASONS, DEFAULT_SKILLS
 Entry = TypeVar("Entry", bound=Skill | LossReason)
 
 
-async def get(session: AsyncSession, model: type[Entry], organization_id: uuid.UUID, code: str) -> Entry | None:
-    stmt = sa.select(model).where(model.organization_id == organization_id, model.code == code)
-    return (await session.execute(stmt)).scalar_one_or_none()
+class CatalogRepository:
+    """The queries of this module, bound to one unit of work's session."""
 
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
 
-async def code_taken(session: AsyncSession, model: type[Entry], organization_id: uuid.UUID, code: str) -> bool:
-    stmt = sa.select(sa.exists().where(model.organization_id == organization_id, model.code == code))
-    return bool((await session.execute(stmt)).scalar())
+    async def get(self, model: type[Entry], organization_id: uuid.UUID, code: str) -> Entry | None:
+        stmt = sa.select(model).where(model.organization_id == organization_id, model.code == code)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
 
+    async def code_taken(self, model: type[Entry], organization_id: uuid.UUID, code: str) -> bool:
+        stmt = sa.select(sa.exists().where(model.organization_id == organization_id, model.code == code))
+        return bool((await self.session.execute(stmt)).scalar())
 
-async def active_skill_codes(session: AsyncSession, organization_id: uuid.UUID, codes: Iterable[str]) -> set[str]:
-    stmt = sa.select(Skill.code).where(
-        Skill.organization_id == organization_id, Skill.code.in_(list(codes)), Skill.active.is_(True)
-    )
-    return set((await session.execute(stmt)).scalars())
+    async def active_skill_codes(self, organization_id: uuid.UUID, codes: Iterable[str]) -> set[str]:
+        stmt = sa.select(Skill.code).where(
+            Skill.organization_id == organization_id, Skill.code.in_(list(codes)), Skill.active.is_(True)
+        )
+        return set((await self.session.execute(stmt)).scalars())
 
+    async def list_page(
+        self,
+        model: type[Entry],
+        organization_id: uuid.UUID,
+        *,
+        after: str | None,
+        limit: int,
+        active: bool | None = None,
+    ) -> list[Entry]:
+        stmt = sa.select(model).where(model.organization_id == organization_id)
+        if active is not None:
+            stmt = stmt.where(model.active.is_(active))
+        if after is not None:
+            stmt = stmt.where(model.code > after)
+        return list((await self.session.execute(stmt.order_by(model.code).limit(limit))).scalars())
 
-async def list_page(
-    session: AsyncSession,
-    model: type[Entry],
-    organization_id: uuid.UUID,
-    *,
-    after: str | None,
-    limit: int,
-    active: bool | None = None,
-) -> list[Entry]:
-    stmt = sa.select(model).where(model.organization_id == organization_id)
-    if active is not None:
-        stmt = stmt.where(model.active.is_(active))
-    if after is not None:
-        stmt = stmt.where(model.code > after)
-    return list((await session.execute(stmt.order_by(model.code).limit(limit))).scalars())
-
-
-def seed_defaults(session: AsyncSession, organization_id: uuid.UUID) -> None:
-    session.add_all(Skill(organization_id=organization_id, code=c, label=label) for c, label in DEFAULT_SKILLS)
-    session.add_all(
-        LossReason(organization_id=organization_id, code=c, label=label, suggested_skills=list(skills))
-        for c, label, skills in DEFAULT_LOSS_REASONS
-    )
+    def seed_defaults(self, organization_id: uuid.UUID) -> None:
+        self.session.add_all(Skill(organization_id=organization_id, code=c, label=label) for c, label in DEFAULT_SKILLS)
+        self.session.add_all(
+            LossReason(organization_id=organization_id, code=c, label=label, suggested_skills=list(skills))
+            for c, label, skills in DEFAULT_LOSS_REASONS
+        )

@@ -44,92 +44,90 @@ def visible_deal_ids(actor: Actor) -> sa.Select[Any] | None:
     return sa.select(Deal.id).where(Deal.organization_id == actor.organization_id, condition)
 
 
-async def get_visible(
-    session: AsyncSession, actor: Actor, deal_id: uuid.UUID, *, for_update: bool = False
-) -> Deal | None:
-    stmt = sa.select(Deal).where(Deal.id == deal_id, Deal.organization_id == actor.organization_id)
-    condition = visibility(actor)
-    if condition is not None:
-        stmt = stmt.where(condition)
-    if for_update:
-        stmt = stmt.with_for_update(of=Deal)
-    return (await session.execute(stmt)).scalar_one_or_none()
-
-
-async def lock(session: AsyncSession, deal_id: uuid.UUID) -> Deal:
-    """Re-read a deal under a row lock (PostgreSQL), so concurrent writers queue up."""
-    stmt = sa.select(Deal).where(Deal.id == deal_id).with_for_update().execution_options(populate_existing=True)
-    return (await session.execute(stmt)).scalar_one()
-
-
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-async def list_page(
-    session: AsyncSession,
-    actor: Actor,
-    *,
-    after: uuid.UUID | None,
-    limit: int,
-    owner_id: uuid.UUID | None = None,
-    stages: Sequence[Stage] | None = None,
-    closed_from: dt.datetime | None = None,
-    closed_before: dt.datetime | None = None,
-    updated_since: dt.datetime | None = None,
-    q: str | None = None,
-) -> list[sa.Row[Any]]:
-    """Plain rows, not ORM objects: a page of deals is a hot read path."""
-    stmt = sa.select(*Deal.__table__.c).where(Deal.organization_id == actor.organization_id)
-    condition = visibility(actor)
-    if condition is not None:
-        stmt = stmt.where(condition)
-    if owner_id is not None:
-        stmt = stmt.where(Deal.owner_id == owner_id)
-    if stages is not None:
-        stmt = stmt.where(Deal.stage.in_([str(s) for s in stages]))
-    if closed_from is not None:
-        stmt = stmt.where(Deal.closed_at >= closed_from)
-    if closed_before is not None:
-        stmt = stmt.where(Deal.closed_at < closed_before)
-    if updated_since is not None:
-        stmt = stmt.where(Deal.updated_at >= updated_since)
-    if q:
-        pattern = f"%{_escape_like(q.lower())}%"
-        stmt = stmt.where(
-            sa.or_(
-                sa.func.lower(Deal.name).like(pattern, escape="\\"),
-                sa.func.lower(Deal.account_name).like(pattern, escape="\\"),
+class DealRepository:
+    """The queries of this module, bound to one unit of work's session."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get_visible(self, actor: Actor, deal_id: uuid.UUID, *, for_update: bool = False) -> Deal | None:
+        stmt = sa.select(Deal).where(Deal.id == deal_id, Deal.organization_id == actor.organization_id)
+        condition = visibility(actor)
+        if condition is not None:
+            stmt = stmt.where(condition)
+        if for_update:
+            stmt = stmt.with_for_update(of=Deal)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def lock(self, deal_id: uuid.UUID) -> Deal:
+        """Re-read a deal under a row lock (PostgreSQL), so concurrent writers queue up."""
+        stmt = sa.select(Deal).where(Deal.id == deal_id).with_for_update().execution_options(populate_existing=True)
+        return (await self.session.execute(stmt)).scalar_one()
+
+    async def list_page(
+        self,
+        actor: Actor,
+        *,
+        after: uuid.UUID | None,
+        limit: int,
+        owner_id: uuid.UUID | None = None,
+        stages: Sequence[Stage] | None = None,
+        closed_from: dt.datetime | None = None,
+        closed_before: dt.datetime | None = None,
+        updated_since: dt.datetime | None = None,
+        q: str | None = None,
+    ) -> list[sa.Row[Any]]:
+        """Plain rows, not ORM objects: a page of deals is a hot read path."""
+        stmt = sa.select(*Deal.__table__.c).where(Deal.organization_id == actor.organization_id)
+        condition = visibility(actor)
+        if condition is not None:
+            stmt = stmt.where(condition)
+        if owner_id is not None:
+            stmt = stmt.where(Deal.owner_id == owner_id)
+        if stages is not None:
+            stmt = stmt.where(Deal.stage.in_([str(s) for s in stages]))
+        if closed_from is not None:
+            stmt = stmt.where(Deal.closed_at >= closed_from)
+        if closed_before is not None:
+            stmt = stmt.where(Deal.closed_at < closed_before)
+        if updated_since is not None:
+            stmt = stmt.where(Deal.updated_at >= updated_since)
+        if q:
+            pattern = f"%{_escape_like(q.lower())}%"
+            stmt = stmt.where(
+                sa.or_(
+                    sa.func.lower(Deal.name).like(pattern, escape="\\"),
+                    sa.func.lower(Deal.account_name).like(pattern, escape="\\"),
+                )
             )
+        if after is not None:
+            stmt = stmt.where(Deal.id > after)
+        stmt = stmt.order_by(Deal.id).limit(limit)
+        return list((await self.session.execute(stmt)).all())
+
+    async def refs_of(self, deal_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
+        """External references (source, external_id rows) of many deals in one query."""
+        refs: dict[uuid.UUID, list[Any]] = {deal_id: [] for deal_id in deal_ids}
+        if not deal_ids:
+            return refs
+        ref = DealExternalRef.__table__
+        stmt = (
+            sa.select(ref.c.deal_id, ref.c.source, ref.c.external_id)
+            .where(ref.c.deal_id.in_(list(deal_ids)))
+            .order_by(ref.c.source, ref.c.external_id)
         )
-    if after is not None:
-        stmt = stmt.where(Deal.id > after)
-    stmt = stmt.order_by(Deal.id).limit(limit)
-    return list((await session.execute(stmt)).all())
-
-
-async def refs_of(session: AsyncSession, deal_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
-    """External references (source, external_id rows) of many deals in one query."""
-    refs: dict[uuid.UUID, list[Any]] = {deal_id: [] for deal_id in deal_ids}
-    if not deal_ids:
+        for row in (await self.session.execute(stmt)).all():
+            refs[row.deal_id].append(row)
         return refs
-    ref = DealExternalRef.__table__
-    stmt = (
-        sa.select(ref.c.deal_id, ref.c.source, ref.c.external_id)
-        .where(ref.c.deal_id.in_(list(deal_ids)))
-        .order_by(ref.c.source, ref.c.external_id)
-    )
-    for row in (await session.execute(stmt)).all():
-        refs[row.deal_id].append(row)
-    return refs
 
-
-async def deal_id_by_ref(
-    session: AsyncSession, organization_id: uuid.UUID, source: str, external_id: str
-) -> uuid.UUID | None:
-    stmt = sa.select(DealExternalRef.deal_id).where(
-        DealExternalRef.organization_id == organization_id,
-        DealExternalRef.source == source,
-        DealExternalRef.external_id == external_id,
-    )
-    return (await session.execute(stmt)).scalar_one_or_none()
+    async def deal_id_by_ref(self, organization_id: uuid.UUID, source: str, external_id: str) -> uuid.UUID | None:
+        stmt = sa.select(DealExternalRef.deal_id).where(
+            DealExternalRef.organization_id == organization_id,
+            DealExternalRef.source == source,
+            DealExternalRef.external_id == external_id,
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()

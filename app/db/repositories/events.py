@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Event, EventSequence
+from app.db.repositories.deals import visible_deal_ids
 from app.db.types import utcnow
 from app.domain.ids import uuid7
 from app.domain.members import Actor
@@ -27,101 +28,89 @@ _NEXT_SEQ = (
 )
 
 
-async def create_sequence(session: AsyncSession, organization_id: uuid.UUID) -> None:
-    await session.execute(sa.insert(_seq).values(organization_id=organization_id, last_seq=0))
+class EventRepository:
+    """The queries of this module, bound to one unit of work's session."""
 
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
 
-async def append(
-    session: AsyncSession,
-    *,
-    organization_id: uuid.UUID,
-    type: str,
-    actor_id: uuid.UUID | None,
-    subject_type: str,
-    subject_id: uuid.UUID,
-    data: dict[str, Any] | None = None,
-    deal_id: uuid.UUID | None = None,
-) -> int:
-    seq = (await session.execute(_NEXT_SEQ, {"org": organization_id})).scalar_one()
-    await session.execute(
-        sa.insert(_event).values(
-            id=uuid7(),
-            organization_id=organization_id,
-            seq=seq,
+    async def create_sequence(self, organization_id: uuid.UUID) -> None:
+        await self.session.execute(sa.insert(_seq).values(organization_id=organization_id, last_seq=0))
+
+    async def append(
+        self,
+        *,
+        organization_id: uuid.UUID,
+        type: str,
+        actor_id: uuid.UUID | None,
+        subject_type: str,
+        subject_id: uuid.UUID,
+        data: dict[str, Any] | None = None,
+        deal_id: uuid.UUID | None = None,
+    ) -> int:
+        seq = (await self.session.execute(_NEXT_SEQ, {"org": organization_id})).scalar_one()
+        await self.session.execute(
+            sa.insert(_event).values(
+                id=uuid7(),
+                organization_id=organization_id,
+                seq=seq,
+                type=type,
+                actor_id=actor_id,
+                deal_id=deal_id,
+                subject_type=subject_type,
+                subject_id=subject_id,
+                data=data or {},
+                occurred_at=utcnow(),
+            )
+        )
+        return int(seq)
+
+    async def record(
+        self,
+        actor: Actor,
+        type: str,
+        *,
+        subject_type: str,
+        subject_id: uuid.UUID,
+        deal_id: uuid.UUID | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> int:
+        """Append an event made by ``actor``, in the actor's organisation."""
+        return await self.append(
+            organization_id=actor.organization_id,
             type=type,
-            actor_id=actor_id,
-            deal_id=deal_id,
+            actor_id=actor.member_id,
             subject_type=subject_type,
             subject_id=subject_id,
-            data=data or {},
-            occurred_at=utcnow(),
+            deal_id=deal_id,
+            data=data,
         )
-    )
-    return int(seq)
 
-
-async def record(
-    session: AsyncSession,
-    actor: Actor,
-    type: str,
-    *,
-    subject_type: str,
-    subject_id: uuid.UUID,
-    deal_id: uuid.UUID | None = None,
-    data: dict[str, Any] | None = None,
-) -> int:
-    """Append an event made by ``actor``, in the actor's organisation."""
-    return await append(
-        session,
-        organization_id=actor.organization_id,
-        type=type,
-        actor_id=actor.member_id,
-        subject_type=subject_type,
-        subject_id=subject_id,
-        deal_id=deal_id,
-        data=data,
-    )
-
-
-async def list_feed(
-    session: AsyncSession,
-    *,
-    organization_id: uuid.UUID,
-    after_seq: int,
-    limit: int,
-    types: Sequence[str] | None = None,
-    deal_id: uuid.UUID | None = None,
-    visible_deals: sa.Select[Any] | None = None,
-    org_level: bool = True,
-) -> list[Event]:
-    """Events after ``after_seq`` in seq order; ``visible_deals`` limits deal events, and
-    ``org_level`` says whether events that belong to no deal are included."""
-    stmt = sa.select(Event).where(Event.organization_id == organization_id, Event.seq > after_seq)
-    if types:
-        stmt = stmt.where(Event.type.in_(types))
-    if deal_id is not None:
-        stmt = stmt.where(Event.deal_id == deal_id)
-    if visible_deals is not None or not org_level:
-        allowed = []
-        if org_level:
-            allowed.append(Event.deal_id.is_(None))
-        if visible_deals is not None:
-            allowed.append(Event.deal_id.in_(visible_deals))
-        stmt = stmt.where(sa.or_(*allowed) if allowed else sa.false())
-    stmt = stmt.order_by(Event.seq).limit(limit)
-    return list((await session.execute(stmt)).scalars())
-
-
-def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
-    """``{field: [old, new]}`` for the fields that changed, JSON-ready."""
-    return {k: [_jsonable(before.get(k)), _jsonable(v)] for k, v in after.items() if before.get(k) != v}
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
+    async def list_feed(
+        self,
+        *,
+        organization_id: uuid.UUID,
+        after_seq: int,
+        limit: int,
+        types: Sequence[str] | None = None,
+        deal_id: uuid.UUID | None = None,
+        visible_to: Actor | None = None,
+        org_level: bool = True,
+    ) -> list[Event]:
+        """Events after ``after_seq`` in seq order; ``visible_to`` limits deal events to the deals
+        that member sees, and ``org_level`` says whether events that belong to no deal are included."""
+        visible_deals = None if visible_to is None else visible_deal_ids(visible_to)
+        stmt = sa.select(Event).where(Event.organization_id == organization_id, Event.seq > after_seq)
+        if types:
+            stmt = stmt.where(Event.type.in_(types))
+        if deal_id is not None:
+            stmt = stmt.where(Event.deal_id == deal_id)
+        if visible_deals is not None or not org_level:
+            allowed = []
+            if org_level:
+                allowed.append(Event.deal_id.is_(None))
+            if visible_deals is not None:
+                allowed.append(Event.deal_id.in_(visible_deals))
+            stmt = stmt.where(sa.or_(*allowed) if allowed else sa.false())
+        stmt = stmt.order_by(Event.seq).limit(limit)
+        return list((await self.session.execute(stmt)).scalars())

@@ -14,35 +14,6 @@ from app.domain.members import MemberRole
 _m = Member.__table__
 
 
-async def get(session: AsyncSession, organization_id: uuid.UUID, member_id: uuid.UUID) -> Member | None:
-    stmt = sa.select(Member).where(Member.id == member_id, Member.organization_id == organization_id)
-    return (await session.execute(stmt)).scalar_one_or_none()
-
-
-async def lock_reporting_lines(session: AsyncSession, organization_id: uuid.UUID) -> None:
-    """Serialise reporting-line changes in one organisation, so two concurrent edits
-    cannot together form a cycle. (SQLite already runs one writer at a time.)"""
-    if session.bind.dialect.name == "postgresql":
-        await session.execute(sa.select(Organization.id).where(Organization.id == organization_id).with_for_update())
-
-
-async def manager_chain(session: AsyncSession, organization_id: uuid.UUID, manager_id: uuid.UUID) -> list[uuid.UUID]:
-    """The ids from ``manager_id`` up to the top of its line, nearest first."""
-    chain = (
-        sa.select(_m.c.id, _m.c.manager_id, sa.literal(1).label("depth"))
-        .where(_m.c.id == manager_id, _m.c.organization_id == organization_id)
-        .cte("chain", recursive=True)
-    )
-    parent = _m.alias("parent")
-    chain = chain.union_all(
-        sa.select(parent.c.id, parent.c.manager_id, chain.c.depth + 1).where(
-            parent.c.id == chain.c.manager_id, chain.c.depth < 10_000
-        )
-    )
-    rows = await session.execute(sa.select(chain.c.id).order_by(chain.c.depth))
-    return list(rows.scalars())
-
-
 def line_ids(organization_id: uuid.UUID, manager_id: uuid.UUID) -> sa.Select[Any]:
     """A subquery of every member below ``manager_id`` (transitively): the manager's line."""
     line = (
@@ -57,44 +28,73 @@ def line_ids(organization_id: uuid.UUID, manager_id: uuid.UUID) -> sa.Select[Any
     return sa.select(line.c.id)
 
 
-async def has_active_reports(session: AsyncSession, member_id: uuid.UUID) -> bool:
-    stmt = sa.select(sa.exists().where(_m.c.manager_id == member_id, _m.c.active.is_(True)))
-    return bool((await session.execute(stmt)).scalar())
+class MemberRepository:
+    """The queries of this module, bound to one unit of work's session."""
 
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
 
-async def email_taken(
-    session: AsyncSession, organization_id: uuid.UUID, email: str, exclude: uuid.UUID | None = None
-) -> bool:
-    cond = [_m.c.organization_id == organization_id, _m.c.email == email]
-    if exclude is not None:
-        cond.append(_m.c.id != exclude)
-    return bool((await session.execute(sa.select(sa.exists().where(*cond)))).scalar())
+    async def get(self, organization_id: uuid.UUID, member_id: uuid.UUID) -> Member | None:
+        stmt = sa.select(Member).where(Member.id == member_id, Member.organization_id == organization_id)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
 
+    async def lock_reporting_lines(self, organization_id: uuid.UUID) -> None:
+        """Serialise reporting-line changes in one organisation, so two concurrent edits
+        cannot together form a cycle. (SQLite already runs one writer at a time.)"""
+        if self.session.bind.dialect.name == "postgresql":
+            await self.session.execute(
+                sa.select(Organization.id).where(Organization.id == organization_id).with_for_update()
+            )
 
-async def list_page(
-    session: AsyncSession,
-    organization_id: uuid.UUID,
-    *,
-    after: uuid.UUID | None,
-    limit: int,
-    role: MemberRole | None = None,
-    manager_id: uuid.UUID | None = None,
-    active: bool | None = None,
-) -> list[sa.Row[Any]]:
-    """Plain rows, not ORM objects: listing is a hot read path."""
-    stmt = sa.select(*_m.c).where(_m.c.organization_id == organization_id)
-    if role is not None:
-        stmt = stmt.where(_m.c.role == role)
-    if manager_id is not None:
-        stmt = stmt.where(_m.c.manager_id == manager_id)
-    if active is not None:
-        stmt = stmt.where(_m.c.active.is_(active))
-    if after is not None:
-        stmt = stmt.where(_m.c.id > after)
-    stmt = stmt.order_by(_m.c.id).limit(limit)
-    return list((await session.execute(stmt)).all())
+    async def manager_chain(self, organization_id: uuid.UUID, manager_id: uuid.UUID) -> list[uuid.UUID]:
+        """The ids from ``manager_id`` up to the top of its line, nearest first."""
+        chain = (
+            sa.select(_m.c.id, _m.c.manager_id, sa.literal(1).label("depth"))
+            .where(_m.c.id == manager_id, _m.c.organization_id == organization_id)
+            .cte("chain", recursive=True)
+        )
+        parent = _m.alias("parent")
+        chain = chain.union_all(
+            sa.select(parent.c.id, parent.c.manager_id, chain.c.depth + 1).where(
+                parent.c.id == chain.c.manager_id, chain.c.depth < 10_000
+            )
+        )
+        rows = await self.session.execute(sa.select(chain.c.id).order_by(chain.c.depth))
+        return list(rows.scalars())
 
+    async def has_active_reports(self, member_id: uuid.UUID) -> bool:
+        stmt = sa.select(sa.exists().where(_m.c.manager_id == member_id, _m.c.active.is_(True)))
+        return bool((await self.session.execute(stmt)).scalar())
 
-async def get_row(session: AsyncSession, organization_id: uuid.UUID, member_id: uuid.UUID) -> sa.Row[Any] | None:
-    stmt = sa.select(*_m.c).where(_m.c.id == member_id, _m.c.organization_id == organization_id)
-    return (await session.execute(stmt)).first()
+    async def email_taken(self, organization_id: uuid.UUID, email: str, exclude: uuid.UUID | None = None) -> bool:
+        cond = [_m.c.organization_id == organization_id, _m.c.email == email]
+        if exclude is not None:
+            cond.append(_m.c.id != exclude)
+        return bool((await self.session.execute(sa.select(sa.exists().where(*cond)))).scalar())
+
+    async def list_page(
+        self,
+        organization_id: uuid.UUID,
+        *,
+        after: uuid.UUID | None,
+        limit: int,
+        role: MemberRole | None = None,
+        manager_id: uuid.UUID | None = None,
+        active: bool | None = None,
+    ) -> list[sa.Row[Any]]:
+        """Plain rows, not ORM objects: listing is a hot read path."""
+        stmt = sa.select(*_m.c).where(_m.c.organization_id == organization_id)
+        if role is not None:
+            stmt = stmt.where(_m.c.role == role)
+        if manager_id is not None:
+            stmt = stmt.where(_m.c.manager_id == manager_id)
+        if active is not None:
+            stmt = stmt.where(_m.c.active.is_(active))
+        if after is not None:
+            stmt = stmt.where(_m.c.id > after)
+        stmt = stmt.order_by(_m.c.id).limit(limit)
+        return list((await self.session.execute(stmt)).all())
+
+    async def get_row(self, organization_id: uuid.UUID, member_id: uuid.UUID) -> sa.Row[Any] | None:
+        stmt = sa.select(*_m.c).where(_m.c.id == member_id, _m.c.organization_id == organization_id)
+        return (await self.session.execute(stmt)).first()

@@ -30,158 +30,153 @@ def visibility(actor: Actor) -> sa.ColumnElement[bool] | None:
     return sa.or_(*conditions)
 
 
-async def get_visible(
-    session: AsyncSession, actor: Actor, review_id: uuid.UUID, *, for_update: bool = False
-) -> ClosedLostReview | None:
-    stmt = sa.select(ClosedLostReview).where(
-        ClosedLostReview.id == review_id, ClosedLostReview.organization_id == actor.organization_id
-    )
-    condition = visibility(actor)
-    if condition is not None:
-        stmt = stmt.where(condition)
-    if for_update:
-        stmt = stmt.with_for_update(of=ClosedLostReview).execution_options(populate_existing=True)
-    return (await session.execute(stmt)).scalar_one_or_none()
+class ReviewRepository:
+    """The queries of this module, bound to one unit of work's session."""
 
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
 
-async def get_by_deal(session: AsyncSession, deal_id: uuid.UUID) -> ClosedLostReview | None:
-    """The deal's review, under a row lock (one review per deal, reused when it is lost again)."""
-    stmt = (
-        sa.select(ClosedLostReview)
-        .where(ClosedLostReview.deal_id == deal_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return (await session.execute(stmt)).scalar_one_or_none()
-
-
-async def opening_facts(
-    session: AsyncSession, organization_id: uuid.UUID, owner_id: uuid.UUID, reason_code: str
-) -> sa.Row[Any]:
-    """What opening a review reads, in one round trip: the organisation's due days, the loss
-    reason's suggested skills, the owner's (active) manager and the first active head of sales."""
-    owner, manager = _m.alias("owner"), _m.alias("manager")
-    due_days = sa.select(Organization.review_due_days).where(Organization.id == organization_id)
-    skills = sa.select(LossReason.suggested_skills).where(
-        LossReason.organization_id == organization_id, LossReason.code == reason_code
-    )
-    manager_id = (
-        sa.select(manager.c.id)
-        .select_from(owner.join(manager, manager.c.id == owner.c.manager_id))
-        .where(owner.c.id == owner_id, manager.c.active.is_(True))
-    )
-    head_of_sales_id = (
-        sa.select(_m.c.id)
-        .where(
-            _m.c.organization_id == organization_id,
-            _m.c.role == MemberRole.head_of_sales,
-            _m.c.active.is_(True),
+    async def get_visible(
+        self, actor: Actor, review_id: uuid.UUID, *, for_update: bool = False
+    ) -> ClosedLostReview | None:
+        stmt = sa.select(ClosedLostReview).where(
+            ClosedLostReview.id == review_id, ClosedLostReview.organization_id == actor.organization_id
         )
-        .order_by(_m.c.id)
-        .limit(1)
-    )
-    stmt = sa.select(
-        due_days.scalar_subquery().label("review_due_days"),
-        skills.scalar_subquery().label("suggested_skills"),
-        manager_id.scalar_subquery().label("manager_id"),
-        head_of_sales_id.scalar_subquery().label("head_of_sales_id"),
-    )
-    return (await session.execute(stmt)).one()
+        condition = visibility(actor)
+        if condition is not None:
+            stmt = stmt.where(condition)
+        if for_update:
+            stmt = stmt.with_for_update(of=ClosedLostReview).execution_options(populate_existing=True)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
 
+    async def get_by_deal(self, deal_id: uuid.UUID) -> ClosedLostReview | None:
+        """The deal's review, under a row lock (one review per deal, reused when it is lost again)."""
+        stmt = (
+            sa.select(ClosedLostReview)
+            .where(ClosedLostReview.deal_id == deal_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
 
-async def list_page(
-    session: AsyncSession,
-    actor: Actor,
-    *,
-    after: uuid.UUID | None,
-    limit: int,
-    status: ReviewStatus | None = None,
-    reviewer_id: uuid.UUID | None = None,
-    owner_id: uuid.UUID | None = None,
-    week: str | None = None,
-    closed_from: dt.datetime | None = None,
-    closed_before: dt.datetime | None = None,
-) -> list[ClosedLostReview]:
-    stmt = sa.select(ClosedLostReview).where(ClosedLostReview.organization_id == actor.organization_id)
-    condition = visibility(actor)
-    if condition is not None:
-        stmt = stmt.where(condition)
-    if status is not None:
-        stmt = stmt.where(ClosedLostReview.status == status)
-    if reviewer_id is not None:
-        stmt = stmt.where(ClosedLostReview.reviewer_id == reviewer_id)
-    if owner_id is not None:
-        stmt = stmt.where(ClosedLostReview.owner_id == owner_id)
-    if week is not None:
-        stmt = stmt.where(ClosedLostReview.closed_week == week)
-    if closed_from is not None:
-        stmt = stmt.where(ClosedLostReview.closed_at >= closed_from)
-    if closed_before is not None:
-        stmt = stmt.where(ClosedLostReview.closed_at < closed_before)
-    if after is not None:
-        stmt = stmt.where(ClosedLostReview.id > after)
-    stmt = stmt.order_by(ClosedLostReview.id).limit(limit)
-    return list((await session.execute(stmt)).scalars())
+    async def opening_facts(self, organization_id: uuid.UUID, owner_id: uuid.UUID, reason_code: str) -> sa.Row[Any]:
+        """What opening a review reads, in one round trip: the organisation's due days, the loss
+        reason's suggested skills, the owner's (active) manager and the first active head of sales."""
+        owner, manager = _m.alias("owner"), _m.alias("manager")
+        due_days = sa.select(Organization.review_due_days).where(Organization.id == organization_id)
+        skills = sa.select(LossReason.suggested_skills).where(
+            LossReason.organization_id == organization_id, LossReason.code == reason_code
+        )
+        manager_id = (
+            sa.select(manager.c.id)
+            .select_from(owner.join(manager, manager.c.id == owner.c.manager_id))
+            .where(owner.c.id == owner_id, manager.c.active.is_(True))
+        )
+        head_of_sales_id = (
+            sa.select(_m.c.id)
+            .where(
+                _m.c.organization_id == organization_id,
+                _m.c.role == MemberRole.head_of_sales,
+                _m.c.active.is_(True),
+            )
+            .order_by(_m.c.id)
+            .limit(1)
+        )
+        stmt = sa.select(
+            due_days.scalar_subquery().label("review_due_days"),
+            skills.scalar_subquery().label("suggested_skills"),
+            manager_id.scalar_subquery().label("manager_id"),
+            head_of_sales_id.scalar_subquery().label("head_of_sales_id"),
+        )
+        return (await self.session.execute(stmt)).one()
 
+    async def list_page(
+        self,
+        actor: Actor,
+        *,
+        after: uuid.UUID | None,
+        limit: int,
+        status: ReviewStatus | None = None,
+        reviewer_id: uuid.UUID | None = None,
+        owner_id: uuid.UUID | None = None,
+        week: str | None = None,
+        closed_from: dt.datetime | None = None,
+        closed_before: dt.datetime | None = None,
+    ) -> list[ClosedLostReview]:
+        stmt = sa.select(ClosedLostReview).where(ClosedLostReview.organization_id == actor.organization_id)
+        condition = visibility(actor)
+        if condition is not None:
+            stmt = stmt.where(condition)
+        if status is not None:
+            stmt = stmt.where(ClosedLostReview.status == status)
+        if reviewer_id is not None:
+            stmt = stmt.where(ClosedLostReview.reviewer_id == reviewer_id)
+        if owner_id is not None:
+            stmt = stmt.where(ClosedLostReview.owner_id == owner_id)
+        if week is not None:
+            stmt = stmt.where(ClosedLostReview.closed_week == week)
+        if closed_from is not None:
+            stmt = stmt.where(ClosedLostReview.closed_at >= closed_from)
+        if closed_before is not None:
+            stmt = stmt.where(ClosedLostReview.closed_at < closed_before)
+        if after is not None:
+            stmt = stmt.where(ClosedLostReview.id > after)
+        stmt = stmt.order_by(ClosedLostReview.id).limit(limit)
+        return list((await self.session.execute(stmt)).scalars())
 
-async def notes_of(session: AsyncSession, review_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[LeadershipNote]]:
-    """Leadership notes of many reviews in one query, oldest first."""
-    notes: dict[uuid.UUID, list[LeadershipNote]] = {review_id: [] for review_id in review_ids}
-    if not review_ids:
+    async def notes_of(self, review_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[LeadershipNote]]:
+        """Leadership notes of many reviews in one query, oldest first."""
+        notes: dict[uuid.UUID, list[LeadershipNote]] = {review_id: [] for review_id in review_ids}
+        if not review_ids:
+            return notes
+        stmt = (
+            sa.select(LeadershipNote)
+            .where(LeadershipNote.review_id.in_(list(review_ids)))
+            .order_by(LeadershipNote.review_id, LeadershipNote.id)
+        )
+        for note in (await self.session.execute(stmt)).scalars():
+            notes[note.review_id].append(note)
         return notes
-    stmt = (
-        sa.select(LeadershipNote)
-        .where(LeadershipNote.review_id.in_(list(review_ids)))
-        .order_by(LeadershipNote.review_id, LeadershipNote.id)
-    )
-    for note in (await session.execute(stmt)).scalars():
-        notes[note.review_id].append(note)
-    return notes
 
+    async def replace_skill_gaps(self, organization_id: uuid.UUID, review_id: uuid.UUID, codes: Iterable[str]) -> None:
+        """Keep one ReviewSkillGap row per skill gap the review names (analytics group on them)."""
+        table = ReviewSkillGap.__table__
+        await self.session.execute(sa.delete(table).where(table.c.review_id == review_id))
+        rows = [{"review_id": review_id, "skill_code": code, "organization_id": organization_id} for code in codes]
+        if rows:
+            await self.session.execute(sa.insert(table), rows)
 
-async def replace_skill_gaps(
-    session: AsyncSession, organization_id: uuid.UUID, review_id: uuid.UUID, codes: Iterable[str]
-) -> None:
-    """Keep one ReviewSkillGap row per skill gap the review names (analytics group on them)."""
-    table = ReviewSkillGap.__table__
-    await session.execute(sa.delete(table).where(table.c.review_id == review_id))
-    rows = [{"review_id": review_id, "skill_code": code, "organization_id": organization_id} for code in codes]
-    if rows:
-        await session.execute(sa.insert(table), rows)
-
-
-async def active_member_ids(
-    session: AsyncSession, organization_id: uuid.UUID, ids: Iterable[uuid.UUID]
-) -> set[uuid.UUID]:
-    wanted = list(set(ids))
-    if not wanted:
-        return set()
-    stmt = sa.select(_m.c.id).where(_m.c.organization_id == organization_id, _m.c.id.in_(wanted), _m.c.active.is_(True))
-    return set((await session.execute(stmt)).scalars())
-
-
-async def weekly_rows(
-    session: AsyncSession, organization_id: uuid.UUID, week: str, reviewer_id: uuid.UUID | None
-) -> list[sa.Row[Any]]:
-    """A week's losses (reviews of deals not since reopened) with their deal's name; plain rows.
-    ``reviewer_id`` limits them to one reviewer's agenda."""
-    r = ClosedLostReview.__table__
-    stmt = (
-        sa.select(
-            r.c.id,
-            r.c.deal_id,
-            Deal.name.label("deal_name"),
-            r.c.owner_id,
-            r.c.reviewer_id,
-            r.c.amount_minor,
-            r.c.currency,
-            r.c.status,
-            r.c.due_on,
+    async def active_member_ids(self, organization_id: uuid.UUID, ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+        wanted = list(set(ids))
+        if not wanted:
+            return set()
+        stmt = sa.select(_m.c.id).where(
+            _m.c.organization_id == organization_id, _m.c.id.in_(wanted), _m.c.active.is_(True)
         )
-        .select_from(r.join(Deal, Deal.id == r.c.deal_id))
-        .where(r.c.organization_id == organization_id, r.c.closed_week == week, r.c.deal_reopened.is_(False))
-    )
-    if reviewer_id is not None:
-        stmt = stmt.where(r.c.reviewer_id == reviewer_id)
-    stmt = stmt.order_by(r.c.closed_at, r.c.id)
-    return list((await session.execute(stmt)).all())
+        return set((await self.session.execute(stmt)).scalars())
+
+    async def weekly_rows(
+        self, organization_id: uuid.UUID, week: str, reviewer_id: uuid.UUID | None
+    ) -> list[sa.Row[Any]]:
+        """A week's losses (reviews of deals not since reopened) with their deal's name; plain rows.
+        ``reviewer_id`` limits them to one reviewer's agenda."""
+        r = ClosedLostReview.__table__
+        stmt = (
+            sa.select(
+                r.c.id,
+                r.c.deal_id,
+                Deal.name.label("deal_name"),
+                r.c.owner_id,
+                r.c.reviewer_id,
+                r.c.amount_minor,
+                r.c.currency,
+                r.c.status,
+                r.c.due_on,
+            )
+            .select_from(r.join(Deal, Deal.id == r.c.deal_id))
+            .where(r.c.organization_id == organization_id, r.c.closed_week == week, r.c.deal_reopened.is_(False))
+        )
+        if reviewer_id is not None:
+            stmt = stmt.where(r.c.reviewer_id == reviewer_id)
+        stmt = stmt.order_by(r.c.closed_at, r.c.id)
+        return list((await self.session.execute(stmt)).all())
