@@ -101,11 +101,16 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def _field_errors(error: de.DomainError) -> list[dict[str, Any]]:
+    """A domain error's field problems as validation ``errors``; fields come from the body."""
+    return [{"loc": ["body", *f.path], "msg": f.msg, "type": f.type} for f in error.fields]
+
+
 def problem_fields(error: de.DomainError) -> dict[str, Any]:
     """The members of a domain error's problem that a batch result carries per record."""
     fields: dict[str, Any] = {"status": status_for(error), "code": error.code, "detail": error.detail}
-    if error.extra.get("errors"):
-        fields["errors"] = error.extra["errors"]
+    if error.fields:
+        fields["errors"] = _field_errors(error)
     return fields
 
 
@@ -120,7 +125,10 @@ def problem_for_domain_error(error: de.DomainError, instance: str) -> JSONRespon
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if status == 503:
         headers = {"Retry-After": "1"}
-    return problem(status, error.code, error.detail, instance, title=error.title, headers=headers, **error.extra)
+    extra = dict(error.extra)
+    if error.fields:
+        extra["errors"] = _field_errors(error)
+    return problem(status, error.code, error.detail, instance, title=error.title, headers=headers, **extra)
 
 
 def _jsonable_loc(loc: tuple[Any, ...]) -> list[str | int]:

@@ -17,6 +17,7 @@ from app.domain.errors import (
     ApprovedTermsImmutable,
     ApproverNotInLine,
     Conflict,
+    FieldProblem,
     Forbidden,
     MissingFields,
     OwnerDecides,
@@ -107,7 +108,7 @@ def check_revocation(actor: Actor, approval: ApprovalLike, deal: DealLike, reaso
     if not (reason or "").strip():
         raise MissingFields(
             "Revoking an approval needs a reason.",
-            errors=[{"loc": ["body", "reason"], "msg": "A reason is required", "type": "missing"}],
+            fields=[FieldProblem(("reason",), "A reason is required", "missing")],
         )
     if approval.status != ApprovalStatus.approved:
         raise ApprovalNotApproved()

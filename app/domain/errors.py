@@ -1,20 +1,33 @@
 """The error tree: every rule the domain protects raises one of these.
 
-Each error carries a stable ``code`` (the one API.md lists); the HTTP status
+Each error carries a stable ``code`` (documented in the OpenAPI spec); the HTTP status
 is chosen once, by base class, in ``app/errors.py``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProblem:
+    """What is wrong with one input field, named by its path in the request's data
+    (``("next_steps", 2, "assignee_id")``); the HTTP layer says where that data came from."""
+
+    path: tuple[str | int, ...]
+    msg: str
+    type: str
 
 
 class DomainError(Exception):
     code = "domain_error"
     title = "Request refused"
 
-    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+    def __init__(self, detail: str | None = None, *, fields: Sequence[FieldProblem] = (), **extra: Any) -> None:
         self.detail = detail or self.title
+        self.fields = tuple(fields)
         self.extra = extra
         super().__init__(self.detail)
 

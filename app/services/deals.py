@@ -24,6 +24,7 @@ from app.domain.deals import (
 from app.domain.errors import (
     DomainError,
     ExternalRefTaken,
+    FieldProblem,
     MissingFields,
     UnknownLossReason,
     VersionConflict,
@@ -160,7 +161,7 @@ async def _upsert(
         if missing:
             raise MissingFields(
                 "A new deal needs name, account_name and owner_id.",
-                errors=[{"loc": ["body", name], "msg": "Field required", "type": "missing"} for name in missing],
+                fields=[FieldProblem((name,), "Field required", "missing") for name in missing],
             )
         fields.pop("transfer_reason", None)
         view = await _create(uow, actor, fields, [{"source": source, "external_id": external_id}])

@@ -13,6 +13,7 @@ from app.db.uow import UnitOfWork
 from app.domain.assignments import AssignmentStatus, check_new_assignment, next_step_role
 from app.domain.deals import ensure_can_suggest, ensure_can_write_strategy, ensure_deal_open, ensure_owner_decides
 from app.domain.errors import (
+    FieldProblem,
     InvalidCursor,
     NotFound,
     UnknownMember,
@@ -137,10 +138,9 @@ async def _helpers_asked(
             continue
         member = await uow.members.get(actor.organization_id, member_id)
         if member is None or not member.active:
-            loc = ["body", "next_steps", index, "assignee_id"]
             raise UnknownMember(
                 f"No active member has the id {member_id}.",
-                errors=[{"loc": loc, "msg": "Unknown member", "type": "unknown_member"}],
+                fields=[FieldProblem(("next_steps", index, "assignee_id"), "Unknown member", "unknown_member")],
             )
         named[member_id] = (member, step["description"])
     asked = [named[member_id] for member_id in helpers_asked(deal.owner_id, named)]

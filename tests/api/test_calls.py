@@ -1,4 +1,4 @@
-"""Calls, interventions and observations (API.md: Calls, interventions, observations)."""
+"""Calls, interventions and observations (docs/rules.md: Calls, interventions, observations)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Closed-lost analytics: every figure, for leadership and for each manager's line, per grouping
-(API.md: Analytics).
+(docs/rules.md: Analytics).
 
 The world, all losses closed in November 2026 unless said otherwise (days = days to complete):
 

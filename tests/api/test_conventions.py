@@ -1,4 +1,4 @@
-"""The shared conventions of API.md: problem+json, strict bodies, pagination, concurrency."""
+"""The shared conventions of docs/rules.md: problem+json, strict bodies, pagination, concurrency."""
 
 from __future__ import annotations
 

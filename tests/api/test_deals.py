@@ -1,4 +1,4 @@
-"""Deals: ownership, stages, transfers, closing and reopening (API.md: Deals)."""
+"""Deals: ownership, stages, transfers, closing and reopening (docs/rules.md: Deals)."""
 
 from __future__ import annotations
 

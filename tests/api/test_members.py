@@ -1,4 +1,4 @@
-"""Members and reporting lines (API.md: Organisation, members, keys)."""
+"""Members and reporting lines (docs/rules.md: Organisation, members, keys)."""
 
 from __future__ import annotations
 

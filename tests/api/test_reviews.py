@@ -1,5 +1,5 @@
 """Closed-lost reviews: opened by a loss, written by the reviewer and the seller, completed,
-noted by leadership, gathered by week (API.md: Closed-lost reviews)."""
+noted by leadership, gathered by week (docs/rules.md: Closed-lost reviews)."""
 
 from __future__ import annotations
 

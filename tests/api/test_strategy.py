@@ -1,4 +1,4 @@
-"""Strategy: owned by the deal's seller, versioned, open to suggestions (API.md: Strategy)."""
+"""Strategy: owned by the deal's seller, versioned, open to suggestions (docs/rules.md: Strategy)."""
 
 from __future__ import annotations
 

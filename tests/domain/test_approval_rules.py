@@ -188,7 +188,7 @@ def test_revoking_needs_a_reason(reason: str | None) -> None:
     with pytest.raises(MissingFields) as caught:
         check_revocation(APPROVER_ACTOR, ApprovalStub(), Deal(), reason)
     assert caught.value.code == "validation_error"
-    assert caught.value.extra["errors"][0]["loc"] == ["body", "reason"]
+    assert caught.value.fields[0].path == ("reason",)
 
 
 def test_the_approver_or_a_head_of_sales_revokes_before_reliance() -> None:
