@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Annotated
 
@@ -9,6 +8,7 @@ from fastapi import APIRouter, Query
 from app.deps import ActorDep, UowDep
 from app.errors import problem_responses
 from app.schemas.coaching import CoachingAnalytics
+from app.schemas.common import IsoDate
 from app.services import coaching as service
 
 router = APIRouter(prefix="/v1", tags=["analytics"])
@@ -18,8 +18,8 @@ router = APIRouter(prefix="/v1", tags=["analytics"])
 async def get_coaching_analytics(
     actor: ActorDep,
     uow: UowDep,
-    date_from: Annotated[dt.date | None, Query(alias="from", description="From this day (UTC), inclusive")] = None,
-    date_to: Annotated[dt.date | None, Query(alias="to", description="Up to this day (UTC), inclusive")] = None,
+    date_from: Annotated[IsoDate | None, Query(alias="from", description="From this day (UTC), inclusive")] = None,
+    date_to: Annotated[IsoDate | None, Query(alias="to", description="Up to this day (UTC), inclusive")] = None,
     manager_id: Annotated[uuid.UUID | None, Query(description="One manager only")] = None,
 ) -> CoachingAnalytics:
     """Per manager: early coaching or late rescue — involvement, takeovers, observations, debriefs, reviews."""

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Annotated, Any
 
@@ -12,7 +11,7 @@ from app.domain.deals import DealStatus, Stage
 from app.domain.money import from_minor
 from app.errors import problem_fields, problem_responses, validation_problem_fields
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, json_response, set_etag, set_location
-from app.schemas.common import SafeText
+from app.schemas.common import IsoDate, SafeText, UtcDatetime
 from app.schemas.deals import (
     DealBatch,
     DealBatchRecord,
@@ -69,9 +68,9 @@ def list_filters(
     owner_id: uuid.UUID | None = None,
     stage: Stage | None = None,
     status: DealStatus | None = None,
-    closed_from: Annotated[dt.date | None, Query(description="Closed on or after this day (UTC)")] = None,
-    closed_to: Annotated[dt.date | None, Query(description="Closed on or before this day (UTC)")] = None,
-    updated_since: Annotated[dt.datetime | None, Query(description="Changed at or after this instant")] = None,
+    closed_from: Annotated[IsoDate | None, Query(description="Closed on or after this day (UTC)")] = None,
+    closed_to: Annotated[IsoDate | None, Query(description="Closed on or before this day (UTC)")] = None,
+    updated_since: Annotated[UtcDatetime | None, Query(description="Changed at or after this instant")] = None,
     q: Annotated[SafeText | None, Query(max_length=100, description="Substring of the name or account name")] = None,
 ) -> ListFilters:
     return ListFilters(

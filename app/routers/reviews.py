@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Annotated
 
@@ -10,6 +9,7 @@ from app.deps import ActorDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
 from app.domain.reviews import ReviewStatus
 from app.errors import problem_responses
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
+from app.schemas.common import IsoDate
 from app.schemas.reviews import (
     IsoWeek,
     LeadershipNoteCreate,
@@ -63,8 +63,8 @@ def list_filters(
     reviewer_id: uuid.UUID | None = None,
     owner_id: uuid.UUID | None = None,
     week: Annotated[IsoWeek | None, Query(description="ISO week of the loss, e.g. 2026-W47")] = None,
-    closed_from: Annotated[dt.date | None, Query(description="Lost on or after this day (UTC)")] = None,
-    closed_to: Annotated[dt.date | None, Query(description="Lost on or before this day (UTC)")] = None,
+    closed_from: Annotated[IsoDate | None, Query(description="Lost on or after this day (UTC)")] = None,
+    closed_to: Annotated[IsoDate | None, Query(description="Lost on or before this day (UTC)")] = None,
 ) -> ReviewFilters:
     return ReviewFilters(
         status=status,

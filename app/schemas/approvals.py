@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints
 
 from app.domain.approvals import ApprovalStatus, TermKind
-from app.schemas.common import Page, RequestModel, ResponseModel, omitted
+from app.schemas.common import IsoDate, Page, RequestModel, ResponseModel, omitted
 
 TermText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 TermValue = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -25,7 +25,7 @@ class Term(RequestModel):
         description="Exactly what the term covers, e.g. whether a price hold also covers expansion orders",
         examples=["The renewal only; expansion orders are priced at list"],
     )
-    valid_until: dt.date | None = Field(default=None, examples=["2026-12-31"])
+    valid_until: IsoDate | None = Field(default=None, examples=["2026-12-31"])
 
 
 Terms = Annotated[list[Term], Field(min_length=1, max_length=20)]

@@ -4,25 +4,15 @@ import datetime as dt
 import uuid
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, Field, StringConstraints, field_validator
 
 from app.domain.calls import CallRole, InterventionKind, ObservationStatus
-from app.schemas.common import Page, RequestModel, ResponseModel, omitted
+from app.schemas.common import Page, RequestModel, ResponseModel, UtcDatetime, omitted
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
 Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
-
-def _in_utc(value: dt.datetime) -> dt.datetime:
-    try:
-        return value.astimezone(dt.UTC)
-    except OverflowError:
-        raise ValueError("the time is out of range in UTC") from None
-
-
-# Stored and answered in UTC, whatever offset the client sent; a time without one is refused.
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 SkillCode = Annotated[str, Field(max_length=64, description="A code from the skill catalog", examples=["discovery"])]
 
 

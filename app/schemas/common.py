@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import uuid
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 # NUL and lone surrogates cannot be stored as text (PostgreSQL refuses them), so
 # they are invalid input rather than a server error.
@@ -43,6 +54,45 @@ def omitted(**kwargs: Any) -> Any:
         schema.pop("default", None)
 
     return Field(default=None, json_schema_extra=_drop_default, **kwargs)
+
+
+# Dates and timestamps arrive as ISO 8601 text only. Pydantic's lax mode would also read a number
+# (or a string of digits: every query value is a string) as seconds since 1970, so `0` became
+# 1970-01-01; these types refuse anything but the ISO shape before pydantic parses it.
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_ISO_DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}")
+
+
+def _iso_date_text(value: Any) -> Any:
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value  # built in Python, not read off the wire
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        return value
+    raise PydanticCustomError("iso_date", "Input should be an ISO 8601 date string, YYYY-MM-DD")
+
+
+def _iso_datetime_text(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value  # built in Python, not read off the wire
+    if isinstance(value, str) and _ISO_DATETIME.match(value):
+        return value
+    raise PydanticCustomError(
+        "iso_datetime", "Input should be an RFC 3339 timestamp string with an offset, e.g. 2026-11-03T14:00:00Z"
+    )
+
+
+def _in_utc(value: dt.datetime) -> dt.datetime:
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError("the time is out of range in UTC") from None
+
+
+# THE date of every request: `YYYY-MM-DD` text (query strings and bodies alike).
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date_text)]
+# THE timestamp of every request: RFC 3339 text with an offset (a time without one is refused),
+# stored and answered in UTC whatever offset the client sent.
+UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_datetime_text), AfterValidator(_in_utc)]
 
 
 class ResponseModel(BaseModel):

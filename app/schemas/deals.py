@@ -9,7 +9,7 @@ from pydantic import Field, StringConstraints, model_validator
 
 from app.domain.deals import DealStatus, Stage
 from app.domain.money import InvalidMoney, to_minor
-from app.schemas.common import Name, Page, RequestModel, ResponseModel, omitted
+from app.schemas.common import IsoDate, Name, Page, RequestModel, ResponseModel, omitted
 
 Source = Annotated[
     str,
@@ -68,7 +68,7 @@ class DealCreate(RequestModel):
     name: Name = Field(examples=["Globex platform renewal"])
     account_name: Name = Field(examples=["Globex"])
     amount: Money | None = None
-    expected_close_date: dt.date | None = Field(default=None, examples=["2026-12-31"])
+    expected_close_date: IsoDate | None = Field(default=None, examples=["2026-12-31"])
     stage: Stage = Stage.prospecting
     owner_id: uuid.UUID = Field(description="An active seller")
     external_refs: list[ExternalRef] = Field(default_factory=list, max_length=20)
@@ -81,7 +81,7 @@ class DealUpdate(RequestModel):
     name: Name = omitted()
     account_name: Name = omitted()
     amount: Money | None = omitted()
-    expected_close_date: dt.date | None = omitted()
+    expected_close_date: IsoDate | None = omitted()
     stage: Stage = omitted()
     owner_id: uuid.UUID = omitted(description="A transfer: needs transfer_reason")
     transfer_reason: Reason = omitted(description="Why the deal changes owner")

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, StringConstraints, field_validator
 
 from app.domain.reviews import ReviewStatus, parse_iso_week
-from app.schemas.common import Code, Page, RequestModel, ResponseModel, omitted
+from app.schemas.common import Code, IsoDate, Page, RequestModel, ResponseModel, omitted
 from app.schemas.deals import MoneyPublic
 
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
@@ -25,7 +25,7 @@ IsoWeek = Annotated[
 class ActionItem(RequestModel):
     description: Line = Field(examples=["Rehearse the pricing conversation with enablement"])
     assignee_id: uuid.UUID | None = Field(default=None, description="An active member of the organisation")
-    due_date: dt.date | None = Field(default=None, examples=["2026-12-15"])
+    due_date: IsoDate | None = Field(default=None, examples=["2026-12-15"])
 
 
 class ReviewUpdate(RequestModel):

@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints, model_validator
 
 from app.domain.strategy import NextStepStatus, StakeholderRole, Stance, StrategySection, SuggestionStatus
-from app.schemas.common import Name, Page, RequestModel, ResponseModel
+from app.schemas.common import IsoDate, Name, Page, RequestModel, ResponseModel
 
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
 Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
@@ -30,7 +30,7 @@ class NextStep(RequestModel):
         default=None,
         description="An active member; anyone but the owner is asked for help with a `requested` assignment",
     )
-    due_date: dt.date | None = Field(default=None, examples=["2026-11-30"])
+    due_date: IsoDate | None = Field(default=None, examples=["2026-11-30"])
     status: NextStepStatus = NextStepStatus.open
 
 
