@@ -106,6 +106,18 @@ def _field_errors(error: de.DomainError) -> list[dict[str, Any]]:
     return [{"loc": ["body", *f.path], "msg": f.msg, "type": f.type} for f in error.fields]
 
 
+def payload_too_large(instance: str, limit: int) -> JSONResponse:
+    # Connection: close, so that the server stops receiving the rest of an oversized upload.
+    return problem(
+        413,
+        "payload_too_large",
+        f"The request body is larger than {limit} bytes.",
+        instance,
+        title="Content Too Large",
+        headers={"Connection": "close"},
+    )
+
+
 def problem_fields(error: de.DomainError) -> dict[str, Any]:
     """The members of a domain error's problem that a batch result carries per record."""
     fields: dict[str, Any] = {"status": status_for(error), "code": error.code, "detail": error.detail}
@@ -229,6 +241,8 @@ def install_error_handlers(app: FastAPI) -> None:
         code = HTTP_CODES.get(exc.status_code, "http_error")
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         headers = getattr(exc, "headers", None)
+        if exc.status_code == 413:  # the body limit stopped FastAPI reading the body
+            return payload_too_large(request.url.path, request.app.state.settings.max_body_bytes)
         if exc.status_code == 400:  # FastAPI could not read the body (bad encoding, say)
             return problem(400, "malformed_json", "The request body is not valid JSON.", request.url.path)
         if exc.status_code == 404:

@@ -12,6 +12,7 @@ from fastapi.routing import APIRoute
 
 from app.db.engine import make_engine, make_sessionmaker
 from app.errors import Problem, install_error_handlers
+from app.middleware.body_limit import BodyLimitMiddleware
 from app.middleware.idempotency import IdempotencyMiddleware
 from app.middleware.request_context import RequestContextMiddleware
 from app.observability import configure_logging
@@ -118,6 +119,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         IdempotencyMiddleware, ttl_hours=settings.idempotency_ttl_hours, lock_seconds=settings.idempotency_lock_seconds
     )
+    # Outside idempotency: an oversized body is refused before it is read, stored or authenticated.
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
@@ -151,6 +154,10 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             if "requestBody" in operation:
                 operation["responses"]["400"] = {
                     "description": "The body is not JSON (`malformed_json`)",
+                    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                }
+                operation["responses"]["413"] = {
+                    "description": "The body is over `DEALCOACH_MAX_BODY_BYTES`, 1 MiB by default (`payload_too_large`)",
                     "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
                 }
                 operation["responses"] = dict(sorted(operation["responses"].items()))

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     idempotency_lock_seconds: int = Field(
         default=60, ge=1, description="After this long an unfinished idempotent request may be retried"
     )
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1, description="A request body over this many bytes answers 413 payload_too_large"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     access_log: bool = True
 
