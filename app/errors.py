@@ -22,6 +22,10 @@ log = logging.getLogger("dealcoach.errors")
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:dealcoach:problem:"
 
+# The bound of app.schemas.common.MAX_JSON_DEPTH (the schemas are above this module), named for
+# JSON too deep for the parser itself (tests/api/test_json_limits.py checks they agree).
+MAX_JSON_DEPTH = 32
+
 STATUS_BY_BASE: tuple[tuple[type[de.DomainError], int], ...] = (
     (de.NotFound, 404),
     (de.Unauthenticated, 401),
@@ -243,6 +247,22 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = getattr(exc, "headers", None)
         if exc.status_code == 413:  # the body limit stopped FastAPI reading the body
             return payload_too_large(request.url.path, request.app.state.settings.max_body_bytes)
+        if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):
+            # JSON nested so deep that the parser gave up: far over the depth limit, not malformed.
+            return problem(
+                422,
+                "validation_error",
+                "The request is invalid; see errors.",
+                request.url.path,
+                title="Validation error",
+                errors=[
+                    {
+                        "loc": ["body"],
+                        "msg": f"JSON must not be nested deeper than {MAX_JSON_DEPTH} levels",
+                        "type": "json_too_deep",
+                    }
+                ],
+            )
         if exc.status_code == 400:  # FastAPI could not read the body (bad encoding, say)
             return problem(400, "malformed_json", "The request body is not valid JSON.", request.url.path)
         if exc.status_code == 404:

@@ -24,26 +24,60 @@ from pydantic_core import PydanticCustomError
 _UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 
 
-def _has_unstorable_text(value: Any) -> bool:
-    if isinstance(value, str):
-        return _UNSTORABLE.search(value) is not None
-    if isinstance(value, dict):
-        return any(_has_unstorable_text(k) or _has_unstorable_text(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_unstorable_text(v) for v in value)
-    return False
+def _unstorable(text: str) -> bool:
+    # Most text is ASCII: two C-speed checks spare it the regex.
+    return "\x00" in text or (not text.isascii() and _UNSTORABLE.search(text) is not None)
+
+
+# API.md Limits: JSON nested deeper than this, or a list (or object) with more items, is refused
+# before any field is validated, so a hostile body costs one walk, not a pydantic error per item.
+MAX_JSON_DEPTH = 32
+MAX_JSON_ITEMS = 1000
+
+
+def _inspect_json(data: Any) -> tuple[str, str] | None:
+    """Why a parsed JSON body cannot be accepted, or None: one iterative walk (no recursion,
+    whatever the depth) over containers and strings."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        value, depth = pop()
+        if isinstance(value, str):
+            if _unstorable(value):
+                return _UNSTORABLE_TEXT
+        elif isinstance(value, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                return _TOO_DEEP
+            if len(value) > MAX_JSON_ITEMS:
+                return _TOO_MANY
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    if isinstance(key, str) and _unstorable(key):
+                        return _UNSTORABLE_TEXT
+                    push((item, depth + 1))
+            else:
+                for item in value:
+                    push((item, depth + 1))
+    return None
+
+
+_UNSTORABLE_TEXT = ("unstorable_text", "Text must not contain NUL characters or unpaired surrogates")
+_TOO_DEEP = ("json_too_deep", f"JSON must not be nested deeper than {MAX_JSON_DEPTH} levels")
+_TOO_MANY = ("json_too_many_items", f"A JSON list or object must not have more than {MAX_JSON_ITEMS} items")
 
 
 class RequestModel(BaseModel):
-    """A request body: unknown (and read-only) fields are refused, text must be storable."""
+    """A request body: unknown (and read-only) fields are refused, text must be storable, and
+    the JSON is bounded in depth and size."""
 
     model_config = ConfigDict(extra="forbid")
 
     @model_validator(mode="before")
     @classmethod
-    def _storable_text(cls, data: Any) -> Any:
-        if _has_unstorable_text(data):
-            raise ValueError("text must not contain NUL characters or unpaired surrogates")
+    def _bounded_storable_json(cls, data: Any) -> Any:
+        problem = _inspect_json(data)
+        if problem is not None:
+            raise PydanticCustomError(*problem)
         return data
 
 
