@@ -60,7 +60,11 @@ PageDep = Annotated[PageRequest, Depends(get_page)]
 def get_if_match(
     if_match: Annotated[
         str | None,
-        Header(alias="If-Match", description='The `ETag` you read (`"3"`); a stale one answers 412 version_conflict'),
+        Header(
+            alias="If-Match",
+            max_length=1024,
+            description='The `ETag` you read (`"3"`); a stale one answers 412 version_conflict',
+        ),
     ] = None,
 ) -> frozenset[int] | None:
     return parse_if_match(if_match)

@@ -140,7 +140,7 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Code = Annotated[
     str,
-    StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$"),
+    StringConstraints(max_length=64, pattern=r"^[a-z][a-z0-9_]{0,63}$"),
     Field(description="snake_case code, unique per organisation", examples=["negotiation"]),
 ]
 ShortText = Annotated[str, StringConstraints(max_length=2000)]

@@ -13,7 +13,7 @@ from app.schemas.common import IsoDate, Name, Page, RequestModel, ResponseModel,
 
 Source = Annotated[
     str,
-    StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,39}$"),
+    StringConstraints(max_length=40, pattern=r"^[a-z0-9][a-z0-9_.-]{0,39}$"),
     Field(description="The system the id comes from", examples=["hubspot"]),
 ]
 ExternalId = Annotated[
@@ -25,8 +25,10 @@ Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000
 
 
 class Money(RequestModel):
-    amount: str = Field(description="Decimal string, at most the currency's decimal places", examples=["12500.00"])
-    currency: str = Field(description="ISO 4217 code", examples=["EUR"])
+    amount: str = Field(
+        max_length=40, description="Decimal string, at most the currency's decimal places", examples=["12500.00"]
+    )
+    currency: str = Field(max_length=3, description="ISO 4217 code", examples=["EUR"])
 
     @model_validator(mode="after")
     def _valid(self) -> Money:

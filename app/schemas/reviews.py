@@ -16,7 +16,7 @@ Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Competitor = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 IsoWeek = Annotated[
     str,
-    StringConstraints(pattern=r"^[0-9]{4}-W[0-9]{2}$"),
+    StringConstraints(max_length=8, pattern=r"^[0-9]{4}-W[0-9]{2}$"),
     AfterValidator(parse_iso_week),
     Field(description="An ISO 8601 week", examples=["2026-W47"]),
 ]
