@@ -113,7 +113,7 @@ async def create_intervention(
 ) -> InterventionPublic:
     """Record what an attendee did in a held call (any attendee records it); `took_over` by a non-lead is a takeover."""
     intervention = await service.create_intervention(uow, actor, call_id, body)
-    set_location(response, f"/v1/calls/{call_id}/interventions")  # interventions are read in their call's list
+    set_location(response, f"/v1/calls/{call_id}/interventions/{intervention.id}")
     return InterventionPublic.model_validate(intervention)
 
 
@@ -124,6 +124,18 @@ async def list_call_interventions(call_id: uuid.UUID, actor: ActorDep, uow: UowD
     return InterventionPage(
         items=[InterventionPublic.model_validate(i) for i in result.items], next_cursor=result.next_cursor
     )
+
+
+@calls.get(
+    "/calls/{call_id}/interventions/{intervention_id}",
+    response_model=InterventionPublic,
+    responses=problem_responses(404),
+)
+async def get_intervention(
+    call_id: uuid.UUID, intervention_id: uuid.UUID, actor: ActorDep, uow: UowDep
+) -> InterventionPublic:
+    """One intervention (visible to whoever sees its call); interventions never change."""
+    return InterventionPublic.model_validate(await service.get_intervention(uow, actor, call_id, intervention_id))
 
 
 # --- observations ---------------------------------------------------------------------

@@ -279,6 +279,17 @@ async def create_intervention(
     return intervention
 
 
+async def get_intervention(
+    uow: UnitOfWork, actor: Actor, call_id: uuid.UUID, intervention_id: uuid.UUID
+) -> Intervention:
+    """An intervention is visible to whoever sees its call."""
+    view = await get_call(uow, actor, call_id)
+    intervention = await uow.calls.get_intervention(view.call.id, intervention_id)
+    if intervention is None:
+        raise NotFound("No intervention with this id on this call.")
+    return intervention
+
+
 async def list_call_interventions(
     uow: UnitOfWork, actor: Actor, call_id: uuid.UUID, page: PageRequest
 ) -> PageResult[Intervention]:

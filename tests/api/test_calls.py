@@ -411,8 +411,8 @@ async def test_interventions_are_recorded_by_attendees_of_a_held_call(api: Api, 
 
     recorded = await api.as_(seller).post(url, json=answered)
     assert recorded.status_code == 201, recorded.text
-    assert recorded.headers["location"] == url
     body = recorded.json()
+    assert recorded.headers["location"] == f"{url}/{body['id']}"
     assert body["is_takeover"] is False and body["recorded_by"] == seller.id and body["deal_id"] == deal["id"]
     own = await api.as_(manager).post(url, json={"member_id": manager.id, "kind": "corrected_fact"})
     assert own.status_code == 201 and own.json()["note"] is None
@@ -422,6 +422,32 @@ async def test_interventions_are_recorded_by_attendees_of_a_held_call(api: Api, 
     assert [i["id"] for i in listed] == [body["id"], own.json()["id"], by_lead.json()["id"]]
     types = [e["type"] for e in await history(api, seller, deal["id"])]
     assert types.count("intervention.recorded") == 3 and "call.takeover" not in types
+
+
+async def test_an_intervention_is_read_where_its_location_says(api: Api, team) -> None:
+    seller, manager = team["seller"], team["manager"]
+    contributor = attending(team["other_manager"], "contributor", "Security")
+    deal = await make_deal(api, seller)
+    call = (await plan(api, seller, deal, [lead(seller), attending(manager), contributor])).json()
+    await api.as_(seller).patch(f"/v1/calls/{call['id']}", json={"held_at": HELD})
+    answered = {"member_id": manager.id, "kind": "answered_question", "note": "Explained the price list"}
+    recorded = await api.as_(seller).post(f"/v1/calls/{call['id']}/interventions", json=answered)
+    assert recorded.status_code == 201, recorded.text
+    location = recorded.headers["location"]
+    # Whoever sees the call sees its interventions, the contributor from another team included.
+    for who in ("seller", "manager", "hos", "admin", "integration", "other_manager"):
+        read = await api.as_(team[who]).get(location)
+        assert read.status_code == 200, who
+        assert read.json() == recorded.json()
+    for who in ("peer", "outsider"):
+        assert_problem(await api.as_(team[who]).get(location), 404, "not_found")
+    # Only under its own call, and only an id that exists.
+    other = (await plan(api, seller, deal, [lead(seller)])).json()
+    intervention_id = recorded.json()["id"]
+    assert_problem(await api.get(f"/v1/calls/{other['id']}/interventions/{intervention_id}"), 404, "not_found")
+    ghost = "01900000-0000-7000-8000-000000000000"
+    assert_problem(await api.get(f"/v1/calls/{call['id']}/interventions/{ghost}"), 404, "not_found")
+    assert_problem(await api.get(f"/v1/calls/{call['id']}/interventions/not-a-uuid"), 404, "not_found")
 
 
 async def test_a_managers_takeover_is_recorded(api: Api, team) -> None:

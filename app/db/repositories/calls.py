@@ -111,6 +111,10 @@ class CallRepository:
         stmt = stmt.order_by(Call.scheduled_at, Call.id).limit(limit)
         return list((await self.session.execute(stmt)).scalars())
 
+    async def get_intervention(self, call_id: uuid.UUID, intervention_id: uuid.UUID) -> Intervention | None:
+        stmt = sa.select(Intervention).where(Intervention.id == intervention_id, Intervention.call_id == call_id)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
     async def list_interventions(
         self, call_id: uuid.UUID, *, after: uuid.UUID | None, limit: int
     ) -> list[Intervention]:
