@@ -7,11 +7,12 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import WithJsonSchema
 
 from app.db.uow import UnitOfWork
 from app.domain.members import Actor
 from app.http.conditional import parse_if_match
-from app.http.cursors import CURSORS
+from app.http.cursors import MAX_CURSOR_LENGTH, Cursors
 from app.services.auth import AuthContext, authenticate
 from app.services.pagination import PageRequest
 
@@ -47,11 +48,23 @@ async def get_actor(auth: AuthDep) -> Actor:
 ActorDep = Annotated[Actor, Depends(get_actor)]
 
 
-def get_page(
+# The cursor's length is documented, not validated: a longer one is refused by the codec as
+# invalid_cursor, like any other cursor we did not issue.
+Cursor = Annotated[str, WithJsonSchema({"type": "string", "maxLength": MAX_CURSOR_LENGTH})]
+
+
+async def get_page(
+    request: Request,
+    actor: ActorDep,
     limit: Annotated[int, Query(ge=1, le=200, description="Page size")] = 50,
-    cursor: Annotated[str | None, Query(max_length=512, description="`next_cursor` of the previous page")] = None,
+    cursor: Annotated[
+        Cursor | None,
+        Query(description="`next_cursor` of the previous page, as given (422 invalid_cursor otherwise)"),
+    ] = None,
 ) -> PageRequest:
-    return PageRequest(limit=limit, cursor=cursor, codec=CURSORS)
+    """A page request whose cursors are sealed for the caller's organisation."""
+    cursors: Cursors = request.app.state.cursors
+    return PageRequest(limit=limit, cursor=cursor, codec=cursors.for_organization(actor.organization_id))
 
 
 PageDep = Annotated[PageRequest, Depends(get_page)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -12,6 +13,7 @@ from fastapi.routing import APIRoute
 
 from app.db.engine import make_engine, make_sessionmaker
 from app.errors import Problem, install_error_handlers
+from app.http.cursors import Cursors
 from app.middleware.body_limit import BodyLimitMiddleware
 from app.middleware.idempotency import IdempotencyMiddleware
 from app.middleware.request_context import RequestContextMiddleware
@@ -35,6 +37,8 @@ from app.routers import (
 from app.settings import Settings
 
 API_VERSION = "1.0.0"
+
+log = logging.getLogger("dealcoach.main")
 
 DESCRIPTION = """\
 Dealcoach holds deals, role assignments, customer calls with managers'
@@ -79,6 +83,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.uses_development_secret_key and not settings.is_sqlite:
+            log.warning(
+                "DEALCOACH_SECRET_KEY is the development default: anyone can forge pagination cursors. "
+                "Set a long random secret, the same on every worker and instance."
+            )
         engine = make_engine(settings)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
@@ -98,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.cursors = Cursors(settings.secret_key.get_secret_value())
     install_error_handlers(app)
     for module in (
         members,

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Good enough for a laptop, never for a deployment: anyone who reads this file can forge cursors.
+DEVELOPMENT_SECRET_KEY = "dealcoach-development-secret-key-not-for-production"
 
 
 class Settings(BaseSettings):
@@ -31,8 +34,17 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1_048_576, ge=1, description="A request body over this many bytes answers 413 payload_too_large"
     )
+    secret_key: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_SECRET_KEY),
+        min_length=16,
+        description="Seals pagination cursors (HMAC); the same on every worker and instance",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     access_log: bool = True
+
+    @property
+    def uses_development_secret_key(self) -> bool:
+        return self.secret_key.get_secret_value() == DEVELOPMENT_SECRET_KEY
 
     @property
     def is_sqlite(self) -> bool:

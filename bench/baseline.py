@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import hmac
 import json
 import os
 import uuid
@@ -32,6 +33,8 @@ DSN = os.environ.get("BENCH_BASELINE_DSN", "postgresql://postgres@127.0.0.1:5432
 # Same per-worker connection budget as Dealcoach's defaults (pool_size 20 + max_overflow 10).
 POOL_MIN = int(os.environ.get("BENCH_BASELINE_POOL_MIN", "20"))
 POOL_MAX = int(os.environ.get("BENCH_BASELINE_POOL_MAX", "30"))
+# Dealcoach's cursor secret (the bench hands both apps the same one).
+SECRET_KEY = os.environ.get("DEALCOACH_SECRET_KEY", "dealcoach-development-secret-key-not-for-production").encode()
 
 # --- SQL: the statements Dealcoach sends (app/db/repositories/auth.py, members.py, deals.py) --
 
@@ -152,17 +155,30 @@ def _deal(row: asyncpg.Record, refs: list[asyncpg.Record]) -> dict[str, Any]:
     }
 
 
-def _cursor(listing: str, key: list[Any]) -> str:
-    raw = json.dumps([listing, key], separators=(",", ":")).encode()
+def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _after(listing: str, cursor: str) -> uuid.UUID:
-    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-    tag, key = json.loads(raw)
-    if tag != listing:
-        raise ValueError("cursor from another listing")
-    return uuid.UUID(str(key[0]))
+def _seal(organization_id: uuid.UUID, listing: str, payload: bytes) -> bytes:
+    message = f"{organization_id}\n{listing}\n".encode() + payload
+    return hmac.new(SECRET_KEY, message, hashlib.sha256).digest()[:16]
+
+
+def _cursor(organization_id: uuid.UUID, listing: str, key: list[Any]) -> str:
+    """app/http/cursors.py: the key as JSON, sealed (HMAC) for its listing and organisation."""
+    payload = json.dumps(key, separators=(",", ":")).encode()
+    return f"{_b64(payload)}.{_b64(_seal(organization_id, listing, payload))}"
+
+
+def _after(organization_id: uuid.UUID, listing: str, cursor: str) -> uuid.UUID:
+    if len(cursor) > 512:
+        raise ValueError("cursor too long")
+    body, _, seal = cursor.partition(".")
+    payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    mac = base64.urlsafe_b64decode(seal + "=" * (-len(seal) % 4))
+    if not hmac.compare_digest(mac, _seal(organization_id, listing, payload)):
+        raise ValueError("cursor not ours")
+    return uuid.UUID(str(json.loads(payload)[0]))
 
 
 # --- HTTP ------------------------------------------------------------------------------------
@@ -205,7 +221,7 @@ async def list_members(conn: asyncpg.Connection, scope: dict[str, Any], query: d
     actor = await _actor(conn, scope)
     try:
         limit = int(query.get("limit", ["50"])[0])
-        after = _after("members", query["cursor"][0]) if "cursor" in query else None
+        after = _after(actor["organization_id"], "members", query["cursor"][0]) if "cursor" in query else None
     except (ValueError, TypeError, KeyError, IndexError):
         raise HttpError(422, "validation_error") from None
     if not 1 <= limit <= 200:
@@ -215,7 +231,8 @@ async def list_members(conn: asyncpg.Connection, scope: dict[str, Any], query: d
     else:
         rows = await conn.fetch(MEMBERS_NEXT_PAGE, actor["organization_id"], after, limit + 1)
     items = rows[:limit]
-    next_cursor = _cursor("members", [str(items[-1]["id"])]) if len(rows) > limit and items else None
+    org = actor["organization_id"]
+    next_cursor = _cursor(org, "members", [str(items[-1]["id"])]) if len(rows) > limit and items else None
     return 200, _dumps({"items": [_member(r) for r in items], "next_cursor": next_cursor})
 
 
@@ -223,7 +240,7 @@ async def list_deals(conn: asyncpg.Connection, scope: dict[str, Any], query: dic
     actor = await _actor(conn, scope)
     try:
         limit = int(query.get("limit", ["50"])[0])
-        after = _after("deals", query["cursor"][0]) if "cursor" in query else None
+        after = _after(actor["organization_id"], "deals", query["cursor"][0]) if "cursor" in query else None
     except (ValueError, TypeError, KeyError, IndexError):
         raise HttpError(422, "validation_error") from None
     if not 1 <= limit <= 200:
@@ -247,7 +264,7 @@ async def list_deals(conn: asyncpg.Connection, scope: dict[str, Any], query: dic
     if ids:
         for ref in await conn.fetch(refs_query(len(ids)), *ids):
             refs[ref["deal_id"]].append(ref)
-    next_cursor = _cursor("deals", [str(items[-1]["id"])]) if len(rows) > limit and items else None
+    next_cursor = _cursor(org, "deals", [str(items[-1]["id"])]) if len(rows) > limit and items else None
     return 200, _dumps({"items": [_deal(r, refs[r["id"]]) for r in items], "next_cursor": next_cursor})
 
 

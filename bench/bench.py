@@ -22,10 +22,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import hashlib
+import hmac
 import json
 import os
 import platform
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -81,6 +84,8 @@ DEALS = _env_int("BENCH_DEALS", 100_000)
 PG_PORT = _env_int("BENCH_PG_PORT", 5432)
 PG_DSN = os.environ.get("BENCH_PG_DSN", f"postgresql://postgres@127.0.0.1:{PG_PORT}/postgres")
 DB_NAME = os.environ.get("BENCH_DB", "dealcoach_bench")
+# Seals cursors; Dealcoach and the baseline share it, so their documents (next_cursor too) match.
+SECRET_KEY = os.environ.get("DEALCOACH_SECRET_KEY") or secrets.token_urlsafe(32)
 ONLY = {s.strip() for s in os.environ.get("BENCH_ONLY", "").split(",") if s.strip()}
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -372,10 +377,16 @@ ORDER BY id DESC OFFSET $3 LIMIT 1
 """
 
 
-def _cursor(listing: str, key: list[Any]) -> str:
-    """app/domain/pagination.py encode_cursor()."""
-    raw = json.dumps([listing, key], separators=(",", ":")).encode()
+def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _cursor(organization_id: str, listing: str, key: list[Any]) -> str:
+    """app/http/cursors.py Cursors.encode(): the key, sealed for its listing and organisation."""
+    payload = json.dumps(key, separators=(",", ":")).encode()
+    message = f"{organization_id}\n{listing}\n".encode() + payload
+    mac = hmac.new(SECRET_KEY.encode(), message, hashlib.sha256).digest()[:16]
+    return f"{_b64(payload)}.{_b64(mac)}"
 
 
 async def seed_deals(main_org: str, seller_id: str, other_org: str, deals: int) -> dict[str, str]:
@@ -411,7 +422,7 @@ async def seed_deals(main_org: str, seller_id: str, other_org: str, deals: int) 
         last = await conn.fetchval(_VISIBLE_TO_SELLER, main_org, seller_id, 100)
     finally:
         await conn.close()
-    return {"deep_cursor": _cursor("deals", [str(last)]), "seller_deals": str(visible)}
+    return {"deep_cursor": _cursor(main_org, "deals", [str(last)]), "seller_deals": str(visible)}
 
 
 # --- Load -------------------------------------------------------------------------------------
@@ -614,6 +625,7 @@ def main() -> int:
             **os.environ,
             "DEALCOACH_DATABASE_URL": sqlalchemy_url(),
             "DEALCOACH_ACCESS_LOG": "false",
+            "DEALCOACH_SECRET_KEY": SECRET_KEY,
             "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
         }
         dealcoach_cli(["migrate"], env)
@@ -652,7 +664,7 @@ def main() -> int:
                     "--log-level",
                     "warning",
                 ],
-                {**os.environ, "BENCH_BASELINE_DSN": asyncpg_dsn()},
+                {**os.environ, "BENCH_BASELINE_DSN": asyncpg_dsn(), "DEALCOACH_SECRET_KEY": SECRET_KEY},
                 base_url,
                 base_log,
             ),

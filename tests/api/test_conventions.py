@@ -101,13 +101,12 @@ def _cursor(payload: object) -> str:
     [
         "garbage!!",
         "bm90IGpzb24",  # "not json"
-        _cursor(["skills", ["closing"]]),  # another listing's cursor
-        _cursor(["members", ["not-a-uuid"]]),
-        _cursor(["members", [1, 2]]),
-        _cursor({"members": 1}),
+        _cursor(["members", ["01900000-0000-7000-8000-000000000000"]]),  # the old, unsealed format
+        _cursor(["01900000-0000-7000-8000-000000000000"]) + ".AAAAAAAAAAAAAAAAAAAAAA",  # a made-up seal
+        "%00",
     ],
 )
-async def test_malformed_or_foreign_cursor_is_refused(api: Api, cursor: str) -> None:
+async def test_malformed_or_forged_cursor_is_refused(api: Api, cursor: str) -> None:
     assert_problem(await api.get("/v1/members", params={"cursor": cursor}), 422, "invalid_cursor")
 
 
@@ -115,6 +114,47 @@ async def test_cursor_from_another_listing_is_refused(api: Api) -> None:
     first = (await api.get("/v1/skills", params={"limit": 2})).json()
     assert_problem(await api.get("/v1/members", params={"cursor": first["next_cursor"]}), 422, "invalid_cursor")
     assert_problem(await api.get("/v1/loss-reasons", params={"cursor": first["next_cursor"]}), 422, "invalid_cursor")
+
+
+async def test_cursor_from_another_organisation_is_refused(app, api: Api) -> None:
+    from tests.conftest import bootstrap
+
+    other = await bootstrap(app, name="Globex", email="root@globex.test")
+    theirs = (await api.as_(other.admin_key).get("/v1/skills", params={"limit": 2})).json()["next_cursor"]
+    assert (await api.as_(other.admin_key).get("/v1/skills", params={"cursor": theirs})).status_code == 200
+    assert_problem(await api.get("/v1/skills", params={"cursor": theirs}), 422, "invalid_cursor")
+
+
+async def test_a_tampered_cursor_is_refused(api: Api) -> None:
+    cursor = (await api.get("/v1/skills", params={"limit": 2})).json()["next_cursor"]
+    assert (await api.get("/v1/skills", params={"cursor": cursor})).status_code == 200
+    key, _, seal = cursor.partition(".")
+    forged = _cursor(["zzz"]) + "." + seal  # another key under the genuine seal
+    flipped = cursor[:3] + ("A" if cursor[3] != "A" else "B") + cursor[4:]
+    for bad in (forged, flipped, key, cursor + "A", cursor[:-1]):
+        assert_problem(await api.get("/v1/skills", params={"cursor": bad}), 422, "invalid_cursor")
+
+
+@pytest.mark.parametrize("length", [513, 4_000, 60_000])
+async def test_an_over_long_cursor_is_invalid_cursor_not_a_validation_error(api: Api, length: int) -> None:
+    assert_problem(await api.get("/v1/members", params={"cursor": "A" * length}), 422, "invalid_cursor")
+
+
+async def test_cursors_hold_across_apps_with_the_same_secret_only(app, api: Api, settings) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+    from pydantic import SecretStr
+
+    from app.main import create_app
+
+    cursor = (await api.get("/v1/skills", params={"limit": 2})).json()["next_cursor"]
+    headers = {"Authorization": f"Bearer {api.key}"}
+    for secret, status in ((settings.secret_key, 200), (SecretStr("another deployment's secret"), 422)):
+        twin = create_app(settings.model_copy(update={"secret_key": secret}))
+        async with twin.router.lifespan_context(twin):
+            transport = httpx.ASGITransport(app=twin)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+                response = await client.get("/v1/skills", params={"cursor": cursor}, headers=headers)
+        assert response.status_code == status, response.text
 
 
 async def test_if_match_guards_against_lost_updates(api: Api) -> None:

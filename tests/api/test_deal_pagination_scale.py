@@ -8,6 +8,7 @@ lives in bench/, not here.
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import httpx
@@ -90,10 +91,9 @@ async def test_deep_pages_cost_the_same_as_the_first(big_org, who: str) -> None:
     caller = api if who == "admin" else api.as_(manager)
     first = await caller.get("/v1/deals", params={"limit": 50})
     assert first.status_code == 200
-    # Jump near the end with a cursor built the way the API builds it.
-    from app.http.cursors import encode_cursor
-
-    near_end = encode_cursor("deals", [f"01900000-0000-7000-8000-{N - 60:012x}"])
+    # Jump near the end with a cursor sealed the way the API seals it.
+    org_id = uuid.UUID((await caller.get("/v1/me")).json()["organization"]["id"])
+    near_end = app.state.cursors.encode(org_id, "deals", [f"01900000-0000-7000-8000-{N - 60:012x}"])
     queries_first, buffers_first, _ = await _page_cost(app, caller, {})
     queries_last, buffers_last, _ = await _page_cost(app, caller, {"cursor": near_end})
     assert queries_first == queries_last

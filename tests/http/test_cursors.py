@@ -1,20 +1,30 @@
-"""Opaque keyset cursors."""
+"""Opaque keyset cursors, sealed for their listing and organisation (app/http/cursors.py)."""
 
 from __future__ import annotations
 
 import base64
 import json
+import uuid
 from typing import Any
 
 import pytest
 
 from app.domain.errors import InvalidCursor
-from app.http.cursors import decode_cursor, encode_cursor
+from app.http.cursors import MAX_CURSOR_LENGTH, Cursors
+
+ORG = uuid.UUID("01900000-0000-7000-8000-000000000001")
+OTHER_ORG = uuid.UUID("01900000-0000-7000-8000-000000000002")
+CURSORS = Cursors("a test secret of some length")
 
 
-def raw_cursor(value: Any) -> str:
-    """A cursor built by hand from any JSON value, encoded the way encode_cursor does."""
-    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+def b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def sealed(key: Any, listing: str = "deals", org: uuid.UUID = ORG) -> str:
+    """Any JSON value as the key, sealed the way the codec seals keys."""
+    payload = json.dumps(key, separators=(",", ":")).encode()
+    return f"{b64(payload)}.{b64(CURSORS._mac(org, listing, payload))}"
 
 
 @pytest.mark.parametrize(
@@ -29,80 +39,93 @@ def raw_cursor(value: Any) -> str:
     ],
 )
 def test_round_trip(key: list[Any]) -> None:
-    cursor = encode_cursor("deals", key)
-    assert decode_cursor("deals", cursor, len(key)) == key
+    cursor = CURSORS.encode(ORG, "deals", key)
+    assert CURSORS.decode(ORG, "deals", cursor, len(key)) == key
+    bound = CURSORS.for_organization(ORG)
+    assert bound.decode("deals", bound.encode("deals", key), len(key)) == key
 
 
-def test_cursor_is_url_safe_and_unpadded() -> None:
-    cursor = encode_cursor("deals", ["???>>>~~~", 10**20])
-    assert "=" not in cursor
-    assert "+" not in cursor and "/" not in cursor
+def test_cursor_is_url_safe_unpadded_and_opaque() -> None:
+    cursor = CURSORS.encode(ORG, "deals", ["???>>>~~~", 10**20])
+    assert "=" not in cursor and "+" not in cursor and "/" not in cursor
+    assert "deals" not in base64.urlsafe_b64decode(cursor.partition(".")[0] + "==").decode()
 
 
-@pytest.mark.parametrize("cursor", ["", "!!!!", "a", "abcde", "é", "%%%", "not a cursor at all"])
-def test_malformed_base64_or_json(cursor: str) -> None:
+def test_the_longest_key_we_issue_fits_well_within_the_bound() -> None:
+    cursor = CURSORS.encode(ORG, "calls", ["2026-11-03T14:00:00.123456+00:00", str(uuid.uuid4())])
+    assert len(cursor) < MAX_CURSOR_LENGTH // 3
+
+
+def test_another_listing_or_organisation_refuses_it() -> None:
+    cursor = CURSORS.encode(ORG, "members", ["x"])
     with pytest.raises(InvalidCursor):
-        decode_cursor("deals", cursor, 1)
-
-
-def test_base64_of_non_json() -> None:
-    cursor = base64.urlsafe_b64encode(b"\xff\xfe garbage").decode()
+        CURSORS.decode(ORG, "deals", cursor, 1)
     with pytest.raises(InvalidCursor):
-        decode_cursor("deals", cursor, 1)
+        CURSORS.decode(OTHER_ORG, "members", cursor, 1)
+    with pytest.raises(InvalidCursor):
+        CURSORS.for_organization(OTHER_ORG).decode("members", cursor, 1)
+
+
+def test_another_secret_refuses_it() -> None:
+    cursor = CURSORS.encode(ORG, "deals", ["x"])
+    with pytest.raises(InvalidCursor):
+        Cursors("another deployment's secret").decode(ORG, "deals", cursor, 1)
+
+
+def test_every_single_character_change_is_refused() -> None:
+    cursor = CURSORS.encode(ORG, "deals", ["0190d7a8-0000-7000-8000-000000000000"])
+    for i, char in enumerate(cursor):
+        for other in {"A", "b", "-", "_", "."} - {char}:
+            tampered = cursor[:i] + other + cursor[i + 1 :]
+            with pytest.raises(InvalidCursor):
+                CURSORS.decode(ORG, "deals", tampered, 1)
+
+
+def test_an_edited_key_with_the_old_seal_is_refused() -> None:
+    cursor = CURSORS.encode(ORG, "deals", ["0190d7a8-0000-7000-8000-000000000000"])
+    forged = b64(b'["0190d7a8-0000-7000-8000-00000000ffff"]') + "." + cursor.partition(".")[2]
+    with pytest.raises(InvalidCursor):
+        CURSORS.decode(ORG, "deals", forged, 1)
+
+
+@pytest.mark.parametrize("length", [MAX_CURSOR_LENGTH + 1, 10_000, 1_000_000])
+def test_over_long_cursors_are_refused_whatever_the_length(length: int) -> None:
+    with pytest.raises(InvalidCursor):
+        CURSORS.decode(ORG, "deals", "a" * length, 1)
+    padded = sealed(["x" * length])
+    with pytest.raises(InvalidCursor):
+        CURSORS.decode(ORG, "deals", padded, 1)
 
 
 @pytest.mark.parametrize(
-    "value",
-    [
-        None,
-        1,
-        "deals",
-        "ab",  # a two-character string unpacks into two parts
-        [],
-        ["deals"],
-        ["deals", [1], "extra"],
-        {"deals": [1]},
-        {"a": 1, "b": 2},  # a two-key object unpacks into its keys
-        ["deals", "1"],  # key is not a list
-        ["deals", {"0": 1}],
-        ["deals", None],
-    ],
+    "cursor",
+    ["", ".", "a", "a.", ".a", "!!!!", "abcde", "é", "%%%", "not a cursor at all", "a.b.c", "YQ.YQ", "YQ==.YQ"],
 )
-def test_json_that_is_not_a_tag_key_pair(value: Any) -> None:
+def test_malformed_cursors(cursor: str) -> None:
     with pytest.raises(InvalidCursor):
-        decode_cursor("deals", raw_cursor(value), 1)
-
-
-@pytest.mark.parametrize("tag", ["members", "Deals", "", None, 1, ["deals"]])
-def test_foreign_cursor_is_refused(tag: Any) -> None:
-    with pytest.raises(InvalidCursor):
-        decode_cursor("deals", raw_cursor([tag, [1]]), 1)
-
-
-def test_cursor_from_another_listing_is_refused() -> None:
-    with pytest.raises(InvalidCursor):
-        decode_cursor("deals", encode_cursor("members", ["x", 1]), 2)
+        CURSORS.decode(ORG, "deals", cursor, 1)
 
 
 @pytest.mark.parametrize("arity", [0, 1, 3])
 def test_wrong_arity(arity: int) -> None:
     with pytest.raises(InvalidCursor):
-        decode_cursor("deals", encode_cursor("deals", ["x", 1]), arity)
+        CURSORS.decode(ORG, "deals", CURSORS.encode(ORG, "deals", ["x", 1]), arity)
 
 
-@pytest.mark.parametrize("part", [1.5, None, [1], {"a": 1}, True, False])
-def test_parts_must_be_str_or_int_and_not_bool(part: Any) -> None:
+@pytest.mark.parametrize("key", [None, 1, "x", {"0": 1}, [1.5], [None], [[1]], [{"a": 1}], [True], [False]])
+def test_a_sealed_key_must_be_a_list_of_str_or_int(key: Any) -> None:
     with pytest.raises(InvalidCursor):
-        decode_cursor("deals", raw_cursor(["deals", ["ok", part]]), 2)
+        CURSORS.decode(ORG, "deals", sealed(key), 1)
+
+
+def test_a_sealed_payload_that_is_not_json_is_refused_cleanly() -> None:
+    for payload in (b"\xff\xfe garbage", b"[" * 5000):
+        cursor = f"{b64(payload)}.{b64(CURSORS._mac(ORG, 'deals', payload))}"
+        with pytest.raises(InvalidCursor):
+            CURSORS.decode(ORG, "deals", cursor, 1)
 
 
 def test_invalid_cursor_error_code() -> None:
     with pytest.raises(InvalidCursor) as info:
-        decode_cursor("deals", "@@@", 1)
+        CURSORS.decode(ORG, "deals", "@@@", 1)
     assert info.value.code == "invalid_cursor"
-
-
-def test_deeply_nested_cursor_is_refused_cleanly() -> None:
-    cursor = base64.urlsafe_b64encode(b"[" * 2000).decode()
-    with pytest.raises(InvalidCursor):
-        decode_cursor("deals", cursor, 1)
