@@ -64,7 +64,7 @@ def ensure_admin(actor: Actor) -> None:
 
 
 def ensure_can_manage_keys_of(actor: Actor, member_id: uuid.UUID) -> None:
-    """Admins manage every member's keys; a member may see and revoke their own."""
+    """Admins manage every member's keys; a member may see their own."""
     if not actor.is_admin and actor.member_id != member_id:
         raise Forbidden("Only an admin or the key's own member may do this.")
 

@@ -42,8 +42,8 @@ async def get_api_key(key_id: uuid.UUID, actor: ActorDep, uow: UowDep) -> ApiKey
     return ApiKeyPublic.model_validate(await service.get_key(uow, actor, key_id))
 
 
-@router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(404))
+@router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(403, 404))
 async def revoke_api_key(key_id: uuid.UUID, actor: ActorDep, uow: UowDep) -> Response:
-    """Revoke a key at once (admin, or the key's own member); it stays listed with revoked_at."""
+    """Revoke a key at once (admin only; anyone else gets 403 forbidden); it stays listed with revoked_at."""
     await service.revoke_key(uow, actor, key_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,4 +1,4 @@
-"""API keys: admins issue them; a key can be revoked by an admin or its own member."""
+"""API keys: admins issue and revoke them; a member sees their own."""
 
 from __future__ import annotations
 
@@ -66,6 +66,9 @@ async def get_key(uow: UnitOfWork, actor: Actor, key_id: uuid.UUID) -> ApiKey:
 
 
 async def revoke_key(uow: UnitOfWork, actor: Actor, key_id: uuid.UUID) -> None:
+    """An admin-only write: anyone else is refused before the key is looked up, so the answer
+    says nothing about which keys exist."""
+    ensure_admin(actor)
     async with uow:
         key = await get_key(uow, actor, key_id)
         if key.revoked_at is not None:
