@@ -12,6 +12,12 @@ ETAG_HEADER = {
     }
 }
 LOCATION_HEADER = {"Location": {"description": "URL of the created resource", "schema": {"type": "string"}}}
+NO_STORE_HEADER = {
+    "Cache-Control": {
+        "description": "`no-store`: the response carries a secret that no cache may keep",
+        "schema": {"type": "string", "enum": ["no-store"]},
+    }
+}
 
 
 def set_etag(response: Response, version: int) -> None:
@@ -20,6 +26,11 @@ def set_etag(response: Response, version: int) -> None:
 
 def set_location(response: Response, path: str) -> None:
     response.headers["Location"] = path
+
+
+def set_no_store(response: Response) -> None:
+    """For a response that shows a secret: no browser, proxy or CDN cache may keep it."""
+    response.headers["Cache-Control"] = "no-store"
 
 
 def json_response(model: BaseModel, *, headers: dict[str, str] | None = None) -> Response:

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response, status
 
 from app.deps import ActorDep, IdempotencyDeps, PageDep, UowDep
 from app.errors import problem_responses
-from app.http.responses import LOCATION_HEADER, set_location
+from app.http.responses import LOCATION_HEADER, NO_STORE_HEADER, set_location, set_no_store
 from app.schemas.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyPage, ApiKeyPublic
 from app.services import api_keys as service
 
@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1", tags=["api-keys"])
     "/members/{member_id}/api-keys",
     status_code=status.HTTP_201_CREATED,
     response_model=ApiKeyCreated,
-    responses={201: {"headers": LOCATION_HEADER}, **problem_responses(403, 404, 422)},
+    responses={201: {"headers": {**LOCATION_HEADER, **NO_STORE_HEADER}}, **problem_responses(403, 404, 422)},
     dependencies=IdempotencyDeps,
 )
 async def create_api_key(
@@ -26,6 +26,7 @@ async def create_api_key(
     """Issue an API key that acts as this member (admin only); the secret is shown only here."""
     issued = await service.issue_key(uow, actor, member_id, body or ApiKeyCreate())
     set_location(response, f"/v1/api-keys/{issued.key.id}")
+    set_no_store(response)
     return ApiKeyCreated(**ApiKeyPublic.model_validate(issued.key).model_dump(), api_key=issued.secret)
 
 

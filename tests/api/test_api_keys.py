@@ -35,6 +35,24 @@ async def test_key_is_shown_once_and_stored_only_as_a_hash(app, api: Api) -> Non
     assert me.status_code == 200 and me.json()["id"] == seller.id
 
 
+async def test_the_response_with_the_secret_is_never_cached(api: Api) -> None:
+    seller = await api.make_member("seller", key=False)
+    url = f"/v1/members/{seller.id}/api-keys"
+    created = await api.post(url, json={"label": "ci"}, headers={"Idempotency-Key": "key-1"})
+    assert created.status_code == 201 and created.headers["cache-control"] == "no-store"
+    replayed = await api.post(url, json={"label": "ci"}, headers={"Idempotency-Key": "key-1"})
+    assert replayed.headers["idempotent-replayed"] == "true" and replayed.headers["cache-control"] == "no-store"
+    # Reads carry no secret and need no such header.
+    assert "cache-control" not in (await api.get(url)).headers
+
+
+def test_the_spec_declares_no_store_on_key_creation() -> None:
+    from app.main import create_app
+
+    created = create_app().openapi()["paths"]["/v1/members/{member_id}/api-keys"]["post"]["responses"]["201"]
+    assert created["headers"]["Cache-Control"]["schema"] == {"type": "string", "enum": ["no-store"]}
+
+
 async def test_body_is_optional(api: Api) -> None:
     seller = await api.make_member("seller", key=False)
     response = await api.client.post(
