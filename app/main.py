@@ -49,6 +49,12 @@ Authenticate with `Authorization: Bearer <api key>`. Errors are
 `application/problem+json` documents with a stable `code`. Lists are
 keyset-paginated with `limit` and `cursor`. Every POST accepts an
 `Idempotency-Key`; PATCH and PUT honour `If-Match`.
+
+Limits: a body over 1 MiB answers 413 `payload_too_large`; JSON nested deeper
+than 32 levels, or a list over 1,000 items, answers 422 `validation_error`;
+dates (`YYYY-MM-DD`) and timestamps (RFC 3339 with an offset) are strings, never
+numbers. A cursor is opaque and valid only for the listing and organisation that
+issued it (422 `invalid_cursor` otherwise).
 """
 
 TAGS = [
