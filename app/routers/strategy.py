@@ -31,13 +31,13 @@ def render(view: service.StrategyView) -> StrategyPublic:
         version=view.version,
         author_id=view.author_id,
         updated_at=view.updated_at,
-        **view.document,
+        **view.document.to_json(),
     )
 
 
 def render_version(view: service.StrategyView) -> StrategyVersionPublic:
     return StrategyVersionPublic(
-        version=view.version, author_id=view.author_id, created_at=view.updated_at, document=view.document
+        version=view.version, author_id=view.author_id, created_at=view.updated_at, document=view.document.to_json()
     )
 
 

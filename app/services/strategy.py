@@ -12,16 +12,17 @@ from app.db.types import utcnow
 from app.db.uow import UnitOfWork
 from app.domain.assignments import AssignmentStatus, check_new_assignment, next_step_role
 from app.domain.deals import ensure_can_suggest, ensure_can_write_strategy, ensure_deal_open, ensure_owner_decides
-from app.domain.errors import (
-    FieldProblem,
-    InvalidCursor,
-    NotFound,
-    UnknownMember,
-    VersionConflict,
-)
-from app.domain.ids import uuid7
+from app.domain.errors import InvalidCursor, NotFound, VersionConflict
 from app.domain.members import Actor, MemberRole
-from app.domain.strategy import StrategySection, SuggestionStatus, ensure_suggestion_open, helpers_asked
+from app.domain.strategy import (
+    NextStep,
+    Revision,
+    Stakeholder,
+    StrategyDocument,
+    SuggestionStatus,
+    ensure_assignee_active,
+    ensure_suggestion_open,
+)
 from app.domain.versioning import ensure_version
 from app.schemas.strategy import StrategyUpdate, SuggestionCreate
 from app.services.access import deal_access, visible_deal
@@ -32,27 +33,20 @@ from app.services.pagination import PageRequest, PageResult, after_id, after_key
 VERSIONS = "strategy_versions"
 SUGGESTIONS = "suggestions"
 
-_LIST_SECTIONS = (StrategySection.stakeholders, StrategySection.risks, StrategySection.next_steps)
-
-
-def empty_document() -> dict[str, Any]:
-    """The document before the first write: null text sections, empty lists."""
-    return {str(s): [] if s in _LIST_SECTIONS else None for s in StrategySection}
-
 
 @dataclass
 class StrategyView:
     deal_id: uuid.UUID
     version: int
-    document: dict[str, Any]
+    document: StrategyDocument
     author_id: uuid.UUID | None
     updated_at: dt.datetime | None
 
     @classmethod
     def of(cls, deal_id: uuid.UUID, row: StrategyVersion | None) -> StrategyView:
         if row is None:
-            return cls(deal_id, 0, empty_document(), None, None)
-        return cls(deal_id, row.version, {**empty_document(), **row.document}, row.author_id, row.created_at)
+            return cls(deal_id, 0, StrategyDocument(), None, None)
+        return cls(deal_id, row.version, StrategyDocument.from_json(row.document), row.author_id, row.created_at)
 
 
 # --- the document ------------------------------------------------------------
@@ -82,22 +76,20 @@ async def put_strategy(
         current = StrategyView.of(deal.id, await uow.strategy.latest(deal.id))
         ensure_version(current.version, if_match)
         ensure_deal_open(deal)
-        document = data.model_dump(mode="json")
-        _assign_step_ids(document["next_steps"], current.document["next_steps"])
-        changed = [str(s) for s in StrategySection if document[s] != current.document[s]]
-        if not changed:
+        revision = _document_of(data).revise(current.document)
+        if revision is None:
             return current
-        helpers = await _helpers_asked(uow, actor, deal, document["next_steps"], current.document["next_steps"])
+        helpers = await _helpers_asked(uow, actor, deal, revision)
         row = StrategyVersion(
             organization_id=deal.organization_id,
             deal_id=deal.id,
             version=current.version + 1,
             author_id=deal.owner_id,
-            document=document,
+            document=revision.document.to_json(),
         )
         uow.add(row)
         await uow.flush(conflict=VersionConflict("The strategy changed meanwhile; read it again."))
-        event_data = {"version": row.version, "sections": changed}
+        event_data = {"version": row.version, "sections": [str(s) for s in revision.sections]}
         await _event(uow, actor, deal, "strategy.updated", "strategy", deal.id, event_data)
         for member, purpose in helpers:
             if not await uow.assignments.open_exists(deal.id, member.id):
@@ -107,43 +99,27 @@ async def put_strategy(
     return StrategyView.of(deal.id, row)
 
 
-def _assign_step_ids(steps: list[dict[str, Any]], previous: list[dict[str, Any]]) -> None:
-    """A step sent without an id keeps the id of an identical current step (a client resending
-    the document unchanged writes no version), or gets a new one."""
-    claimed = {step["id"] for step in steps if step["id"] is not None}
-    spare = [step for step in previous if step["id"] not in claimed]
-    for step in steps:
-        if step["id"] is not None:
-            continue
-        same = next((p for p in spare if {**p, "id": None} == step), None)
-        if same is not None:
-            spare.remove(same)
-            step["id"] = same["id"]
-        else:
-            step["id"] = str(uuid7())
+def _document_of(data: StrategyUpdate) -> StrategyDocument:
+    return StrategyDocument(
+        customer_objectives=data.customer_objectives,
+        decision_process=data.decision_process,
+        stakeholders=tuple(Stakeholder(s.name, s.title, s.role, s.stance) for s in data.stakeholders),
+        competition=data.competition,
+        value_hypothesis=data.value_hypothesis,
+        risks=tuple(data.risks),
+        next_steps=tuple(NextStep(s.id, s.description, s.assignee_id, s.due_date, s.status) for s in data.next_steps),
+    )
 
 
-async def _helpers_asked(
-    uow: UnitOfWork, actor: Actor, deal: Deal, steps: list[dict[str, Any]], previous: list[dict[str, Any]]
-) -> list[tuple[Member, str]]:
-    """The members newly named on a step, checked, each with the step they are asked to help with.
-    A step keeping its assignee asks nobody again, so a declined request is not repeated on every save."""
-    before = {(step["id"], step["assignee_id"]) for step in previous}
-    named: dict[uuid.UUID, tuple[Member, str]] = {}
-    for index, step in enumerate(steps):
-        if step["assignee_id"] is None or (step["id"], step["assignee_id"]) in before:
-            continue
-        member_id = uuid.UUID(step["assignee_id"])
-        if member_id in named:
-            continue
-        member = await uow.members.get(actor.organization_id, member_id)
-        if member is None or not member.active:
-            raise UnknownMember(
-                f"No active member has the id {member_id}.",
-                fields=[FieldProblem(("next_steps", index, "assignee_id"), "Unknown member", "unknown_member")],
-            )
-        named[member_id] = (member, step["description"])
-    asked = [named[member_id] for member_id in helpers_asked(deal.owner_id, named)]
+async def _helpers_asked(uow: UnitOfWork, actor: Actor, deal: Deal, revision: Revision) -> list[tuple[Member, str]]:
+    """The members the revision asks for help, checked, each with the step they are asked to help with."""
+    members: dict[uuid.UUID, Member] = {}
+    for named in revision.named:
+        member = await uow.members.get(actor.organization_id, named.member_id)
+        ensure_assignee_active(named, member)
+        assert member is not None
+        members[named.member_id] = member
+    asked = [(members[h.member_id], h.description) for h in revision.helpers(deal.owner_id)]
     for member, _ in asked:
         check_new_assignment(actor, deal, str(next_step_role(MemberRole(member.role))), member)
     return asked

@@ -10,7 +10,6 @@ import pytest
 from app.domain.deals import Access, ensure_can_suggest, ensure_can_write_strategy, ensure_owner_decides
 from app.domain.errors import Forbidden, OwnerDecides, StrategyOwnedBySeller
 from app.domain.members import Actor, MemberRole
-from app.domain.strategy import helpers_asked
 
 R = MemberRole
 OWNER = uuid.uuid4()
@@ -113,21 +112,3 @@ def test_nobody_else_decides(role: MemberRole) -> None:
         ensure_owner_decides(actor(role), DealStub())
     assert info.value.code == "owner_decides"
     assert isinstance(info.value, Forbidden)
-
-
-# --- helpers_asked ------------------------------------------------------------
-
-
-def test_helpers_are_every_assignee_but_the_owner_once_each_in_order() -> None:
-    a, b = uuid.uuid4(), uuid.uuid4()
-    assert helpers_asked(OWNER, [a, OWNER, None, b, a, None, b]) == [a, b]
-
-
-@pytest.mark.parametrize("assignees", [[], [None], [OWNER], [OWNER, None, OWNER]])
-def test_a_strategy_that_only_names_the_owner_asks_nobody(assignees: list[uuid.UUID | None]) -> None:
-    assert helpers_asked(OWNER, assignees) == []
-
-
-def test_helpers_asked_accepts_any_iterable() -> None:
-    a = uuid.uuid4()
-    assert helpers_asked(OWNER, (x for x in [a, a])) == [a]
