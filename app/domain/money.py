@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 # Active ISO 4217 codes.
@@ -54,3 +55,24 @@ def from_minor(minor: int, currency: str) -> str:
     """The decimal string for ``minor`` units, with exactly the currency's decimal places."""
     digits = minor_units(currency)
     return f"{Decimal(minor).scaleb(-digits):.{digits}f}"
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    """An exact amount: integer minor units of an ISO 4217 currency."""
+
+    minor: int
+    currency: str
+
+    @classmethod
+    def parse(cls, amount: str, currency: str) -> Money:
+        """Money from its decimal string, e.g. ``Money.parse("12500.00", "EUR")``."""
+        return cls(to_minor(amount, currency), currency)
+
+    @property
+    def amount(self) -> str:
+        return from_minor(self.minor, self.currency)
+
+    def to_json(self) -> dict[str, str]:
+        """As the API and history show money: ``{"amount": "12500.00", "currency": "EUR"}``."""
+        return {"amount": self.amount, "currency": self.currency}

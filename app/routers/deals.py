@@ -7,8 +7,8 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 from pydantic import TypeAdapter, ValidationError
 
 from app.deps import ActorDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
-from app.domain.deals import DealStatus, Stage
-from app.domain.money import from_minor
+from app.domain.deals import DealStatus, Loss, Stage, status_of
+from app.domain.money import Money
 from app.errors import problem_fields, problem_responses, validation_problem_fields
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, json_response, set_etag, set_location
 from app.schemas.common import IsoDate, SafeText, UtcDatetime
@@ -38,14 +38,14 @@ def render(view: service.DealView) -> DealPublic:
 
 
 def fields_of(view: service.DealView) -> dict[str, Any]:
-    """A deal as the plain data of DealPublic (validated once, by the caller, in pydantic's core)."""
+    """A deal as the plain data of DealPublic (validated once, by the caller, in pydantic's core).
+    Money and loss render as in the deal's history; the row's own values are kept typed, since
+    this runs for every item of a page."""
     deal = view.deal
-    amount = None
-    if deal.amount_minor is not None and deal.currency is not None:
-        amount = {"amount": from_minor(deal.amount_minor, deal.currency), "currency": deal.currency}
+    amount = None if deal.amount_minor is None else Money(deal.amount_minor, deal.currency).to_json()
     loss = None
     if deal.loss_reason_code is not None:
-        loss = {"reason_code": deal.loss_reason_code, "competitor": deal.loss_competitor, "detail": deal.loss_detail}
+        loss = Loss(deal.loss_reason_code, deal.loss_competitor, deal.loss_detail).to_json()
     return {
         "id": deal.id,
         "name": deal.name,
@@ -53,7 +53,7 @@ def fields_of(view: service.DealView) -> dict[str, Any]:
         "amount": amount,
         "expected_close_date": deal.expected_close_date,
         "stage": deal.stage,
-        "status": service.status_of(deal.stage),
+        "status": status_of(deal.stage),
         "owner_id": deal.owner_id,
         "closed_at": deal.closed_at,
         "loss": loss,

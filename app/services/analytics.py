@@ -15,7 +15,7 @@ from app.db.repositories.analytics import (
 )
 from app.db.uow import UnitOfWork
 from app.domain.members import Actor
-from app.domain.money import from_minor
+from app.domain.money import Money
 from app.domain.reviews import LossGroupBy, closed_range, ensure_can_see_loss_analytics, sees_every_review
 
 # --- closed-lost analytics -------------------------------------------------------
@@ -31,7 +31,7 @@ class ClosedLostFiguresView:
 
     @property
     def lost_amounts(self) -> list[dict[str, str]]:
-        return [{"currency": c, "amount": from_minor(m, c)} for c, m in sorted(self.amounts.items())]
+        return [Money(m, c).to_json() for c, m in sorted(self.amounts.items())]
 
     @property
     def review_completion_rate(self) -> float | None:

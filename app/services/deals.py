@@ -7,32 +7,30 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.db.models import Deal, DealExternalRef, LossReason, Member
+from app.db.models import Deal, DealExternalRef, LossReason
 from app.db.types import utcnow
 from app.db.uow import UnitOfWork
-from app.domain.changes import diff
 from app.domain.deals import (
     STAGES_BY_STATUS,
-    DealStatus,
+    UNSENT,
+    DealChange,
+    DealEdit,
+    DealFacts,
+    Loss,
     Stage,
-    check_new_deal,
-    check_update,
+    ensure_can_change,
     ensure_can_create_for,
+    ensure_new_deal,
     ensure_owner_is_seller,
     is_closed,
 )
-from app.domain.errors import (
-    DomainError,
-    ExternalRefTaken,
-    FieldProblem,
-    MissingFields,
-    UnknownLossReason,
-    VersionConflict,
-)
+from app.domain.errors import DomainError, ExternalRefTaken, UnknownLossReason, VersionConflict
 from app.domain.members import Actor
-from app.domain.money import from_minor, to_minor
+from app.domain.money import Money
 from app.domain.versioning import ensure_version
 from app.schemas.deals import DealBatchRecord, DealCreate, DealUpdate, DealUpsert, ListFilters
+from app.schemas.deals import Loss as SentLoss
+from app.schemas.deals import Money as SentMoney
 from app.services import reviews
 from app.services.access import deal_access, visible_deal
 from app.services.pagination import PageRequest, PageResult, after_id, build_page
@@ -88,7 +86,16 @@ def _day_start(day: dt.date | None) -> dt.datetime | None:
 
 async def create_deal(uow: UnitOfWork, actor: Actor, data: DealCreate) -> DealView:
     async with uow:
-        view = await _create(uow, actor, data.model_dump(exclude={"external_refs"}), data.model_dump()["external_refs"])
+        facts = DealFacts(
+            name=data.name,
+            account_name=data.account_name,
+            owner_id=data.owner_id,
+            stage=data.stage,
+            amount=_money(data.amount),
+            expected_close_date=data.expected_close_date,
+            loss=_loss(data.loss),
+        )
+        view = await _create(uow, actor, facts, [(ref.source, ref.external_id) for ref in data.external_refs])
         await uow.commit()
     return view
 
@@ -99,7 +106,7 @@ async def update_deal(
     async with uow:
         deal = await visible_deal(uow, actor, deal_id, for_update=True)
         ensure_version(deal.version, if_match)
-        if await _apply(uow, actor, deal, data.model_dump(exclude_unset=True)):
+        if await _apply(uow, actor, deal, _edit(data)):
             await uow.commit()
         refs = await uow.deals.refs_of([deal.id])
     return DealView(deal, refs[deal.id])
@@ -109,7 +116,7 @@ async def upsert_deal(
     uow: UnitOfWork, actor: Actor, source: str, external_id: str, data: DealUpsert, if_match: frozenset[int] | None
 ) -> tuple[DealView, str]:
     async with uow:
-        view, outcome = await _upsert(uow, actor, source, external_id, data.model_dump(exclude_unset=True), if_match)
+        view, outcome = await _upsert(uow, actor, source, external_id, _edit(data), if_match)
         if outcome != "unchanged":
             await uow.commit()
     return view, outcome
@@ -133,10 +140,9 @@ async def batch_upsert(uow: UnitOfWork, actor: Actor, records: list[tuple[int, D
     results: list[BatchOutcome] = []
     async with uow:
         for index, record in records:
-            fields = record.model_dump(exclude_unset=True, exclude={"source", "external_id"})
             try:
                 async with uow.savepoint():
-                    view, outcome = await _upsert(uow, actor, record.source, record.external_id, fields, None)
+                    view, outcome = await _upsert(uow, actor, record.source, record.external_id, _edit(record), None)
             except DomainError as error:
                 results.append(BatchOutcome(index, record.source, record.external_id, "error", error=error))
                 continue
@@ -150,147 +156,85 @@ async def _upsert(
     actor: Actor,
     source: str,
     external_id: str,
-    fields: dict[str, Any],
+    edit: DealEdit,
     if_match: frozenset[int] | None,
 ) -> tuple[DealView, str]:
     deal_id = await uow.deals.deal_id_by_ref(actor.organization_id, source, external_id)
     if deal_id is None:
         if if_match is not None:
             raise VersionConflict("The deal does not exist yet, so no version matches If-Match.")
-        missing = [name for name in ("name", "account_name", "owner_id") if fields.get(name) is None]
-        if missing:
-            raise MissingFields(
-                "A new deal needs name, account_name and owner_id.",
-                fields=[FieldProblem((name,), "Field required", "missing") for name in missing],
-            )
-        fields.pop("transfer_reason", None)
-        view = await _create(uow, actor, fields, [{"source": source, "external_id": external_id}])
+        view = await _create(uow, actor, edit.new_deal(), [(source, external_id)])
         return view, "created"
     deal = await visible_deal(uow, actor, deal_id, for_update=True)
     ensure_version(deal.version, if_match)
-    changed = await _apply(uow, actor, deal, fields)
+    changed = await _apply(uow, actor, deal, edit)
     refs = await uow.deals.refs_of([deal.id])
     return DealView(deal, refs[deal.id]), "updated" if changed else "unchanged"
 
 
-async def _create(uow: UnitOfWork, actor: Actor, fields: dict[str, Any], refs: list[dict[str, str]]) -> DealView:
-    owner = await uow.members.get(actor.organization_id, fields["owner_id"])
+async def _create(uow: UnitOfWork, actor: Actor, facts: DealFacts, refs: list[tuple[str, str]]) -> DealView:
+    owner = await uow.members.get(actor.organization_id, facts.owner_id)
     ensure_owner_is_seller(owner)
     assert owner is not None
     chain = await uow.members.manager_chain(actor.organization_id, owner.id)
     ensure_can_create_for(actor, owner.id, actor.member_id in chain[1:])
-    stage = Stage(fields.get("stage") or Stage.prospecting)
-    loss = fields.get("loss")
-    check_new_deal(stage, loss is not None)
-    if loss is not None:
-        await _ensure_loss_reason(uow, actor, loss["reason_code"])
-    now = utcnow()
+    ensure_new_deal(facts)
+    if facts.loss is not None:
+        await _ensure_loss_reason(uow, actor, facts.loss.reason_code)
     deal = Deal(
         organization_id=actor.organization_id,
-        name=fields["name"],
-        account_name=fields["account_name"],
-        expected_close_date=fields.get("expected_close_date"),
-        stage=stage,
-        owner_id=owner.id,
-        closed_at=now if is_closed(stage) else None,
-        **_money(fields.get("amount")),
-        **_loss_columns(loss),
+        closed_at=utcnow() if is_closed(facts.stage) else None,
+        **_columns(facts),
     )
     uow.add(deal)
     await uow.flush()
     saved_refs = [
-        DealExternalRef(
-            organization_id=actor.organization_id, deal_id=deal.id, source=ref["source"], external_id=ref["external_id"]
-        )
-        for ref in _unique(refs)
+        DealExternalRef(organization_id=actor.organization_id, deal_id=deal.id, source=source, external_id=external_id)
+        for source, external_id in dict.fromkeys(refs)
     ]
     uow.add_all(saved_refs)
     await uow.flush(conflict=ExternalRefTaken())
-    await _event(uow, actor, deal, "deal.created", _snapshot(deal, saved_refs))
-    if stage == Stage.closed_lost:
+    snapshot = {
+        **facts.to_json(),
+        "external_refs": [{"source": r.source, "external_id": r.external_id} for r in saved_refs],
+    }
+    await _event(uow, actor, deal, "deal.created", snapshot)
+    if facts.stage == Stage.closed_lost:
         await reviews.open_or_reuse_review(uow, actor, deal)
     return DealView(deal, saved_refs)
 
 
-async def _apply(uow: UnitOfWork, actor: Actor, deal: Deal, changes: dict[str, Any]) -> bool:
-    """Apply a change set under the deal rules; False when it changes nothing."""
-    transfer_reason = changes.pop("transfer_reason", None)
-    loss = changes.pop("loss", None)
-    wanted: dict[str, Any] = {k: changes[k] for k in ("name", "account_name", "expected_close_date") if k in changes}
-    if "amount" in changes:
-        wanted.update(_money(changes["amount"]))
-    field_changes = {k: v for k, v in wanted.items() if getattr(deal, k) != v}
-    new_stage = Stage(changes["stage"]) if changes.get("stage") is not None else None
-    if new_stage == deal.stage:
-        new_stage = None
-    if (
-        loss is not None
-        and new_stage is None
-        and deal.stage == Stage.closed_lost
-        and _loss_columns(loss) == _loss_of(deal)
-    ):
-        loss = None  # a CRM resending the loss it already recorded
-    new_owner_id = changes.get("owner_id")
-    transfers = new_owner_id is not None and new_owner_id != deal.owner_id
-    if not field_changes and new_stage is None and not transfers and loss is None:
+async def _apply(uow: UnitOfWork, actor: Actor, deal: Deal, edit: DealEdit) -> bool:
+    """Apply an edit under the deal rules; False when it changes nothing."""
+    change = DealChange.of(DealFacts.of(deal), edit)
+    if change is None:
         return False
-
-    new_owner: Member | None = None
-    if new_owner_id is not None and transfers:
-        new_owner = await uow.members.get(actor.organization_id, new_owner_id)
+    if change.transfers:
+        new_owner = await uow.members.get(actor.organization_id, change.after.owner_id)
         ensure_owner_is_seller(new_owner)
     access = await deal_access(uow, actor, deal)
-    change = check_update(
-        actor,
-        access,
-        stage=Stage(deal.stage),
-        new_stage=new_stage,
-        changes_other_fields=bool(field_changes),
-        transfers=transfers,
-        transfer_reason=transfer_reason,
-        loss_given=loss is not None,
-    )
-    if loss is not None:
-        await _ensure_loss_reason(uow, actor, loss["reason_code"])
+    ensure_can_change(actor, access, change)
+    if change.loss is not None:
+        await _ensure_loss_reason(uow, actor, change.loss.reason_code)
 
-    before = {k: getattr(deal, k) for k in field_changes}
-    for key, value in field_changes.items():
+    for key, value in _columns(change.after).items():
         setattr(deal, key, value)
-    previous_owner = deal.owner_id
-    if new_owner is not None:
-        deal.owner_id = new_owner.id
-    if change is not None:
-        deal.stage = change.after
-        if change.closes:
-            deal.closed_at = utcnow()
-        if change.reopens:
-            deal.closed_at = None
-        for key, value in _loss_columns(loss).items():  # cleared on reopen and on a win
-            setattr(deal, key, value)
+    stage = change.stage
+    if stage is not None and stage.closes:
+        deal.closed_at = utcnow()
+    if stage is not None and stage.reopens:
+        deal.closed_at = None
     deal.version += 1
     deal.updated_at = utcnow()
     await uow.flush()
 
-    if field_changes:
-        await _event(uow, actor, deal, "deal.updated", {"changes": diff(before, field_changes)})
-    if new_owner is not None:
-        await _event(
-            uow,
-            actor,
-            deal,
-            "deal.owner_transferred",
-            {"from": str(previous_owner), "to": str(new_owner.id), "reason": (transfer_reason or "").strip()},
-        )
-    if change is not None:
-        data: dict[str, Any] = {"from": str(change.before), "to": str(change.after), "reopened": change.reopens}
-        if change.loses:
-            data["loss"] = _loss_public(deal)
-        await _event(uow, actor, deal, "deal.stage_changed", data)
-        # Every loss gets its review conversation; a reopened deal's review records the reopening.
-        if change.loses:
-            await reviews.open_or_reuse_review(uow, actor, deal)
-        elif change.reopens and change.before == Stage.closed_lost:
-            await reviews.mark_reopened(uow, actor, deal)
+    for type_, data in change.events():
+        await _event(uow, actor, deal, type_, data)
+    # Every loss gets its review conversation; a reopened deal's review records the reopening.
+    if stage is not None and stage.loses:
+        await reviews.open_or_reuse_review(uow, actor, deal)
+    elif stage is not None and stage.reopens and stage.before == Stage.closed_lost:
+        await reviews.mark_reopened(uow, actor, deal)
     return True
 
 
@@ -311,53 +255,41 @@ async def _event(uow: UnitOfWork, actor: Actor, deal: Deal, type_: str, data: di
     )
 
 
-def _money(amount: dict[str, str] | None) -> dict[str, Any]:
-    if amount is None:
-        return {"amount_minor": None, "currency": None}
-    return {"amount_minor": to_minor(amount["amount"], amount["currency"]), "currency": amount["currency"]}
-
-
-def _loss_columns(loss: dict[str, Any] | None) -> dict[str, Any]:
-    if loss is None:
-        return {"loss_reason_code": None, "loss_competitor": None, "loss_detail": None}
-    return {
-        "loss_reason_code": loss["reason_code"],
-        "loss_competitor": loss.get("competitor"),
-        "loss_detail": loss.get("detail"),
-    }
-
-
-def _loss_of(deal: Deal) -> dict[str, Any]:
-    return {k: getattr(deal, k) for k in ("loss_reason_code", "loss_competitor", "loss_detail")}
-
-
-def _loss_public(deal: Deal) -> dict[str, Any] | None:
-    if deal.loss_reason_code is None:
-        return None
-    return {"reason_code": deal.loss_reason_code, "competitor": deal.loss_competitor, "detail": deal.loss_detail}
-
-
-def _unique(refs: list[dict[str, str]]) -> list[dict[str, str]]:
-    return list({(r["source"], r["external_id"]): r for r in refs}.values())
-
-
-def _snapshot(deal: Deal, refs: list[DealExternalRef]) -> dict[str, Any]:
-    amount = (
-        None
-        if deal.amount_minor is None
-        else {"amount": from_minor(deal.amount_minor, deal.currency or ""), "currency": deal.currency}
+def _edit(data: DealUpdate) -> DealEdit:
+    """What the request sent; the amount and the expected close date may be sent as null."""
+    sent = data.model_fields_set
+    return DealEdit(
+        name=data.name,
+        account_name=data.account_name,
+        amount=_money(data.amount) if "amount" in sent else UNSENT,
+        expected_close_date=data.expected_close_date if "expected_close_date" in sent else UNSENT,
+        stage=data.stage,
+        owner_id=data.owner_id,
+        transfer_reason=data.transfer_reason,
+        loss=_loss(data.loss),
     )
+
+
+def _money(amount: SentMoney | None) -> Money | None:
+    return None if amount is None else Money.parse(amount.amount, amount.currency)
+
+
+def _loss(loss: SentLoss | None) -> Loss | None:
+    return None if loss is None else Loss(loss.reason_code, loss.competitor, loss.detail)
+
+
+def _columns(facts: DealFacts) -> dict[str, Any]:
+    """The deal's columns that hold its facts."""
+    amount, loss = facts.amount, facts.loss
     return {
-        "name": deal.name,
-        "account_name": deal.account_name,
-        "amount": amount,
-        "stage": str(deal.stage),
-        "owner_id": str(deal.owner_id),
-        "expected_close_date": deal.expected_close_date.isoformat() if deal.expected_close_date else None,
-        "loss": _loss_public(deal),
-        "external_refs": [{"source": r.source, "external_id": r.external_id} for r in refs],
+        "name": facts.name,
+        "account_name": facts.account_name,
+        "amount_minor": None if amount is None else amount.minor,
+        "currency": None if amount is None else amount.currency,
+        "expected_close_date": facts.expected_close_date,
+        "stage": facts.stage,
+        "owner_id": facts.owner_id,
+        "loss_reason_code": None if loss is None else loss.reason_code,
+        "loss_competitor": None if loss is None else loss.competitor,
+        "loss_detail": None if loss is None else loss.detail,
     }
-
-
-def status_of(stage: str) -> DealStatus:
-    return next(status for status, stages in STAGES_BY_STATUS.items() if stage in stages)

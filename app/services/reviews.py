@@ -15,7 +15,7 @@ from app.db.uow import UnitOfWork
 from app.domain.catalogs import ensure_known_skills
 from app.domain.errors import NotFound, UnknownLossReason, UnknownMember
 from app.domain.members import Actor
-from app.domain.money import from_minor
+from app.domain.money import Money
 from app.domain.reviews import (
     ReviewStatus,
     choose_reviewer,
@@ -296,7 +296,7 @@ async def get_weekly_reviews(uow: UnitOfWork, actor: Actor, week: str) -> Weekly
         overdue = is_overdue(row, today)
         amount = None
         if row.amount_minor is not None and row.currency is not None:
-            amount = {"amount": from_minor(row.amount_minor, row.currency), "currency": row.currency}
+            amount = Money(row.amount_minor, row.currency).to_json()
             sums[row.reviewer_id][row.currency] += row.amount_minor
         group.reviews.append(
             WeeklyReviewView(
@@ -316,9 +316,6 @@ async def get_weekly_reviews(uow: UnitOfWork, actor: Actor, week: str) -> Weekly
             group.pending += 1
         group.overdue += int(overdue)
     for reviewer_id, group in groups.items():
-        group.lost_amounts = [
-            {"currency": currency, "amount": from_minor(minor, currency)}
-            for currency, minor in sorted(sums[reviewer_id].items())
-        ]
+        group.lost_amounts = [Money(minor, currency).to_json() for currency, minor in sorted(sums[reviewer_id].items())]
     ordered = sorted(groups.values(), key=lambda g: (g.reviewer_id is None, str(g.reviewer_id)))
     return WeeklyView(week=week, groups=ordered)
