@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query
 
 from app.deps import ActorDep, UowDep
 from app.errors import problem_responses
-from app.schemas.coaching import CoachingAnalytics
+from app.schemas.coaching import CoachingAnalytics, ManagerCoaching
 from app.schemas.common import IsoDate
 from app.services import coaching as service
 
@@ -23,4 +23,5 @@ async def get_coaching_analytics(
     manager_id: Annotated[uuid.UUID | None, Query(description="One manager only")] = None,
 ) -> CoachingAnalytics:
     """Per manager: early coaching or late rescue — involvement, takeovers, observations, debriefs, reviews."""
-    return await service.coaching_analytics(uow, actor, date_from=date_from, date_to=date_to, manager_id=manager_id)
+    figures = await service.coaching_analytics(uow, actor, date_from=date_from, date_to=date_to, manager_id=manager_id)
+    return CoachingAnalytics(managers=[ManagerCoaching.model_validate(f) for f in figures])
