@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.domain.money import InvalidMoney, from_minor, to_minor
+from app.domain.money import InvalidMoney, Money, from_minor, to_minor
 
 
 @pytest.mark.parametrize(
@@ -41,3 +41,11 @@ def test_round_trip(amount: str, currency: str, minor: int, rendered: str) -> No
 def test_invalid_money(amount: str, currency: str) -> None:
     with pytest.raises(InvalidMoney):
         to_minor(amount, currency)
+
+
+def test_money_values_render_as_the_api_shows_them() -> None:
+    assert Money.parse("12500.5", "EUR") == Money(1_250_050, "EUR")
+    assert Money(1_250_050, "EUR").to_json() == {"amount": "12500.50", "currency": "EUR"}
+    assert Money(1500, "JPY").amount == "1500"
+    with pytest.raises(InvalidMoney):
+        Money.parse("1.5", "JPY")
