@@ -65,7 +65,7 @@ def ensure_approver_in_line(approver: LineNode | None, owner_line: Iterable[uuid
         raise ApproverNotInLine("The approver must be an active manager or head of sales above the deal's owner.")
 
 
-def check_new_approval(
+def ensure_new_approval(
     actor: Actor, deal: DealLike, approver: LineNode | None, owner_line: Iterable[uuid.UUID]
 ) -> None:
     """A request comes from the owner, on an open deal, to someone in the owner's management line."""
@@ -74,7 +74,7 @@ def check_new_approval(
     ensure_approver_in_line(approver, owner_line)
 
 
-def check_decision(actor: Actor, approval: ApprovalLike) -> None:
+def ensure_decision(actor: Actor, approval: ApprovalLike) -> None:
     """Only the named approver approves or rejects, and only once, while the request is pending."""
     if actor.member_id != approval.approver_id:
         raise Forbidden("Only the named approver approves or rejects this request.")
@@ -94,7 +94,7 @@ def refuse_change(approval: ApprovalLike) -> NoReturn:
     raise ApprovalNotPending("The approval was already decided; request a new approval with the changed terms.")
 
 
-def check_reliance(actor: Actor, approval: ApprovalLike, deal: DealLike) -> bool:
+def ensure_reliance(actor: Actor, approval: ApprovalLike, deal: DealLike) -> bool:
     """The owner records that an offer relying on an approved approval went out; True when newly recorded."""
     if deal.owner_id != actor.member_id:
         raise OwnerDecides("Only the deal's owner records that an offer relied on the approval.")
@@ -103,7 +103,7 @@ def check_reliance(actor: Actor, approval: ApprovalLike, deal: DealLike) -> bool
     return approval.relied_on_at is None
 
 
-def check_revocation(actor: Actor, approval: ApprovalLike, deal: DealLike, reason: str | None) -> None:
+def ensure_revocation(actor: Actor, approval: ApprovalLike, deal: DealLike, reason: str | None) -> None:
     """A revocation has a reason and is by the approver or a head of sales; once relied upon, by the owner only."""
     if not (reason or "").strip():
         raise MissingFields(

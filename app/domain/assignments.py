@@ -54,7 +54,7 @@ class AssignmentLike(Protocol):
     def status(self) -> str: ...
 
 
-def check_new_assignment(actor: Actor, deal: DealLike, role: str, assignee: Assignee | None) -> AssignmentStatus:
+def ensure_new_assignment(actor: Actor, deal: DealLike, role: str, assignee: Assignee | None) -> AssignmentStatus:
     """Ownership is never assigned; roles go to active sales people; the owner's own
     assignment is a request, anyone else's a proposal the owner decides on."""
     if role == "owner" or (assignee is not None and assignee.id == deal.owner_id):
@@ -66,7 +66,7 @@ def check_new_assignment(actor: Actor, deal: DealLike, role: str, assignee: Assi
     return AssignmentStatus.requested if actor.member_id == deal.owner_id else AssignmentStatus.proposed
 
 
-def decide(actor: Actor, assignment: AssignmentLike, deal: DealLike) -> None:
+def ensure_can_decide(actor: Actor, assignment: AssignmentLike, deal: DealLike) -> None:
     """A request is decided by its assignee, a proposal by the deal's owner."""
     if assignment.status == AssignmentStatus.requested:
         if actor.member_id != assignment.member_id:

@@ -132,7 +132,7 @@ def ensure_manager_roles_agreed(
             )
 
 
-def check_attendees(
+def ensure_attendees(
     deal: DealLike, attendees: Sequence[AttendeeLike], members: Mapping[uuid.UUID, AttendingMember]
 ) -> None:
     """A call's attendees: the owner leads, everyone may attend, and managers' parts are agreed."""
@@ -141,7 +141,7 @@ def check_attendees(
     ensure_manager_roles_agreed(attendees, members)
 
 
-def check_call_update(
+def ensure_call_update(
     actor: Actor,
     call: CallLike,
     deal: DealLike,
@@ -169,7 +169,9 @@ def ensure_call_held(call: CallLike) -> None:
 # --- interventions ----------------------------------------------------------------
 
 
-def check_intervention(actor: Actor, call: CallLike, attendee_ids: Collection[uuid.UUID], member_id: uuid.UUID) -> None:
+def ensure_intervention(
+    actor: Actor, call: CallLike, attendee_ids: Collection[uuid.UUID], member_id: uuid.UUID
+) -> None:
     """Any attendee of a held call records what an attendee did in it."""
     if actor.member_id not in attendee_ids:
         raise Forbidden("Only an attendee of the call records its interventions.")
@@ -193,7 +195,7 @@ def ensure_can_observe(actor: Actor, attendees: Sequence[AttendeeLike]) -> None:
         raise NotAnObserver()
 
 
-def check_observation_content(strengths: int, improvements: int, max_improvements: int) -> None:
+def ensure_observation_content(strengths: int, improvements: int, max_improvements: int) -> None:
     """Strengths first, at least one; then only a few improvements (the organisation's maximum)."""
     if strengths < 1:
         raise ObservationNeedsStrength()

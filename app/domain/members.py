@@ -69,7 +69,7 @@ def ensure_can_manage_keys_of(actor: Actor, member_id: uuid.UUID) -> None:
         raise Forbidden("Only an admin or the key's own member may do this.")
 
 
-def check_reporting_line(
+def ensure_reporting_line(
     *,
     member_id: uuid.UUID,
     role: MemberRole,

@@ -12,10 +12,10 @@ from app.db.types import utcnow
 from app.db.uow import UnitOfWork
 from app.domain.approvals import (
     ApprovalStatus,
-    check_decision,
-    check_new_approval,
-    check_reliance,
-    check_revocation,
+    ensure_decision,
+    ensure_new_approval,
+    ensure_reliance,
+    ensure_revocation,
     refuse_change,
 )
 from app.domain.errors import NotFound
@@ -33,7 +33,7 @@ async def create_approval(uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, dat
         deal = await visible_deal(uow, actor, deal_id, for_update=True)
         chain = await uow.members.manager_chain(actor.organization_id, deal.owner_id)
         approver = await uow.members.get(actor.organization_id, data.approver_id)
-        check_new_approval(actor, deal, approver, chain[1:])
+        ensure_new_approval(actor, deal, approver, chain[1:])
         terms = [term.model_dump(mode="json") for term in data.terms]
         approval = Approval(
             organization_id=deal.organization_id,
@@ -94,7 +94,7 @@ async def update_approval(
 async def rely_on_approval(uow: UnitOfWork, actor: Actor, approval_id: uuid.UUID) -> Approval:
     async with uow:
         approval, deal = await _load(uow, actor, approval_id)
-        if check_reliance(actor, approval, deal):
+        if ensure_reliance(actor, approval, deal):
             now = utcnow()
             approval.relied_on_at = now
             _touch(approval, now)
@@ -107,7 +107,7 @@ async def rely_on_approval(uow: UnitOfWork, actor: Actor, approval_id: uuid.UUID
 async def revoke_approval(uow: UnitOfWork, actor: Actor, approval_id: uuid.UUID, reason: str) -> Approval:
     async with uow:
         approval, deal = await _load(uow, actor, approval_id)
-        check_revocation(actor, approval, deal, reason)
+        ensure_revocation(actor, approval, deal, reason)
         now = utcnow()
         relied_upon = approval.relied_on_at is not None
         approval.status = ApprovalStatus.revoked
@@ -126,7 +126,7 @@ async def _decide(
 ) -> Approval:
     async with uow:
         approval, _ = await _load(uow, actor, approval_id)
-        check_decision(actor, approval)
+        ensure_decision(actor, approval)
         now = utcnow()
         approval.status = status
         approval.decision_note = note

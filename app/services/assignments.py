@@ -11,9 +11,9 @@ from app.db.uow import UnitOfWork
 from app.domain.assignments import (
     AssignmentRole,
     AssignmentStatus,
-    check_new_assignment,
-    decide,
+    ensure_can_decide,
     ensure_can_end,
+    ensure_new_assignment,
 )
 from app.domain.errors import AssignmentExists, NotFound
 from app.domain.members import Actor
@@ -29,7 +29,7 @@ async def create_assignment(uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, d
     async with uow:
         deal = await visible_deal(uow, actor, deal_id, for_update=True)
         member = await uow.members.get(actor.organization_id, data.member_id)
-        status = check_new_assignment(actor, deal, str(data.role), member)
+        status = ensure_new_assignment(actor, deal, str(data.role), member)
         assert member is not None
         assignment = await open_assignment(uow, actor, deal, member, AssignmentRole(data.role), data.purpose, status)
         await uow.commit()
@@ -129,7 +129,7 @@ async def _decide(
 ) -> Assignment:
     async with uow:
         assignment, deal = await _load(uow, actor, assignment_id)
-        decide(actor, assignment, deal)
+        ensure_can_decide(actor, assignment, deal)
         assignment.status = status
         assignment.decided_at = utcnow()
         assignment.version += 1

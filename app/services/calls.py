@@ -16,13 +16,13 @@ from app.domain.calls import (
     InterventionKind,
     ObservationStatus,
     can_see_observation,
-    check_attendees,
-    check_call_update,
-    check_intervention,
-    check_observation_content,
+    ensure_attendees,
     ensure_call_held,
+    ensure_call_update,
     ensure_can_observe,
     ensure_can_plan_call,
+    ensure_intervention,
+    ensure_observation_content,
     ensure_observer_writes,
     ensure_seller_acknowledges,
     is_takeover,
@@ -70,7 +70,7 @@ async def create_call(uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, data: C
         ensure_deal_open(deal)
         attendees = _attendee_dicts(data)
         members = await uow.calls.members_by_id(actor.organization_id, [a.member_id for a in data.attendees])
-        check_attendees(deal, data.attendees, members)
+        ensure_attendees(deal, data.attendees, members)
         call = Call(
             organization_id=deal.organization_id,
             deal_id=deal.id,
@@ -135,7 +135,7 @@ async def update_call(
         fields = {k: v for k, v in changes.items() if k != "held_at" and getattr(call, k) != v}
         holds = "held_at" in changes and changes["held_at"] != call.held_at
         attendees_change = _by_member(new_attendees) != _by_member(before_attendees)  # order alone is no change
-        check_call_update(
+        ensure_call_update(
             actor,
             call,
             deal,
@@ -150,7 +150,7 @@ async def update_call(
         if attendees_change:
             member_ids = [a["member_id"] for a in new_attendees]
             members = await uow.calls.members_by_id(actor.organization_id, member_ids)
-            check_attendees(deal, data.attendees, members)
+            ensure_attendees(deal, data.attendees, members)
             await uow.calls.replace_attendees(
                 organization_id=call.organization_id, call_id=call.id, attendees=new_attendees
             )
@@ -236,7 +236,7 @@ async def create_intervention(
     async with uow:
         view = await get_call(uow, actor, call_id)
         call = view.call
-        check_intervention(actor, call, {a.member_id for a in view.attendees}, data.member_id)
+        ensure_intervention(actor, call, {a.member_id for a in view.attendees}, data.member_id)
         intervention = Intervention(
             organization_id=call.organization_id,
             call_id=call.id,
@@ -308,7 +308,7 @@ async def create_observation(uow: UnitOfWork, actor: Actor, call_id: uuid.UUID, 
         ensure_can_observe(actor, view.attendees)
         ensure_call_held(call)
         content = data.model_dump(mode="json")
-        await _check_content(uow, actor, content)
+        await _ensure_content(uow, actor, content)
         observation = Observation(
             organization_id=call.organization_id,
             call_id=call.id,
@@ -377,7 +377,7 @@ async def update_observation(
             return observation
         if {"strengths", "improvements"} & set(changed):  # the summary alone is edited under any settings
             content = {"strengths": observation.strengths, "improvements": observation.improvements, **changes}
-            await _check_content(uow, actor, content)
+            await _ensure_content(uow, actor, content)
         for key in changed:
             setattr(observation, key, changes[key])
         observation.strengths_count = len(observation.strengths)
@@ -430,9 +430,9 @@ async def _lock(uow: UnitOfWork, actor: Actor, observation_id: uuid.UUID) -> Obs
     return await uow.calls.lock_observation(visible.id)
 
 
-async def _check_content(uow: UnitOfWork, actor: Actor, content: dict[str, Any]) -> None:
+async def _ensure_content(uow: UnitOfWork, actor: Actor, content: dict[str, Any]) -> None:
     strengths, improvements = content["strengths"], content["improvements"]
-    check_observation_content(
+    ensure_observation_content(
         len(strengths), len(improvements), await uow.calls.max_improvements(actor.organization_id)
     )
     codes = {item["skill_code"] for item in [*strengths, *improvements]}

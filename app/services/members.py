@@ -11,7 +11,7 @@ from app.db.uow import UnitOfWork
 from app.domain.changes import diff
 from app.domain.errors import EmailTaken, InvalidReportingLine, NotFound
 from app.domain.ids import uuid7
-from app.domain.members import Actor, MemberRole, check_reporting_line, ensure_admin
+from app.domain.members import Actor, MemberRole, ensure_admin, ensure_reporting_line
 from app.domain.versioning import ensure_version
 from app.schemas.members import MemberCreate, MemberUpdate
 from app.services.pagination import PageRequest, PageResult, after_id, build_page
@@ -54,7 +54,7 @@ async def list_members(
     return build_page(LISTING, page, rows)
 
 
-async def _check_line(
+async def _ensure_line(
     uow: UnitOfWork,
     actor: Actor,
     *,
@@ -71,7 +71,7 @@ async def _check_line(
         if manager is None:
             raise InvalidReportingLine("manager_id points to an unknown member.")
         chain = await uow.members.manager_chain(actor.organization_id, manager_id)
-    check_reporting_line(
+    ensure_reporting_line(
         member_id=member_id,
         role=role,
         active=active,
@@ -86,7 +86,7 @@ async def create_member(uow: UnitOfWork, actor: Actor, data: MemberCreate) -> Me
     async with uow:
         await uow.members.lock_reporting_lines(actor.organization_id)
         member_id = uuid7()
-        await _check_line(
+        await _ensure_line(
             uow,
             actor,
             member_id=member_id,
@@ -128,7 +128,7 @@ async def update_member(
         if {"role", "manager_id", "active"} & changed.keys():
             role = MemberRole(changes.get("role", member.role))
             active = changes.get("active", member.active)
-            await _check_line(
+            await _ensure_line(
                 uow,
                 actor,
                 member_id=member.id,

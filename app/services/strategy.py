@@ -10,7 +10,7 @@ from typing import Any
 from app.db.models import Deal, Member, StrategyVersion, Suggestion
 from app.db.types import utcnow
 from app.db.uow import UnitOfWork
-from app.domain.assignments import AssignmentStatus, check_new_assignment, next_step_role
+from app.domain.assignments import AssignmentStatus, ensure_new_assignment, next_step_role
 from app.domain.deals import ensure_can_suggest, ensure_can_write_strategy, ensure_deal_open, ensure_owner_decides
 from app.domain.errors import InvalidCursor, NotFound, VersionConflict
 from app.domain.members import Actor, MemberRole
@@ -121,7 +121,7 @@ async def _helpers_asked(uow: UnitOfWork, actor: Actor, deal: Deal, revision: Re
         members[named.member_id] = member
     asked = [(members[h.member_id], h.description) for h in revision.helpers(deal.owner_id)]
     for member, _ in asked:
-        check_new_assignment(actor, deal, str(next_step_role(MemberRole(member.role))), member)
+        ensure_new_assignment(actor, deal, str(next_step_role(MemberRole(member.role))), member)
     return asked
 
 

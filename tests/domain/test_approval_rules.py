@@ -11,12 +11,12 @@ import pytest
 
 from app.domain.approvals import (
     ApprovalStatus,
-    check_decision,
-    check_new_approval,
-    check_reliance,
-    check_revocation,
     ensure_approver_in_line,
     ensure_can_request,
+    ensure_decision,
+    ensure_new_approval,
+    ensure_reliance,
+    ensure_revocation,
     refuse_change,
 )
 from app.domain.errors import (
@@ -111,33 +111,33 @@ def test_anyone_else_is_not_in_the_line(approver: Member | None) -> None:
 
 def test_a_new_approval_checks_owner_then_open_deal_then_line() -> None:
     manager = Member(APPROVER, R.manager)
-    check_new_approval(OWNER_ACTOR, Deal(), manager, [APPROVER])
+    ensure_new_approval(OWNER_ACTOR, Deal(), manager, [APPROVER])
     with pytest.raises(Forbidden):
-        check_new_approval(actor(R.manager, APPROVER), Deal(stage="closed_won"), None, [])
+        ensure_new_approval(actor(R.manager, APPROVER), Deal(stage="closed_won"), None, [])
     with pytest.raises(DealClosed):
-        check_new_approval(OWNER_ACTOR, Deal(stage="closed_lost"), None, [])
+        ensure_new_approval(OWNER_ACTOR, Deal(stage="closed_lost"), None, [])
     with pytest.raises(ApproverNotInLine):
-        check_new_approval(OWNER_ACTOR, Deal(), Member(uuid.uuid4(), R.manager), [APPROVER])
+        ensure_new_approval(OWNER_ACTOR, Deal(), Member(uuid.uuid4(), R.manager), [APPROVER])
 
 
 # --- deciding -----------------------------------------------------------------
 
 
 def test_the_approver_decides_a_pending_request() -> None:
-    check_decision(APPROVER_ACTOR, ApprovalStub(status=S.pending))
+    ensure_decision(APPROVER_ACTOR, ApprovalStub(status=S.pending))
 
 
 @pytest.mark.parametrize("who", [OWNER_ACTOR, actor(R.head_of_sales), actor(R.admin), actor(R.manager)])
 def test_nobody_but_the_approver_decides(who: Actor) -> None:
     with pytest.raises(Forbidden) as caught:
-        check_decision(who, ApprovalStub(status=S.pending))
+        ensure_decision(who, ApprovalStub(status=S.pending))
     assert caught.value.code == "forbidden"
 
 
 @pytest.mark.parametrize("status", [S.approved, S.rejected, S.revoked])
 def test_a_decision_is_taken_once(status: ApprovalStatus) -> None:
     with pytest.raises(ApprovalNotPending):
-        check_decision(APPROVER_ACTOR, ApprovalStub(status=status))
+        ensure_decision(APPROVER_ACTOR, ApprovalStub(status=status))
 
 
 # --- terms never change -------------------------------------------------------
@@ -164,20 +164,20 @@ def test_every_change_is_refused(status: ApprovalStatus, code: str) -> None:
 
 
 def test_the_owner_relies_on_an_approved_approval_once() -> None:
-    assert check_reliance(OWNER_ACTOR, ApprovalStub(), Deal()) is True
-    assert check_reliance(OWNER_ACTOR, ApprovalStub(relied_on_at=NOW), Deal()) is False
+    assert ensure_reliance(OWNER_ACTOR, ApprovalStub(), Deal()) is True
+    assert ensure_reliance(OWNER_ACTOR, ApprovalStub(relied_on_at=NOW), Deal()) is False
 
 
 @pytest.mark.parametrize("who", [APPROVER_ACTOR, actor(R.head_of_sales), actor(R.admin), actor(R.seller)])
 def test_only_the_owner_relies(who: Actor) -> None:
     with pytest.raises(OwnerDecides):
-        check_reliance(who, ApprovalStub(), Deal())
+        ensure_reliance(who, ApprovalStub(), Deal())
 
 
 @pytest.mark.parametrize("status", [S.pending, S.rejected, S.revoked])
 def test_only_an_approved_approval_is_relied_upon(status: ApprovalStatus) -> None:
     with pytest.raises(ApprovalNotApproved):
-        check_reliance(OWNER_ACTOR, ApprovalStub(status=status), Deal())
+        ensure_reliance(OWNER_ACTOR, ApprovalStub(status=status), Deal())
 
 
 # --- revocation ---------------------------------------------------------------
@@ -186,33 +186,33 @@ def test_only_an_approved_approval_is_relied_upon(status: ApprovalStatus) -> Non
 @pytest.mark.parametrize("reason", [None, "", "   "])
 def test_revoking_needs_a_reason(reason: str | None) -> None:
     with pytest.raises(MissingFields) as caught:
-        check_revocation(APPROVER_ACTOR, ApprovalStub(), Deal(), reason)
+        ensure_revocation(APPROVER_ACTOR, ApprovalStub(), Deal(), reason)
     assert caught.value.code == "validation_error"
     assert caught.value.fields[0].path == ("reason",)
 
 
 def test_the_approver_or_a_head_of_sales_revokes_before_reliance() -> None:
-    check_revocation(APPROVER_ACTOR, ApprovalStub(), Deal(), "budget withdrawn")
-    check_revocation(actor(R.head_of_sales), ApprovalStub(), Deal(), "budget withdrawn")
+    ensure_revocation(APPROVER_ACTOR, ApprovalStub(), Deal(), "budget withdrawn")
+    ensure_revocation(actor(R.head_of_sales), ApprovalStub(), Deal(), "budget withdrawn")
 
 
 @pytest.mark.parametrize("who", [OWNER_ACTOR, actor(R.manager), actor(R.admin), actor(R.integration)])
 def test_nobody_else_revokes_before_reliance(who: Actor) -> None:
     with pytest.raises(Forbidden) as caught:
-        check_revocation(who, ApprovalStub(), Deal(), "budget withdrawn")
+        ensure_revocation(who, ApprovalStub(), Deal(), "budget withdrawn")
     assert caught.value.code == "forbidden"
 
 
 @pytest.mark.parametrize("status", [S.pending, S.rejected, S.revoked])
 def test_only_an_approved_approval_is_revoked(status: ApprovalStatus) -> None:
     with pytest.raises(ApprovalNotApproved):
-        check_revocation(APPROVER_ACTOR, ApprovalStub(status=status), Deal(), "budget withdrawn")
+        ensure_revocation(APPROVER_ACTOR, ApprovalStub(status=status), Deal(), "budget withdrawn")
 
 
 def test_once_relied_upon_only_the_owner_revokes() -> None:
     relied = ApprovalStub(relied_on_at=NOW)
-    check_revocation(OWNER_ACTOR, relied, Deal(), "customer agreed to new terms")
+    ensure_revocation(OWNER_ACTOR, relied, Deal(), "customer agreed to new terms")
     for who in (APPROVER_ACTOR, actor(R.head_of_sales), actor(R.admin)):
         with pytest.raises(ApprovalReliedUpon) as caught:
-            check_revocation(who, relied, Deal(), "budget withdrawn")
+            ensure_revocation(who, relied, Deal(), "budget withdrawn")
         assert caught.value.code == "approval_relied_upon"

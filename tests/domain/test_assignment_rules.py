@@ -10,9 +10,9 @@ import pytest
 from app.domain.assignments import (
     AssignmentRole,
     AssignmentStatus,
-    check_new_assignment,
-    decide,
+    ensure_can_decide,
     ensure_can_end,
+    ensure_new_assignment,
     next_step_role,
 )
 from app.domain.errors import (
@@ -60,18 +60,18 @@ def actor(role: MemberRole, member_id: uuid.UUID | None = None) -> Actor:
 
 def test_the_owner_requests_and_others_propose() -> None:
     helper = Member(uuid.uuid4(), R.manager)
-    assert check_new_assignment(actor(R.seller, OWNER), Deal(), "coach", helper) is AssignmentStatus.requested
-    assert check_new_assignment(actor(R.manager, helper.id), Deal(), "coach", helper) is AssignmentStatus.proposed
-    assert check_new_assignment(actor(R.admin), Deal(), "sales_engineer", Member(uuid.uuid4(), R.seller)) is (
+    assert ensure_new_assignment(actor(R.seller, OWNER), Deal(), "coach", helper) is AssignmentStatus.requested
+    assert ensure_new_assignment(actor(R.manager, helper.id), Deal(), "coach", helper) is AssignmentStatus.proposed
+    assert ensure_new_assignment(actor(R.admin), Deal(), "sales_engineer", Member(uuid.uuid4(), R.seller)) is (
         AssignmentStatus.proposed
     )
 
 
 def test_ownership_is_not_assignable() -> None:
     with pytest.raises(OwnerNotAssignable):
-        check_new_assignment(actor(R.manager), Deal(), "owner", Member(uuid.uuid4(), R.manager))
+        ensure_new_assignment(actor(R.manager), Deal(), "owner", Member(uuid.uuid4(), R.manager))
     with pytest.raises(OwnerNotAssignable):
-        check_new_assignment(actor(R.manager), Deal(), "coach", Member(OWNER, R.seller))
+        ensure_new_assignment(actor(R.manager), Deal(), "coach", Member(OWNER, R.seller))
 
 
 @pytest.mark.parametrize(
@@ -85,36 +85,36 @@ def test_ownership_is_not_assignable() -> None:
 )
 def test_roles_go_to_active_sales_people(member: Member | None) -> None:
     with pytest.raises(InvalidAssignee):
-        check_new_assignment(actor(R.seller, OWNER), Deal(), "coach", member)
+        ensure_new_assignment(actor(R.seller, OWNER), Deal(), "coach", member)
 
 
 def test_integrations_assign_no_roles() -> None:
     with pytest.raises(Forbidden):
-        check_new_assignment(actor(R.integration), Deal(), "coach", Member(uuid.uuid4(), R.manager))
+        ensure_new_assignment(actor(R.integration), Deal(), "coach", Member(uuid.uuid4(), R.manager))
 
 
 def test_a_request_is_decided_by_its_assignee() -> None:
     assignee = uuid.uuid4()
     request = AssignmentStub(assignee, AssignmentStatus.requested)
-    decide(actor(R.seller, assignee), request, Deal())
+    ensure_can_decide(actor(R.seller, assignee), request, Deal())
     for who in (actor(R.seller, OWNER), actor(R.manager), actor(R.admin)):
         with pytest.raises(Forbidden):
-            decide(who, request, Deal())
+            ensure_can_decide(who, request, Deal())
 
 
 def test_a_proposal_is_decided_by_the_owner() -> None:
     proposer = uuid.uuid4()
     proposal = AssignmentStub(proposer, AssignmentStatus.proposed)
-    decide(actor(R.seller, OWNER), proposal, Deal())
+    ensure_can_decide(actor(R.seller, OWNER), proposal, Deal())
     for who in (actor(R.manager, proposer), actor(R.head_of_sales), actor(R.admin)):
         with pytest.raises(OwnerDecides):
-            decide(who, proposal, Deal())
+            ensure_can_decide(who, proposal, Deal())
 
 
 @pytest.mark.parametrize("status", [AssignmentStatus.active, AssignmentStatus.declined, AssignmentStatus.ended])
 def test_only_pending_assignments_are_decided(status: AssignmentStatus) -> None:
     with pytest.raises(AssignmentNotPending):
-        decide(actor(R.seller, OWNER), AssignmentStub(uuid.uuid4(), status), Deal())
+        ensure_can_decide(actor(R.seller, OWNER), AssignmentStub(uuid.uuid4(), status), Deal())
 
 
 def test_the_owner_or_the_assignee_ends() -> None:

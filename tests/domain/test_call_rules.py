@@ -14,16 +14,16 @@ from app.domain.calls import (
     InterventionKind,
     ObservationStatus,
     can_see_observation,
-    check_attendees,
-    check_call_update,
-    check_intervention,
-    check_observation_content,
+    ensure_attendees,
     ensure_attendees_can_attend,
     ensure_call_held,
+    ensure_call_update,
     ensure_can_observe,
     ensure_can_plan_call,
+    ensure_intervention,
     ensure_lead_is_owner,
     ensure_manager_roles_agreed,
+    ensure_observation_content,
     ensure_observer_writes,
     ensure_seller_acknowledges,
     is_takeover,
@@ -176,14 +176,14 @@ def test_sellers_attend_without_an_agreed_part() -> None:
     ensure_manager_roles_agreed([LEAD, Attendee(PEER, CallRole.observer)], MEMBERS)
 
 
-def test_check_attendees_applies_every_rule_in_order() -> None:
-    check_attendees(Deal(), [LEAD, OBSERVING_MANAGER], MEMBERS)
+def test_ensure_attendees_applies_every_rule_in_order() -> None:
+    ensure_attendees(Deal(), [LEAD, OBSERVING_MANAGER], MEMBERS)
     with pytest.raises(CallLeadMustBeOwner):  # the lead comes first, even beside an unknown member
-        check_attendees(Deal(), [Attendee(uuid.uuid4(), CallRole.observer)], MEMBERS)
+        ensure_attendees(Deal(), [Attendee(uuid.uuid4(), CallRole.observer)], MEMBERS)
     with pytest.raises(UnknownMember):
-        check_attendees(Deal(), [LEAD, Attendee(uuid.uuid4(), CallRole.observer)], MEMBERS)
+        ensure_attendees(Deal(), [LEAD, Attendee(uuid.uuid4(), CallRole.observer)], MEMBERS)
     with pytest.raises(ManagerRoleNotAgreed):
-        check_attendees(Deal(), [LEAD, Attendee(MANAGER, CallRole.observer)], MEMBERS)
+        ensure_attendees(Deal(), [LEAD, Attendee(MANAGER, CallRole.observer)], MEMBERS)
 
 
 # --- changing a call -------------------------------------------------------------------
@@ -191,7 +191,7 @@ def test_check_attendees_applies_every_rule_in_order() -> None:
 
 def _update(call: Call, deal: Deal | None = None, who: Actor | None = None, **changes: bool) -> None:
     flags = {"changes_attendees": False, "changes_plan": False, "changes_held_at": False, **changes}
-    check_call_update(who or actor(R.seller, OWNER), call, deal or Deal(), **flags)
+    ensure_call_update(who or actor(R.seller, OWNER), call, deal or Deal(), **flags)
 
 
 def test_only_the_lead_changes_a_call() -> None:
@@ -238,14 +238,14 @@ def test_what_happened_is_recorded_once_the_call_was_held() -> None:
 
 def test_any_attendee_of_a_held_call_records_an_intervention() -> None:
     attendees = {OWNER, MANAGER}
-    check_intervention(actor(R.seller, OWNER), Call(held_at=HELD), attendees, MANAGER)
-    check_intervention(actor(R.manager, MANAGER), Call(held_at=HELD), attendees, MANAGER)
+    ensure_intervention(actor(R.seller, OWNER), Call(held_at=HELD), attendees, MANAGER)
+    ensure_intervention(actor(R.manager, MANAGER), Call(held_at=HELD), attendees, MANAGER)
     with pytest.raises(Forbidden):
-        check_intervention(actor(R.head_of_sales), Call(held_at=HELD), attendees, MANAGER)
+        ensure_intervention(actor(R.head_of_sales), Call(held_at=HELD), attendees, MANAGER)
     with pytest.raises(CallNotHeld):
-        check_intervention(actor(R.seller, OWNER), Call(), attendees, MANAGER)
+        ensure_intervention(actor(R.seller, OWNER), Call(), attendees, MANAGER)
     with pytest.raises(UnknownMember):
-        check_intervention(actor(R.seller, OWNER), Call(held_at=HELD), attendees, PEER)
+        ensure_intervention(actor(R.seller, OWNER), Call(held_at=HELD), attendees, PEER)
 
 
 def test_taking_over_is_a_takeover_unless_by_the_lead() -> None:
@@ -268,15 +268,15 @@ def test_only_a_non_lead_attendee_observes() -> None:
 
 
 def test_strengths_first_and_only_a_few_improvements() -> None:
-    check_observation_content(1, 0, 3)
-    check_observation_content(2, 3, 3)
+    ensure_observation_content(1, 0, 3)
+    ensure_observation_content(2, 3, 3)
     with pytest.raises(ObservationNeedsStrength):
-        check_observation_content(0, 1, 3)
+        ensure_observation_content(0, 1, 3)
     with pytest.raises(TooManyImprovements) as refused:
-        check_observation_content(2, 4, 3)
+        ensure_observation_content(2, 4, 3)
     assert refused.value.extra["max_improvements_per_observation"] == 3
     with pytest.raises(TooManyImprovements):
-        check_observation_content(1, 2, 1)
+        ensure_observation_content(1, 2, 1)
 
 
 def test_only_the_observer_writes_and_only_a_draft() -> None:

@@ -11,9 +11,9 @@ from app.domain.errors import Forbidden, InvalidReportingLine
 from app.domain.members import (
     Actor,
     MemberRole,
-    check_reporting_line,
     ensure_admin,
     ensure_can_manage_keys_of,
+    ensure_reporting_line,
 )
 
 R = MemberRole
@@ -41,7 +41,7 @@ def check(
     manager_chain: list[uuid.UUID] | tuple[uuid.UUID, ...] = (),
     has_reports: bool = False,
 ) -> None:
-    check_reporting_line(
+    ensure_reporting_line(
         member_id=member_id or uuid.uuid4(),
         role=role,
         active=active,
@@ -51,7 +51,7 @@ def check(
     )
 
 
-# --- check_reporting_line ---------------------------------------------------
+# --- ensure_reporting_line ---------------------------------------------------
 
 
 @pytest.mark.parametrize("role", [R.seller, R.manager, R.head_of_sales])
@@ -90,7 +90,7 @@ def test_member_in_the_managers_chain_is_a_cycle(position: int) -> None:
 def test_manager_chain_may_be_any_iterable() -> None:
     me = uuid.uuid4()
     with pytest.raises(InvalidReportingLine, match="cycle"):
-        check_reporting_line(
+        ensure_reporting_line(
             member_id=me,
             role=R.manager,
             active=True,
