@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
+from app.domain.changes import jsonable
 from app.domain.errors import (
     DealClosed,
     FieldProblem,
@@ -322,7 +323,7 @@ class DealChange:
         """The events the change records, in order: facts, transfer, stage."""
         recorded: list[tuple[str, dict[str, Any]]] = []
         if facts := self.facts:
-            changes = {k: [_jsonable(old), _jsonable(new)] for k, (old, new) in facts.items()}
+            changes = {k: [jsonable(old), jsonable(new)] for k, (old, new) in facts.items()}
             recorded.append(("deal.updated", {"changes": changes}))
         if self.transfers:
             reason = (self.transfer_reason or "").strip()
@@ -344,10 +345,6 @@ def _fact_columns(facts: DealFacts) -> dict[str, Any]:
         "amount_minor": None if facts.amount is None else facts.amount.minor,
         "currency": None if facts.amount is None else facts.amount.currency,
     }
-
-
-def _jsonable(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, dt.date) else value
 
 
 def ensure_can_change(actor: Actor, access: Access, change: DealChange) -> None:
