@@ -64,11 +64,13 @@ def response_models_imported(source: str) -> list[str]:
 
 
 def problem_bodies(source: str) -> list[int]:
-    """Lines building a problem's ``errors`` item (a dict with a "loc" key)."""
+    """Lines building a problem's ``errors`` item (a dict with a "loc" key) or a FieldProblem:
+    which input field broke which rule is the domain's to say."""
     return [
         node.lineno
         for node in ast.walk(ast.parse(source))
-        if isinstance(node, ast.Dict) and any(isinstance(k, ast.Constant) and k.value == "loc" for k in node.keys)
+        if (isinstance(node, ast.Dict) and any(isinstance(k, ast.Constant) and k.value == "loc" for k in node.keys))
+        or (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "FieldProblem")
     ]
 
 
@@ -89,3 +91,4 @@ def test_the_response_model_and_problem_checks_can_fail() -> None:
     assert response_models_imported("from app.schemas import deals") == ["app.schemas.deals"]
     assert response_models_imported("import app.schemas.deals") == ["app.schemas.deals"]
     assert problem_bodies('x = 1\nerrors = [{"loc": ["body"], "msg": "m", "type": "t"}]') == [2]
+    assert problem_bodies('raise MissingFields(fields=[FieldProblem(("name",), "m", "t")])') == [1]
