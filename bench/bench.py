@@ -1029,6 +1029,10 @@ def cross_targets(lines: list[Line]) -> list[Target]:
             return Target(name, "not run", "not run", target, None)
         values = {app: _ratios(by_name[a].runs[app], by_name[b].runs[app], metric) for app in APPS}
         shown = {app: "—" if v is None else fmt.format(v) for app, v in values.items()}
+        # A run in which no request completed has no real p99 or req/s to compare: its row stalled.
+        for app in APPS:
+            if any(r.raw.get("stalled") for row in (a, b) for r in by_name[row].runs[app]):
+                values[app], shown[app] = None, "stalled"
         held = values["dealcoach"] is not None and ok(values["dealcoach"])
         return Target(name, shown["dealcoach"], shown["baseline"], target, held)
 
