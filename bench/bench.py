@@ -647,6 +647,36 @@ async def seed(base_url: str, orgs: list[Org]) -> Seed:
     )
 
 
+_BUSY_SESSIONS = """
+SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid()
+  AND state IN ('active', 'idle in transaction', 'idle in transaction (aborted)')
+"""
+
+
+async def _busy_sessions() -> int:
+    conn = await asyncpg.connect(asyncpg_dsn(), timeout=5)
+    try:
+        return int(await conn.fetchval(_BUSY_SESSIONS))
+    finally:
+        await conn.close()
+
+
+def drain(cap: float = 30.0) -> float:
+    """Wait until no session of the bench database is busy (twice in a row, 0.2 s apart), at most
+    `cap` seconds; returns the seconds waited. wrk abandons the requests it has in flight when a run
+    ends and the app still serves them: without this, a slow app would spend the first seconds of a
+    measured run finishing its warm-up's requests, which count for nothing."""
+    started = time.monotonic()
+    quiet = 0
+    while time.monotonic() - started < cap:
+        quiet = quiet + 1 if asyncio.run(_busy_sessions()) == 0 else 0
+        if quiet >= 2:
+            break
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
 async def deal_versions(ids: list[str]) -> list[tuple[str, int]]:
     conn = await asyncpg.connect(asyncpg_dsn(), timeout=5)
     try:
@@ -781,6 +811,7 @@ def measure(procs: Processes, row: Row, app: str, server: Server, seed: Seed, rn
             key = seed.actors[row.actor][0][0]
             if WARMUP > 0:
                 wrk(procs, url + path, WARMUP, RESULTS / f"wrk-{slug}-warmup.txt", key=key)
+            drained = drain()
             run = wrk(procs, url + path, DURATION, RESULTS / f"wrk-{slug}.txt", key=key)
         elif row.kind == "write":
             background, background_log = None, RESULTS / f"batch-{slug}.txt"
@@ -793,6 +824,8 @@ def measure(procs: Processes, row: Row, app: str, server: Server, seed: Seed, rn
                 if WARMUP > 0:
                     data = write_data(RESULTS / f"data-{slug}-warmup.lua", row, seed, tag + "w", warmup=True)
                     wrk(procs, url, WARMUP, RESULTS / f"wrk-{slug}-warmup.txt", data=data)
+                # The batch loop keeps a session busy all along: nothing to drain to.
+                drained = 0.0 if background is not None else drain()
                 data = write_data(RESULTS / f"data-{slug}.lua", row, seed, tag + "m", warmup=False)
                 run = wrk(procs, url, DURATION, RESULTS / f"wrk-{slug}.txt", data=data)
             finally:
@@ -802,6 +835,7 @@ def measure(procs: Processes, row: Row, app: str, server: Server, seed: Seed, rn
                 run.raw["background_batch"] = finish_batch(procs, background, background_log, 600)
         else:
             log = RESULTS / f"batch-{slug}.txt"
+            drained = drain()
             proc = start_batch(procs, url, seed, log, clients=BATCH_CLIENTS, warmup=WARMUP, duration=DURATION, tag=tag)
             raw = finish_batch(procs, proc, log, WARMUP + DURATION + 600)
             run = Run(
@@ -813,6 +847,7 @@ def measure(procs: Processes, row: Row, app: str, server: Server, seed: Seed, rn
                 raw=raw,
             )
     run.rss_mb = rss.max_mb
+    run.raw["drained_s"] = round(drained, 1)
     return run
 
 
@@ -1085,7 +1120,7 @@ def _fmt_num(value: float | None) -> str:
     return "—" if value is None else f"{value:,.0f}"
 
 
-def _text(table: Table, width: int = 200) -> list[str]:
+def _text(table: Table, width: int = 260) -> list[str]:
     recorder = Console(record=True, width=width, file=open(os.devnull, "w"), highlight=False)  # noqa: SIM115
     recorder.print(table)
     lines = [line.rstrip() for line in recorder.export_text(styles=False).splitlines()]
@@ -1345,6 +1380,11 @@ def main() -> int:
                         f"round {rnd}/{ROUNDS} {row.name:<40} {app:<9} {run.rps:>8,.0f} {unit}  "
                         f"p50 {_fmt_ms(run.p50_ms):>9}  p99 {_fmt_ms(run.p99_ms):>9}  errors {run.errors}  "
                         f"RSS {run.rss_mb:.0f} MB"
+                        + (
+                            f"  (waited {run.raw['drained_s']:.0f} s for the warm-up's requests)"
+                            if run.raw["drained_s"] >= 1
+                            else ""
+                        )
                     )
 
         lines = judge(rows, results)
@@ -1361,6 +1401,8 @@ def main() -> int:
                 if any(not status.startswith("2") for status in statuses):
                     counts = ", ".join(f"{n:,} × {status}" for status, n in sorted(statuses.items()))
                     notes.append(f"{app} {line.row.name}: responses {counts}")
+                if any(r.raw.get("drained_s", 0) >= 29.9 for r in line.runs[app]):
+                    notes.append(f"{app} {line.row.name}: still busy 30 s after a warm-up; measured anyway")
                 for r in line.runs[app]:
                     first = (r.raw.get("background_batch") or r.raw).get("first_error")
                     if r.raw.get("stalled"):
