@@ -737,11 +737,21 @@ def wrk(procs: Processes, url: str, seconds: int, log: Path, *, key: str = "", d
     _finish(procs, proc, seconds + 60, "wrk")
     raw = _result_line(log, "wrk", proc.returncode)
     errors = sum(raw[k] for k in ("non_2xx_3xx", "connect_errors", "read_errors", "write_errors", "timeouts"))
+    # wrk's percentiles cover the requests that completed. A connection that never got an answer had
+    # its first request in flight for the whole run: when such requests are more than 1 % (half) of
+    # all, the p99 (p50) is at least the run's length, whatever wrk says.
+    unanswered = max(0, CONNECTIONS - raw["requests"])
+    if unanswered > 0.01 * (raw["requests"] + CONNECTIONS):
+        raw["unanswered_connections"] = unanswered
+        raw["p99_censored"] = True
+        raw["p99_ms"] = max(raw["p99_ms"], seconds * 1000.0)
+        raw["max_ms"] = max(raw["max_ms"], seconds * 1000.0)
+    if unanswered > 0.5 * (raw["requests"] + CONNECTIONS):
+        raw["p50_ms"] = max(raw["p50_ms"], seconds * 1000.0)
     if raw["requests"] == 0:
         # Not one response in the whole run (wrk counts a timeout only after 5 s): every
-        # connection's request failed, and took longer than the run.
+        # connection's request failed.
         raw["stalled"] = True
-        raw["p50_ms"] = raw["p99_ms"] = raw["max_ms"] = seconds * 1000.0
         errors += CONNECTIONS
     return Run(
         rps=raw["rps"], p50_ms=raw["p50_ms"], p99_ms=raw["p99_ms"], requests=raw["requests"], errors=errors, raw=raw
@@ -1014,6 +1024,11 @@ class Line:
     def errors(self, app: str) -> int:
         return sum(r.errors for r in self.runs[app])
 
+    def p99(self, app: str) -> str:
+        """The median p99, marked ≥ when a round's p99 was longer than its run (a lower bound)."""
+        censored = any(r.raw.get("p99_censored") for r in self.runs[app])
+        return ("≥ " if censored else "") + _fmt_ms(self.median(app, "p99_ms"))
+
     @property
     def targeted(self) -> bool:
         return self.row.ratio is not None or self.row.p99 is not None
@@ -1064,10 +1079,14 @@ def cross_targets(lines: list[Line]) -> list[Target]:
             return Target(name, "not run", "not run", target, None)
         values = {app: _ratios(by_name[a].runs[app], by_name[b].runs[app], metric) for app in APPS}
         shown = {app: "—" if v is None else fmt.format(v) for app, v in values.items()}
-        # A run in which no request completed has no real p99 or req/s to compare: its row stalled.
+        # A run in which no request completed has no req/s to compare, and one whose p99 is longer
+        # than the run has no p99 to compare: the target cannot be shown to hold.
         for app in APPS:
-            if any(r.raw.get("stalled") for row in (a, b) for r in by_name[row].runs[app]):
+            runs = [r for row in (a, b) for r in by_name[row].runs[app]]
+            if any(r.raw.get("stalled") for r in runs):
                 values[app], shown[app] = None, "stalled"
+            elif metric == "p99_ms" and any(r.raw.get("p99_censored") for r in runs):
+                values[app], shown[app] = None, "p99 ≥ run"
         held = values["dealcoach"] is not None and ok(values["dealcoach"])
         return Target(name, shown["dealcoach"], shown["baseline"], target, held)
 
@@ -1149,10 +1168,10 @@ def render(lines: list[Line], targets: list[Target], meta: dict[str, Any], notes
             row.name,
             _fmt_num(line.median("dealcoach", "rps")),
             _fmt_ms(line.median("dealcoach", "p50_ms")),
-            _fmt_ms(line.median("dealcoach", "p99_ms")),
+            line.p99("dealcoach"),
             _fmt_num(line.median("baseline", "rps")),
             _fmt_ms(line.median("baseline", "p50_ms")),
-            _fmt_ms(line.median("baseline", "p99_ms")),
+            line.p99("baseline"),
             "—" if line.ratio is None else f"{line.ratio:.2f}",
             "—" if line.p99_times is None else f"{line.p99_times:.2f}×",
             f"{line.errors('dealcoach')}/{line.errors('baseline')}",
@@ -1407,6 +1426,12 @@ def main() -> int:
                     first = (r.raw.get("background_batch") or r.raw).get("first_error")
                     if r.raw.get("stalled"):
                         notes.append(f"{app} {line.row.name}: no request completed in a {DURATION} s run")
+                        break
+                    if r.raw.get("p99_censored"):
+                        notes.append(
+                            f"{app} {line.row.name}: {r.raw['unanswered_connections']} of {CONNECTIONS} "
+                            f"connections got no answer in a {DURATION} s run, so its p99 is at least {DURATION} s"
+                        )
                         break
                     if first:
                         notes.append(f"{app} {line.row.name}: {first}")
