@@ -183,6 +183,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         version=app.version,
         description=app.description,
         routes=app.routes,
+        webhooks=app.webhooks.routes,
         tags=app.openapi_tags,
         separate_input_output_schemas=True,
     )
@@ -198,6 +199,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     for name, definition in problem.pop("$defs", {}).items():
         components[name] = definition
     components["Problem"] = problem
+    for path_item in schema.get("webhooks", {}).values():
+        for operation in path_item.values():
+            operation.get("responses", {}).pop("422", None)  # the receiver's side: not ours to validate
     for path_item in schema.get("paths", {}).values():
         for operation in path_item.values():
             if "requestBody" in operation:

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Header, Request, Response, status
 
 from app.deps import ActorDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
 from app.domain.webhooks import DeliveryStatus
@@ -169,8 +170,24 @@ async def retry_webhook_delivery(delivery_id: uuid.UUID, actor: ActorDep, uow: U
 payload_docs = APIRouter()
 
 
-@payload_docs.post("dealcoach-event", tags=["webhooks"])
-def dealcoach_event(body: WebhookPayload) -> None:
+@payload_docs.post(
+    "dealcoach-event",
+    tags=["webhooks"],
+    operation_id="dealcoach_event",
+    summary="An event, delivered to your endpoint",
+    status_code=status.HTTP_200_OK,
+    response_class=Response,
+    responses={200: {"description": "Any 2xx within 15 s acknowledges the delivery"}},
+)
+def dealcoach_event(
+    body: WebhookPayload,
+    webhook_id: Annotated[str, Header(alias="webhook-id", description="The event id; the same on every retry")],
+    webhook_timestamp: Annotated[str, Header(alias="webhook-timestamp", description="Unix seconds of this attempt")],
+    webhook_signature: Annotated[
+        str,
+        Header(alias="webhook-signature", description="`v1,<signature>`; two, space-separated, after a rotation"),
+    ],
+) -> None:
     """Every delivery: `POST <your url>` with this JSON body and the Standard Webhooks headers
     `webhook-id` (the event id, the same on every retry), `webhook-timestamp` (unix seconds of
     the attempt) and `webhook-signature` (`v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`
