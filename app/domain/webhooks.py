@@ -12,6 +12,7 @@ import hmac
 import ipaddress
 import random
 import secrets
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -250,6 +251,22 @@ def after_attempt(
     if result.retry_after is not None and result.status_code in (429, 503):
         delay = max(delay, result.retry_after)
     return NextStep(DeliveryStatus.pending, now + dt.timedelta(seconds=delay))
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedAttempt:
+    """One attempt's outcome, as the dispatcher records it."""
+
+    delivery_id: uuid.UUID
+    endpoint_id: uuid.UUID
+    attempted_at: dt.datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+    body: str | None
+    status: DeliveryStatus
+    next_attempt_at: dt.datetime | None
+    succeeded: bool
 
 
 def parse_retry_after(value: str | None, now: dt.datetime) -> float | None:

@@ -5,6 +5,7 @@ and as `dealcoach webhooks`; any number of dispatchers share one database safely
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import time
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from app.domain.webhooks import (
     DEFAULT_RETRY_SCHEDULE,
     AttemptResult,
     DeliveryStatus,
+    RecordedAttempt,
     after_attempt,
     ensure_addresses_allowed,
     parse_retry_after,
@@ -79,9 +81,53 @@ class Dispatcher:
         )
         self.stats = _Stats()
         self._inflight: set[asyncio.Task[None]] = set()
+        self._outcomes: asyncio.Queue[tuple[RecordedAttempt, str | None, asyncio.Future[None]]] = asyncio.Queue()
+        self._recorder: asyncio.Task[None] | None = None
 
     async def close(self) -> None:
+        if self._recorder is not None:
+            self._recorder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recorder
         await self.client.aclose()
+
+    # --- recording: attempts finishing together are written together -------------------
+
+    async def _record(self, attempt: RecordedAttempt, disable: str | None) -> None:
+        """Hand the outcome to the recorder and wait until it is committed."""
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_batches())
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._outcomes.put((attempt, disable, done))
+        await done
+
+    async def _record_batches(self) -> None:
+        while True:
+            batch = [await self._outcomes.get()]
+            while not self._outcomes.empty() and len(batch) < 500:
+                batch.append(self._outcomes.get_nowait())
+            try:
+                await self._write([a for a, _, _ in batch], {a.endpoint_id: d for a, d, _ in batch if d})
+            except Exception as exc:
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+            else:
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+    async def _write(self, attempts: list[RecordedAttempt], disable: dict[Any, str]) -> None:
+        now = utcnow()
+        uow = UnitOfWork(self.sessionmaker)
+        try:
+            async with uow:
+                await uow.webhooks.record_attempts(attempts)
+                for endpoint_id, reason in disable.items():
+                    await uow.webhooks.disable_endpoint(endpoint_id, reason, now)
+                await uow.commit()
+        finally:
+            await uow.close()
 
     # --- the loop -------------------------------------------------------------------
 
@@ -211,28 +257,19 @@ class Dispatcher:
         step = after_attempt(
             result, row.attempts + 1, now, schedule=self.config.schedule, failing_since=row.failing_since
         )
-        uow = UnitOfWork(self.sessionmaker)
-        try:
-            async with uow:
-                await uow.webhooks.record_attempt(
-                    row.id,
-                    attempted_at=now,
-                    status_code=status_code,
-                    error=error,
-                    duration_ms=duration_ms,
-                    body=answer,
-                    status=step.status,
-                    next_attempt_at=step.next_attempt_at,
-                )
-                if result.succeeded:
-                    await uow.webhooks.endpoint_succeeded(row.endpoint_id, now)
-                else:
-                    await uow.webhooks.endpoint_failed(row.endpoint_id, now)
-                if step.disable is not None:
-                    await uow.webhooks.disable_endpoint(row.endpoint_id, step.disable.value, now)
-                await uow.commit()
-        finally:
-            await uow.close()
+        recorded = RecordedAttempt(
+            delivery_id=row.id,
+            endpoint_id=row.endpoint_id,
+            attempted_at=now,
+            status_code=status_code,
+            error=error,
+            duration_ms=duration_ms,
+            body=answer,
+            status=step.status,
+            next_attempt_at=step.next_attempt_at,
+            succeeded=result.succeeded,
+        )
+        await self._record(recorded, step.disable.value if step.disable else None)
         outcome = "retrying" if step.status == DeliveryStatus.pending else step.status.value
         WEBHOOK_DELIVERIES.labels(outcome).inc()
         self.stats.attempts += 1

@@ -11,8 +11,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookSubscription
+from app.db.types import UTCDateTime
 from app.domain.ids import uuid7
-from app.domain.webhooks import DeliveryStatus, subscription_patterns
+from app.domain.webhooks import DeliveryStatus, RecordedAttempt, subscription_patterns
 
 _sub = WebhookSubscription.__table__
 _delivery = WebhookDelivery.__table__
@@ -90,6 +91,33 @@ _ATTEMPT_INPUT = (
         )
     )
     .where(_delivery.c.id.in_(sa.bindparam("ids", expanding=True)))
+)
+
+_attempt = WebhookAttempt.__table__
+
+_RECORD_DELIVERY = (
+    sa.update(_delivery)
+    .where(_delivery.c.id == sa.bindparam("b_id"))
+    .values(
+        status=sa.bindparam("b_status"),
+        attempts=_delivery.c.attempts + 1,
+        last_attempt_at=sa.bindparam("b_at"),
+        last_status_code=sa.bindparam("b_code"),
+        last_error=sa.bindparam("b_error"),
+        last_response_body=sa.bindparam("b_body"),
+        leased_until=None,
+        next_attempt_at=sa.func.coalesce(sa.bindparam("b_next", type_=UTCDateTime()), _delivery.c.next_attempt_at),
+    )
+)
+_ENDPOINT_SUCCEEDED = (
+    sa.update(_endpoint)
+    .where(_endpoint.c.id == sa.bindparam("b_id"))
+    .values(last_success_at=sa.bindparam("b_at"), failing_since=None)
+)
+_ENDPOINT_FAILED = (
+    sa.update(_endpoint)
+    .where(_endpoint.c.id == sa.bindparam("b_id"), _endpoint.c.failing_since.is_(None))
+    .values(failing_since=sa.bindparam("b_at"))
 )
 
 _OLDEST_DUE = sa.select(sa.func.min(_delivery.c.next_attempt_at)).where(
@@ -222,52 +250,46 @@ class WebhookRepository:
     async def attempt_inputs(self, ids: Sequence[uuid.UUID]) -> list[sa.Row[Any]]:
         return list((await self.session.execute(_ATTEMPT_INPUT, {"ids": list(ids)})).all())
 
-    async def record_attempt(
-        self,
-        delivery_id: uuid.UUID,
-        *,
-        attempted_at: dt.datetime,
-        status_code: int | None,
-        error: str | None,
-        duration_ms: int,
-        body: str | None,
-        status: DeliveryStatus,
-        next_attempt_at: dt.datetime | None,
-    ) -> None:
+    async def record_attempts(self, attempts: Sequence[RecordedAttempt]) -> None:
+        """Many attempts' outcomes in a handful of statements: the attempts, their deliveries,
+        and their endpoints' health (a success clears the failing clock, a failure starts it)."""
+        if not attempts:
+            return
         await self.session.execute(
-            sa.insert(WebhookAttempt.__table__).values(
-                id=uuid7(),
-                delivery_id=delivery_id,
-                attempted_at=attempted_at,
-                status_code=status_code,
-                error=error,
-                duration_ms=duration_ms,
-            )
+            sa.insert(_attempt),
+            [
+                {
+                    "id": uuid7(),
+                    "delivery_id": a.delivery_id,
+                    "attempted_at": a.attempted_at,
+                    "status_code": a.status_code,
+                    "error": a.error,
+                    "duration_ms": a.duration_ms,
+                }
+                for a in attempts
+            ],
         )
-        values: dict[str, Any] = {
-            "status": status.value,
-            "attempts": _delivery.c.attempts + 1,
-            "last_attempt_at": attempted_at,
-            "last_status_code": status_code,
-            "last_error": error,
-            "last_response_body": body,
-            "leased_until": None,
-        }
-        if next_attempt_at is not None:
-            values["next_attempt_at"] = next_attempt_at
-        await self.session.execute(sa.update(_delivery).where(_delivery.c.id == delivery_id).values(**values))
-
-    async def endpoint_succeeded(self, endpoint_id: uuid.UUID, now: dt.datetime) -> None:
         await self.session.execute(
-            sa.update(_endpoint).where(_endpoint.c.id == endpoint_id).values(last_success_at=now, failing_since=None)
+            _RECORD_DELIVERY,
+            [
+                {
+                    "b_id": a.delivery_id,
+                    "b_status": a.status.value,
+                    "b_at": a.attempted_at,
+                    "b_code": a.status_code,
+                    "b_error": a.error,
+                    "b_body": a.body,
+                    "b_next": a.next_attempt_at,
+                }
+                for a in attempts
+            ],
         )
-
-    async def endpoint_failed(self, endpoint_id: uuid.UUID, now: dt.datetime) -> None:
-        await self.session.execute(
-            sa.update(_endpoint)
-            .where(_endpoint.c.id == endpoint_id, _endpoint.c.failing_since.is_(None))
-            .values(failing_since=now)
-        )
+        succeeded = {a.endpoint_id: a.attempted_at for a in attempts if a.succeeded}
+        failed = {a.endpoint_id: a.attempted_at for a in attempts if not a.succeeded}
+        if succeeded:
+            await self.session.execute(_ENDPOINT_SUCCEEDED, [{"b_id": e, "b_at": at} for e, at in succeeded.items()])
+        if failed:
+            await self.session.execute(_ENDPOINT_FAILED, [{"b_id": e, "b_at": at} for e, at in failed.items()])
 
     async def disable_endpoint(self, endpoint_id: uuid.UUID, reason: str, now: dt.datetime) -> None:
         await self.session.execute(
