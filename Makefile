@@ -17,9 +17,10 @@ $(STAMP): pyproject.toml requirements-dev.lock
 
 install: $(STAMP)
 
+# Development: local webhook receivers (http, loopback) are allowed.
 run: install
 	$(BIN)/dealcoach migrate
-	$(BIN)/dealcoach serve --host $(HOST) --port $(PORT)
+	DEALCOACH_WEBHOOKS_ALLOW_PRIVATE=$${DEALCOACH_WEBHOOKS_ALLOW_PRIVATE:-true} $(BIN)/dealcoach serve --host $(HOST) --port $(PORT)
 
 # The architecture is checked, not hoped for: layering contracts (pyproject.toml), lint, format, types.
 lint: install

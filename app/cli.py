@@ -1,4 +1,4 @@
-"""The `dealcoach` command: serve, migrate, bootstrap."""
+"""The `dealcoach` command: serve, migrate, bootstrap, webhooks."""
 
 from __future__ import annotations
 
@@ -106,6 +106,37 @@ async def _bootstrap(settings: Settings, org: str, email: str, name: str):  # ty
         finally:
             await uow.close()
     finally:
+        await engine.dispose()
+
+
+@cli.command()
+def webhooks() -> None:
+    """Run a webhook dispatcher on its own (as many as you like share the work)."""
+    from app.observability import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    asyncio.run(_dispatch(settings))
+
+
+async def _dispatch(settings: Settings) -> None:
+    import signal
+
+    from app.db.engine import make_engine, make_sessionmaker
+    from app.main import dispatcher_config
+    from app.services.webhook_dispatcher import Dispatcher
+
+    engine = make_engine(settings)
+    dispatcher = Dispatcher(make_sessionmaker(engine), dispatcher_config(settings))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    typer.echo(json.dumps({"webhooks": "dispatching"}), err=True)
+    try:
+        await dispatcher.run(stop)
+    finally:
+        await dispatcher.close()
         await engine.dispose()
 
 

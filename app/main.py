@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,6 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from app.db.engine import make_engine, make_sessionmaker
+from app.domain.webhooks import parse_schedule
 from app.errors import Problem, install_error_handlers
 from app.http.cursors import Cursors
 from app.middleware.body_limit import BodyLimitMiddleware
@@ -33,7 +36,9 @@ from app.routers import (
     org_settings,
     reviews,
     strategy,
+    webhooks,
 )
+from app.services.webhook_dispatcher import Dispatcher, DispatcherConfig
 from app.settings import Settings
 
 API_VERSION = "1.0.0"
@@ -75,8 +80,23 @@ TAGS = [
     {"name": "loss-reasons", "description": "The organisation's loss-reason catalog"},
     {"name": "settings", "description": "Organisation settings that shape the rules"},
     {"name": "events", "description": "The immutable change feed"},
+    {"name": "webhooks", "description": "Signed deliveries of the feed's events to your endpoints"},
     {"name": "operations", "description": "Health, readiness and metrics"},
 ]
+
+
+def dispatcher_config(settings: Settings) -> DispatcherConfig:
+    """The webhook dispatcher as the settings shape it."""
+    schedule = parse_schedule(settings.webhooks_retry_schedule) if settings.webhooks_retry_schedule else None
+    return DispatcherConfig(
+        allow_private=settings.webhooks_allow_private,
+        poll_interval=settings.webhooks_poll_interval,
+        max_in_flight=settings.webhooks_max_in_flight,
+        timeout=settings.webhooks_attempt_timeout,
+        lease_margin=settings.webhooks_lease_margin,
+        prune_after=dt.timedelta(days=settings.webhooks_prune_after_days),
+        **({"schedule": schedule} if schedule else {}),
+    )
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -97,9 +117,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        stop = asyncio.Event()
+        dispatcher: Dispatcher | None = None
+        task: asyncio.Task[None] | None = None
+        if settings.webhooks_dispatcher == "on":
+            dispatcher = Dispatcher(app.state.sessionmaker, dispatcher_config(settings))
+            task = asyncio.create_task(dispatcher.run(stop))
+        app.state.webhook_dispatcher = dispatcher
         try:
             yield
         finally:
+            stop.set()
+            if task is not None and dispatcher is not None:
+                await task
+                await dispatcher.close()
             await engine.dispose()
 
     app = FastAPI(
@@ -129,9 +160,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         analytics,
         coaching,
         events,
+        webhooks,
         ops,
     ):
         app.include_router(module.router)
+    app.webhooks.include_router(webhooks.payload_docs)
     app.add_middleware(
         IdempotencyMiddleware, ttl_hours=settings.idempotency_ttl_hours, lock_seconds=settings.idempotency_lock_seconds
     )
@@ -150,6 +183,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         version=app.version,
         description=app.description,
         routes=app.routes,
+        webhooks=app.webhooks.routes,
         tags=app.openapi_tags,
         separate_input_output_schemas=True,
     )
@@ -165,6 +199,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     for name, definition in problem.pop("$defs", {}).items():
         components[name] = definition
     components["Problem"] = problem
+    for path_item in schema.get("webhooks", {}).values():
+        for operation in path_item.values():
+            operation.get("responses", {}).pop("422", None)  # the receiver's side: not ours to validate
     for path_item in schema.get("paths", {}).values():
         for operation in path_item.values():
             if "requestBody" in operation:

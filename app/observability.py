@@ -8,7 +8,15 @@ import sys
 from contextvars import ContextVar
 
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -18,6 +26,14 @@ LATENCY = Histogram(
     "Time to answer an HTTP request",
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+WEBHOOK_DELIVERIES = Counter(
+    "dealcoach_webhook_deliveries_total", "Webhook delivery attempts by outcome", ["outcome"]
+)  # outcome: succeeded | retrying | failed
+WEBHOOK_QUEUE_LAG = Gauge(
+    "dealcoach_webhook_queue_lag_seconds",
+    "How long the oldest due webhook delivery has been waiting",
+    multiprocess_mode="max",
 )
 
 

@@ -39,6 +39,22 @@ class Settings(BaseSettings):
         min_length=16,
         description="Seals pagination cursors (HMAC); the same on every worker and instance",
     )
+    webhooks_dispatcher: Literal["on", "off"] = Field(
+        default="on", description="Run a webhook dispatcher inside each `dealcoach serve` worker"
+    )
+    webhooks_allow_private: bool = Field(
+        default=False, description="Allow http and private/loopback webhook URLs (development and tests only)"
+    )
+    webhooks_retry_schedule: str | None = Field(
+        default=None, description="Comma-separated seconds between attempts; replaces the default schedule"
+    )
+    webhooks_poll_interval: float = Field(default=0.25, gt=0, le=60)
+    webhooks_attempt_timeout: float = Field(default=15.0, gt=0, le=60, description="Seconds a receiver has to answer")
+    webhooks_lease_margin: float = Field(
+        default=30.0, gt=0, description="Seconds past the timeout before an unfinished attempt is tried again"
+    )
+    webhooks_max_in_flight: int = Field(default=32, ge=1, le=1000)
+    webhooks_prune_after_days: int = Field(default=30, ge=1, description="Succeeded deliveries are kept this long")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     access_log: bool = True
 

@@ -68,7 +68,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, access_log=False, log_level="WARNING")
+    return Settings(database_url=database_url, access_log=False, log_level="WARNING", webhooks_dispatcher="off")
 
 
 @pytest.fixture

@@ -25,3 +25,19 @@ def wait_until_ready(base_url: str, path: str = "/readyz", timeout: float = 30) 
             pass
         assert time.monotonic() < deadline, f"{base_url} did not become ready"
         time.sleep(0.2)
+
+
+def wait_for_port(port: int, timeout: float = 15) -> None:
+    """Until something listens on 127.0.0.1:port."""
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

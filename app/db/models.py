@@ -18,6 +18,7 @@ from app.domain.ids import uuid7
 from app.domain.members import MemberRole
 from app.domain.reviews import ReviewStatus
 from app.domain.strategy import SuggestionStatus
+from app.domain.webhooks import DeliveryStatus, DisabledReason
 
 SQLModel.metadata.naming_convention = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -484,3 +485,89 @@ class Approval(SQLModel, table=True):
     version: int = 1
     created_at: dt.datetime = _ts()
     updated_at: dt.datetime = _ts()
+
+
+# --- webhooks out ---------------------------------------------------------------
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """A receiver of the organisation's events; its secret signs every delivery."""
+
+    __tablename__ = "webhook_endpoint"
+    __table_args__ = (
+        sa.Index(None, "organization_id", "id"),
+        sa.CheckConstraint(_in("disabled_reason", DisabledReason), name="disabled_reason"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    organization_id: uuid.UUID = Field(foreign_key="organization.id", ondelete="CASCADE")
+    url: str = Field(sa_type=sa.String(2048))
+    event_types: list[str] = Field(default_factory=list, sa_type=JSONType)
+    description: str | None = Field(default=None, sa_type=sa.String(500))
+    active: bool = True
+    disabled_reason: DisabledReason | None = Field(default=None, sa_type=sa.String(16))
+    secret: str = Field(sa_type=sa.String(128))
+    previous_secret: str | None = Field(default=None, sa_type=sa.String(128))
+    previous_secret_until: dt.datetime | None = _ts(nullable=True)
+    failing_since: dt.datetime | None = _ts(nullable=True)
+    last_success_at: dt.datetime | None = _ts(nullable=True)
+    version: int = 1
+    created_at: dt.datetime = _ts()
+    updated_at: dt.datetime = _ts()
+
+
+class WebhookSubscription(SQLModel, table=True):
+    """One pattern of an active endpoint (`deal.stage_changed`, `deal.*` or `*`): the outbox
+    finds an event's endpoints with one indexed lookup on these rows."""
+
+    __tablename__ = "webhook_subscription"
+
+    organization_id: uuid.UUID = Field(foreign_key="organization.id", primary_key=True, ondelete="CASCADE")
+    pattern: str = Field(sa_type=sa.String(64), primary_key=True)
+    endpoint_id: uuid.UUID = Field(foreign_key="webhook_endpoint.id", primary_key=True, ondelete="CASCADE")
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event for one endpoint: written with the event (the outbox), sent by a dispatcher."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        sa.UniqueConstraint("endpoint_id", "event_id"),
+        sa.Index(None, "status", "next_attempt_at"),
+        sa.Index(None, "endpoint_id", "deal_id", "status", "event_seq"),
+        sa.Index(None, "endpoint_id", "id"),
+        sa.Index(None, "status", "created_at"),
+        sa.CheckConstraint(_in("status", DeliveryStatus), name="status"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    organization_id: uuid.UUID = Field(foreign_key="organization.id", ondelete="CASCADE")
+    endpoint_id: uuid.UUID = Field(foreign_key="webhook_endpoint.id", ondelete="CASCADE")
+    event_id: uuid.UUID
+    event_seq: int = Field(sa_type=sa.BigInteger)
+    event_type: str = Field(sa_type=sa.String(64))
+    deal_id: uuid.UUID | None = None
+    payload: dict[str, Any] | None = Field(default=None, sa_type=JSONType)  # only for pings: no event row
+    status: DeliveryStatus = Field(default=DeliveryStatus.pending, sa_type=sa.String(16))
+    attempts: int = 0
+    next_attempt_at: dt.datetime = _ts()
+    leased_until: dt.datetime | None = _ts(nullable=True)
+    last_attempt_at: dt.datetime | None = _ts(nullable=True)
+    last_status_code: int | None = None
+    last_error: str | None = Field(default=None, sa_type=sa.String(500))
+    last_response_body: str | None = Field(default=None, sa_type=sa.String(1024))
+    created_at: dt.datetime = _ts()
+
+
+class WebhookAttempt(SQLModel, table=True):
+    """One try at sending a delivery: its answer, or why there was none, and how long it took."""
+
+    __tablename__ = "webhook_attempt"
+    __table_args__ = (sa.Index(None, "delivery_id", "id"),)
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    delivery_id: uuid.UUID = Field(foreign_key="webhook_delivery.id", ondelete="CASCADE")
+    attempted_at: dt.datetime = _ts()
+    status_code: int | None = None
+    error: str | None = Field(default=None, sa_type=sa.String(500))
+    duration_ms: int

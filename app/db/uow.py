@@ -25,6 +25,7 @@ from app.db.repositories.members import MemberRepository
 from app.db.repositories.organizations import OrganizationRepository
 from app.db.repositories.reviews import ReviewRepository
 from app.db.repositories.strategy import StrategyRepository
+from app.db.repositories.webhooks import WebhookRepository
 from app.domain.errors import DomainError
 
 Row = TypeVar("Row")
@@ -49,6 +50,7 @@ class UnitOfWork:
         self.organizations = OrganizationRepository(session)
         self.reviews = ReviewRepository(session)
         self.strategy = StrategyRepository(session)
+        self.webhooks = WebhookRepository(session)
 
     async def __aenter__(self) -> UnitOfWork:
         return self

@@ -298,3 +298,21 @@ class ApprovalNotPending(Conflict):
 class ApprovalNotApproved(Conflict):
     code = "approval_not_approved"
     title = "Only an approved approval can be relied upon or revoked"
+
+
+# --- webhooks -----------------------------------------------------------------
+
+
+class UnknownEventType(RuleViolation):
+    code = "unknown_event_type"
+    title = "An event type is not one the feed carries"
+
+
+class WebhookUrlNotAllowed(RuleViolation):
+    code = "webhook_url_not_allowed"
+    title = "Webhooks go to public https URLs only"
+
+
+class DeliveryNotFailed(Conflict):
+    code = "delivery_not_failed"
+    title = "Only a failed delivery can be retried"

@@ -11,9 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Event, EventSequence
 from app.db.repositories.deals import visible_deal_ids
+from app.db.repositories.webhooks import WebhookRepository
 from app.db.types import utcnow
 from app.domain.ids import uuid7
 from app.domain.members import Actor
+from app.domain.webhooks import EVENT_TYPES
 
 _seq = EventSequence.__table__
 _event = Event.__table__
@@ -33,6 +35,7 @@ class EventRepository:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self.outbox = WebhookRepository(session)
 
     async def create_sequence(self, organization_id: uuid.UUID) -> None:
         await self.session.execute(sa.insert(_seq).values(organization_id=organization_id, last_seq=0))
@@ -48,10 +51,12 @@ class EventRepository:
         data: dict[str, Any] | None = None,
         deal_id: uuid.UUID | None = None,
     ) -> int:
+        assert type in EVENT_TYPES, f"{type} is missing from app.domain.webhooks.EVENT_TYPES"
         seq = (await self.session.execute(_NEXT_SEQ, {"org": organization_id})).scalar_one()
+        event_id, occurred_at = uuid7(), utcnow()
         await self.session.execute(
             sa.insert(_event).values(
-                id=uuid7(),
+                id=event_id,
                 organization_id=organization_id,
                 seq=seq,
                 type=type,
@@ -60,8 +65,18 @@ class EventRepository:
                 subject_type=subject_type,
                 subject_id=subject_id,
                 data=data or {},
-                occurred_at=utcnow(),
+                occurred_at=occurred_at,
             )
+        )
+        # The outbox: deliveries are written in the event's own transaction, so a committed
+        # event is never missed and a rolled-back one never sent.
+        await self.outbox.enqueue(
+            organization_id=organization_id,
+            event_id=event_id,
+            event_seq=int(seq),
+            event_type=type,
+            deal_id=deal_id,
+            now=occurred_at,
         )
         return int(seq)
 

@@ -1,0 +1,322 @@
+"""Webhook endpoints, the delivery outbox, and the dispatcher's claims on it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookSubscription
+from app.db.types import UTCDateTime
+from app.domain.ids import uuid7
+from app.domain.webhooks import DeliveryStatus, RecordedAttempt, subscription_patterns
+
+_sub = WebhookSubscription.__table__
+_delivery = WebhookDelivery.__table__
+_endpoint = WebhookEndpoint.__table__
+_event = Event.__table__
+_earlier = _delivery.alias("earlier")
+
+# The outbox's one indexed lookup: which endpoints of the organisation take this event type.
+_MATCHING_ENDPOINTS = (
+    sa.select(_sub.c.endpoint_id)
+    .where(
+        _sub.c.organization_id == sa.bindparam("org"),
+        _sub.c.pattern.in_(sa.bindparam("patterns", expanding=True)),
+    )
+    .distinct()
+)
+
+# Due deliveries whose endpoint is active, whose lease (if any) ran out, and which no earlier
+# pending delivery of the same deal to the same endpoint holds back.
+_DUE = (
+    sa.select(_delivery.c.id)
+    .select_from(_delivery.join(_endpoint, _endpoint.c.id == _delivery.c.endpoint_id))
+    .where(
+        _delivery.c.status == DeliveryStatus.pending.value,
+        _delivery.c.next_attempt_at <= sa.bindparam("now"),
+        sa.or_(_delivery.c.leased_until.is_(None), _delivery.c.leased_until < sa.bindparam("now")),
+        _endpoint.c.active.is_(True),
+        ~sa.exists().where(
+            _earlier.c.endpoint_id == _delivery.c.endpoint_id,
+            _earlier.c.deal_id == _delivery.c.deal_id,
+            _earlier.c.status == DeliveryStatus.pending.value,
+            _earlier.c.event_seq < _delivery.c.event_seq,
+        ),
+    )
+    .order_by(_delivery.c.next_attempt_at)
+    .limit(sa.bindparam("limit"))
+    .with_for_update(of=_delivery, skip_locked=True)
+)
+
+_CLAIM = (
+    sa.update(_delivery)
+    .where(_delivery.c.id.in_(_DUE.scalar_subquery()))
+    .values(leased_until=sa.bindparam("lease_until"))
+    .returning(_delivery.c.id)
+)
+
+# What an attempt needs: the delivery, its endpoint's URL and secrets, and the event.
+_ATTEMPT_INPUT = (
+    sa.select(
+        _delivery.c.id,
+        _delivery.c.endpoint_id,
+        _delivery.c.event_id,
+        _delivery.c.event_type,
+        _delivery.c.deal_id,
+        _delivery.c.payload,
+        _delivery.c.attempts,
+        _delivery.c.created_at,
+        _endpoint.c.url,
+        _endpoint.c.secret,
+        _endpoint.c.previous_secret,
+        _endpoint.c.previous_secret_until,
+        _endpoint.c.failing_since,
+        _event.c.seq.label("e_seq"),
+        _event.c.type.label("e_type"),
+        _event.c.actor_id.label("e_actor_id"),
+        _event.c.deal_id.label("e_deal_id"),
+        _event.c.subject_type.label("e_subject_type"),
+        _event.c.subject_id.label("e_subject_id"),
+        _event.c.data.label("e_data"),
+        _event.c.occurred_at.label("e_occurred_at"),
+    )
+    .select_from(
+        _delivery.join(_endpoint, _endpoint.c.id == _delivery.c.endpoint_id).outerjoin(
+            _event, _event.c.id == _delivery.c.event_id
+        )
+    )
+    .where(_delivery.c.id.in_(sa.bindparam("ids", expanding=True)))
+)
+
+_attempt = WebhookAttempt.__table__
+
+_RECORD_DELIVERY = (
+    sa.update(_delivery)
+    .where(_delivery.c.id == sa.bindparam("b_id"))
+    .values(
+        status=sa.bindparam("b_status"),
+        attempts=_delivery.c.attempts + 1,
+        last_attempt_at=sa.bindparam("b_at"),
+        last_status_code=sa.bindparam("b_code"),
+        last_error=sa.bindparam("b_error"),
+        last_response_body=sa.bindparam("b_body"),
+        leased_until=None,
+        next_attempt_at=sa.func.coalesce(sa.bindparam("b_next", type_=UTCDateTime()), _delivery.c.next_attempt_at),
+    )
+)
+_ENDPOINT_SUCCEEDED = (
+    sa.update(_endpoint)
+    .where(_endpoint.c.id == sa.bindparam("b_id"))
+    .values(last_success_at=sa.bindparam("b_at"), failing_since=None)
+)
+_ENDPOINT_FAILED = (
+    sa.update(_endpoint)
+    .where(_endpoint.c.id == sa.bindparam("b_id"), _endpoint.c.failing_since.is_(None))
+    .values(failing_since=sa.bindparam("b_at"))
+)
+
+_OLDEST_DUE = sa.select(sa.func.min(_delivery.c.next_attempt_at)).where(
+    _delivery.c.status == DeliveryStatus.pending.value
+)
+
+
+class WebhookRepository:
+    """The queries of this module, bound to one unit of work's session."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # --- endpoints ---------------------------------------------------------------
+
+    async def get_endpoint(
+        self, organization_id: uuid.UUID, endpoint_id: uuid.UUID, *, for_update: bool = False
+    ) -> WebhookEndpoint | None:
+        stmt = sa.select(WebhookEndpoint).where(
+            WebhookEndpoint.id == endpoint_id,  # type: ignore[arg-type]
+            WebhookEndpoint.organization_id == organization_id,  # type: ignore[arg-type]
+        )
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def list_endpoints(
+        self, organization_id: uuid.UUID, *, after: uuid.UUID | None, limit: int
+    ) -> list[WebhookEndpoint]:
+        stmt = sa.select(WebhookEndpoint).where(WebhookEndpoint.organization_id == organization_id)  # type: ignore[arg-type]
+        if after is not None:
+            stmt = stmt.where(WebhookEndpoint.id > after)  # type: ignore[arg-type]
+        stmt = stmt.order_by(WebhookEndpoint.id).limit(limit)  # type: ignore[arg-type]
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def replace_subscriptions(self, endpoint: WebhookEndpoint) -> None:
+        """An active endpoint's patterns are what the outbox matches; an inactive one has none."""
+        await self.session.execute(sa.delete(_sub).where(_sub.c.endpoint_id == endpoint.id))
+        if endpoint.active and endpoint.event_types:
+            await self.session.execute(
+                sa.insert(_sub),
+                [
+                    {"organization_id": endpoint.organization_id, "pattern": p, "endpoint_id": endpoint.id}
+                    for p in endpoint.event_types
+                ],
+            )
+
+    async def delete_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        """Gone with its subscriptions, deliveries and attempts: nothing pending is ever sent."""
+        attempts = sa.select(_delivery.c.id).where(_delivery.c.endpoint_id == endpoint.id)
+        await self.session.execute(
+            sa.delete(WebhookAttempt.__table__).where(WebhookAttempt.__table__.c.delivery_id.in_(attempts))
+        )
+        await self.session.execute(sa.delete(_delivery).where(_delivery.c.endpoint_id == endpoint.id))
+        await self.session.execute(sa.delete(_sub).where(_sub.c.endpoint_id == endpoint.id))
+        await self.session.execute(sa.delete(_endpoint).where(_endpoint.c.id == endpoint.id))
+
+    # --- deliveries, as the API shows them ---------------------------------------
+
+    async def list_deliveries(
+        self, endpoint_id: uuid.UUID, *, status: DeliveryStatus | None, after: uuid.UUID | None, limit: int
+    ) -> list[sa.Row[Any]]:
+        stmt = sa.select(*_delivery.c).where(_delivery.c.endpoint_id == endpoint_id)
+        if status is not None:
+            stmt = stmt.where(_delivery.c.status == status.value)
+        if after is not None:
+            stmt = stmt.where(_delivery.c.id < after)
+        return list((await self.session.execute(stmt.order_by(_delivery.c.id.desc()).limit(limit))).all())
+
+    async def get_delivery(
+        self, organization_id: uuid.UUID, delivery_id: uuid.UUID, *, for_update: bool = False
+    ) -> WebhookDelivery | None:
+        stmt = sa.select(WebhookDelivery).where(
+            WebhookDelivery.id == delivery_id,  # type: ignore[arg-type]
+            WebhookDelivery.organization_id == organization_id,  # type: ignore[arg-type]
+        )
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    # --- the outbox ---------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        *,
+        organization_id: uuid.UUID,
+        event_id: uuid.UUID,
+        event_seq: int,
+        event_type: str,
+        deal_id: uuid.UUID | None,
+        now: dt.datetime,
+    ) -> int:
+        """Deliveries of one event to every endpoint that takes it, in the event's transaction.
+        With no endpoint (the common case) this is one indexed lookup and nothing more."""
+        params = {"org": organization_id, "patterns": list(subscription_patterns(event_type))}
+        endpoint_ids = list((await self.session.execute(_MATCHING_ENDPOINTS, params)).scalars())
+        if not endpoint_ids:
+            return 0
+        await self.session.execute(
+            sa.insert(_delivery),
+            [
+                {
+                    "id": uuid7(),
+                    "organization_id": organization_id,
+                    "endpoint_id": endpoint_id,
+                    "event_id": event_id,
+                    "event_seq": event_seq,
+                    "event_type": event_type,
+                    "deal_id": deal_id,
+                    "payload": None,
+                    "status": DeliveryStatus.pending.value,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                }
+                for endpoint_id in endpoint_ids
+            ],
+        )
+        return len(endpoint_ids)
+
+    # --- the dispatcher -----------------------------------------------------------
+
+    async def claim_due(self, *, now: dt.datetime, lease_until: dt.datetime, limit: int) -> list[uuid.UUID]:
+        """Lease up to ``limit`` due deliveries to this dispatcher. Concurrent dispatchers skip
+        each other's locked rows (PostgreSQL) or queue behind one writer (SQLite); a lease
+        that runs out (a dispatcher killed mid-attempt) makes the delivery due again."""
+        params = {"now": now, "lease_until": lease_until, "limit": limit}
+        return list((await self.session.execute(_CLAIM, params)).scalars())
+
+    async def attempt_inputs(self, ids: Sequence[uuid.UUID]) -> list[sa.Row[Any]]:
+        return list((await self.session.execute(_ATTEMPT_INPUT, {"ids": list(ids)})).all())
+
+    async def record_attempts(self, attempts: Sequence[RecordedAttempt]) -> None:
+        """Many attempts' outcomes in a handful of statements: the attempts, their deliveries,
+        and their endpoints' health (a success clears the failing clock, a failure starts it)."""
+        if not attempts:
+            return
+        await self.session.execute(
+            sa.insert(_attempt),
+            [
+                {
+                    "id": uuid7(),
+                    "delivery_id": a.delivery_id,
+                    "attempted_at": a.attempted_at,
+                    "status_code": a.status_code,
+                    "error": a.error,
+                    "duration_ms": a.duration_ms,
+                }
+                for a in attempts
+            ],
+        )
+        await self.session.execute(
+            _RECORD_DELIVERY,
+            [
+                {
+                    "b_id": a.delivery_id,
+                    "b_status": a.status.value,
+                    "b_at": a.attempted_at,
+                    "b_code": a.status_code,
+                    "b_error": a.error,
+                    "b_body": a.body,
+                    "b_next": a.next_attempt_at,
+                }
+                for a in attempts
+            ],
+        )
+        succeeded = {a.endpoint_id: a.attempted_at for a in attempts if a.succeeded}
+        failed = {a.endpoint_id: a.attempted_at for a in attempts if not a.succeeded}
+        if succeeded:
+            await self.session.execute(_ENDPOINT_SUCCEEDED, [{"b_id": e, "b_at": at} for e, at in succeeded.items()])
+        if failed:
+            await self.session.execute(_ENDPOINT_FAILED, [{"b_id": e, "b_at": at} for e, at in failed.items()])
+
+    async def disable_endpoint(self, endpoint_id: uuid.UUID, reason: str, now: dt.datetime) -> None:
+        await self.session.execute(
+            sa.update(_endpoint)
+            .where(_endpoint.c.id == endpoint_id)
+            .values(active=False, disabled_reason=reason, updated_at=now, version=_endpoint.c.version + 1)
+        )
+        await self.session.execute(sa.delete(_sub).where(_sub.c.endpoint_id == endpoint_id))
+
+    async def oldest_due(self) -> dt.datetime | None:
+        value = (await self.session.execute(_OLDEST_DUE)).scalar()
+        if isinstance(value, dt.datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value  # type: ignore[no-any-return]
+
+    async def prune_succeeded(self, before: dt.datetime, limit: int = 1000) -> int:
+        """Old succeeded deliveries go, a batch at a time; failed ones stay for inspection."""
+        old = (
+            sa.select(_delivery.c.id)
+            .where(_delivery.c.status == DeliveryStatus.succeeded.value, _delivery.c.created_at < before)
+            .limit(limit)
+        )
+        ids = list((await self.session.execute(old)).scalars())
+        if not ids:
+            return 0
+        await self.session.execute(
+            sa.delete(WebhookAttempt.__table__).where(WebhookAttempt.__table__.c.delivery_id.in_(ids))
+        )
+        await self.session.execute(sa.delete(_delivery).where(_delivery.c.id.in_(ids)))
+        return len(ids)

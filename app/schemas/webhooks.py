@@ -1,0 +1,97 @@
+"""Webhook endpoints and deliveries, and the payload a receiver gets."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Any
+
+from pydantic import Field, StringConstraints
+
+from app.domain.webhooks import MAX_EVENT_TYPES, DeliveryStatus, DisabledReason
+from app.schemas.common import Page, RequestModel, ResponseModel, omitted
+
+WebhookUrl = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=2048),
+    Field(
+        description="An absolute https URL whose host resolves to public addresses",
+        examples=["https://hooks.example.com/dealcoach"],
+    ),
+]
+EventPattern = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64),
+    Field(description="An event type (`deal.stage_changed`), a family (`deal.*`) or `*`", examples=["deal.*"]),
+]
+EventPatterns = Annotated[list[EventPattern], Field(min_length=1, max_length=MAX_EVENT_TYPES)]
+Secret = Annotated[
+    str,
+    StringConstraints(pattern=r"^whsec_[A-Za-z0-9+/]{32,88}={0,2}$", max_length=94),
+    Field(
+        description="`whsec_` and the base64 of 24 to 64 random bytes; generated when absent",
+        examples=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+    ),
+]
+Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+
+
+class WebhookEndpointCreate(RequestModel):
+    url: WebhookUrl
+    event_types: EventPatterns
+    description: Description | None = None
+    secret: Secret | None = None
+
+
+class WebhookEndpointUpdate(RequestModel):
+    url: WebhookUrl = omitted()
+    event_types: EventPatterns = omitted()
+    description: Description | None = omitted()
+    active: bool = omitted(description="Re-activating clears `disabled_reason`")
+
+
+class WebhookEndpointPublic(ResponseModel):
+    id: uuid.UUID
+    url: str
+    event_types: list[str]
+    description: str | None
+    active: bool
+    disabled_reason: DisabledReason | None = Field(description="Why the endpoint was switched off, when it was")
+    version: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class WebhookEndpointWithSecret(WebhookEndpointPublic):
+    secret: str = Field(description="Shown only when created and when rotated: store it now")
+
+
+class WebhookEndpointPage(Page[WebhookEndpointPublic]):
+    pass
+
+
+class WebhookDeliveryPublic(ResponseModel):
+    id: uuid.UUID
+    endpoint_id: uuid.UUID
+    event_id: uuid.UUID = Field(description="Also the `webhook-id` header of every attempt")
+    event_type: str
+    deal_id: uuid.UUID | None
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: dt.datetime | None = Field(description="When a pending delivery is tried next")
+    last_attempt_at: dt.datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: dt.datetime
+
+
+class WebhookDeliveryPage(Page[WebhookDeliveryPublic]):
+    pass
+
+
+class WebhookPayload(ResponseModel):
+    """The body of every delivery (`POST` to the endpoint's URL)."""
+
+    type: str = Field(description="The event type", examples=["deal.stage_changed"])
+    timestamp: dt.datetime = Field(description="When the event happened")
+    data: dict[str, Any] = Field(description="The event exactly as `GET /v1/events` shows it")

@@ -1,0 +1,316 @@
+"""The webhook dispatcher: leases due deliveries from the outbox, sends them signed, and
+records each attempt. It runs inside every `dealcoach serve` worker (unless switched off)
+and as `dealcoach webhooks`; any number of dispatchers share one database safely."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import structlog
+from pydantic_core import to_json
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db.types import utcnow
+from app.db.uow import UnitOfWork
+from app.domain.errors import WebhookUrlNotAllowed
+from app.domain.webhooks import (
+    DEFAULT_RETRY_SCHEDULE,
+    AttemptResult,
+    DeliveryStatus,
+    RecordedAttempt,
+    after_attempt,
+    ensure_addresses_allowed,
+    parse_retry_after,
+    parse_target,
+    signature_header,
+    signing_secrets,
+)
+from app.observability import WEBHOOK_DELIVERIES, WEBHOOK_QUEUE_LAG
+from app.services.webhooks import resolve
+
+log = structlog.get_logger("dealcoach.webhooks")
+
+USER_AGENT = "Dealcoach-Webhooks/1"
+RESPONSE_BODY_LIMIT = 1024  # bytes of a receiver's answer kept; the rest is never read
+
+
+@dataclass(frozen=True, slots=True)
+class DispatcherConfig:
+    allow_private: bool = False
+    schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
+    poll_interval: float = 0.25  # seconds between looks at the outbox when it is idle
+    max_in_flight: int = 32  # attempts under way at once, across all endpoints
+    timeout: float = 15.0  # a receiver has this long to answer in full
+    prune_after: dt.timedelta = dt.timedelta(days=30)
+    housekeeping_every: float = 5.0
+    lease_margin: float = 30.0
+
+    @property
+    def lease(self) -> dt.timedelta:
+        """How long a claimed delivery is ours: longer than any attempt can take."""
+        return dt.timedelta(seconds=self.timeout + self.lease_margin)
+
+
+@dataclass
+class _Stats:
+    attempts: int = 0
+    by_outcome: dict[str, int] = field(default_factory=dict)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        config: DispatcherConfig,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.config = config
+        self.client = client or httpx.AsyncClient(
+            timeout=httpx.Timeout(config.timeout),
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=config.max_in_flight, max_keepalive_connections=config.max_in_flight),
+            headers={"user-agent": USER_AGENT},
+            trust_env=False,
+        )
+        self.stats = _Stats()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._outcomes: asyncio.Queue[tuple[RecordedAttempt, str | None, asyncio.Future[None]]] = asyncio.Queue()
+        self._recorder: asyncio.Task[None] | None = None
+
+    async def close(self) -> None:
+        if self._recorder is not None:
+            self._recorder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recorder
+        await self.client.aclose()
+
+    # --- recording: attempts finishing together are written together -------------------
+
+    async def _record(self, attempt: RecordedAttempt, disable: str | None) -> None:
+        """Hand the outcome to the recorder and wait until it is committed."""
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_batches())
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._outcomes.put((attempt, disable, done))
+        await done
+
+    async def _record_batches(self) -> None:
+        while True:
+            batch = [await self._outcomes.get()]
+            while not self._outcomes.empty() and len(batch) < 500:
+                batch.append(self._outcomes.get_nowait())
+            try:
+                await self._write([a for a, _, _ in batch], {a.endpoint_id: d for a, d, _ in batch if d})
+            except Exception as exc:
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+            else:
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+    async def _write(self, attempts: list[RecordedAttempt], disable: dict[Any, str]) -> None:
+        now = utcnow()
+        uow = UnitOfWork(self.sessionmaker)
+        try:
+            async with uow:
+                await uow.webhooks.record_attempts(attempts)
+                for endpoint_id, reason in disable.items():
+                    await uow.webhooks.disable_endpoint(endpoint_id, reason, now)
+                await uow.commit()
+        finally:
+            await uow.close()
+
+    # --- the loop -------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Send until ``stop`` is set; then wait a little for attempts under way (a cut-off
+        attempt is not lost: its lease runs out and it is sent again)."""
+        stopping = asyncio.ensure_future(stop.wait())
+        next_housekeeping = 0.0
+        try:
+            while not stop.is_set():
+                claimed = 0
+                free = self.config.max_in_flight - len(self._inflight)
+                if free > 0:
+                    claimed = await self._claim_and_start(free)
+                if time.monotonic() >= next_housekeeping:
+                    await self._housekeeping()
+                    next_housekeeping = time.monotonic() + self.config.housekeeping_every
+                if claimed == 0 or claimed == free:
+                    # Idle, or full: wait for the next poll, a finished attempt, or the stop.
+                    waiters: set[asyncio.Future[Any]] = {stopping, *self._inflight}
+                    await asyncio.wait(waiters, timeout=self.config.poll_interval, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if self._inflight:
+                await asyncio.wait(self._inflight, timeout=self.config.timeout)
+            for task in self._inflight:
+                task.cancel()
+
+    async def drain(self, *, timeout: float = 30.0) -> None:
+        """Send everything due now and wait for it (for tests and one-off runs)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            started = await self._claim_and_start(self.config.max_in_flight)
+            if self._inflight:
+                await asyncio.wait(self._inflight)
+            elif not started:
+                return
+
+    async def _claim_and_start(self, limit: int) -> int:
+        try:
+            rows = await self._claim(limit)
+        except Exception:
+            log.warning("webhook outbox unavailable", exc_info=True)
+            await asyncio.sleep(self.config.poll_interval)
+            return 0
+        for row in rows:
+            task = asyncio.create_task(self._attempt_safely(row))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+        return len(rows)
+
+    async def _claim(self, limit: int) -> list[Any]:
+        now = utcnow()
+        uow = UnitOfWork(self.sessionmaker)
+        try:
+            async with uow:
+                ids = await uow.webhooks.claim_due(now=now, lease_until=now + self.config.lease, limit=limit)
+                await uow.commit()
+            if not ids:
+                return []
+            return await uow.webhooks.attempt_inputs(ids)
+        finally:
+            await uow.close()
+
+    async def _housekeeping(self) -> None:
+        uow = UnitOfWork(self.sessionmaker)
+        try:
+            async with uow:
+                oldest = await uow.webhooks.oldest_due()
+                now = utcnow()
+                WEBHOOK_QUEUE_LAG.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
+                pruned = await uow.webhooks.prune_succeeded(now - self.config.prune_after)
+                if pruned:
+                    await uow.commit()
+        except Exception:
+            log.warning("webhook housekeeping failed", exc_info=True)
+        finally:
+            await uow.close()
+
+    # --- one attempt ---------------------------------------------------------------
+
+    async def _attempt_safely(self, row: Any) -> None:
+        try:
+            await self._attempt(row)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the lease runs out and another attempt follows
+            log.exception("webhook attempt could not be recorded", delivery_id=str(row.id))
+
+    async def _attempt(self, row: Any) -> None:
+        now = utcnow()
+        body = payload_bytes(row)
+        timestamp = int(now.timestamp())
+        message_id = str(row.event_id)
+        secrets = signing_secrets(row.secret, row.previous_secret, row.previous_secret_until, now)
+        headers = {
+            "content-type": "application/json",
+            "accept-encoding": "identity",
+            "webhook-id": message_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": signature_header(secrets, message_id, timestamp, body),
+        }
+        status_code: int | None = None
+        retry_after: float | None = None
+        answer: str | None = None
+        error: str | None = None
+        started = time.perf_counter()
+        try:
+            target = parse_target(row.url, allow_private=self.config.allow_private)
+            addresses = await resolve(target.host, target.port)
+            ensure_addresses_allowed(addresses, allow_private=self.config.allow_private)
+            async with asyncio.timeout(self.config.timeout):
+                async with self.client.stream("POST", row.url, content=body, headers=headers) as response:
+                    status_code = response.status_code
+                    retry_after = parse_retry_after(response.headers.get("retry-after"), now)
+                    answer = await _read_prefix(response, RESPONSE_BODY_LIMIT)
+        except WebhookUrlNotAllowed as exc:
+            error = f"URL not allowed: {exc.fields[0].msg if exc.fields else exc.detail}"
+        except TimeoutError:
+            error = f"no answer within {self.config.timeout:g} s"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        duration_ms = int((time.perf_counter() - started) * 1000)
+        if status_code is not None and not 200 <= status_code < 300:
+            error = f"HTTP {status_code}" + (" (redirects are not followed)" if 300 <= status_code < 400 else "")
+        result = AttemptResult(status_code, retry_after)
+        step = after_attempt(
+            result, row.attempts + 1, now, schedule=self.config.schedule, failing_since=row.failing_since
+        )
+        recorded = RecordedAttempt(
+            delivery_id=row.id,
+            endpoint_id=row.endpoint_id,
+            attempted_at=now,
+            status_code=status_code,
+            error=error,
+            duration_ms=duration_ms,
+            body=answer,
+            status=step.status,
+            next_attempt_at=step.next_attempt_at,
+            succeeded=result.succeeded,
+        )
+        await self._record(recorded, step.disable.value if step.disable else None)
+        outcome = "retrying" if step.status == DeliveryStatus.pending else step.status.value
+        WEBHOOK_DELIVERIES.labels(outcome).inc()
+        self.stats.attempts += 1
+        self.stats.by_outcome[outcome] = self.stats.by_outcome.get(outcome, 0) + 1
+        log.info(
+            "webhook attempt",
+            delivery_id=str(row.id),
+            endpoint_id=str(row.endpoint_id),
+            event_type=row.event_type,
+            attempt=row.attempts + 1,
+            status_code=status_code,
+            error=error,
+            duration_ms=duration_ms,
+            outcome=outcome,
+            disabled=step.disable.value if step.disable else None,
+        )
+
+
+def payload_bytes(row: Any) -> bytes:
+    """The delivery body: ``{type, timestamp, data}``, data being the event as the feed shows it."""
+    if row.payload is not None:  # a ping: no event row
+        return to_json(row.payload)
+    event = {
+        "id": row.event_id,
+        "seq": row.e_seq,
+        "type": row.e_type,
+        "actor_id": row.e_actor_id,
+        "deal_id": row.e_deal_id,
+        "subject_type": row.e_subject_type,
+        "subject_id": row.e_subject_id,
+        "data": row.e_data,
+        "occurred_at": row.e_occurred_at,
+    }
+    return to_json({"type": row.e_type, "timestamp": row.e_occurred_at, "data": event})
+
+
+async def _read_prefix(response: httpx.Response, limit: int) -> str:
+    """At most ``limit`` bytes of the answer; a huge body is cut off, never held in memory."""
+    kept = bytearray()
+    async for chunk in response.aiter_raw():
+        kept += chunk[: limit - len(kept)]
+        if len(kept) >= limit:
+            break
+    return kept.decode("utf-8", "replace")
