@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
-from app.domain.errors import FieldProblem, UnknownEventType, WebhookUrlNotAllowed
+from app.domain.errors import FieldProblem, MissingFields, UnknownEventType, WebhookUrlNotAllowed
 
 # Every event type the feed carries, by family. A webhook endpoint subscribes to some of
 # them, to a whole family (`deal.*`) or to everything (`*`).
@@ -107,6 +107,15 @@ def secret_is_valid(secret: str) -> bool:
     except (binascii.Error, ValueError):
         return False
     return MIN_SECRET_BYTES <= len(raw) <= MAX_SECRET_BYTES
+
+
+def ensure_secret_valid(secret: str) -> None:
+    """A secret the client chose is as strong as one we would generate."""
+    if not secret_is_valid(secret):
+        raise MissingFields(
+            "A secret is whsec_ and the base64 of 24 to 64 bytes.",
+            fields=[FieldProblem(("secret",), "not whsec_ and the base64 of 24 to 64 bytes", "value_error")],
+        )
 
 
 def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:

@@ -13,7 +13,7 @@ from app.db.models import WebhookDelivery, WebhookEndpoint
 from app.db.types import utcnow
 from app.db.uow import UnitOfWork
 from app.domain.changes import diff
-from app.domain.errors import DeliveryNotFailed, FieldProblem, NotFound, RuleViolation
+from app.domain.errors import DeliveryNotFailed, NotFound
 from app.domain.ids import uuid7
 from app.domain.members import Actor, ensure_admin
 from app.domain.versioning import ensure_version
@@ -23,9 +23,9 @@ from app.domain.webhooks import (
     DeliveryStatus,
     ensure_addresses_allowed,
     ensure_known_event_types,
+    ensure_secret_valid,
     new_secret,
     parse_target,
-    secret_is_valid,
 )
 from app.schemas.webhooks import WebhookEndpointCreate, WebhookEndpointUpdate
 from app.services.pagination import PageRequest, PageResult, after_id, build_page
@@ -62,11 +62,8 @@ async def create_endpoint(
 ) -> EndpointWithSecret:
     ensure_admin(actor)
     patterns = ensure_known_event_types(data.event_types)
-    if data.secret is not None and not secret_is_valid(data.secret):
-        raise RuleViolation(
-            "A secret is `whsec_` and the base64 of 24 to 64 bytes.",
-            fields=[FieldProblem(("secret",), "not whsec_ and base64 of 24 to 64 bytes", "value_error")],
-        )
+    if data.secret is not None:
+        ensure_secret_valid(data.secret)
     await ensure_url_allowed(data.url, allow_private=allow_private)
     secret = data.secret or new_secret()
     async with uow:
