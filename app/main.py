@@ -19,6 +19,7 @@ from app.errors import Problem, install_error_handlers
 from app.http.cursors import Cursors
 from app.middleware.body_limit import BodyLimitMiddleware
 from app.middleware.idempotency import IdempotencyMiddleware
+from app.middleware.rate_limit import RateLimitMiddleware, RateLimits
 from app.middleware.request_context import RequestContextMiddleware
 from app.observability import configure_logging
 from app.routers import (
@@ -106,6 +107,7 @@ def _operation_id(route: APIRoute) -> str:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings.log_level)
+    rate_limits = RateLimits.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -132,6 +134,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await task
                 await dispatcher.close()
             await engine.dispose()
+            if rate_limits is not None:
+                await rate_limits.close()
 
     app = FastAPI(
         title="Dealcoach API",
@@ -170,6 +174,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Outside idempotency: an oversized body is refused before it is read, stored or authenticated.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    if rate_limits is not None:  # outermost but for the request context: a flood is refused before any work
+        app.add_middleware(RateLimitMiddleware, limits=rate_limits)
     app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
