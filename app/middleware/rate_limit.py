@@ -32,7 +32,6 @@ import structlog
 from limits import RateLimitItemPerSecond
 from limits.aio.storage import RedisStorage, Storage
 from limits.aio.storage.base import SlidingWindowCounterSupport
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -197,7 +196,6 @@ class RateLimits:
             )
         else:
             self.storage = LocalStorage()
-        self.limiter = SlidingWindowCounterRateLimiter(self.storage)
         self.penalised: dict[str, float] = {}  # address -> monotonic time its invalid keys may try again
         self.store_down_until = 0.0
 
@@ -216,10 +214,11 @@ class RateLimits:
         now = time.monotonic()
         if now < self.store_down_until:
             return None
-        cost = min(cost, self.policy.quota)
+        cost, key = min(cost, self.policy.quota), self.item.key_for(identity)
         try:
-            allowed = await self.limiter.hit(self.item, identity, cost=cost)
-            window = await self.storage.get_sliding_window(self.item.key_for(identity), self.policy.window)
+            # limits' SlidingWindowCounterRateLimiter.hit, with the key built once for both calls
+            allowed = await self.storage.acquire_sliding_window_entry(key, self.policy.quota, self.policy.window, cost)
+            window = await self.storage.get_sliding_window(key, self.policy.window)
         except (StorageError, OSError) as exc:
             self.store_down_until = now + STORE_RETRY_SECONDS
             log.warning("rate limit store unreachable: not limiting for a while", error=repr(exc))
