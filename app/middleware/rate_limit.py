@@ -26,8 +26,8 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import redis.asyncio
 import structlog
 from limits import RateLimitItemPerSecond
 from limits.aio.storage import RedisStorage, Storage
@@ -38,6 +38,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.domain.api_keys import hash_key, looks_like_key
 from app.errors import problem
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    import redis.asyncio
 
 log = structlog.get_logger("dealcoach.rate_limit")
 
@@ -184,6 +187,8 @@ class RateLimits:
         self.pool: redis.asyncio.ConnectionPool | None = None
         self.storage: RedisStorage | LocalStorage
         if storage_url:
+            import redis.asyncio  # only then: it takes a noticeable part of the app's import time
+
             self.pool = redis.asyncio.ConnectionPool.from_url(
                 storage_url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
             )
