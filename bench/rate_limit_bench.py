@@ -85,7 +85,9 @@ async def measure(stack: contextlib.AsyncExitStack) -> None:
     if redis_answers():
         configs["redis"] = {**UNLIMITED, "rate_limit_storage_url": REDIS_URL}
     apps = {
-        name: create_app(Settings(database_url=url, access_log=False, log_level="WARNING", **c))
+        name: create_app(
+            Settings(database_url=url, access_log=False, log_level="WARNING", webhooks_dispatcher="off", **c)
+        )
         for name, c in configs.items()
     }
     for app in apps.values():
