@@ -293,6 +293,21 @@ _DESCRIPTIONS = {
 }
 
 
+def rate_limited_response() -> dict[str, Any]:
+    """The OpenAPI 429 that every rate-limited operation declares (added once, in app.main)."""
+    field = {"schema": {"type": "string"}}
+    return {
+        "description": "Too many requests for the API key, or for the client address without a valid key "
+        "(`rate_limited`)",
+        "headers": {
+            "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}},
+            "RateLimit": {"description": 'What is left of the budget, e.g. `"key";r=0;t=2`', **field},
+            "RateLimit-Policy": {"description": 'The budget, e.g. `"key";q=100;w=2`', **field},
+        },
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
 def problem_responses(*statuses: int, auth: bool = True) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` declaring the problem documents a route may answer."""
     declared = set(statuses) | {422, 503}

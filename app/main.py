@@ -15,10 +15,11 @@ from fastapi.routing import APIRoute
 
 from app.db.engine import make_engine, make_sessionmaker
 from app.domain.webhooks import parse_schedule
-from app.errors import Problem, install_error_handlers
+from app.errors import Problem, install_error_handlers, rate_limited_response
 from app.http.cursors import Cursors
 from app.middleware.body_limit import BodyLimitMiddleware
 from app.middleware.idempotency import IdempotencyMiddleware
+from app.middleware.rate_limit import EXEMPT_PATHS, RateLimitMiddleware, RateLimits
 from app.middleware.request_context import RequestContextMiddleware
 from app.observability import configure_logging
 from app.routers import (
@@ -59,7 +60,9 @@ Limits: a body over 1 MiB answers 413 `payload_too_large`; JSON nested deeper
 than 32 levels, or a list over 1,000 items, answers 422 `validation_error`;
 dates (`YYYY-MM-DD`) and timestamps (RFC 3339 with an offset) are strings, never
 numbers. A cursor is opaque and valid only for the listing and organisation that
-issued it (422 `invalid_cursor` otherwise).
+issued it (422 `invalid_cursor` otherwise). Each API key (and each client address
+without a valid key) has a rate limit: over it, 429 `rate_limited` with
+`Retry-After`; every response carries the IETF `RateLimit` and `RateLimit-Policy` fields.
 """
 
 TAGS = [
@@ -106,6 +109,7 @@ def _operation_id(route: APIRoute) -> str:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings.log_level)
+    rate_limits = RateLimits.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -132,6 +136,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await task
                 await dispatcher.close()
             await engine.dispose()
+            if rate_limits is not None:
+                await rate_limits.close()
 
     app = FastAPI(
         title="Dealcoach API",
@@ -170,6 +176,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Outside idempotency: an oversized body is refused before it is read, stored or authenticated.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    if rate_limits is not None:  # outermost but for the request context: a flood is refused before any work
+        app.add_middleware(RateLimitMiddleware, limits=rate_limits)
     app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
@@ -218,5 +226,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 content = response.get("content", {})
                 if status >= "400" and "application/problem+json" in content:
                     content.pop("application/json", None)
+    schema["components"].setdefault("responses", {})["RateLimited"] = rate_limited_response()
+    for path, path_item in schema.get("paths", {}).items():
+        if path not in EXEMPT_PATHS:
+            for operation in path_item.values():
+                operation["responses"]["429"] = {"$ref": "#/components/responses/RateLimited"}
+                operation["responses"] = dict(sorted(operation["responses"].items()))
     app.openapi_schema = schema
     return schema

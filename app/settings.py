@@ -57,6 +57,15 @@ class Settings(BaseSettings):
     webhooks_prune_after_days: int = Field(default=30, ge=1, description="Succeeded deliveries are kept this long")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     access_log: bool = True
+    rate_limit_per_second: int = Field(
+        default=50, ge=0, description="Sustained requests a second per API key (or client address); 0 turns limits off"
+    )
+    rate_limit_burst: int = Field(default=100, ge=1, description="Requests a client that kept quiet may send at once")
+    rate_limit_storage_url: str | None = Field(
+        default=None,
+        pattern=r"^(redis|rediss|unix)://",
+        description="redis://host:6379/0 shares the budgets between workers and instances; unset: each worker's memory",
+    )
 
     @property
     def uses_development_secret_key(self) -> bool:

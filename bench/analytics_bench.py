@@ -294,7 +294,13 @@ async def main() -> None:
         await recreate_database()
         await asyncio.to_thread(upgrade, _sa_url(DB))  # Alembic's env runs its own event loop
         print(f"database {DB} created and migrated in {time.perf_counter() - started:.1f} s", flush=True)
-    settings = Settings(database_url=_sa_url(DB), access_log=False, log_level="WARNING", db_statement_timeout=300)
+    settings = Settings(
+        database_url=_sa_url(DB),
+        access_log=False,
+        log_level="WARNING",
+        db_statement_timeout=300,
+        rate_limit_per_second=0,
+    )
     app = with_analytics(create_app(settings))
     async with app.router.lifespan_context(app):
         state_file = Path(__file__).with_name("results") / "analytics_bench_state.json"

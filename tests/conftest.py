@@ -21,6 +21,7 @@ from app.services.bootstrap import bootstrap_organization
 from app.settings import Settings
 from tests.helpers import Api, Org, Person
 from tests.pg import PG_URL, REQUIRE_POSTGRES, fresh_pg_database, pg_unreachable
+from tests.redis_server import REDIS_URL, REQUIRE_REDIS, redis_unreachable
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -39,6 +40,17 @@ def require_postgres() -> None:
         if REQUIRE_POSTGRES:
             pytest.fail(f"REQUIRE_POSTGRES=1 but PostgreSQL is unreachable at {PG_URL}: {problem}")
         pytest.skip(f"PostgreSQL unreachable at {PG_URL}: {problem}")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The Redis the rate limit tests share budgets through; skipped when unreachable (fail under REQUIRE_REDIS=1)."""
+    problem = redis_unreachable()
+    if problem is not None:
+        if REQUIRE_REDIS:
+            pytest.fail(f"REQUIRE_REDIS=1 but Redis is unreachable at {REDIS_URL}: {problem}")
+        pytest.skip(f"Redis unreachable at {REDIS_URL}: {problem}")
+    return REDIS_URL
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +80,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, access_log=False, log_level="WARNING", webhooks_dispatcher="off")
+    # Rate limits off: tests that exercise them turn them on (tests/api/test_rate_limits.py).
+    return Settings(
+        database_url=database_url,
+        access_log=False,
+        log_level="WARNING",
+        webhooks_dispatcher="off",
+        rate_limit_per_second=0,
+    )
 
 
 @pytest.fixture

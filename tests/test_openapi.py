@@ -33,8 +33,10 @@ def test_every_v1_operation_is_tagged_documented_and_declares_its_problems() -> 
             if not path.startswith("/v1/"):
                 continue
             responses = op["responses"]
-            for status in ("401", "422", "503"):
+            for status in ("401", "422", "429", "503"):
                 assert status in responses, f"{where} does not declare {status}"
+            responses["429"] = spec["components"]["responses"]["RateLimited"]  # declared once, referenced
+            assert "Retry-After" in responses["429"]["headers"], where
             for status, response in responses.items():
                 if status.startswith(("4", "5")):
                     assert list(response["content"]) == ["application/problem+json"], where
@@ -49,6 +51,18 @@ def test_every_v1_operation_is_tagged_documented_and_declares_its_problems() -> 
             if method in ("patch", "put"):
                 names = {p["name"] for p in op.get("parameters", [])}
                 assert "If-Match" in names and "412" in responses, where
+
+
+def test_only_health_and_metrics_are_never_rate_limited() -> None:
+    spec = generate()
+    assert {
+        op["responses"]["429"]["$ref"]
+        for item in spec["paths"].values()
+        for op in item.values()
+        if "429" in op["responses"]
+    } == {"#/components/responses/RateLimited"}
+    unlimited = {path for path, item in spec["paths"].items() for op in item.values() if "429" not in op["responses"]}
+    assert unlimited == {"/healthz", "/readyz", "/metrics"}
 
 
 def test_spec_declares_bearer_auth_and_problem_schema() -> None:
