@@ -14,6 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from app.db.engine import make_engine, make_sessionmaker
+from app.db.reads import Reads
 from app.domain.webhooks import parse_schedule
 from app.errors import Problem, install_error_handlers, rate_limited_response
 from app.http.cursors import Cursors
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             dispatcher = Dispatcher(app.state.sessionmaker, dispatcher_config(settings))
             task = asyncio.create_task(dispatcher.run(stop))
         app.state.webhook_dispatcher = dispatcher
+        app.state.reads = Reads(engine)
         try:
             yield
         finally:

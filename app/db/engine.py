@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -15,6 +16,7 @@ def make_engine(settings: Settings) -> AsyncEngine:
         engine = create_async_engine(
             settings.database_url,
             connect_args={"timeout": settings.db_connect_timeout + 3},
+            json_deserializer=orjson.loads,
         )
         _configure_sqlite(engine)
         return engine
@@ -33,6 +35,8 @@ def make_engine(settings: Settings) -> AsyncEngine:
         # whole pool, so the next requests reconnect by themselves.
         pool_recycle=1800,
         connect_args=connect_args,
+        # Hot reads return external references as a JSON aggregate: decode it with orjson.
+        json_deserializer=orjson.loads,
     )
 
 
@@ -52,7 +56,20 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @sa.event.listens_for(sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if not connection.get_execution_options().get(_NO_BEGIN):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+# The driver already runs SQLite in autocommit (isolation_level None above); this option only
+# tells the "begin" listener not to open a transaction.
+_NO_BEGIN = "dealcoach_autocommit"
+
+
+def autocommit(engine: AsyncEngine) -> AsyncEngine:
+    """The same pool, for reads of one statement: no BEGIN/ROLLBACK around them."""
+    if engine.dialect.name == "sqlite":
+        return engine.execution_options(**{_NO_BEGIN: True})
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -6,11 +6,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 from pydantic import TypeAdapter, ValidationError
 
-from app.deps import ActorDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
+from app.deps import ActorDep, CallerDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
 from app.domain.deals import DealStatus, Loss, Stage, status_of
 from app.domain.money import Money
 from app.errors import problem_fields, problem_responses, validation_problem_fields
-from app.http.responses import ETAG_HEADER, LOCATION_HEADER, json_response, set_etag, set_location
+from app.http.responses import ETAG_HEADER, LOCATION_HEADER, plain_json_response, set_etag, set_location
 from app.schemas.common import IsoDate, SafeText, UtcDatetime
 from app.schemas.deals import (
     DealBatch,
@@ -27,17 +27,18 @@ from app.schemas.deals import (
     Source,
 )
 from app.schemas.events import EventPage, EventPublic
+from app.services import deal_reads as reads
 from app.services import deals as service
 from app.services import events as events_service
 
 router = APIRouter(prefix="/v1", tags=["deals"])
 
 
-def render(view: service.DealView) -> DealPublic:
+def render(view: service.DealView | reads.DealRow) -> DealPublic:
     return DealPublic.model_validate(fields_of(view))
 
 
-def fields_of(view: service.DealView) -> dict[str, Any]:
+def fields_of(view: service.DealView | reads.DealRow) -> dict[str, Any]:
     """A deal as the plain data of DealPublic (validated once, by the caller, in pydantic's core).
     Money and loss render as in the deal's history; the row's own values are kept typed, since
     this runs for every item of a page."""
@@ -64,7 +65,7 @@ def fields_of(view: service.DealView) -> dict[str, Any]:
     }
 
 
-def list_filters(
+async def list_filters(
     owner_id: uuid.UUID | None = None,
     stage: Stage | None = None,
     status: DealStatus | None = None,
@@ -101,12 +102,11 @@ async def create_deal(body: DealCreate, actor: ActorDep, uow: UowDep, response: 
 
 @router.get("/deals", response_model=DealPage, responses=problem_responses(422))
 async def list_deals(
-    actor: ActorDep, uow: UowDep, page: PageDep, filters: Annotated[ListFilters, Depends(list_filters)]
+    caller: CallerDep, page: PageDep, filters: Annotated[ListFilters, Depends(list_filters)]
 ) -> Response:
     """Deals the caller can see, oldest first, filtered."""
-    result = await service.list_deals(uow, actor, page, filters)
-    items = [fields_of(v) for v in result.items]
-    return json_response(DealPage.model_validate({"items": items, "next_cursor": result.next_cursor}))
+    result = await reads.list_deals(caller, page, filters)
+    return plain_json_response({"items": [fields_of(v) for v in result.items], "next_cursor": result.next_cursor})
 
 
 @router.post(
@@ -182,11 +182,10 @@ async def upsert_deal_by_external_ref(
 @router.get(
     "/deals/{deal_id}", response_model=DealPublic, responses={200: {"headers": ETAG_HEADER}, **problem_responses(404)}
 )
-async def get_deal(deal_id: uuid.UUID, actor: ActorDep, uow: UowDep, response: Response) -> DealPublic:
+async def get_deal(deal_id: uuid.UUID, caller: CallerDep) -> Response:
     """One deal the caller can see."""
-    view = await service.get_deal(uow, actor, deal_id)
-    set_etag(response, view.deal.version)
-    return render(view)
+    view = await reads.read_deal(caller, deal_id)
+    return plain_json_response(fields_of(view), headers={"ETag": f'"{view.deal.version}"'})
 
 
 @router.patch(

@@ -5,20 +5,21 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from app.deps import ActorDep, AuthDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
+from app.deps import ActorDep, CallerDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
 from app.domain.members import MemberRole
 from app.errors import problem_responses
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, json_response, set_etag, set_location
 from app.schemas.members import MemberCreate, MemberPage, MemberPublic, MemberUpdate, MePublic
+from app.services import auth as auth_service
 from app.services import members as service
 
 router = APIRouter(prefix="/v1", tags=["members"])
 
 
 @router.get("/me", response_model=MePublic, responses=problem_responses())
-async def get_me(auth: AuthDep) -> Response:
+async def get_me(caller: CallerDep) -> Response:
     """The member the API key acts as, with their organisation."""
-    row = auth.row
+    row = (await auth_service.authenticate(caller)).row
     me = MePublic.model_validate(
         {**row._mapping, "organization": {"id": row.organization_id, "name": row.organization_name}}
     )

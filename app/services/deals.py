@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,7 +10,6 @@ from app.db.models import Deal, DealExternalRef, LossReason
 from app.db.types import utcnow
 from app.db.uow import UnitOfWork
 from app.domain.deals import (
-    STAGES_BY_STATUS,
     UNSENT,
     DealChange,
     DealEdit,
@@ -28,12 +26,11 @@ from app.domain.errors import DomainError, ExternalRefTaken, UnknownLossReason, 
 from app.domain.members import Actor
 from app.domain.money import Money
 from app.domain.versioning import ensure_version
-from app.schemas.deals import DealBatchRecord, DealCreate, DealUpdate, DealUpsert, ListFilters
+from app.schemas.deals import DealBatchRecord, DealCreate, DealUpdate, DealUpsert
 from app.schemas.deals import Loss as SentLoss
 from app.schemas.deals import Money as SentMoney
 from app.services import reviews
 from app.services.access import deal_access, visible_deal
-from app.services.pagination import PageRequest, PageResult, after_id, build_page
 
 LISTING = "deals"
 
@@ -53,32 +50,6 @@ async def get_deal(uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID) -> DealVie
     deal = await visible_deal(uow, actor, deal_id)
     refs = await uow.deals.refs_of([deal.id])
     return DealView(deal, refs[deal.id])
-
-
-async def list_deals(uow: UnitOfWork, actor: Actor, page: PageRequest, filters: ListFilters) -> PageResult[DealView]:
-    stages: list[Stage] | None = None
-    if filters.status is not None:
-        stages = list(STAGES_BY_STATUS[filters.status])
-    if filters.stage is not None:
-        stages = [filters.stage] if stages is None or filters.stage in stages else []
-    rows = await uow.deals.list_page(
-        actor,
-        after=after_id(LISTING, page),
-        limit=page.limit + 1,
-        owner_id=filters.owner_id,
-        stages=stages,
-        closed_from=_day_start(filters.closed_from),
-        closed_before=_day_start(filters.closed_to + dt.timedelta(days=1)) if filters.closed_to else None,
-        updated_since=filters.updated_since,
-        q=filters.q,
-    )
-    result = build_page(LISTING, page, rows)
-    refs = await uow.deals.refs_of([d.id for d in result.items])
-    return PageResult([DealView(d, refs[d.id]) for d in result.items], result.next_cursor)
-
-
-def _day_start(day: dt.date | None) -> dt.datetime | None:
-    return None if day is None else dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
 
 
 # --- writing ---------------------------------------------------------------

@@ -1,16 +1,17 @@
-"""The one query that turns an API key into the member it acts as."""
+"""The query that turns an API key into the member it acts as."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import ApiKey, Member, Organization
 
-# Key, member and organisation in one round trip: auth is on every request's path.
-_ACTOR_BY_KEY = (
+# Key, member and organisation in one round trip: auth is on every request's path
+# (run by app/db/repositories/reads.py, in autocommit).
+ACTOR_BY_KEY = (
     sa.select(
         ApiKey.__table__.c.id.label("api_key_id"),
         *Member.__table__.c,
@@ -25,15 +26,6 @@ _ACTOR_BY_KEY = (
         Member.__table__.c.active.is_(True),
     )
 )
-
-
-async def find_actor_row(engine: AsyncEngine, key_hash: str) -> sa.Row[Any] | None:
-    """On PostgreSQL the lookup runs in autocommit: no BEGIN/ROLLBACK round trips around it."""
-    async with engine.connect() as conn:
-        if engine.dialect.name == "postgresql":
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        result = await conn.execute(_ACTOR_BY_KEY, {"key_hash": key_hash})
-        return result.first()
 
 
 _MEMBER_BY_KEY = sa.select(ApiKey.__table__.c.member_id).where(

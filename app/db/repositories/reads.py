@@ -1,0 +1,239 @@
+"""The hot reads, one statement each: the API key's member, the visibility rule, the rows and
+what they render (external references as a JSON array) in a single round trip.
+
+The statements are built once, at import (the deal listing once per combination of filters, on
+first use), so SQLAlchemy's compiled cache hits on every request. They run on a connection in
+autocommit: no BEGIN/ROLLBACK round trips around a single read, no session, no identity map.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+from app.db.models import ApiKey, Assignment, Deal, DealExternalRef, Member
+from app.db.repositories.auth import ACTOR_BY_KEY
+from app.domain.assignments import AssignmentStatus
+from app.domain.deals import Stage
+from app.domain.members import ORG_WIDE_ROLES, MemberRole
+
+_k = ApiKey.__table__
+_m = Member.__table__
+_d = Deal.__table__
+_a = Assignment.__table__
+
+# What a deal renders: every column but the organisation, then its external references.
+DEAL_COLUMNS = tuple(c for c in _d.c if c.name != "organization_id")
+
+
+class refs_json(FunctionElement[Any]):
+    """A deal's external references as a JSON array of {source, external_id}, ordered by source
+    then external id (NULL or [] when it has none)."""
+
+    type = sa.JSON()
+    inherit_cache = True
+
+
+_REF_TABLE = DealExternalRef.__tablename__
+
+
+@compiles(refs_json, "postgresql")
+def _refs_json_postgresql(element: refs_json, compiler: SQLCompiler, **kw: Any) -> str:
+    deal_id = compiler.process(element.clauses, **kw)
+    return (
+        "(SELECT json_agg(json_build_object('source', r.source, 'external_id', r.external_id)"
+        f" ORDER BY r.source, r.external_id) FROM {_REF_TABLE} AS r WHERE r.deal_id = {deal_id})"
+    )
+
+
+@compiles(refs_json, "sqlite")
+def _refs_json_sqlite(element: refs_json, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite before 3.44 has no ORDER BY inside an aggregate; an ordered subquery feeds it in order.
+    deal_id = compiler.process(element.clauses, **kw)
+    return (
+        "(SELECT json_group_array(json_object('source', r.source, 'external_id', r.external_id)) FROM"
+        f" (SELECT source, external_id FROM {_REF_TABLE} WHERE deal_id = {deal_id}"
+        " ORDER BY source, external_id) AS r)"
+    )
+
+
+# The key's member: one row, or none when the key is unknown, revoked or its member inactive.
+_me = (
+    sa.select(_m.c.id, _m.c.organization_id, _m.c.role)
+    .select_from(_k.join(_m, _m.c.id == _k.c.member_id))
+    .where(_k.c.key_hash == sa.bindparam("key_hash"), _k.c.revoked_at.is_(None), _m.c.active.is_(True))
+    .cte("me")
+)
+_me_id = sa.select(_me.c.id).scalar_subquery()
+_me_org = sa.select(_me.c.organization_id).scalar_subquery()
+_me_role = sa.select(_me.c.role).scalar_subquery()
+
+# A manager's line: everyone below them, transitively (app/db/repositories/members.py line_ids()).
+_line = (
+    sa.select(_m.c.id, sa.literal_column("1").label("depth"))
+    .select_from(_m.join(_me, _m.c.manager_id == _me.c.id))
+    .where(
+        _m.c.organization_id == _me.c.organization_id, _me.c.role == sa.literal_column(f"'{MemberRole.manager.value}'")
+    )
+    .cte("line", recursive=True)
+)
+_child = _m.alias("child")
+_line = _line.union_all(
+    sa.select(_child.c.id, _line.c.depth + sa.literal_column("1")).where(
+        _child.c.manager_id == _line.c.id, _line.c.depth < sa.literal_column("10000")
+    )
+)
+
+# deals.visibility() with the actor read from the key in the same statement: head of sales, admins
+# and integrations see the organisation; others what they own or are actively assigned to; a
+# manager also their line's deals.
+_VISIBLE = sa.and_(
+    _d.c.organization_id == _me_org,
+    sa.or_(
+        _me_role.in_([sa.literal_column(f"'{role.value}'") for role in sorted(ORG_WIDE_ROLES)]),
+        _d.c.owner_id == _me_id,
+        _d.c.id.in_(
+            sa.select(_a.c.deal_id).where(
+                _a.c.member_id == _me_id, _a.c.status == sa.literal_column(f"'{AssignmentStatus.active.value}'")
+            )
+        ),
+        _d.c.owner_id.in_(sa.select(_line.c.id)),
+    ),
+)
+
+
+def _with_actor(deals: sa.Subquery) -> sa.Select[Any]:
+    """The key's member joined to the deal rows: no row is an unknown key, one row whose deal
+    id is NULL is no deal."""
+    return sa.select(_me.c.id.label("actor_id"), *deals.c).select_from(_me.outerjoin(deals, sa.true()))
+
+
+_DEAL = _with_actor(
+    sa.select(*DEAL_COLUMNS, refs_json(_d.c.id).label("external_refs"))
+    .where(_d.c.id == sa.bindparam("deal_id", type_=_d.c.id.type), _VISIBLE)
+    .subquery("one")
+)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass(frozen=True, slots=True)
+class DealListing:
+    """What a page of the deal listing asks for; None leaves a filter out."""
+
+    after: uuid.UUID | None
+    limit: int
+    owner_id: uuid.UUID | None = None
+    stages: Sequence[Stage] | None = None
+    closed_from: dt.datetime | None = None
+    closed_before: dt.datetime | None = None
+    updated_since: dt.datetime | None = None
+    q: str | None = None
+
+
+@functools.cache
+def _deal_page(
+    after: bool, owner: bool, stages: bool, closed_from: bool, closed_before: bool, updated_since: bool, q: bool
+) -> sa.Select[Any]:
+    """The listing for one combination of filters, built once; filter values are bound at execution."""
+    conditions: list[sa.ColumnElement[bool]] = [_VISIBLE]
+    if owner:
+        conditions.append(_d.c.owner_id == sa.bindparam("owner_id", type_=_d.c.owner_id.type))
+    if stages:
+        conditions.append(_d.c.stage.in_(sa.bindparam("stages", expanding=True)))
+    if closed_from:
+        conditions.append(_d.c.closed_at >= sa.bindparam("closed_from", type_=_d.c.closed_at.type))
+    if closed_before:
+        conditions.append(_d.c.closed_at < sa.bindparam("closed_before", type_=_d.c.closed_at.type))
+    if updated_since:
+        conditions.append(_d.c.updated_at >= sa.bindparam("updated_since", type_=_d.c.updated_at.type))
+    if q:
+        pattern = sa.bindparam("pattern", type_=sa.String())
+        conditions.append(
+            sa.or_(
+                sa.func.lower(_d.c.name).like(pattern, escape="\\"),
+                sa.func.lower(_d.c.account_name).like(pattern, escape="\\"),
+            )
+        )
+    if after:
+        conditions.append(_d.c.id > sa.bindparam("after", type_=_d.c.id.type))
+    page = (
+        sa.select(*DEAL_COLUMNS, refs_json(_d.c.id).label("external_refs"))
+        .where(*conditions)
+        .order_by(_d.c.id)
+        .limit(sa.bindparam("limit", type_=sa.Integer()))
+        .subquery("page")
+    )
+    return _with_actor(page).order_by(page.c.id)
+
+
+async def _rows(engine: AsyncEngine, stmt: sa.Executable, params: dict[str, Any]) -> Sequence[sa.Row[Any]]:
+    async with engine.connect() as conn:
+        return (await conn.execute(stmt, params)).all()
+
+
+class MemberReads:
+    """Reads of the key's own member, bound to an engine whose connections run in autocommit."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def by_key(self, key_hash: str) -> sa.Row[Any] | None:
+        """The key's member, with the key id and the organisation's name; None: unknown key."""
+        rows = await _rows(self.engine, ACTOR_BY_KEY, {"key_hash": key_hash})
+        return rows[0] if rows else None
+
+
+class DealReads:
+    """Deal reads, bound to an engine whose connections run in autocommit."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def one(self, key_hash: str, deal_id: uuid.UUID) -> sa.Row[Any] | None:
+        """None: the key is unknown. A row whose id is None: no deal the key's member may see."""
+        rows = await _rows(self.engine, _DEAL, {"key_hash": key_hash, "deal_id": deal_id})
+        return rows[0] if rows else None
+
+    async def page(self, key_hash: str, listing: DealListing) -> Sequence[sa.Row[Any]] | None:
+        """None: the key is unknown. Otherwise up to ``listing.limit`` deals, in id order."""
+        stmt = _deal_page(
+            listing.after is not None,
+            listing.owner_id is not None,
+            listing.stages is not None,
+            listing.closed_from is not None,
+            listing.closed_before is not None,
+            listing.updated_since is not None,
+            bool(listing.q),
+        )
+        params: dict[str, Any] = {"key_hash": key_hash, "limit": listing.limit}
+        if listing.after is not None:
+            params["after"] = listing.after
+        if listing.owner_id is not None:
+            params["owner_id"] = listing.owner_id
+        if listing.stages is not None:
+            params["stages"] = [str(s) for s in listing.stages]
+        if listing.closed_from is not None:
+            params["closed_from"] = listing.closed_from
+        if listing.closed_before is not None:
+            params["closed_before"] = listing.closed_before
+        if listing.updated_since is not None:
+            params["updated_since"] = listing.updated_since
+        if listing.q:
+            params["pattern"] = f"%{_escape_like(listing.q.lower())}%"
+        rows = await _rows(self.engine, stmt, params)
+        if not rows:
+            return None
+        return [row for row in rows if row.id is not None]

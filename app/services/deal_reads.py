@@ -1,0 +1,75 @@
+"""Reading deals: one deal, and the listing, each in one statement with the caller's key.
+
+The statement authenticates the key, applies the visibility rule and returns the rows with
+their external references, so a read costs one round trip and no transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any, NamedTuple
+
+from app.db.reads import DealListing
+from app.domain.deals import STAGES_BY_STATUS, Stage
+from app.domain.errors import NotFound, Unauthenticated
+from app.schemas.deals import ListFilters
+from app.services.auth import Caller
+from app.services.pagination import PageRequest, PageResult, after_id, build_page
+
+LISTING = "deals"
+
+
+class ExternalRefRow(NamedTuple):
+    source: str
+    external_id: str
+
+
+class DealRow(NamedTuple):
+    """A deal as its row reads, with its external references."""
+
+    deal: Any
+    refs: list[ExternalRefRow]
+
+
+def _view(row: Any) -> DealRow:
+    refs = [ExternalRefRow(r["source"], r["external_id"]) for r in row.external_refs or ()]
+    return DealRow(row, refs)
+
+
+async def read_deal(caller: Caller, deal_id: uuid.UUID) -> DealRow:
+    """The deal if the key's member may see it; otherwise it does not exist (404)."""
+    row = await caller.reads.deals.one(caller.key_hash, deal_id)
+    if row is None:
+        raise Unauthenticated()
+    if row.id is None:
+        raise NotFound("No deal with this id.")
+    return _view(row)
+
+
+async def list_deals(caller: Caller, page: PageRequest, filters: ListFilters) -> PageResult[DealRow]:
+    """Deals the key's member can see, in id order, filtered."""
+    stages: list[Stage] | None = None
+    if filters.status is not None:
+        stages = list(STAGES_BY_STATUS[filters.status])
+    if filters.stage is not None:
+        stages = [filters.stage] if stages is None or filters.stage in stages else []
+    listing = DealListing(
+        after=after_id(LISTING, page),
+        limit=page.limit + 1,
+        owner_id=filters.owner_id,
+        stages=stages,
+        closed_from=_day_start(filters.closed_from),
+        closed_before=_day_start(filters.closed_to + dt.timedelta(days=1)) if filters.closed_to else None,
+        updated_since=filters.updated_since,
+        q=filters.q,
+    )
+    rows = await caller.reads.deals.page(caller.key_hash, listing)
+    if rows is None:
+        raise Unauthenticated()
+    result = build_page(LISTING, page, rows)
+    return PageResult([_view(row) for row in result.items], result.next_cursor)
+
+
+def _day_start(day: dt.date | None) -> dt.datetime | None:
+    return None if day is None else dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
