@@ -1,0 +1,138 @@
+"""The hot reads cost one statement and no transaction: GET /v1/deals/{id}, GET /v1/deals and
+GET /v1/me, for a seller, a manager (whose line is recursive) and the head of sales. Their
+responses, written by orjson without a model, are the bytes pydantic writes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
+
+from app.schemas.deals import DealPage, DealPublic
+from app.schemas.members import MePublic
+from tests.helpers import Api, Person, assert_problem, make_deal
+
+
+class Recorded:
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+        self.begins = 0  # transactions started on the database (PostgreSQL; SQLite's show as statements)
+
+
+@contextmanager
+def recording(app: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorded]:
+    recorded = Recorded()
+    engine = app.state.engine.sync_engine
+
+    def on_execute(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        recorded.statements.append(statement)
+
+    start = AsyncAdapt_asyncpg_connection._start_transaction
+
+    async def counting_start(self: AsyncAdapt_asyncpg_connection) -> None:
+        if self.isolation_level != "autocommit":
+            recorded.begins += 1
+        await start(self)
+
+    monkeypatch.setattr(AsyncAdapt_asyncpg_connection, "_start_transaction", counting_start)
+    sa.event.listen(engine, "before_cursor_execute", on_execute)
+    try:
+        yield recorded
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", on_execute)
+        monkeypatch.setattr(AsyncAdapt_asyncpg_connection, "_start_transaction", start)
+
+
+def assert_one_statement(recorded: Recorded) -> None:
+    assert len(recorded.statements) == 1, recorded.statements
+    assert not recorded.statements[0].lstrip().upper().startswith("BEGIN"), recorded.statements
+    assert recorded.begins == 0
+
+
+@pytest.fixture
+async def deals(api: Api, team: dict[str, Person]) -> dict[str, Any]:
+    """Two deals of the seller (one with two external references) and one of a seller two levels
+    below the manager, through a junior manager."""
+    junior = await api.make_member("manager", manager=team["manager"])
+    deep_seller = await api.make_member("seller", manager=junior)
+    refs = [{"source": "salesforce", "external_id": "006Q1"}, {"source": "hubspot", "external_id": "HS-1"}]
+    return {
+        "seller": await make_deal(api, team["seller"], external_refs=refs),
+        "seller_2": await make_deal(api, team["seller"]),
+        "deep": await make_deal(api, deep_seller, amount={"amount": "1500", "currency": "JPY"}),
+    }
+
+
+@pytest.mark.parametrize("who", ["seller", "manager", "hos"])
+async def test_a_deal_is_one_statement(app, api: Api, team, deals, who: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    caller = api.as_(team[who])
+    deal_id = deals["deep" if who != "seller" else "seller"]["id"]
+    with recording(app, monkeypatch) as recorded:
+        response = await caller.get(f"/v1/deals/{deal_id}")
+    assert response.status_code == 200, response.text
+    assert response.headers["etag"] == '"1"'
+    assert_one_statement(recorded)
+
+
+@pytest.mark.parametrize("who", ["seller", "manager", "hos"])
+async def test_a_page_of_deals_is_one_statement(app, api: Api, team, deals, who: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    caller = api.as_(team[who])
+    with recording(app, monkeypatch) as recorded:
+        response = await caller.get("/v1/deals", params={"limit": 1})
+    assert response.status_code == 200, response.text
+    assert len(response.json()["items"]) == 1
+    assert_one_statement(recorded)
+    with recording(app, monkeypatch) as recorded:
+        following = await caller.get("/v1/deals", params={"limit": 1, "cursor": response.json()["next_cursor"]})
+    assert following.status_code == 200, following.text
+    assert_one_statement(recorded)
+
+
+@pytest.mark.parametrize("who", ["seller", "manager", "hos"])
+async def test_me_is_one_statement(app, api: Api, team, who: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    with recording(app, monkeypatch) as recorded:
+        response = await api.as_(team[who]).get("/v1/me")
+    assert response.status_code == 200, response.text
+    assert_one_statement(recorded)
+
+
+async def test_refusals_are_one_statement_too(app, api: Api, team, deals, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    with recording(app, monkeypatch) as recorded:
+        assert_problem(await api.as_(team["peer"]).get(f"/v1/deals/{deals['seller']['id']}"), 404, "not_found")
+    assert_one_statement(recorded)
+    with recording(app, monkeypatch) as recorded:
+        unknown = await api.as_("dc_00000000_unknown").get(f"/v1/deals/{deals['seller']['id']}")
+        assert_problem(unknown, 401, "unauthenticated")
+        assert_problem(await api.as_("dc_00000000_unknown").get("/v1/deals"), 401, "unauthenticated")
+    assert len(recorded.statements) == 2 and recorded.begins == 0
+    with recording(app, monkeypatch) as recorded:
+        assert_problem(await api.as_("not a key").get("/v1/deals"), 401, "unauthenticated")
+    assert recorded.statements == []
+
+
+async def test_hot_reads_write_the_bytes_pydantic_writes(api: Api, team, deals) -> None:  # type: ignore[no-untyped-def]
+    seller = team["seller"]
+    lost = await make_deal(api, seller, amount={"amount": "12.345", "currency": "KWD"})
+    closed = await api.patch(
+        f"/v1/deals/{lost['id']}",
+        json={
+            "stage": "closed_lost",
+            "loss": {"reason_code": "price", "competitor": "Initech", "detail": "Zu teuer ü"},
+        },
+    )
+    assert closed.status_code == 200, closed.text
+    await make_deal(api, seller, amount=None, expected_close_date=None, name='Quotes " and \\ and é')
+    one = await api.as_(seller).get(f"/v1/deals/{lost['id']}")
+    assert one.content == DealPublic.model_validate_json(one.content).model_dump_json().encode()
+    assert one.json() == closed.json()
+    refs = (await api.as_(seller).get(f"/v1/deals/{deals['seller']['id']}")).json()["external_refs"]
+    assert refs == [{"source": "hubspot", "external_id": "HS-1"}, {"source": "salesforce", "external_id": "006Q1"}]
+    page = await api.as_(team["hos"]).get("/v1/deals", params={"limit": 200})
+    assert len(page.json()["items"]) == 5
+    assert page.content == DealPage.model_validate_json(page.content).model_dump_json().encode()
+    me = await api.as_(seller).get("/v1/me")
+    assert me.content == MePublic.model_validate_json(me.content).model_dump_json().encode()
