@@ -148,6 +148,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_tags=TAGS,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        # Metrics are Prometheus (app/observability.py) and nothing configures OpenTelemetry; left
+        # on, FastAPI's native telemetry looks up the global providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         docs_url="/docs",
         redoc_url=None,
     )
