@@ -21,7 +21,7 @@ async def get_me(caller: CallerDep) -> Response:
     """The member the API key acts as, with their organisation."""
     row = (await auth_service.authenticate(caller)).row
     me = MePublic.model_validate(
-        {**row._mapping, "organization": {"id": row.organization_id, "name": row.organization_name}}
+        {**row._asdict(), "organization": {"id": row.organization_id, "name": row.organization_name}}
     )
     return json_response(me)
 
