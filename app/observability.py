@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 from contextvars import ContextVar
+from typing import Any
 
 import structlog
 from prometheus_client import (
@@ -35,6 +36,21 @@ WEBHOOK_QUEUE_LAG = Gauge(
     "How long the oldest due webhook delivery has been waiting",
     multiprocess_mode="max",
 )
+
+
+# Label children by their labels: labels() validates and locks on every call, and a request
+# records two metrics. The label values are bounded (method, route template, status).
+_REQUEST_CHILDREN: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def record_request(method: str, route: str, status: int, seconds: float) -> None:
+    """Count one answered request and observe how long it took."""
+    children = _REQUEST_CHILDREN.get((method, route, status))
+    if children is None:
+        children = (REQUESTS.labels(method, route, str(status)), LATENCY.labels(method, route))
+        _REQUEST_CHILDREN[(method, route, status)] = children
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def _add_request_id(_logger: object, _name: str, event_dict: dict[str, object]) -> dict[str, object]:

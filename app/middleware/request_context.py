@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.domain.errors import DatabaseUnavailable
 from app.errors import is_database_unavailable, problem, problem_for_domain_error
-from app.observability import LATENCY, REQUESTS, request_id_var
+from app.observability import record_request, request_id_var
 
 log = structlog.get_logger("dealcoach.access")
 
@@ -58,8 +58,7 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            REQUESTS.labels(scope["method"], template, str(status)).inc()
-            LATENCY.labels(scope["method"], template).observe(elapsed)
+            record_request(scope["method"], template, status, elapsed)
             if self.access_log:
                 log.info(
                     "request",
