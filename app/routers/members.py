@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response, status
 from app.deps import ActorDep, CallerDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
 from app.domain.members import MemberRole
 from app.errors import problem_responses
-from app.http.responses import ETAG_HEADER, LOCATION_HEADER, json_response, set_etag, set_location
+from app.http.responses import ETAG_HEADER, LOCATION_HEADER, json_response, plain_json_response, set_etag, set_location
 from app.schemas.members import MemberCreate, MemberPage, MemberPublic, MemberUpdate, MePublic
 from app.services import auth as auth_service
 from app.services import members as service
@@ -20,10 +20,22 @@ router = APIRouter(prefix="/v1", tags=["members"])
 async def get_me(caller: CallerDep) -> Response:
     """The member the API key acts as, with their organisation."""
     row = (await auth_service.authenticate(caller)).row
-    me = MePublic.model_validate(
-        {**row._asdict(), "organization": {"id": row.organization_id, "name": row.organization_name}}
+    return plain_json_response(
+        {
+            "id": row.id,
+            "organization_id": row.organization_id,
+            "name": row.name,
+            "email": row.email,
+            "role": row.role,
+            "manager_id": row.manager_id,
+            "active": row.active,
+            "version": row.version,
+            "created_at": row.created_at,
+            "updated_at": row.updated_at,
+            "organization": {"id": row.organization_id, "name": row.organization_name},
+            "api_key_id": row.api_key_id,
+        }
     )
-    return json_response(me)
 
 
 @router.post(
