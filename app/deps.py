@@ -15,7 +15,7 @@ from app.domain.members import Actor
 from app.http.conditional import parse_if_match
 from app.http.cursors import MAX_CURSOR_LENGTH, Cursors
 from app.services.auth import AuthContext, Caller, authenticate
-from app.services.pagination import PageRequest
+from app.services.pagination import CallerPageRequest, PageRequest
 
 
 async def get_uow(request: Request) -> AsyncIterator[UnitOfWork]:
@@ -67,21 +67,27 @@ ActorDep = Annotated[Actor, Depends(get_actor)]
 Cursor = Annotated[str, WithJsonSchema({"type": "string", "maxLength": MAX_CURSOR_LENGTH})]
 
 
-async def get_page(
-    request: Request,
-    actor: ActorDep,
-    limit: Annotated[int, Query(ge=1, le=200, description="Page size")] = 50,
-    cursor: Annotated[
-        Cursor | None,
-        Query(description="`next_cursor` of the previous page, as given (422 invalid_cursor otherwise)"),
-    ] = None,
-) -> PageRequest:
+Limit = Annotated[int, Query(ge=1, le=200, description="Page size")]
+CursorQuery = Annotated[
+    Cursor | None, Query(description="`next_cursor` of the previous page, as given (422 invalid_cursor otherwise)")
+]
+
+
+async def get_page(request: Request, actor: ActorDep, limit: Limit = 50, cursor: CursorQuery = None) -> PageRequest:
     """A page request whose cursors are sealed for the caller's organisation."""
     cursors: Cursors = request.app.state.cursors
     return PageRequest(limit=limit, cursor=cursor, codec=cursors.for_organization(actor.organization_id))
 
 
 PageDep = Annotated[PageRequest, Depends(get_page)]
+
+
+async def get_caller_page(request: Request, limit: Limit = 50, cursor: CursorQuery = None) -> CallerPageRequest:
+    """A page request for a hot read, which learns the caller's organisation in its one statement."""
+    return CallerPageRequest(limit=limit, cursor=cursor, cursors=request.app.state.cursors)
+
+
+CallerPageDep = Annotated[CallerPageRequest, Depends(get_caller_page)]
 
 
 async def get_if_match(

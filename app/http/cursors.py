@@ -66,23 +66,40 @@ class Cursors:
     def decode(self, organization_id: uuid.UUID, listing: str, cursor: str, arity: int) -> list[Any]:
         """The sort key sealed in ``cursor``; anything we did not issue for this listing and
         organisation, or whose key does not have ``arity`` str/int parts, is refused."""
-        if len(cursor) > MAX_CURSOR_LENGTH:
-            raise InvalidCursor()
-        body, dot, seal = cursor.partition(".")
-        if not dot:
-            raise InvalidCursor()
-        payload, mac = _unb64(body), _unb64(seal)
+        payload, mac = _opened(cursor)
         if not hmac.compare_digest(mac, self._mac(organization_id, listing, payload)):
             raise InvalidCursor()
-        try:
-            key = json.loads(payload)
-        except (ValueError, RecursionError):  # sealed by us, so only after a change of format
-            raise InvalidCursor() from None
-        if not isinstance(key, list) or len(key) != arity:
-            raise InvalidCursor()
-        if any(not isinstance(part, (str, int)) or isinstance(part, bool) for part in key):
-            raise InvalidCursor()
-        return key
+        return _key(payload, arity)
+
+    def peek(self, cursor: str, arity: int) -> list[Any]:
+        """The sort key in ``cursor`` before its seal is checked, for a read that learns the
+        caller's organisation in the same statement it resumes with (one round trip). Whoever
+        peeks answers nothing the key selected until ``decode`` for that organisation accepts
+        the cursor; a malformed cursor is refused here already."""
+        payload, _mac = _opened(cursor)
+        return _key(payload, arity)
+
+
+def _opened(cursor: str) -> tuple[bytes, bytes]:
+    """A cursor's payload and seal, as bytes; refused when it is not shaped like one of ours."""
+    if len(cursor) > MAX_CURSOR_LENGTH:
+        raise InvalidCursor()
+    body, dot, seal = cursor.partition(".")
+    if not dot:
+        raise InvalidCursor()
+    return _unb64(body), _unb64(seal)
+
+
+def _key(payload: bytes, arity: int) -> list[Any]:
+    try:
+        key = json.loads(payload)
+    except (ValueError, RecursionError):  # sealed by us, so only after a change of format
+        raise InvalidCursor() from None
+    if not isinstance(key, list) or len(key) != arity:
+        raise InvalidCursor()
+    if any(not isinstance(part, (str, int)) or isinstance(part, bool) for part in key):
+        raise InvalidCursor()
+    return key
 
 
 class OrganizationCursors:

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 from pydantic import TypeAdapter, ValidationError
 
-from app.deps import ActorDep, CallerDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
+from app.deps import ActorDep, CallerDep, CallerPageDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
 from app.domain.deals import DealStatus, Loss, Stage, status_of
 from app.domain.money import Money
 from app.errors import problem_fields, problem_responses, validation_problem_fields
@@ -102,7 +102,7 @@ async def create_deal(body: DealCreate, actor: ActorDep, uow: UowDep, response: 
 
 @router.get("/deals", response_model=DealPage, responses=problem_responses(422))
 async def list_deals(
-    caller: CallerDep, page: PageDep, filters: Annotated[ListFilters, Depends(list_filters)]
+    caller: CallerDep, page: CallerPageDep, filters: Annotated[ListFilters, Depends(list_filters)]
 ) -> Response:
     """Deals the caller can see, oldest first, filtered."""
     result = await reads.list_deals(caller, page, filters)

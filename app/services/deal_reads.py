@@ -12,10 +12,10 @@ from typing import Any, NamedTuple
 
 from app.db.reads import DealListing
 from app.domain.deals import STAGES_BY_STATUS, Stage
-from app.domain.errors import NotFound, Unauthenticated
+from app.domain.errors import InvalidCursor, NotFound, Unauthenticated
 from app.schemas.deals import ListFilters
-from app.services.auth import Caller
-from app.services.pagination import PageRequest, PageResult, after_id, build_page
+from app.services.auth import Caller, authenticate
+from app.services.pagination import CallerPageRequest, PageResult, build_page
 
 LISTING = "deals"
 
@@ -47,15 +47,22 @@ async def read_deal(caller: Caller, deal_id: uuid.UUID) -> DealRow:
     return _view(row)
 
 
-async def list_deals(caller: Caller, page: PageRequest, filters: ListFilters) -> PageResult[DealRow]:
-    """Deals the key's member can see, in id order, filtered."""
+async def list_deals(caller: Caller, page: CallerPageRequest, filters: ListFilters) -> PageResult[DealRow]:
+    """Deals the key's member can see, in id order, filtered. The cursor is opened before the
+    statement and its seal checked against the organisation the statement found the key in,
+    before anything it selected is answered."""
+    try:
+        after = page.after()
+    except InvalidCursor:
+        await authenticate(caller)  # an unknown key is 401, whatever cursor it sent
+        raise
     stages: list[Stage] | None = None
     if filters.status is not None:
         stages = list(STAGES_BY_STATUS[filters.status])
     if filters.stage is not None:
         stages = [filters.stage] if stages is None or filters.stage in stages else []
     listing = DealListing(
-        after=after_id(LISTING, page),
+        after=after,
         limit=page.limit + 1,
         owner_id=filters.owner_id,
         stages=stages,
@@ -64,10 +71,11 @@ async def list_deals(caller: Caller, page: PageRequest, filters: ListFilters) ->
         updated_since=filters.updated_since,
         q=filters.q,
     )
-    rows = await caller.reads.deals.page(caller.key_hash, listing)
-    if rows is None:
+    found = await caller.reads.deals.page(caller.key_hash, listing)
+    if found is None:
         raise Unauthenticated()
-    result = build_page(LISTING, page, rows)
+    organization_id, rows = found
+    result = build_page(LISTING, page.bound(LISTING, organization_id), rows)
     return PageResult([_view(row) for row in result.items], result.next_cursor)
 
 

@@ -34,6 +34,34 @@ class PageRequest:
         return None if self.cursor is None else self.codec.decode(listing, self.cursor, arity)
 
 
+class SealedCursors(Protocol):
+    """The deployment's cursor codec, before the caller's organisation is known."""
+
+    def peek(self, cursor: str, arity: int) -> list[Any]: ...
+
+    def for_organization(self, organization_id: uuid.UUID) -> CursorCodec: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CallerPageRequest:
+    """A page request for a read that authenticates the caller in the statement it resumes
+    with: the cursor is opened first and its seal checked once the organisation is known."""
+
+    limit: int
+    cursor: str | None
+    cursors: SealedCursors
+
+    def after(self) -> uuid.UUID | None:
+        """The id the listing resumes after, not yet verified (see ``bound``)."""
+        return None if self.cursor is None else _uuid_of(self.cursors.peek(self.cursor, 1))
+
+    def bound(self, listing: str, organization_id: uuid.UUID) -> PageRequest:
+        """The page request of the caller's organisation; refuses a cursor not sealed for it."""
+        page = PageRequest(self.limit, self.cursor, self.cursors.for_organization(organization_id))
+        page.key(listing, 1)
+        return page
+
+
 @dataclass(frozen=True, slots=True)
 class PageResult(Generic[T]):
     items: list[T]
@@ -43,8 +71,10 @@ class PageResult(Generic[T]):
 def after_id(listing: str, page: PageRequest) -> uuid.UUID | None:
     """The id a listing ordered by id resumes after."""
     key = page.key(listing, 1)
-    if key is None:
-        return None
+    return None if key is None else _uuid_of(key)
+
+
+def _uuid_of(key: list[Any]) -> uuid.UUID:
     try:
         return uuid.UUID(str(key[0]))
     except ValueError:

@@ -19,6 +19,7 @@ from app.db.repositories import reads as repository
 from app.domain.api_keys import hash_key
 from app.schemas.deals import DealPage, DealPublic
 from app.schemas.members import MePublic
+from tests.conftest import bootstrap
 from tests.helpers import Api, Person, assert_problem, make_deal
 
 
@@ -167,7 +168,7 @@ async def test_the_driver_path_reads_what_sqlalchemy_reads(app, api: Api, team, 
         results = [
             [await reads.members.by_key(key_hash)],
             [await reads.deals.one(key_hash, uuid.UUID(deals["seller"]["id"]))],
-            list(await reads.deals.page(key_hash, listing)),
+            (await reads.deals.page(key_hash, listing))[1],
         ]
         return [[(tuple(row._fields), tuple(row)) for row in rows] for rows in results]
 
@@ -176,3 +177,29 @@ async def test_the_driver_path_reads_what_sqlalchemy_reads(app, api: Api, team, 
         with monkeypatch.context() as patched:
             patched.setattr(repository, "_driver_statement", lambda *_: None)
             assert await read_all(who) == driver
+
+
+async def test_the_deal_listing_checks_the_cursor_seal_against_the_callers_organisation(
+    app, api: Api, team, deals
+) -> None:  # type: ignore[no-untyped-def]
+    """The listing opens the cursor before its one statement and checks the seal against the
+    organisation the statement found: a cursor of another organisation, another listing or
+    edited by hand is 422 invalid_cursor, and an unknown key is still 401."""
+    ours = (await api.as_(team["hos"]).get("/v1/deals", params={"limit": 1})).json()["next_cursor"]
+    assert (await api.as_(team["hos"]).get("/v1/deals", params={"limit": 1, "cursor": ours})).status_code == 200
+    other = await bootstrap(app, name="Globex", email="root@globex.test")
+    globex = api.as_(other.admin_key)
+    seller = await globex.make_member("seller")
+    await make_deal(globex, seller)
+    await make_deal(globex, seller)
+    theirs = (await globex.get("/v1/deals", params={"limit": 1})).json()["next_cursor"]
+    assert (await globex.get("/v1/deals", params={"cursor": theirs})).status_code == 200
+    assert_problem(await api.as_(team["hos"]).get("/v1/deals", params={"cursor": theirs}), 422, "invalid_cursor")
+    members = (await api.get("/v1/members", params={"limit": 1})).json()["next_cursor"]
+    assert_problem(await api.as_(team["hos"]).get("/v1/deals", params={"cursor": members}), 422, "invalid_cursor")
+    body, _, seal = ours.partition(".")
+    tampered = f"{body}.{seal[:-1]}{'A' if seal[-1] != 'A' else 'B'}"
+    assert_problem(await api.as_(team["hos"]).get("/v1/deals", params={"cursor": tampered}), 422, "invalid_cursor")
+    unknown = api.as_("dc_00000000_unknown")
+    assert_problem(await unknown.get("/v1/deals", params={"cursor": "not a cursor"}), 401, "unauthenticated")
+    assert_problem(await unknown.get("/v1/deals", params={"cursor": ours}), 401, "unauthenticated")

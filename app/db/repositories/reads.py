@@ -117,7 +117,9 @@ _VISIBLE = sa.and_(
 def _with_actor(deals: sa.Subquery) -> sa.Select[Any]:
     """The key's member joined to the deal rows: no row is an unknown key, one row whose deal
     id is NULL is no deal."""
-    return sa.select(_me.c.id.label("actor_id"), *deals.c).select_from(_me.outerjoin(deals, sa.true()))
+    return sa.select(
+        _me.c.id.label("actor_id"), _me.c.organization_id.label("actor_organization_id"), *deals.c
+    ).select_from(_me.outerjoin(deals, sa.true()))
 
 
 _DEAL = _with_actor(
@@ -262,8 +264,9 @@ class DealReads:
         rows = await _rows(self.engine, _DEAL, {"key_hash": key_hash, "deal_id": deal_id})
         return rows[0] if rows else None
 
-    async def page(self, key_hash: str, listing: DealListing) -> Sequence[sa.Row[Any]] | None:
-        """None: the key is unknown. Otherwise up to ``listing.limit`` deals, in id order."""
+    async def page(self, key_hash: str, listing: DealListing) -> tuple[uuid.UUID, list[Any]] | None:
+        """None: the key is unknown. Otherwise the key's organisation and up to ``listing.limit``
+        deals, in id order."""
         stmt = _deal_page(
             listing.after is not None,
             listing.owner_id is not None,
@@ -291,4 +294,4 @@ class DealReads:
         rows = await _rows(self.engine, stmt, params)
         if not rows:
             return None
-        return [row for row in rows if row.id is not None]
+        return rows[0].actor_organization_id, [row for row in rows if row.id is not None]
