@@ -61,7 +61,8 @@ skill as an improvement or a loss skill gap. The first rule that holds decides:
 
 1. `new`: the skill was never mentioned (strength, improvement or loss gap) before the middle of
    the window, not even before `from`.
-2. `improving`: the skill was recognised as a strength after its latest need.
+2. `improving`: its latest recognition as a strength in the window came after its latest need
+   (up to the end of the window, before `from` included).
 3. `needs_attention`: needs per conversation in the second half exceed those in the first
    (a half without conversations counts 0).
 4. `improving`: needs per conversation fell in the second half, which had at least one
