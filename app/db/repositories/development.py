@@ -220,12 +220,17 @@ class DevelopmentRepository:
         line_of: uuid.UUID | None,
     ) -> list[sa.Row[Any]]:
         """Per seller and skill, and per skill over everyone in scope (``line_of``: a manager's line,
-        transitively; None: the organisation), the mentions in ``[start, end)``. One statement."""
+        transitively; None: the organisation), the mentions in ``[start, end)``.
+
+        Each source is aggregated per (member, skill) where it is read, so only those sums (a few
+        thousand rows for a large organisation) are kept for the totals. A line is read first, in
+        its own statement: given as a list of ids, the planner probes each seller's index range
+        instead of guessing the recursive walk's size and scanning the organisation."""
         observed = sa.select(
             _os.c.seller_id.label("member_id"),
             _os.c.skill_code,
-            sa.case((_os.c.kind == SkillMention.strength, 1), else_=0).label("s"),
-            sa.case((_os.c.kind == SkillMention.improvement, 1), else_=0).label("i"),
+            _count_if(_os.c.kind == SkillMention.strength).label("s"),
+            _count_if(_os.c.kind == SkillMention.improvement).label("i"),
             sa.literal_column("0", sa.Integer).label("g"),
         ).where(_os.c.organization_id == organization_id, _os.c.shared_at >= start, _os.c.shared_at < end)
         lost = (
@@ -234,28 +239,41 @@ class DevelopmentRepository:
                 _gap.c.skill_code,
                 sa.literal_column("0", sa.Integer).label("s"),
                 sa.literal_column("0", sa.Integer).label("i"),
-                sa.literal_column("1", sa.Integer).label("g"),
+                sa.func.count().label("g"),
             )
             .select_from(_gap.join(_rev, _rev.c.id == _gap.c.review_id))
             .where(*_losses(organization_id), _rev.c.closed_at >= start, _rev.c.closed_at < end)
         )
         if line_of is not None:
-            line = line_ids(organization_id, line_of)  # one CTE, shared by both branches
-            observed = observed.where(_os.c.seller_id.in_(line))
-            lost = lost.where(_rev.c.owner_id.in_(line))
-        m = sa.union_all(observed, lost).cte("mentions")
-        sums = [
-            sa.func.sum(m.c.s).label("strengths"),
-            sa.func.sum(m.c.i).label("improvements"),
-            sa.func.sum(m.c.g).label("loss_gaps"),
-        ]
-        per_seller = sa.select(_text(SELLER_ROW).label("kind"), m.c.member_id, m.c.skill_code, *sums).group_by(
-            m.c.member_id, m.c.skill_code
+            members = list((await self.session.execute(line_ids(organization_id, line_of))).scalars())
+            if not members:
+                return []
+            observed = observed.where(_os.c.seller_id.in_(members))
+            lost = lost.where(_rev.c.owner_id.in_(members))
+        observed = observed.group_by(_os.c.seller_id, _os.c.skill_code)
+        lost = lost.group_by(_rev.c.owner_id, _gap.c.skill_code)
+        both = sa.union_all(observed, lost).subquery("mentions")
+        per_seller = (
+            sa.select(
+                both.c.member_id,
+                both.c.skill_code,
+                sa.func.sum(both.c.s).label("strengths"),
+                sa.func.sum(both.c.i).label("improvements"),
+                sa.func.sum(both.c.g).label("loss_gaps"),
+            )
+            .group_by(both.c.member_id, both.c.skill_code)
+            .cte("per_seller")
         )
+        sellers = sa.select(_text(SELLER_ROW).label("kind"), *per_seller.c)
         totals = sa.select(
-            _text(TOTAL_ROW).label("kind"), sa.cast(sa.null(), sa.Uuid).label("member_id"), m.c.skill_code, *sums
-        ).group_by(m.c.skill_code)
-        return list((await self.session.execute(sa.union_all(per_seller, totals))).all())
+            _text(TOTAL_ROW).label("kind"),
+            sa.cast(sa.null(), sa.Uuid).label("member_id"),
+            per_seller.c.skill_code,
+            sa.func.sum(per_seller.c.strengths).label("strengths"),
+            sa.func.sum(per_seller.c.improvements).label("improvements"),
+            sa.func.sum(per_seller.c.loss_gaps).label("loss_gaps"),
+        ).group_by(per_seller.c.skill_code)
+        return list((await self.session.execute(sa.union_all(sellers, totals))).all())
 
     # --- the feedback digest -------------------------------------------------------------------
 
