@@ -1,5 +1,5 @@
 """Seller development, the learning loop: commitments tracked until done, the skill profile, the
-call brief, the team's skills and the feedback digest (API.md: Seller development)."""
+call brief, the team's skills and the feedback digest (docs/rules.md: Seller development)."""
 
 from __future__ import annotations
 
