@@ -3,11 +3,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from app.deps import ActorDep, UowDep
 from app.domain.development import TREND_RULE
 from app.errors import problem_responses
+from app.http.responses import json_response
 from app.routers.commitments import render_commitment
 from app.schemas.common import IsoDate
 from app.schemas.development import CallBrief, DevelopmentProfile, FocusSkill, LastObservation, TeamSkills
@@ -34,17 +35,17 @@ To = Annotated[IsoDate | None, Query(alias="to", description="Last day (UTC), in
 )
 async def get_member_development(
     member_id: uuid.UUID, actor: ActorDep, uow: UowDep, date_from: From = None, date_to: To = None
-) -> DevelopmentProfile:
+) -> Response:
     """A member's skill profile with its trend, commitments, debriefs and losses over a window."""
     view = await service.get_profile(uow, actor, member_id, date_from, date_to)
-    return DevelopmentProfile.model_validate(view)
+    return json_response(DevelopmentProfile.model_validate(view))
 
 
 @router.get("/calls/{call_id}/brief", tags=["calls"], response_model=CallBrief, responses=problem_responses(404))
-async def get_call_brief(call_id: uuid.UUID, actor: ActorDep, uow: UowDep) -> CallBrief:
+async def get_call_brief(call_id: uuid.UUID, actor: ActorDep, uow: UowDep) -> Response:
     """What the observer watches for: the lead's open commitments, focus skills and last debrief (whoever sees the call)."""
     view = await service.get_brief(uow, actor, call_id)
-    return CallBrief(
+    brief = CallBrief(
         call_id=view.call_id,
         seller_id=view.seller_id,
         open_commitments=[render_commitment(c) for c in view.open_commitments],
@@ -53,6 +54,7 @@ async def get_call_brief(call_id: uuid.UUID, actor: ActorDep, uow: UowDep) -> Ca
         if view.last_observation is None
         else LastObservation.model_validate(view.last_observation),
     )
+    return json_response(brief)
 
 
 @router.get(
@@ -71,6 +73,7 @@ async def get_skills_analytics(
     date_from: From = None,
     date_to: To = None,
     manager_id: Annotated[uuid.UUID | None, Query(description="Only this manager's line")] = None,
-) -> TeamSkills:
+) -> Response:
     """Sellers by skill, with totals: what the team needs to build."""
-    return TeamSkills.model_validate(await service.get_team_skills(uow, actor, date_from, date_to, manager_id))
+    view = await service.get_team_skills(uow, actor, date_from, date_to, manager_id)
+    return json_response(TeamSkills.model_validate(view))

@@ -79,7 +79,7 @@ class ReviewCounts(ResponseModel):
 
 
 class DevelopmentProfile(ResponseModel):
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
     member_id: uuid.UUID
     date_from: dt.date = Field(alias="from", description="First day of the window (UTC)")
@@ -135,7 +135,7 @@ class SellerSkills(ResponseModel):
 
 
 class TeamSkills(ResponseModel):
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
     date_from: dt.date = Field(alias="from", description="First day of the window (UTC)")
     date_to: dt.date = Field(alias="to", description="Last day of the window (UTC), inclusive")
