@@ -1,8 +1,8 @@
 """Seller development: commitments, the skills of shared observations, indexes for profiles,
 team skills and the feedback digest; existing debriefs and completed reviews are carried over.
 
-Revision ID: 0005
-Revises: 0003
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-28 20:49:23.664931
 """
 
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from alembic import op
 from app.db.types import UTCDateTime
 
-revision: str = '0005'
-down_revision: str | None = '0003'
+revision: str = '0007'
+down_revision: str | None = '0006'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
