@@ -105,9 +105,10 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _field_errors(error: de.DomainError) -> list[dict[str, Any]]:
-    """A domain error's field problems as validation ``errors``; fields come from the body."""
-    return [{"loc": ["body", *f.path], "msg": f.msg, "type": f.type} for f in error.fields]
+def _field_errors(error: de.DomainError, source: str = "body") -> list[dict[str, Any]]:
+    """A domain error's field problems as validation ``errors``; fields come from the body, or
+    from the query string of a request that has none (GET)."""
+    return [{"loc": [source, *f.path], "msg": f.msg, "type": f.type} for f in error.fields]
 
 
 def payload_too_large(instance: str, limit: int) -> JSONResponse:
@@ -136,14 +137,14 @@ def validation_problem_fields(errors: list[dict[str, Any]], detail: str) -> dict
     return {"status": 422, "code": "validation_error", "detail": detail, "errors": items}
 
 
-def problem_for_domain_error(error: de.DomainError, instance: str) -> JSONResponse:
+def problem_for_domain_error(error: de.DomainError, instance: str, *, source: str = "body") -> JSONResponse:
     status = status_for(error)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if status == 503:
         headers = {"Retry-After": "1"}
     extra = dict(error.extra)
     if error.fields:
-        extra["errors"] = _field_errors(error)
+        extra["errors"] = _field_errors(error, source)
     return problem(status, error.code, error.detail, instance, title=error.title, headers=headers, **extra)
 
 
@@ -204,7 +205,8 @@ def is_database_unavailable(exc: BaseException) -> bool:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(de.DomainError)
     async def _domain(request: Request, exc: de.DomainError) -> JSONResponse:
-        return problem_for_domain_error(exc, request.url.path)
+        source = "query" if request.method in ("GET", "HEAD") else "body"
+        return problem_for_domain_error(exc, request.url.path, source=source)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -14,6 +14,7 @@ from app.domain.approvals import ApprovalStatus
 from app.domain.assignments import AssignmentRole, AssignmentStatus
 from app.domain.calls import CallRole, InterventionKind, ObservationStatus
 from app.domain.deals import Stage
+from app.domain.development import CommitmentSource, CommitmentStatus, SkillMention
 from app.domain.ids import uuid7
 from app.domain.members import MemberRole
 from app.domain.reviews import ReviewStatus
@@ -356,6 +357,8 @@ class Observation(SQLModel, table=True):
     __table_args__ = (
         sa.Index(None, "organization_id", "seller_id", "id"),
         sa.Index(None, "organization_id", "observer_id", "id"),
+        sa.Index(None, "organization_id", "seller_id", "shared_at"),
+        sa.Index(None, "organization_id", "seller_id", "acknowledged_at"),
         sa.Index(None, "call_id"),
         sa.CheckConstraint(_in("status", ObservationStatus), name="status"),
     )
@@ -382,6 +385,25 @@ class Observation(SQLModel, table=True):
     updated_at: dt.datetime = _ts()
 
 
+class ObservationSkill(SQLModel, table=True):
+    """A skill a shared observation recognises or asks to improve: a row each, written when the
+    observation is shared (its content is fixed from then on), so profiles count in SQL."""
+
+    __tablename__ = "observation_skill"
+    __table_args__ = (
+        sa.Index(None, "organization_id", "seller_id", "shared_at"),
+        sa.Index(None, "organization_id", "shared_at"),
+        sa.CheckConstraint(_in("kind", SkillMention), name="kind"),
+    )
+
+    observation_id: uuid.UUID = Field(foreign_key="observation.id", primary_key=True, ondelete="CASCADE")
+    kind: SkillMention = Field(sa_type=sa.String(16), primary_key=True)
+    skill_code: str = Field(sa_type=sa.String(64), primary_key=True)
+    organization_id: uuid.UUID = Field(foreign_key="organization.id", ondelete="CASCADE")
+    seller_id: uuid.UUID = Field(foreign_key="member.id")
+    shared_at: dt.datetime = Field(sa_type=UTCDateTime)
+
+
 # --- closed-lost reviews ------------------------------------------------------
 
 
@@ -396,6 +418,8 @@ class ClosedLostReview(SQLModel, table=True):
         sa.Index(None, "organization_id", "owner_id", "id"),
         sa.Index(None, "organization_id", "status", "id"),
         sa.Index(None, "organization_id", "closed_at"),
+        sa.Index(None, "organization_id", "owner_id", "closed_at"),
+        sa.Index(None, "organization_id", "completed_at", "id"),
         sa.CheckConstraint(_in("status", ReviewStatus), name="status"),
     )
 
@@ -454,6 +478,42 @@ class LeadershipNote(SQLModel, table=True):
     author_id: uuid.UUID = Field(foreign_key="member.id")
     note: str = Field(sa_type=sa.String(5000))
     created_at: dt.datetime = _ts()
+
+
+# --- seller development -------------------------------------------------------
+
+
+class Commitment(SQLModel, table=True):
+    """What a member committed to in a debrief or was given as a review's action item,
+    tracked until done or dropped."""
+
+    __tablename__ = "commitment"
+    __table_args__ = (
+        sa.Index(None, "organization_id", "id"),
+        sa.Index(None, "organization_id", "member_id", "status", "id"),
+        sa.Index(None, "organization_id", "member_id", "created_at"),
+        sa.Index(None, "organization_id", "deal_id", "id"),
+        sa.Index(None, "source_id"),
+        sa.CheckConstraint(_in("source", CommitmentSource), name="source"),
+        sa.CheckConstraint(_in("status", CommitmentStatus), name="status"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    organization_id: uuid.UUID = Field(foreign_key="organization.id", ondelete="CASCADE")
+    member_id: uuid.UUID = Field(foreign_key="member.id")
+    source: CommitmentSource = Field(sa_type=sa.String(32))
+    # The observation or the closed-lost review it came from.
+    source_id: uuid.UUID
+    deal_id: uuid.UUID = Field(foreign_key="deal.id", ondelete="CASCADE")
+    text: str = Field(sa_type=sa.String(2000))
+    skill_code: str | None = Field(default=None, sa_type=sa.String(64))
+    due_on: dt.date | None = None
+    status: CommitmentStatus = Field(default=CommitmentStatus.open, sa_type=sa.String(16))
+    note: str | None = Field(default=None, sa_type=sa.String(2000))
+    version: int = 1
+    created_at: dt.datetime = _ts()
+    updated_at: dt.datetime = _ts()
+    closed_at: dt.datetime | None = _ts(nullable=True)
 
 
 # --- approvals ----------------------------------------------------------------

@@ -18,7 +18,9 @@ from app.db.repositories.assignments import AssignmentRepository
 from app.db.repositories.calls import CallRepository
 from app.db.repositories.catalogs import CatalogRepository
 from app.db.repositories.coaching import CoachingRepository
+from app.db.repositories.commitments import CommitmentRepository
 from app.db.repositories.deals import DealRepository
+from app.db.repositories.development import DevelopmentRepository
 from app.db.repositories.events import EventRepository
 from app.db.repositories.involvement import InvolvementRepository
 from app.db.repositories.members import MemberRepository
@@ -43,7 +45,9 @@ class UnitOfWork:
         self.calls = CallRepository(session)
         self.catalogs = CatalogRepository(session)
         self.coaching = CoachingRepository(session)
+        self.commitments = CommitmentRepository(session)
         self.deals = DealRepository(session)
+        self.development = DevelopmentRepository(session)
         self.events = EventRepository(session)
         self.involvement = InvolvementRepository(session)
         self.members = MemberRepository(session)

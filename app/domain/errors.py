@@ -316,3 +316,11 @@ class WebhookUrlNotAllowed(RuleViolation):
 class DeliveryNotFailed(Conflict):
     code = "delivery_not_failed"
     title = "Only a failed delivery can be retried"
+
+
+# --- seller development -------------------------------------------------------
+
+
+class CommitmentClosed(Conflict):
+    code = "commitment_closed"
+    title = "The commitment is already done or dropped"

@@ -6,10 +6,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from app.deps import ActorDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
+from app.domain.development import FeedbackKind
 from app.domain.reviews import ReviewStatus
 from app.errors import problem_responses
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
 from app.schemas.common import IsoDate
+from app.schemas.development import FeedbackItem, FeedbackPage
 from app.schemas.reviews import (
     IsoWeek,
     LeadershipNoteCreate,
@@ -20,6 +22,7 @@ from app.schemas.reviews import (
     ReviewUpdate,
     WeeklyReviews,
 )
+from app.services import development
 from app.services import reviews as service
 
 router = APIRouter(prefix="/v1", tags=["closed-lost-reviews"])
@@ -92,6 +95,22 @@ async def get_weekly_reviews(
 ) -> WeeklyReviews:
     """A week's losses grouped by reviewer: a manager's own group, every group for leadership."""
     return WeeklyReviews.model_validate(await service.get_weekly_reviews(uow, actor, week))
+
+
+@router.get(_REVIEWS + "/feedback", response_model=FeedbackPage, responses=problem_responses(403, 422))
+async def list_closed_lost_feedback(
+    actor: ActorDep,
+    uow: UowDep,
+    page: PageDep,
+    kind: Annotated[FeedbackKind, Query(description="`product_feedback` or `enablement_feedback`")],
+    date_from: Annotated[
+        IsoDate | None, Query(alias="from", description="Completed on or after this day (UTC)")
+    ] = None,
+    date_to: Annotated[IsoDate | None, Query(alias="to", description="Completed on or before this day (UTC)")] = None,
+) -> FeedbackPage:
+    """Completed reviews' product or enablement feedback, newest first (heads of sales and admins)."""
+    result = await development.list_feedback(uow, actor, page, kind, date_from, date_to)
+    return FeedbackPage(items=[FeedbackItem.model_validate(r) for r in result.items], next_cursor=result.next_cursor)
 
 
 @router.get(

@@ -156,16 +156,26 @@ class ObservationUpdate(RequestModel):
     summary: LongText | None = omitted()
 
 
+class CommitmentItem(RequestModel):
+    text: Line = Field(examples=["Confirm the business case before pricing"])
+    skill_code: SkillCode | None = Field(
+        default=None, description="One of the observation's improvements that this commitment answers"
+    )
+
+
 class ObservationAcknowledgement(RequestModel):
     reflection: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)] = Field(
         description="The seller's own reflection on the call",
         examples=["I quoted too early; next time I confirm value first"],
     )
-    commitments: list[Line] = Field(
+    commitments: list[Line | CommitmentItem] = Field(
         default_factory=list,
         max_length=20,
-        description="What the seller will do differently",
-        examples=[["Confirm the business case before pricing"]],
+        description="What the seller will do differently: each becomes a commitment of the seller, tracked "
+        "until done; a string, or `{text, skill_code}` naming the improvement it answers",
+        examples=[
+            ["Agree a next step before the call ends", {"text": "Confirm value first", "skill_code": "negotiation"}]
+        ],
     )
 
 

@@ -30,6 +30,7 @@ from app.domain.calls import (
 from app.domain.catalogs import ensure_known_skills
 from app.domain.changes import diff
 from app.domain.deals import ensure_deal_open
+from app.domain.development import CommitmentSource, commitments_from_debrief, ensure_commitment_skills
 from app.domain.errors import InvalidCursor, NotFound
 from app.domain.members import Actor
 from app.domain.versioning import ensure_version
@@ -42,6 +43,7 @@ from app.schemas.calls import (
     ObservationUpdate,
 )
 from app.services.access import ensure_sees_through_deal, visible_deal
+from app.services.commitments import record_commitments
 from app.services.involvement import record_involvement
 from app.services.pagination import PageRequest, PageResult, after_id, after_key, build_page
 
@@ -399,6 +401,7 @@ async def share_observation(uow: UnitOfWork, actor: Actor, observation_id: uuid.
         observation.shared_at = observation.updated_at = utcnow()
         observation.version += 1
         await uow.flush()
+        await uow.development.record_observation_skills(observation)  # its content is fixed from now on
         await _observation_event(uow, actor, observation, "shared", {"seller_id": str(observation.seller_id)})
         await uow.commit()
     return observation
@@ -411,14 +414,24 @@ async def acknowledge_observation(
     async with uow:
         observation = await _lock(uow, actor, observation_id)
         ensure_seller_acknowledges(actor, observation)
+        items = [(c, None) if isinstance(c, str) else (c.text, c.skill_code) for c in data.commitments]
+        ensure_commitment_skills([skill for _, skill in items], {i["skill_code"] for i in observation.improvements})
         observation.status = ObservationStatus.acknowledged
         observation.reflection = data.reflection
-        observation.commitments = list(data.commitments)
+        observation.commitments = [text for text, _ in items]
         observation.acknowledged_at = observation.updated_at = utcnow()
         observation.version += 1
         await uow.flush()
         await _observation_event(
             uow, actor, observation, "acknowledged", {"commitments_count": len(observation.commitments)}
+        )
+        await record_commitments(
+            uow,
+            actor,
+            source=CommitmentSource.observation,
+            source_id=observation.id,
+            deal_id=observation.deal_id,
+            made=commitments_from_debrief(observation.seller_id, items),
         )
         await uow.commit()
     return observation

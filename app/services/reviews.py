@@ -13,6 +13,7 @@ from app.db.models import ClosedLostReview, Deal, LeadershipNote, LossReason
 from app.db.types import utcnow
 from app.db.uow import UnitOfWork
 from app.domain.catalogs import ensure_known_skills
+from app.domain.development import CommitmentSource, commitments_from_action_items
 from app.domain.errors import NotFound, UnknownLossReason, UnknownMember
 from app.domain.members import Actor
 from app.domain.money import Money
@@ -33,6 +34,7 @@ from app.domain.reviews import (
 )
 from app.domain.versioning import ensure_version
 from app.schemas.reviews import LeadershipNoteCreate, ReviewFilters, ReviewUpdate
+from app.services.commitments import record_commitments
 from app.services.pagination import PageRequest, PageResult, after_id, build_page
 
 LISTING = "closed_lost_reviews"
@@ -197,6 +199,14 @@ async def complete_review(uow: UnitOfWork, actor: Actor, review_id: uuid.UUID) -
         review.updated_at = now
         await uow.flush()
         await _event(uow, actor, review, "completed", {"days_to_complete": review.days_to_complete})
+        await record_commitments(
+            uow,
+            actor,
+            source=CommitmentSource.closed_lost_review,
+            source_id=review.id,
+            deal_id=review.deal_id,
+            made=commitments_from_action_items(review.action_items),
+        )
         notes = await uow.reviews.notes_of([review.id])
         await uow.commit()
     return _view(review, notes[review.id])

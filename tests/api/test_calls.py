@@ -142,6 +142,8 @@ async def test_a_call_observed_shared_and_acknowledged(api: Api, team) -> None:
         "observation.created",
         "observation.shared",
         "observation.acknowledged",
+        "commitment.created",  # each commitment is tracked until done
+        "commitment.created",
     ]
     assert all(e["deal_id"] == deal["id"] for e in events)
     assert events[3]["data"]["changes"] == {"outcome": [None, "CFO agreed to a pilot"]}

@@ -14,14 +14,21 @@ import pytest
 import sqlalchemy as sa
 
 from app.db.engine import make_engine, make_sessionmaker
-from app.db.models import Deal, Member, StrategyVersion
+from app.db.models import Commitment, Deal, Member, StrategyVersion
 from app.db.uow import UnitOfWork
-from app.domain.errors import OwnerMustBeSeller, StrategyOwnedBySeller, TransferReasonRequired
+from app.domain.development import CommitmentSource
+from app.domain.errors import (
+    CommitmentClosed,
+    OwnerDecides,
+    OwnerMustBeSeller,
+    StrategyOwnedBySeller,
+    TransferReasonRequired,
+)
 from app.domain.members import Actor, MemberRole
 from app.schemas.deals import DealCreate, DealUpdate
 from app.schemas.members import MemberCreate
 from app.schemas.strategy import StrategyUpdate
-from app.services import deals, members, strategy
+from app.services import commitments, deals, members, strategy
 from app.services.bootstrap import bootstrap_organization
 from app.settings import Settings
 
@@ -116,3 +123,30 @@ async def test_the_owner_s_manager_cannot_write_the_strategy(world) -> None:
     await strategy.put_strategy(world["uow"](), seller, view.deal.id, StrategyUpdate(risks=["Budget"]), None)
     assert CountingUnitOfWork.commits == 2
     assert await _count(world["engine"], StrategyVersion) == 1
+
+
+async def test_closing_a_commitment_is_one_commit_and_a_refusal_none(world) -> None:
+    seller, manager = world["seller"], world["manager"]
+    view = await deals.create_deal(
+        world["uow"](), seller, DealCreate(name="D", account_name="A", owner_id=seller.member_id)
+    )
+    async with world["uow"]() as uow:
+        made = Commitment(
+            organization_id=seller.organization_id,
+            member_id=seller.member_id,
+            source=CommitmentSource.observation,
+            source_id=uuid.uuid4(),
+            deal_id=view.deal.id,
+            text="Agree a next step",
+        )
+        uow.add(made)
+        await uow.commit()
+    CountingUnitOfWork.commits = 0
+    with pytest.raises(OwnerDecides):
+        await commitments.complete_commitment(world["uow"](), manager, made.id, None)
+    assert CountingUnitOfWork.commits == 0
+    done = await commitments.complete_commitment(world["uow"](), seller, made.id, "Done")
+    assert CountingUnitOfWork.commits == 1 and done.commitment.status == "done"
+    with pytest.raises(CommitmentClosed):
+        await commitments.drop_commitment(world["uow"](), seller, made.id, None)
+    assert CountingUnitOfWork.commits == 1

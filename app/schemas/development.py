@@ -1,0 +1,161 @@
+"""Seller development: commitments, the skill profile, the call brief, the team's skills, the
+feedback digest."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated
+
+from pydantic import ConfigDict, Field, StringConstraints
+
+from app.domain.development import CommitmentSource, CommitmentStatus, Trend
+from app.schemas.common import Page, RequestModel, ResponseModel
+
+Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+
+
+# --- commitments ---------------------------------------------------------------------
+
+
+class CommitmentClose(RequestModel):
+    note: Note | None = Field(
+        default=None, description="What was done, or why it was dropped", examples=["Rehearsed with enablement"]
+    )
+
+
+class CommitmentPublic(ResponseModel):
+    id: uuid.UUID
+    member_id: uuid.UUID = Field(description="The member who committed")
+    source: CommitmentSource = Field(
+        description="`observation`: a commitment in a debrief; `closed_lost_review`: a completed review's action item"
+    )
+    source_id: uuid.UUID = Field(description="The observation or closed-lost review it came from")
+    deal_id: uuid.UUID
+    text: str
+    skill_code: str | None = Field(description="The observation's improvement it answers, when the seller named one")
+    due_on: dt.date | None = Field(description="The action item's due date")
+    status: CommitmentStatus
+    overdue: bool = Field(description="Open with `due_on` before today (UTC)")
+    note: str | None = Field(description="The member's note on completing or dropping it")
+    version: int
+    created_at: dt.datetime
+    closed_at: dt.datetime | None = Field(description="When it was completed or dropped")
+
+
+class CommitmentPage(Page[CommitmentPublic]):
+    pass
+
+
+# --- the profile -------------------------------------------------------------------------
+
+
+class SkillProfile(ResponseModel):
+    skill_code: str
+    strengths: int = Field(description="Shared observations of the member's calls recognising the skill")
+    improvements: int = Field(description="Shared observations of the member's calls asking to improve it")
+    loss_gaps: int = Field(description="Completed reviews of the member's losses naming it as a skill gap")
+    last_recognised_at: dt.datetime | None = Field(description="The latest of those recognitions in the window")
+    last_improvement_at: dt.datetime | None = Field(description="The latest of those improvements in the window")
+    trend: Trend = Field(description="See the operation's description for the exact rule")
+
+
+class CommitmentCounts(ResponseModel):
+    open: int
+    done: int
+    dropped: int
+    overdue: int = Field(description="Of the open ones, those due before today (UTC)")
+
+
+class DebriefCounts(ResponseModel):
+    shared: int = Field(description="Observations of the member's calls shared in the window, acknowledged or not")
+    acknowledged: int
+    pending: int = Field(description="Shared but not yet acknowledged")
+
+
+class ReviewCounts(ResponseModel):
+    lost: int = Field(description="The member's deals lost in the window (not since reopened)")
+    completed: int = Field(description="Of those, the ones whose review is completed")
+
+
+class DevelopmentProfile(ResponseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    member_id: uuid.UUID
+    date_from: dt.date = Field(alias="from", description="First day of the window (UTC)")
+    date_to: dt.date = Field(alias="to", description="Last day of the window (UTC), inclusive")
+    skills: list[SkillProfile] = Field(description="Every skill mentioned in the window, by skill code")
+    commitments: CommitmentCounts = Field(description="Commitments the member made in the window, by status today")
+    debriefs: DebriefCounts
+    reviews: ReviewCounts
+
+
+# --- the brief ------------------------------------------------------------------------------
+
+
+class FocusSkill(ResponseModel):
+    skill_code: str
+    improvements: int = Field(description="Shared observations of the seller's calls asking to improve it, ever")
+    last_improvement_at: dt.datetime
+
+
+class LastObservation(ResponseModel):
+    id: uuid.UUID
+    summary: str | None
+    acknowledged_at: dt.datetime
+
+
+class CallBrief(ResponseModel):
+    call_id: uuid.UUID
+    seller_id: uuid.UUID = Field(description="The call's lead, whose development the brief is about")
+    open_commitments: list[CommitmentPublic] = Field(
+        description="The seller's open commitments, soonest due first (at most 50)"
+    )
+    focus_skills: list[FocusSkill] = Field(
+        description="The (at most 3) skills the seller was most recently asked to improve"
+    )
+    last_observation: LastObservation | None = Field(
+        description="The seller's most recently acknowledged observation, on any deal"
+    )
+
+
+# --- the team -------------------------------------------------------------------------------
+
+
+class SkillFigures(ResponseModel):
+    skill_code: str
+    strengths: int
+    improvements: int
+    loss_gaps: int
+
+
+class SellerSkills(ResponseModel):
+    member_id: uuid.UUID
+    skills: list[SkillFigures] = Field(description="By skill code")
+
+
+class TeamSkills(ResponseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    date_from: dt.date = Field(alias="from", description="First day of the window (UTC)")
+    date_to: dt.date = Field(alias="to", description="Last day of the window (UTC), inclusive")
+    sellers: list[SellerSkills] = Field(description="Sellers in scope with at least one mention in the window, by id")
+    totals: list[SkillFigures] = Field(
+        description="Per skill over the sellers in scope; the most needed first (improvements + loss gaps)"
+    )
+
+
+# --- the feedback digest ------------------------------------------------------------------
+
+
+class FeedbackItem(ResponseModel):
+    review_id: uuid.UUID
+    deal_id: uuid.UUID
+    loss_reason_code: str
+    competitor: str | None
+    completed_at: dt.datetime
+    feedback: str = Field(description="The review's `product_feedback` or `enablement_feedback`")
+
+
+class FeedbackPage(Page[FeedbackItem]):
+    pass
