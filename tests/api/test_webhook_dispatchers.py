@@ -33,6 +33,7 @@ def settings(database_url: str) -> Settings:
         log_level="WARNING",
         webhooks_allow_private=True,
         webhooks_dispatcher="off",
+        rate_limit_per_second=0,
     )
 
 

@@ -29,6 +29,7 @@ def settings(database_url: str) -> Settings:
         log_level="WARNING",
         webhooks_allow_private=True,
         webhooks_dispatcher="off",
+        rate_limit_per_second=0,
     )
 
 
@@ -406,6 +407,7 @@ async def test_the_dispatcher_inside_the_app_delivers_within_a_second(
             log_level="WARNING",
             webhooks_allow_private=True,
             webhooks_dispatcher="on",
+            rate_limit_per_second=0,
         )
     )
     async with live.router.lifespan_context(live):
