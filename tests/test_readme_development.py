@@ -31,6 +31,7 @@ def test_the_learning_loop_runs_as_written(tmp_path: Path) -> None:
         **os.environ,
         "DEALCOACH_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'walk.db'}",
         "DEALCOACH_ACCESS_LOG": "false",
+        "DEALCOACH_WEBHOOKS_ALLOW_PRIVATE": "true",  # as `make run` sets it (the walkthrough's step 5)
         "BASE": f"http://127.0.0.1:{port}",
     }
     subprocess.run([str(workdir / ".venv/bin/dealcoach"), "migrate"], env=env, check=True, capture_output=True)
