@@ -26,7 +26,15 @@ N = 100_000
 
 @pytest.fixture
 async def big_org(pg_database: str):  # type: ignore[no-untyped-def]
-    app = create_app(Settings(database_url=pg_database, access_log=False, log_level="WARNING", rate_limit_per_second=0))
+    app = create_app(
+        Settings(
+            database_url=pg_database,
+            access_log=False,
+            log_level="WARNING",
+            rate_limit_per_second=0,
+            webhooks_dispatcher="off",
+        )
+    )
     async with app.router.lifespan_context(app):
         org = await bootstrap(app)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
