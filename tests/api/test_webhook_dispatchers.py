@@ -18,23 +18,12 @@ import pytest
 from app.db.engine import make_engine, make_sessionmaker
 from app.services.webhook_dispatcher import Dispatcher, DispatcherConfig
 from app.settings import Settings
+from tests.api.test_webhooks import settings  # noqa: F401  (the same app settings: local receivers allowed)
 from tests.helpers import Api, Person, make_deal
 from tests.process import free_port, wait_for_port
 from tests.webhook_receiver import running_receiver
 
 DEALCOACH = str(Path(sys.executable).parent / "dealcoach")
-
-
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return Settings(
-        database_url=database_url,
-        access_log=False,
-        log_level="WARNING",
-        webhooks_allow_private=True,
-        webhooks_dispatcher="off",
-        rate_limit_per_second=0,
-    )
 
 
 async def _deliveries(api: Api, endpoint_id: str, limit: int = 50) -> list[dict[str, Any]]:

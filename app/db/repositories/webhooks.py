@@ -166,13 +166,8 @@ class WebhookRepository:
             )
 
     async def delete_endpoint(self, endpoint: WebhookEndpoint) -> None:
-        """Gone with its subscriptions, deliveries and attempts: nothing pending is ever sent."""
-        attempts = sa.select(_delivery.c.id).where(_delivery.c.endpoint_id == endpoint.id)
-        await self.session.execute(
-            sa.delete(WebhookAttempt.__table__).where(WebhookAttempt.__table__.c.delivery_id.in_(attempts))
-        )
-        await self.session.execute(sa.delete(_delivery).where(_delivery.c.endpoint_id == endpoint.id))
-        await self.session.execute(sa.delete(_sub).where(_sub.c.endpoint_id == endpoint.id))
+        """Gone with its subscriptions, deliveries and attempts (the foreign keys cascade):
+        nothing pending is ever sent."""
         await self.session.execute(sa.delete(_endpoint).where(_endpoint.c.id == endpoint.id))
 
     # --- deliveries, as the API shows them ---------------------------------------
@@ -315,8 +310,5 @@ class WebhookRepository:
         ids = list((await self.session.execute(old)).scalars())
         if not ids:
             return 0
-        await self.session.execute(
-            sa.delete(WebhookAttempt.__table__).where(WebhookAttempt.__table__.c.delivery_id.in_(ids))
-        )
-        await self.session.execute(sa.delete(_delivery).where(_delivery.c.id.in_(ids)))
+        await self.session.execute(sa.delete(_delivery).where(_delivery.c.id.in_(ids)))  # attempts cascade
         return len(ids)
