@@ -15,20 +15,10 @@ import sqlalchemy as sa
 from app.main import create_app
 from app.settings import Settings
 from tests.helpers import Api, assert_problem
+from tests.statements import record_statements
 
 LIMIT = 1_048_576
 CHUNK = 64 * 1024
-
-
-def _statements(app: Any) -> list[str]:
-    """Every SQL statement the app sends from now on."""
-    seen: list[str] = []
-
-    @sa.event.listens_for(app.state.engine.sync_engine, "before_cursor_execute")
-    def _record(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        seen.append(statement)
-
-    return seen
 
 
 async def _idempotency_rows(app: Any) -> int:
@@ -55,8 +45,18 @@ class Upload:
             yield b"[" * CHUNK
 
 
-async def test_a_declared_length_over_the_limit_is_refused_unread(app, api: Api) -> None:
-    statements = _statements(app)
+async def test_the_statement_recorder_sees_a_request(app, api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The "no statement" checks below can fail: the same recorder sees an ordinary request's
+    SQL, on the hot path's driver connection too."""
+    statements = record_statements(app, monkeypatch)
+    assert (await api.get("/v1/me")).status_code == 200
+    assert statements
+
+
+async def test_a_declared_length_over_the_limit_is_refused_unread(
+    app, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    statements = record_statements(app, monkeypatch)
     body = _member(LIMIT)
     headers = {"Authorization": f"Bearer {api.key}", "Content-Type": "application/json", "Idempotency-Key": "k1"}
     response = await api.client.post("/v1/members", content=body, headers=headers)
@@ -85,8 +85,10 @@ async def test_a_body_of_exactly_the_limit_is_accepted(api: Api) -> None:
 
 
 @pytest.mark.parametrize("idempotency_key", [None, "upload-1"])
-async def test_a_chunked_upload_is_cut_at_the_limit(app, api: Api, idempotency_key: str | None) -> None:
-    statements = _statements(app)
+async def test_a_chunked_upload_is_cut_at_the_limit(
+    app, api: Api, idempotency_key: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    statements = record_statements(app, monkeypatch)
     upload = Upload(200 * 1024 * 1024)
     headers = {"Authorization": f"Bearer {api.key}", "Content-Type": "application/json"}
     if idempotency_key:

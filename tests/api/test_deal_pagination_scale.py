@@ -11,7 +11,6 @@ import json
 import uuid
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -20,6 +19,7 @@ from app.main import create_app
 from app.settings import Settings
 from tests.conftest import bootstrap
 from tests.helpers import Api
+from tests.statements import record_statements
 
 N = 100_000
 
@@ -62,24 +62,6 @@ async def big_org(pg_database: str):  # type: ignore[no-untyped-def]
             yield app, api, manager
 
 
-def _capture(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[Any, ...]]]:
-    """Every statement as asyncpg sends it, with its arguments: the deal listing goes to the
-    driver connection directly (app/db/repositories/reads.py), past SQLAlchemy's events."""
-    statements: list[tuple[str, tuple[Any, ...]]] = []
-    for name in ("fetch", "fetchrow", "fetchval", "execute"):
-        method = getattr(asyncpg.Connection, name)
-
-        def recorder(method: Any = method) -> Any:
-            async def recorded(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
-                statements.append((query, args))
-                return await method(self, query, *args, **kwargs)
-
-            return recorded
-
-        monkeypatch.setattr(asyncpg.Connection, name, recorder())
-    return statements
-
-
 async def _explain(app, statement: str, args: tuple[Any, ...]) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     raw = await app.state.engine.raw_connection()
     try:
@@ -95,10 +77,11 @@ def _buffers(node: dict[str, Any]) -> int:
 
 async def _page_cost(app, api: Api, params: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, int, int]:  # type: ignore[no-untyped-def]
     with monkeypatch.context() as patched:
-        statements = _capture(patched)
+        recorded = record_statements(app, patched)
         response = await api.get("/v1/deals", params={"limit": 50, **params})
     assert response.status_code == 200, response.text
     assert len(response.json()["items"]) == 50
+    statements = [(s.sql, s.args) for s in recorded]
     deal_queries = [(s, a) for s, a in statements if "FROM deal" in s and "LIMIT" in s]
     assert len(deal_queries) == 1, statements
     plan = await _explain(app, *deal_queries[0])
