@@ -123,11 +123,10 @@ async def _dispatch(settings: Settings) -> None:
     import signal
 
     from app.db.engine import make_engine, make_sessionmaker
-    from app.main import dispatcher_config
-    from app.services.webhook_dispatcher import Dispatcher
+    from app.services.webhook_dispatcher import Dispatcher, DispatcherConfig
 
     engine = make_engine(settings)
-    dispatcher = Dispatcher(make_sessionmaker(engine), dispatcher_config(settings))
+    dispatcher = Dispatcher(make_sessionmaker(engine), DispatcherConfig.from_settings(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

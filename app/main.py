@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,7 +15,6 @@ from starlette.routing import BaseRoute
 
 from app.db.engine import make_engine, make_sessionmaker
 from app.db.reads import Reads
-from app.domain.webhooks import parse_schedule
 from app.errors import Problem, install_error_handlers, rate_limited_response
 from app.http.cursors import Cursors
 from app.middleware.body_limit import BodyLimitMiddleware
@@ -94,20 +92,6 @@ TAGS = [
 ]
 
 
-def dispatcher_config(settings: Settings) -> DispatcherConfig:
-    """The webhook dispatcher as the settings shape it."""
-    schedule = parse_schedule(settings.webhooks_retry_schedule) if settings.webhooks_retry_schedule else None
-    return DispatcherConfig(
-        allow_private=settings.webhooks_allow_private,
-        poll_interval=settings.webhooks_poll_interval,
-        max_in_flight=settings.webhooks_max_in_flight,
-        timeout=settings.webhooks_attempt_timeout,
-        lease_margin=settings.webhooks_lease_margin,
-        prune_after=dt.timedelta(days=settings.webhooks_prune_after_days),
-        **({"schedule": schedule} if schedule else {}),
-    )
-
-
 # The order the API documents its operations in (openapi/openapi.json).
 ROUTERS = (
     members,
@@ -163,7 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dispatcher: Dispatcher | None = None
         task: asyncio.Task[None] | None = None
         if settings.webhooks_dispatcher == "on":
-            dispatcher = Dispatcher(app.state.sessionmaker, dispatcher_config(settings))
+            dispatcher = Dispatcher(app.state.sessionmaker, DispatcherConfig.from_settings(settings))
             task = asyncio.create_task(dispatcher.run(stop))
         app.state.webhook_dispatcher = dispatcher
         app.state.reads = Reads(engine)

@@ -15,6 +15,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -111,7 +112,11 @@ async def main() -> None:
         "DEALCOACH_WEBHOOKS_MAX_IN_FLIGHT": "64",
     }
     dealcoach = str(Path(sys.executable).parent / "dealcoach")
-    procs = [subprocess.Popen([dealcoach, "webhooks"], env=env, stderr=subprocess.DEVNULL) for _ in range(DISPATCHERS)]
+    logs = Path(tempfile.mkdtemp(prefix="dealcoach-webhooks-bench-"))
+    procs = [
+        subprocess.Popen([dealcoach, "webhooks"], env=env, stderr=(logs / f"dispatcher-{n}.log").open("w"))
+        for n in range(DISPATCHERS)
+    ]
     committed: dict[str, float] = {}
     try:
         started = time.time()
@@ -176,6 +181,10 @@ async def main() -> None:
         p50 = statistics.median(latencies)
         p99 = latencies[int(len(latencies) * 0.99) - 1]
         print(f"event-to-delivery latency p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
+    unrecorded = sum(
+        line.count("could not be recorded") for path in logs.glob("*.log") for line in path.open(errors="replace")
+    )
+    print(f"attempts not recorded (sent again after their lease): {unrecorded}; dispatcher logs in {logs}")
     await engine.dispose()
 
 

@@ -12,6 +12,7 @@ import contextlib
 import os
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import asyncpg
 
@@ -56,3 +57,25 @@ def fresh_pg_database(prefix: str = "dealcoach_t", template: str | None = None) 
         yield sqlalchemy_url(pg_dsn(name))
     finally:
         asyncio.run(pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _driver_dsn(database_url: str) -> str:
+    return database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def pg_exec_on(database_url: str, *statements: str) -> None:
+    """Run statements on the test database a SQLAlchemy URL names."""
+    conn = await asyncpg.connect(_driver_dsn(database_url), timeout=3)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def pg_scalar_on(database_url: str, query: str) -> Any:
+    conn = await asyncpg.connect(_driver_dsn(database_url), timeout=3)
+    try:
+        return await conn.fetchval(query)
+    finally:
+        await conn.close()

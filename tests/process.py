@@ -14,7 +14,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until_ready(base_url: str, path: str = "/readyz", timeout: float = 30) -> None:
+def wait_until_ready(base_url: str, path: str = "/readyz", timeout: float = 90) -> None:
     """Poll until the server answers 200 on ``path``; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -27,7 +27,7 @@ def wait_until_ready(base_url: str, path: str = "/readyz", timeout: float = 30) 
         time.sleep(0.2)
 
 
-def wait_for_port(port: int, timeout: float = 15) -> None:
+def wait_for_port(port: int, timeout: float = 45) -> None:
     """Until something listens on 127.0.0.1:port."""
     import socket
     import time

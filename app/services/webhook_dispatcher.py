@@ -27,12 +27,14 @@ from app.domain.webhooks import (
     after_attempt,
     ensure_addresses_allowed,
     parse_retry_after,
+    parse_schedule,
     parse_target,
     signature_header,
     signing_secrets,
 )
 from app.observability import WEBHOOK_DELIVERIES, WEBHOOK_QUEUE_LAG
 from app.services.webhooks import resolve
+from app.settings import Settings
 
 log = structlog.get_logger("dealcoach.webhooks")
 
@@ -50,6 +52,24 @@ class DispatcherConfig:
     prune_after: dt.timedelta = dt.timedelta(days=30)
     housekeeping_every: float = 5.0
     lease_margin: float = 30.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DispatcherConfig:
+        """The dispatcher as the settings shape it."""
+        schedule = (
+            parse_schedule(settings.webhooks_retry_schedule)
+            if settings.webhooks_retry_schedule
+            else DEFAULT_RETRY_SCHEDULE
+        )
+        return cls(
+            allow_private=settings.webhooks_allow_private,
+            poll_interval=settings.webhooks_poll_interval,
+            max_in_flight=settings.webhooks_max_in_flight,
+            timeout=settings.webhooks_attempt_timeout,
+            lease_margin=settings.webhooks_lease_margin,
+            prune_after=dt.timedelta(days=settings.webhooks_prune_after_days),
+            schedule=schedule,
+        )
 
     @property
     def lease(self) -> dt.timedelta:
@@ -107,7 +127,7 @@ class Dispatcher:
             while not self._outcomes.empty() and len(batch) < 500:
                 batch.append(self._outcomes.get_nowait())
             try:
-                await self._write([a for a, _, _ in batch], {a.endpoint_id: d for a, d, _ in batch if d})
+                await self._write_patiently([a for a, _, _ in batch], {a.endpoint_id: d for a, d, _ in batch if d})
             except Exception as exc:
                 for _, _, done in batch:
                     if not done.done():
@@ -117,13 +137,30 @@ class Dispatcher:
                     if not done.done():
                         done.set_result(None)
 
+    async def _write_patiently(self, attempts: list[RecordedAttempt], disable: dict[Any, str]) -> None:
+        """Record, trying again for up to half the lease margin: an outcome that is not recorded
+        is sent again when its lease runs out, so a slow or briefly unreachable database
+        would otherwise turn into duplicate deliveries."""
+        deadline = time.monotonic() + self.config.lease_margin / 2
+        pause = 0.1
+        while True:
+            try:
+                await self._write(attempts, disable)
+                return
+            except Exception:
+                if time.monotonic() + pause > deadline:
+                    raise
+                log.warning("webhook attempts not recorded yet; trying again", attempts=len(attempts))
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
+
     async def _write(self, attempts: list[RecordedAttempt], disable: dict[Any, str]) -> None:
         now = utcnow()
         uow = UnitOfWork(self.sessionmaker)
         try:
             async with uow:
                 await uow.webhooks.record_attempts(attempts)
-                for endpoint_id, reason in disable.items():
+                for endpoint_id, reason in sorted(disable.items()):
                     await uow.webhooks.disable_endpoint(endpoint_id, reason, now)
                 await uow.commit()
         finally:

@@ -4,6 +4,7 @@ retry deliveries. Sending is the dispatcher's job (app/services/webhook_dispatch
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 import uuid
 from dataclasses import dataclass
@@ -42,7 +43,12 @@ class EndpointWithSecret:
 
 
 async def resolve(host: str, port: int) -> list[str]:
-    """The addresses a host resolves to, without blocking the event loop; none when it does not."""
+    """The addresses a host resolves to, without blocking the event loop; none when it does not.
+    An IP literal is its own address: no resolver round trip (a thread hop per attempt)."""
+    try:
+        return [str(ipaddress.ip_address(host.strip("[]")))]
+    except ValueError:
+        pass
     loop = asyncio.get_running_loop()
     try:
         infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout=RESOLVE_TIMEOUT)

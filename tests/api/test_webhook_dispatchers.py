@@ -20,6 +20,7 @@ from app.services.webhook_dispatcher import Dispatcher, DispatcherConfig
 from app.settings import Settings
 from tests.api.test_webhooks import settings  # noqa: F401  (the same app settings: local receivers allowed)
 from tests.helpers import Api, Person, make_deal
+from tests.pg import pg_exec_on, pg_scalar_on
 from tests.process import free_port, wait_for_port
 from tests.webhook_receiver import running_receiver
 
@@ -51,7 +52,9 @@ async def test_a_dispatcher_killed_mid_attempt_loses_nothing(
         }
         first = subprocess.Popen([DEALCOACH, "webhooks"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            await asyncio.wait_for(receiver.arrived.wait(), timeout=20)  # the attempt is under way
+            await asyncio.wait_for(
+                receiver.arrived.wait(), timeout=60
+            )  # the attempt is under way (a start takes a while on a busy machine)
             first.send_signal(signal.SIGKILL)
             first.wait(timeout=10)
         finally:
@@ -103,6 +106,43 @@ async def test_two_dispatchers_send_every_delivery_exactly_once(
         assert {d["status"] for d in stored} == {"succeeded"}
         assert all(d.stats.attempts > 0 for d in dispatchers)  # both took part
         assert sum(json.loads(r.body)["type"] == "deal.created" for r in receiver.received) == 2 * 60
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_an_outcome_the_database_refuses_at_first_is_recorded_not_sent_again(
+    api: Api, team: dict[str, Person], database_url: str
+) -> None:
+    """Recording an attempt fails twice (a real trigger raises; a sequence counts, since its
+    values survive the rollbacks): the dispatcher tries the record again instead of letting the
+    lease run out, so the receiver hears the event once and the delivery is succeeded."""
+    await pg_exec_on(
+        database_url,
+        "CREATE SEQUENCE refusals",
+        """CREATE FUNCTION refuse_twice() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN
+             IF nextval('refusals') <= 2 THEN RAISE EXCEPTION 'not now'; END IF;
+             RETURN NEW;
+           END $$""",
+        "CREATE TRIGGER refuse_twice BEFORE INSERT ON webhook_attempt FOR EACH ROW EXECUTE FUNCTION refuse_twice()",
+    )
+    async with running_receiver() as receiver:
+        created = await api.post("/v1/webhook-endpoints", json={"url": receiver.url("/ok"), "event_types": ["*"]})
+        endpoint_id = created.json()["id"]
+        await make_deal(api, team["seller"])
+        engine = make_engine(Settings(database_url=database_url))
+        dispatcher = Dispatcher(
+            make_sessionmaker(engine), DispatcherConfig(allow_private=True, schedule=(0,), timeout=2, lease_margin=4)
+        )
+        try:
+            await dispatcher.drain(timeout=30)
+        finally:
+            await dispatcher.close()
+            await engine.dispose()
+        deliveries = await _deliveries(api, endpoint_id)
+        assert [(d["status"], d["attempts"]) for d in deliveries] == [("succeeded", 1)] * len(deliveries)
+        sent = Counter(r.headers["webhook-id"] for r in receiver.on("/ok"))
+        assert len(sent) == len(deliveries) >= 1 and set(sent.values()) == {1}
+        assert await pg_scalar_on(database_url, "SELECT last_value FROM refusals") >= 3
 
 
 async def test_the_readme_receiver_verifies_and_prints(

@@ -109,11 +109,22 @@ _RECORD_DELIVERY = (
         next_attempt_at=sa.func.coalesce(sa.bindparam("b_next", type_=UTCDateTime()), _delivery.c.next_attempt_at),
     )
 )
+# A success touches the endpoint's row only when it changes its health or moves its last
+# success on by a second or more: thousands of deliveries a second to one endpoint do not
+# queue every dispatcher behind that one row.
 _ENDPOINT_SUCCEEDED = (
     sa.update(_endpoint)
-    .where(_endpoint.c.id == sa.bindparam("b_id"))
+    .where(
+        _endpoint.c.id == sa.bindparam("b_id"),
+        sa.or_(
+            _endpoint.c.failing_since.is_not(None),
+            _endpoint.c.last_success_at.is_(None),
+            _endpoint.c.last_success_at < sa.bindparam("b_stale"),
+        ),
+    )
     .values(last_success_at=sa.bindparam("b_at"), failing_since=None)
 )
+LAST_SUCCESS_GRANULARITY = dt.timedelta(seconds=1)
 _ENDPOINT_FAILED = (
     sa.update(_endpoint)
     .where(_endpoint.c.id == sa.bindparam("b_id"), _endpoint.c.failing_since.is_(None))
@@ -279,12 +290,21 @@ class WebhookRepository:
                 for a in attempts
             ],
         )
-        succeeded = {a.endpoint_id: a.attempted_at for a in attempts if a.succeeded}
-        failed = {a.endpoint_id: a.attempted_at for a in attempts if not a.succeeded}
+        # Endpoint rows are locked in id order, so concurrent dispatchers never deadlock.
+        succeeded: dict[uuid.UUID, dt.datetime] = {}
+        failed: dict[uuid.UUID, dt.datetime] = {}
+        for a in attempts:
+            (succeeded if a.succeeded else failed)[a.endpoint_id] = a.attempted_at
         if succeeded:
-            await self.session.execute(_ENDPOINT_SUCCEEDED, [{"b_id": e, "b_at": at} for e, at in succeeded.items()])
+            await self.session.execute(
+                _ENDPOINT_SUCCEEDED,
+                [
+                    {"b_id": e, "b_at": at, "b_stale": at - LAST_SUCCESS_GRANULARITY}
+                    for e, at in sorted(succeeded.items())
+                ],
+            )
         if failed:
-            await self.session.execute(_ENDPOINT_FAILED, [{"b_id": e, "b_at": at} for e, at in failed.items()])
+            await self.session.execute(_ENDPOINT_FAILED, [{"b_id": e, "b_at": at} for e, at in sorted(failed.items())])
 
     async def disable_endpoint(self, endpoint_id: uuid.UUID, reason: str, now: dt.datetime) -> None:
         await self.session.execute(
