@@ -35,6 +35,7 @@ from tests.pg import fresh_pg_database  # noqa: E402
 
 SECONDS = float(os.environ.get("EVENT_BENCH_SECONDS", "8"))
 ROUNDS = int(os.environ.get("EVENT_BENCH_ROUNDS", "2"))
+FAILED: dict[str, int] = {}  # request and status -> how many were answered so
 
 
 async def _org(app: Any, http: httpx.AsyncClient, n: int, sellers: int) -> tuple[list[tuple[str, str]], str]:
@@ -59,7 +60,8 @@ async def _post(http: httpx.AsyncClient, seller: tuple[str, str], n: int) -> flo
     body = {"name": f"Deal {n}", "account_name": "Acme", "owner_id": seller[0]}
     started = time.perf_counter()
     response = await http.post("/v1/deals", json=body, headers={"Authorization": f"Bearer {seller[1]}"})
-    assert response.status_code == 201, response.text
+    if response.status_code != 201:  # counted, not fatal: a write queued past the timeouts answers 503
+        FAILED[f"POST {response.status_code}"] = FAILED.get(f"POST {response.status_code}", 0) + 1
     return time.perf_counter() - started
 
 
@@ -102,7 +104,8 @@ async def _single(
             response = await http.post(
                 "/v1/deals/batch-upsert", json={"records": records}, headers={"Authorization": f"Bearer {batch_key}"}
             )
-            assert response.status_code == 200, response.text
+            if response.status_code != 200:
+                FAILED[f"batch {response.status_code}"] = FAILED.get(f"batch {response.status_code}", 0) + 1
 
     loader = asyncio.create_task(batches()) if batch_key else None
     if loader:
@@ -149,6 +152,7 @@ async def measure(url: str) -> None:
     print(f"one seller alone:      p50 {_p(alone, 50):7.1f} ms  p99 {_p(alone, 99):7.1f} ms  ({len(alone)} POSTs)")
     print(f"during batch upserts:  p50 {_p(during, 50):7.1f} ms  p99 {_p(during, 99):7.1f} ms  ({len(during)} POSTs)")
     print(f"p99 during / alone = {_p(during, 99) / _p(alone, 99):.2f}")
+    print(f"requests refused: {FAILED or 'none'}")
 
 
 def main() -> None:
