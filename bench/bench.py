@@ -134,7 +134,8 @@ PG_DSN = os.environ.get("BENCH_PG_DSN", f"postgresql://postgres@127.0.0.1:{PG_PO
 DB_NAME = os.environ.get("BENCH_DB", "dealcoach_bench")
 # Seals cursors; Dealcoach and the floor share it, so their documents (next_cursor too) match.
 SECRET_KEY = os.environ.get("DEALCOACH_SECRET_KEY") or secrets.token_urlsafe(32)
-ONLY = {s.strip() for s in os.environ.get("BENCH_ONLY", "").split(",") if s.strip()}
+# Row names hold commas themselves ("20 sellers, one org"): split only on those outside parentheses.
+ONLY = {s.strip() for s in re.split(r",(?![^(]*\))", os.environ.get("BENCH_ONLY", "")) if s.strip()}
 WRITERS = 20  # sellers writing at once in the one-org / four-orgs rows
 # Deals the PATCH row cycles through: twice its connections, and as many again for the warm-ups, so
 # that a warm-up's requests still in flight when it stops cannot make the measured run's versions stale.

@@ -51,15 +51,6 @@ class Organization(SQLModel, table=True):
     updated_at: dt.datetime = _ts()
 
 
-class EventSequence(SQLModel, table=True):
-    """The last event ``seq`` handed out per organisation; its row lock orders the feed."""
-
-    __tablename__ = "event_sequence"
-
-    organization_id: uuid.UUID = Field(foreign_key="organization.id", primary_key=True, ondelete="CASCADE")
-    last_seq: int = Field(default=0, sa_type=sa.BigInteger)
-
-
 class Member(SQLModel, table=True):
     __tablename__ = "member"
     __table_args__ = (
@@ -126,7 +117,8 @@ class Skill(SQLModel, table=True):
 
 
 class Event(SQLModel, table=True):
-    """An immutable record of one change; ``seq`` orders an organisation's feed."""
+    """An immutable record of one change; ``seq`` orders an organisation's feed (numbered without a
+    lock: see app/db/repositories/events.py)."""
 
     __tablename__ = "event"
     __table_args__ = (

@@ -11,7 +11,10 @@ from app.schemas.common import Page, ResponseModel
 
 class EventPublic(ResponseModel):
     id: uuid.UUID
-    seq: int = Field(description="Grows monotonically per organisation", examples=[42])
+    seq: int = Field(
+        description="Grows monotonically per organisation; a number may be skipped (a write that rolled back)",
+        examples=[42],
+    )
     type: str = Field(examples=["member.created"])
     actor_id: uuid.UUID | None = Field(description="The member who made the change; null for system changes")
     deal_id: uuid.UUID | None

@@ -46,6 +46,6 @@ async def test_debriefs_and_reviews_are_carried_over(app, api: Api, team, databa
     assert len(before[0]) == 4 and len(before[1]) == 3
     await app.state.engine.dispose()  # no pooled connection may hold the tables the migration drops
 
-    await asyncio.to_thread(downgrade, database_url, "-1")
+    await asyncio.to_thread(downgrade, database_url, "0006")
     await asyncio.to_thread(upgrade, database_url)
     assert (await _rows(app, commitments, kept), await _rows(app, skills, [c.name for c in skills.c])) == before

@@ -1,4 +1,4 @@
-"""The append-only event log and its per-organisation sequence."""
+"""The append-only event log, numbered per organisation without a lock."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
-from app.db.models import Event, EventSequence
+from app.db.models import Event
 from app.db.repositories.deals import visible_deal_ids
 from app.db.repositories.webhooks import WebhookRepository
 from app.db.types import utcnow
@@ -17,17 +20,65 @@ from app.domain.ids import uuid7
 from app.domain.members import Actor
 from app.domain.webhooks import EVENT_TYPES
 
-_seq = EventSequence.__table__
 _event = Event.__table__
 
-# Taking the next number locks the organisation's sequence row until commit, so
-# events become visible in seq order and a feed reader never skips one.
-_NEXT_SEQ = (
-    sa.update(_seq)
-    .where(_seq.c.organization_id == sa.bindparam("org"))
-    .values(last_seq=_seq.c.last_seq + 1)
-    .returning(_seq.c.last_seq)
+# Numbering without a lock. On PostgreSQL each organisation draws from a sequence of its own
+# (migration 0008), inside the INSERT that writes the event; before its first draw a transaction
+# publishes the number it draws above (its "floor", in its transaction-local application_name),
+# and a feed reader returns only events at or below the horizon: the sequence's last value, read
+# before the floors of the writers still in flight, read before the events. Every event at or
+# below it has committed or never will, so a reader that pages by seq never skips one. SQLite has
+# one writer at a time (BEGIN IMMEDIATE): the organisation's largest seq plus one is enough, and
+# whatever a reader sees is already final.
+
+
+class next_event_seq(FunctionElement[int]):
+    """The next ``seq`` of the organisation given, drawn where the INSERT evaluates it."""
+
+    type = sa.BigInteger()
+    inherit_cache = True
+    name = "next_event_seq"
+
+
+@compiles(next_event_seq, "postgresql")
+def _next_event_seq_postgresql(element: next_event_seq, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"dealcoach_next_event_seq({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(next_event_seq)
+def _next_event_seq_counted(element: next_event_seq, compiler: SQLCompiler, **kw: Any) -> str:
+    (org,) = element.clauses
+    largest = (
+        sa.select(sa.func.coalesce(sa.func.max(_event.c.seq), 0) + 1)
+        .where(_event.c.organization_id == org)
+        .correlate(None)
+        .scalar_subquery()
+    )
+    return compiler.process(largest, **kw)
+
+
+_ORG = sa.bindparam("org", type_=_event.c.organization_id.type)
+
+_APPEND = (
+    sa.insert(_event)
+    .values(
+        id=sa.bindparam("id"),
+        organization_id=_ORG,
+        seq=next_event_seq(_ORG),
+        type=sa.bindparam("type"),
+        actor_id=sa.bindparam("actor_id"),
+        deal_id=sa.bindparam("deal_id"),
+        subject_type=sa.bindparam("subject_type"),
+        subject_id=sa.bindparam("subject_id"),
+        data=sa.bindparam("data"),
+        occurred_at=sa.bindparam("occurred_at"),
+    )
+    .returning(_event.c.seq)
 )
+
+# PostgreSQL only: the largest seq of the organisation a reader may return (see above). It must
+# run in a statement of its own, before the statement that reads the events.
+_HORIZON = sa.select(sa.func.dealcoach_event_horizon(_ORG, type_=sa.BigInteger()))
 
 
 class EventRepository:
@@ -37,8 +88,20 @@ class EventRepository:
         self.session = session
         self.outbox = WebhookRepository(session)
 
+    @property
+    def _numbered_by_sequence(self) -> bool:
+        return self.session.bind.dialect.name == "postgresql"
+
     async def create_sequence(self, organization_id: uuid.UUID) -> None:
-        await self.session.execute(sa.insert(_seq).values(organization_id=organization_id, last_seq=0))
+        """A new organisation's event numbering (a sequence of its own on PostgreSQL)."""
+        if self._numbered_by_sequence:
+            await self.session.execute(sa.select(sa.func.dealcoach_create_event_seq(_ORG)), {"org": organization_id})
+
+    async def horizon(self, organization_id: uuid.UUID) -> int | None:
+        """The largest seq a reader may return now, or None when every event it sees is final."""
+        if not self._numbered_by_sequence:
+            return None
+        return int((await self.session.execute(_HORIZON, {"org": organization_id})).scalar_one())
 
     async def append(
         self,
@@ -52,22 +115,19 @@ class EventRepository:
         deal_id: uuid.UUID | None = None,
     ) -> int:
         assert type in EVENT_TYPES, f"{type} is missing from app.domain.webhooks.EVENT_TYPES"
-        seq = (await self.session.execute(_NEXT_SEQ, {"org": organization_id})).scalar_one()
         event_id, occurred_at = uuid7(), utcnow()
-        await self.session.execute(
-            sa.insert(_event).values(
-                id=event_id,
-                organization_id=organization_id,
-                seq=seq,
-                type=type,
-                actor_id=actor_id,
-                deal_id=deal_id,
-                subject_type=subject_type,
-                subject_id=subject_id,
-                data=data or {},
-                occurred_at=occurred_at,
-            )
-        )
+        params = {
+            "id": event_id,
+            "org": organization_id,
+            "type": type,
+            "actor_id": actor_id,
+            "deal_id": deal_id,
+            "subject_type": subject_type,
+            "subject_id": subject_id,
+            "data": data or {},
+            "occurred_at": occurred_at,
+        }
+        seq = (await self.session.execute(_APPEND, params)).scalar_one()
         # The outbox: deliveries are written in the event's own transaction, so a committed
         # event is never missed and a rolled-back one never sent.
         await self.outbox.enqueue(
@@ -112,10 +172,14 @@ class EventRepository:
         visible_to: Actor | None = None,
         org_level: bool = True,
     ) -> list[Event]:
-        """Events after ``after_seq`` in seq order; ``visible_to`` limits deal events to the deals
-        that member sees, and ``org_level`` says whether events that belong to no deal are included."""
+        """Events after ``after_seq`` in seq order, up to the horizon (none that a later commit
+        could still precede); ``visible_to`` limits deal events to the deals that member sees, and
+        ``org_level`` says whether events that belong to no deal are included."""
+        upto = await self.horizon(organization_id)
         visible_deals = None if visible_to is None else visible_deal_ids(visible_to)
         stmt = sa.select(Event).where(Event.organization_id == organization_id, Event.seq > after_seq)
+        if upto is not None:
+            stmt = stmt.where(Event.seq <= upto)
         if types:
             stmt = stmt.where(Event.type.in_(types))
         if deal_id is not None:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookSubscription
@@ -32,33 +33,57 @@ _MATCHING_ENDPOINTS = (
 )
 
 # Due deliveries whose endpoint is active, whose lease (if any) ran out, and which no earlier
-# pending delivery of the same deal to the same endpoint holds back.
-_DUE = (
-    sa.select(_delivery.c.id)
-    .select_from(_delivery.join(_endpoint, _endpoint.c.id == _delivery.c.endpoint_id))
-    .where(
-        _delivery.c.status == DeliveryStatus.pending.value,
-        _delivery.c.next_attempt_at <= sa.bindparam("now"),
-        sa.or_(_delivery.c.leased_until.is_(None), _delivery.c.leased_until < sa.bindparam("now")),
-        _endpoint.c.active.is_(True),
-        ~sa.exists().where(
-            _earlier.c.endpoint_id == _delivery.c.endpoint_id,
-            _earlier.c.deal_id == _delivery.c.deal_id,
-            _earlier.c.status == DeliveryStatus.pending.value,
-            _earlier.c.event_seq < _delivery.c.event_seq,
-        ),
+# pending delivery of the same deal to the same endpoint holds back. On PostgreSQL events are
+# numbered without a lock (app/db/repositories/events.py), so an earlier delivery may still be
+# uncommitted: only deliveries at or below their organisation's event horizon are due (a ping,
+# event_seq 0, always is).
+_HORIZONS = sa.text("SELECT organization_id, horizon FROM dealcoach_delivery_horizons(:due)").columns(
+    sa.column("organization_id", sa.Uuid()), sa.column("horizon", sa.BigInteger())
+)
+_horizon = (
+    sa.func.unnest(
+        sa.bindparam("h_orgs", type_=postgresql.ARRAY(sa.Uuid())),
+        sa.bindparam("h_upto", type_=postgresql.ARRAY(sa.BigInteger())),
     )
-    .order_by(_delivery.c.next_attempt_at)
-    .limit(sa.bindparam("limit"))
-    .with_for_update(of=_delivery, skip_locked=True)
+    .table_valued("org", "upto")
+    .render_derived(name="h")
+)
+_WITHIN_HORIZON = _delivery.c.event_seq <= sa.func.coalesce(
+    sa.select(_horizon.c.upto).where(_horizon.c.org == _delivery.c.organization_id).scalar_subquery(), 0
 )
 
-_CLAIM = (
-    sa.update(_delivery)
-    .where(_delivery.c.id.in_(_DUE.scalar_subquery()))
-    .values(leased_until=sa.bindparam("lease_until"))
-    .returning(_delivery.c.id)
-)
+
+def _claim(*, bounded: bool) -> sa.Update:
+    due = (
+        sa.select(_delivery.c.id)
+        .select_from(_delivery.join(_endpoint, _endpoint.c.id == _delivery.c.endpoint_id))
+        .where(
+            _delivery.c.status == DeliveryStatus.pending.value,
+            _delivery.c.next_attempt_at <= sa.bindparam("now"),
+            sa.or_(_delivery.c.leased_until.is_(None), _delivery.c.leased_until < sa.bindparam("now")),
+            _endpoint.c.active.is_(True),
+            ~sa.exists().where(
+                _earlier.c.endpoint_id == _delivery.c.endpoint_id,
+                _earlier.c.deal_id == _delivery.c.deal_id,
+                _earlier.c.status == DeliveryStatus.pending.value,
+                _earlier.c.event_seq < _delivery.c.event_seq,
+            ),
+            *([_WITHIN_HORIZON] if bounded else []),
+        )
+        .order_by(_delivery.c.next_attempt_at)
+        .limit(sa.bindparam("limit"))
+        .with_for_update(of=_delivery, skip_locked=True)
+    )
+    return (
+        sa.update(_delivery)
+        .where(_delivery.c.id.in_(due.scalar_subquery()))
+        .values(leased_until=sa.bindparam("lease_until"))
+        .returning(_delivery.c.id)
+    )
+
+
+_CLAIM = _claim(bounded=False)
+_CLAIM_WITHIN_HORIZON = _claim(bounded=True)
 
 # What an attempt needs: the delivery, its endpoint's URL and secrets, and the event.
 _ATTEMPT_INPUT = (
@@ -249,9 +274,14 @@ class WebhookRepository:
     async def claim_due(self, *, now: dt.datetime, lease_until: dt.datetime, limit: int) -> list[uuid.UUID]:
         """Lease up to ``limit`` due deliveries to this dispatcher. Concurrent dispatchers skip
         each other's locked rows (PostgreSQL) or queue behind one writer (SQLite); a lease
-        that runs out (a dispatcher killed mid-attempt) makes the delivery due again."""
-        params = {"now": now, "lease_until": lease_until, "limit": limit}
-        return list((await self.session.execute(_CLAIM, params)).scalars())
+        that runs out (a dispatcher killed mid-attempt) makes the delivery due again. On PostgreSQL
+        the horizons are read in a statement of their own, before the claim's snapshot."""
+        params: dict[str, Any] = {"now": now, "lease_until": lease_until, "limit": limit}
+        if self.session.bind.dialect.name != "postgresql":
+            return list((await self.session.execute(_CLAIM, params)).scalars())
+        horizons = (await self.session.execute(_HORIZONS, {"due": now})).all()
+        params |= {"h_orgs": [h.organization_id for h in horizons], "h_upto": [h.horizon for h in horizons]}
+        return list((await self.session.execute(_CLAIM_WITHIN_HORIZON, params)).scalars())
 
     async def attempt_inputs(self, ids: Sequence[uuid.UUID]) -> list[sa.Row[Any]]:
         return list((await self.session.execute(_ATTEMPT_INPUT, {"ids": list(ids)})).all())
