@@ -30,7 +30,11 @@ def sqlalchemy_url(dsn: str) -> str:
 
 
 async def pg_exec(*statements: str) -> None:
-    conn = await asyncpg.connect(PG_URL, timeout=3)
+    await _exec(PG_URL, statements)
+
+
+async def _exec(dsn: str, statements: tuple[str, ...]) -> None:
+    conn = await asyncpg.connect(dsn, timeout=3)
     try:
         for statement in statements:
             await conn.execute(statement)
@@ -65,12 +69,7 @@ def _driver_dsn(database_url: str) -> str:
 
 async def pg_exec_on(database_url: str, *statements: str) -> None:
     """Run statements on the test database a SQLAlchemy URL names."""
-    conn = await asyncpg.connect(_driver_dsn(database_url), timeout=3)
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
+    await _exec(_driver_dsn(database_url), statements)
 
 
 async def pg_scalar_on(database_url: str, query: str) -> Any:
