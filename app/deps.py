@@ -111,6 +111,7 @@ async def idempotency_key(
         str | None,
         Header(
             alias="Idempotency-Key",
+            min_length=1,
             max_length=255,
             description="Retrying with the same key and body within 24 h replays the first response",
         ),

@@ -1,8 +1,10 @@
 """Every input the spec describes is bounded: each request string has a maxLength and each
-request list a maxItems (API.md: Limits), so no client can send unbounded text anywhere."""
+request list a maxItems (API.md: Limits), so no client can send unbounded text anywhere; and
+no request body string admits NUL, which the API refuses in any body."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,6 +35,9 @@ def _unbounded(spec: dict[str, Any], schema: dict[str, Any], where: str, seen: s
     if kind == "string" and "enum" not in schema and "const" not in schema:
         if schema.get("format") not in BOUNDED_FORMATS and "maxLength" not in schema:
             yield f"{where}: string without maxLength"
+        # Request bodies refuse NUL anywhere (app.schemas.common): the schema says so.
+        if " body" in where and "format" not in schema and re.search(schema.get("pattern", ""), "\x00"):
+            yield f"{where}: string that admits NUL"
     if kind == "array":
         if "maxItems" not in schema:
             yield f"{where}: array without maxItems"
@@ -57,7 +62,7 @@ def _inputs(spec: dict[str, Any]) -> Iterator[str]:
                 yield from _unbounded(spec, media["schema"], f"{where} body", set())
 
 
-def test_every_request_string_has_a_max_length_and_every_list_max_items() -> None:
+def test_every_request_string_is_bounded_every_list_has_max_items_and_no_body_string_admits_nul() -> None:
     problems = sorted(set(_inputs(generate())))
     assert problems == [], "\n".join(problems)
 
@@ -86,6 +91,7 @@ def test_the_walk_finds_what_it_looks_for() -> None:
         },
     }
     assert sorted(_inputs(spec)) == [
+        "POST /x body|0.s: string that admits NUL",
         "POST /x body|0.s: string without maxLength",
         "POST /x body|1: array without maxItems",
         "POST /x query q: string without maxLength",

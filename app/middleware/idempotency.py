@@ -47,7 +47,7 @@ class IdempotencyMiddleware:
                     {
                         "loc": ["header", "Idempotency-Key"],
                         "msg": "must be 1 to 255 characters",
-                        "type": "string_too_long",
+                        "type": "string_too_short" if not key else "string_too_long",
                     }
                 ],
             )

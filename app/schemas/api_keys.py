@@ -2,17 +2,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import Field
 
-from app.schemas.common import Page, RequestModel, ResponseModel
+from app.schemas.common import Page, RequestModel, ResponseModel, trimmed
 
 
 class ApiKeyCreate(RequestModel):
-    label: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = Field(
-        default=None, examples=["HubSpot sync"]
-    )
+    label: trimmed(200) | None = Field(default=None, examples=["HubSpot sync"])
 
 
 class ApiKeyPublic(ResponseModel):

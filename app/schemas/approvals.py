@@ -4,15 +4,15 @@ import datetime as dt
 import uuid
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import Field
 
 from app.domain.approvals import ApprovalStatus, TermKind
-from app.schemas.common import IsoDate, Page, RequestModel, ResponseModel, omitted
+from app.schemas.common import IsoDate, Page, RequestModel, ResponseModel, omitted, trimmed
 
-TermText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-TermValue = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
+TermText = trimmed(2000, min_length=1)
+TermValue = trimmed(200, min_length=1)
+Note = trimmed(2000)
+Reason = trimmed(5000, min_length=1)
 
 
 class Term(RequestModel):

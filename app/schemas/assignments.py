@@ -4,20 +4,20 @@ import datetime as dt
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, WithJsonSchema
 
 from app.domain.assignments import AssignmentRole, AssignmentStatus
-from app.schemas.common import Page, RequestModel, ResponseModel
+from app.schemas.common import Page, RequestModel, ResponseModel, trimmed
 
 
 class AssignmentCreate(RequestModel):
     member_id: uuid.UUID = Field(description="The member asked or offered to take the role")
-    role: AssignmentRole | Literal["owner"] = Field(
-        description="The role on the deal; `owner` is refused with owner_not_assignable", examples=["coach"]
-    )
-    purpose: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = Field(
-        default=None, examples=["Help me prepare the pricing conversation"]
-    )
+    # `owner` is read, to be refused with its own code, but it is no role one may send.
+    role: Annotated[
+        AssignmentRole | Literal["owner"],
+        WithJsonSchema({"type": "string", "enum": [role.value for role in AssignmentRole]}),
+    ] = Field(description="The role on the deal; `owner` is refused with owner_not_assignable", examples=["coach"])
+    purpose: trimmed(2000) | None = Field(default=None, examples=["Help me prepare the pricing conversation"])
 
 
 class AssignmentPublic(ResponseModel):

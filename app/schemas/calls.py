@@ -4,14 +4,23 @@ import datetime as dt
 import uuid
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, ConfigDict, Field, field_validator
 
 from app.domain.calls import CallRole, InterventionKind, ObservationStatus
-from app.schemas.common import Page, RequestModel, ResponseModel, UtcDatetime, omitted
+from app.schemas.common import (
+    AlsoInSchema,
+    Page,
+    RequestModel,
+    ResponseModel,
+    UtcDatetime,
+    omitted,
+    required_in_schema,
+    trimmed,
+)
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
-LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
-Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+Text = trimmed(2000)
+LongText = trimmed(5000)
+Line = trimmed(2000, min_length=1)
 
 SkillCode = Annotated[str, Field(max_length=64, description="A code from the skill catalog", examples=["discovery"])]
 
@@ -130,8 +139,14 @@ class Improvement(RequestModel):
     suggestion: Text | None = Field(default=None, examples=["Confirm the business case before quoting"])
 
 
+# At least one strength: the schema says so, the rule answers observation_needs_strength.
 Strengths = Annotated[
-    list[Strength], Field(max_length=20, description="What went well; at least one (observation_needs_strength)")
+    list[Strength],
+    Field(
+        max_length=20,
+        description="What went well; at least one (observation_needs_strength)",
+    ),
+    AlsoInSchema({"minItems": 1}),
 ]
 Improvements = Annotated[
     list[Improvement],
@@ -143,6 +158,8 @@ Improvements = Annotated[
 
 
 class ObservationCreate(RequestModel):
+    model_config = ConfigDict(json_schema_extra=required_in_schema("strengths"))
+
     strengths: Strengths = Field(default_factory=list)
     improvements: Improvements = Field(default_factory=list)
     summary: LongText | None = None
@@ -164,7 +181,7 @@ class CommitmentItem(RequestModel):
 
 
 class ObservationAcknowledgement(RequestModel):
-    reflection: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)] = Field(
+    reflection: trimmed(5000, min_length=1) = Field(
         description="The seller's own reflection on the call",
         examples=["I quoted too early; next time I confirm value first"],
     )

@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from app.schemas.common import Code, Label, Page, RequestModel, ResponseModel, omitted
 
@@ -15,7 +15,7 @@ class SkillCreate(RequestModel):
 
 class SkillUpdate(RequestModel):
     label: Label = omitted()
-    active: bool = omitted(description="Inactive entries stay on old records but cannot be used anew")
+    active: StrictBool = omitted(description="Inactive entries stay on old records but cannot be used anew")
 
 
 class SkillPublic(ResponseModel):
@@ -46,7 +46,7 @@ class LossReasonCreate(RequestModel):
 class LossReasonUpdate(RequestModel):
     label: Label = omitted()
     suggested_skills: list[Code] = omitted(max_length=20)
-    active: bool = omitted(description="Inactive reasons stay on old records but cannot be used anew")
+    active: StrictBool = omitted(description="Inactive reasons stay on old records but cannot be used anew")
 
 
 class LossReasonPublic(SkillPublic):

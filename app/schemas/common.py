@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import (
@@ -14,6 +15,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     StringConstraints,
     model_validator,
 )
@@ -66,11 +68,68 @@ _TOO_DEEP = ("json_too_deep", f"JSON must not be nested deeper than {MAX_JSON_DE
 _TOO_MANY = ("json_too_many_items", f"A JSON list or object must not have more than {MAX_JSON_ITEMS} items")
 
 
+# What the schema says of the text _inspect_json refuses: no string of a request body holds NUL.
+NO_NUL = r"^[^\x00]*$"
+# The characters str.strip() removes, spelt out: `\s` means other sets in ECMA-262 (the schema's
+# regex dialect), in Python's re and in pydantic's Rust engine (they differ on U+0085, U+001C-U+001F
+# and U+FEFF), and a fuzzer finds every such difference.
+WHITESPACE = r"\x09-\x0d\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# Text that is trimmed and must not end up empty: a character other than whitespace, and no NUL.
+NOT_BLANK = rf"^[^\x00]*[^\x00{WHITESPACE}][^\x00]*$"
+# A character of a token (an email's parts, an external id): no whitespace, control character or BOM.
+TOKEN_CHAR = rf"\x00-\x1f\x7f-\x9f\ufeff{WHITESPACE}"
+
+
+def _storable_text(schema: dict[str, Any], model: type) -> None:
+    """Declare NO_NUL on every string of a request body that no pattern, format or enum bounds
+    already (those never admit NUL), so that clients and fuzzers see the rule the model enforces."""
+    for node in schema.get("properties", {}).values():
+        _declare_no_nul(node)
+
+
+def _declare_no_nul(node: Any) -> None:
+    if not isinstance(node, dict):
+        return
+    if node.get("type") == "string" and not node.keys() & {"pattern", "format", "enum", "const"}:
+        node["pattern"] = NO_NUL
+    for key in ("anyOf", "oneOf", "allOf"):
+        for sub in node.get(key, []):
+            _declare_no_nul(sub)
+    for key in ("items", "additionalProperties"):
+        _declare_no_nul(node.get(key))
+
+
+def required_in_schema(*names: str) -> Any:
+    """A request model's ``json_schema_extra``: these fields are required in the schema, though
+    the model reads their absence as empty so that a rule answers it with its own problem code."""
+
+    def extra(schema: dict[str, Any], model: type) -> None:
+        _storable_text(schema, model)
+        required = schema.setdefault("required", [])
+        required.extend(name for name in names if name not in required)
+
+    return extra
+
+
+@dataclass(frozen=True)
+class AlsoInSchema:
+    """Annotation metadata: keywords added to a type's JSON schema, for a rule that the service
+    enforces with its own problem code rather than pydantic with `validation_error`."""
+
+    keywords: dict[str, Any]
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self.keywords.items())))
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        return {**handler(schema), **self.keywords}
+
+
 class RequestModel(BaseModel):
     """A request body: unknown (and read-only) fields are refused, text must be storable, and
     the JSON is bounded in depth and size."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_storable_text)
 
     @model_validator(mode="before")
     @classmethod
@@ -136,8 +195,33 @@ class ResponseModel(BaseModel):
 # Text that reaches SQL through a query or path parameter: NUL can never be stored or compared.
 SafeText = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+def _sent_at_most(max_length: int) -> Any:
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and len(value) > max_length:
+            raise PydanticCustomError(
+                "string_too_long", "String should have at most {max_length} characters", {"max_length": max_length}
+            )
+        return value
+
+    return BeforeValidator(check)
+
+
+def trimmed(max_length: int, *, min_length: int = 0) -> Any:
+    """Text kept without its surrounding whitespace. The schema's bounds hold for the text as
+    sent: at most ``max_length`` characters, whitespace included, and with ``min_length`` not
+    blank (NOT_BLANK), so a schema-valid value is never refused once trimmed, nor an over-long
+    one accepted because its excess was whitespace."""
+    pattern = NOT_BLANK if min_length else None
+    return Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length, pattern=pattern),
+        _sent_at_most(max_length),  # outermost: it sees the text as sent
+    ]
+
+
+Name = trimmed(200, min_length=1)
+Label = trimmed(200, min_length=1)
 Code = Annotated[
     str,
     StringConstraints(max_length=64, pattern=r"^[a-z][a-z0-9_]{0,63}$"),

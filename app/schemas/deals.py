@@ -3,13 +3,13 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
 from app.domain.deals import DealStatus, Stage
-from app.domain.money import InvalidMoney, to_minor
-from app.schemas.common import IsoDate, Name, Page, RequestModel, ResponseModel, omitted
+from app.domain.money import CURRENCIES, InvalidMoney, to_minor
+from app.schemas.common import TOKEN_CHAR, IsoDate, Name, Page, RequestModel, ResponseModel, omitted, trimmed
 
 Source = Annotated[
     str,
@@ -18,17 +18,29 @@ Source = Annotated[
 ]
 ExternalId = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=200, pattern=r"^[^/\s\x00]+$"),
+    StringConstraints(min_length=1, max_length=200, pattern=rf"^[^/{TOKEN_CHAR}]+$"),
     Field(description="The deal's id in that system", examples=["8812739"]),
 ]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+Reason = trimmed(2000)
+
+
+# A plain decimal below a thousand trillion: no sign, exponent, separator or spaces.
+AMOUNT = r"^(0|[1-9][0-9]{0,14})(\.[0-9]{1,3})?$"
 
 
 class Money(RequestModel):
     amount: str = Field(
-        max_length=40, description="Decimal string, at most the currency's decimal places", examples=["12500.00"]
+        max_length=19,
+        pattern=AMOUNT,
+        description="Decimal string, at most the currency's decimal places",
+        examples=["12500.00"],
     )
-    currency: str = Field(max_length=3, description="ISO 4217 code", examples=["EUR"])
+    currency: str = Field(
+        max_length=3,
+        description="ISO 4217 code",
+        examples=["EUR"],
+        json_schema_extra={"enum": sorted(CURRENCIES)},
+    )
 
     @model_validator(mode="after")
     def _valid(self) -> Money:
@@ -56,7 +68,7 @@ class ExternalRefPublic(ResponseModel):
 
 class Loss(RequestModel):
     reason_code: str = Field(max_length=64, description="A code from the loss-reason catalog", examples=["price"])
-    competitor: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
+    competitor: trimmed(200) | None = None
     detail: Reason | None = None
 
 
@@ -141,7 +153,7 @@ class DealBatchResult(ResponseModel):
     index: int
     source: str | None
     external_id: str | None
-    outcome: str = Field(description="created | updated | unchanged | error", examples=["created"])
+    outcome: Literal["created", "updated", "unchanged", "error"] = Field(examples=["created"])
     deal_id: uuid.UUID | None
     problem: BatchProblem | None
 

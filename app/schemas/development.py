@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated
 
-from pydantic import ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field
 
 from app.domain.development import CommitmentSource, CommitmentStatus, Trend
-from app.schemas.common import Page, RequestModel, ResponseModel
+from app.schemas.common import Page, RequestModel, ResponseModel, trimmed
 
-Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+Note = trimmed(2000)
 
 
 # --- commitments ---------------------------------------------------------------------

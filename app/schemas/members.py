@@ -4,14 +4,16 @@ import datetime as dt
 import uuid
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, Field, StrictBool, StringConstraints
 
 from app.domain.members import MemberRole
-from app.schemas.common import Name, Page, Ref, RequestModel, ResponseModel, omitted
+from app.schemas.common import TOKEN_CHAR, Name, Page, Ref, RequestModel, ResponseModel, omitted
 
+# No whitespace or control character anywhere, so an address is taken as sent or refused, never
+# trimmed into another one.
 Email = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+    StringConstraints(max_length=320, pattern=rf"^[^@{TOKEN_CHAR}]+@[^@{TOKEN_CHAR}]+\.[^@{TOKEN_CHAR}]+$"),
     AfterValidator(str.lower),
     Field(examples=["sam.seller@example.com"], description="Unique per organisation, case-insensitive"),
 ]
@@ -24,7 +26,7 @@ class MemberCreate(RequestModel):
     manager_id: uuid.UUID | None = Field(
         default=None, description="The manager or head_of_sales this member reports to"
     )
-    active: bool = True
+    active: StrictBool = True
 
 
 class MemberUpdate(RequestModel):
@@ -35,7 +37,7 @@ class MemberUpdate(RequestModel):
     email: Email = omitted()
     role: MemberRole = omitted()
     manager_id: uuid.UUID | None = omitted(description="null removes the manager")
-    active: bool = omitted()
+    active: StrictBool = omitted()
 
 
 class MemberPublic(ResponseModel):

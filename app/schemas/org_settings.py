@@ -1,19 +1,21 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, StrictInt, WithJsonSchema, field_validator
 
 from app.domain.deals import OPEN_STAGES, Stage
 from app.schemas.common import RequestModel, ResponseModel, omitted
 
-OpenStage = Stage  # validated below: only open stages can be "late"
+# Only open stages can be "late" (validated below); the schema lists them.
+OpenStage = Annotated[Stage, WithJsonSchema({"type": "string", "enum": [stage.value for stage in OPEN_STAGES]})]
 
 
 class SettingsUpdate(RequestModel):
-    max_improvements_per_observation: int = omitted(ge=1, le=10, examples=[3])
-    review_due_days: int = omitted(ge=1, le=90, examples=[7])
-    late_stages: list[Stage] = omitted(
+    max_improvements_per_observation: StrictInt = omitted(ge=1, le=10, examples=[3])
+    review_due_days: StrictInt = omitted(ge=1, le=90, examples=[7])
+    late_stages: list[OpenStage] = omitted(
         max_length=len(OPEN_STAGES),
         description="Open stages in which a manager's first involvement counts as late",
         examples=[["negotiation"]],

@@ -5,18 +5,21 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, Field, StrictBool, StringConstraints, field_validator
 
 from app.domain.reviews import ReviewStatus, parse_iso_week
-from app.schemas.common import Code, IsoDate, Page, RequestModel, ResponseModel, omitted
+from app.schemas.common import Code, IsoDate, Page, RequestModel, ResponseModel, omitted, trimmed
 from app.schemas.deals import MoneyPublic
 
-LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
-Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-Competitor = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+LongText = trimmed(5000)
+Line = trimmed(2000, min_length=1)
+Competitor = trimmed(200)
 IsoWeek = Annotated[
     str,
-    StringConstraints(max_length=8, pattern=r"^[0-9]{4}-W[0-9]{2}$"),
+    # Years 0001 to 9999, weeks 01 to 53 (week 53 exists only in long years: parse_iso_week says so).
+    StringConstraints(
+        max_length=8, pattern=r"^(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})-W(0[1-9]|[1-4][0-9]|5[0-3])$"
+    ),
     AfterValidator(parse_iso_week),
     Field(description="An ISO 8601 week", examples=["2026-W47"]),
 ]
@@ -33,7 +36,7 @@ class ReviewUpdate(RequestModel):
     `seller_reflection`, which only the seller writes (403 not_the_reviewer either way)."""
 
     loss_reason_code: Code = omitted(description="A code from the loss-reason catalog (may correct the deal's)")
-    loss_reason_confirmed: bool = omitted(description="The reviewer confirms the loss reason with the seller")
+    loss_reason_confirmed: StrictBool = omitted(description="The reviewer confirms the loss reason with the seller")
     competitor: Competitor | None = omitted(examples=["Initech"])
     root_cause: LongText | None = omitted(examples=["We never reached the economic buyer"])
     what_went_well: LongText | None = omitted()
@@ -53,7 +56,7 @@ class ReviewUpdate(RequestModel):
 
 
 class LeadershipNoteCreate(RequestModel):
-    note: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)] = Field(
+    note: trimmed(5000, min_length=1) = Field(
         examples=["Good depth on root cause; push the product feedback to the roadmap review"]
     )
 

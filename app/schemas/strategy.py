@@ -2,16 +2,15 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, model_validator
 
 from app.domain.strategy import NextStepStatus, StakeholderRole, Stance, StrategySection, SuggestionStatus
-from app.schemas.common import IsoDate, Name, Page, RequestModel, ResponseModel
+from app.schemas.common import IsoDate, Name, Page, RequestModel, ResponseModel, trimmed
 
-LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
-Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-Title = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+LongText = trimmed(5000)
+Line = trimmed(2000, min_length=1)
+Title = trimmed(200)
 
 
 class Stakeholder(RequestModel):
@@ -98,15 +97,13 @@ class StrategyVersionPage(Page[StrategyVersionPublic]):
 
 class SuggestionCreate(RequestModel):
     section: StrategySection = Field(description="The strategy section the suggestion is about", examples=["risks"])
-    body: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)] = Field(
+    body: trimmed(5000, min_length=1) = Field(
         examples=["Procurement joins late at Globex; add them to the stakeholders now"]
     )
 
 
 class SuggestionDecision(RequestModel):
-    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = Field(
-        default=None, examples=["Good catch, I'll add procurement"]
-    )
+    note: trimmed(2000) | None = Field(default=None, examples=["Good catch, I'll add procurement"])
 
 
 class SuggestionPublic(ResponseModel):

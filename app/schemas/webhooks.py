@@ -6,34 +6,46 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StrictBool, StringConstraints
 
-from app.domain.webhooks import MAX_EVENT_TYPES, DeliveryStatus, DisabledReason
-from app.schemas.common import Page, RequestModel, ResponseModel, omitted
+from app.domain.webhooks import EVENT_TYPES, FAMILIES, MAX_EVENT_TYPES, DeliveryStatus, DisabledReason
+from app.schemas.common import Page, RequestModel, ResponseModel, omitted, trimmed
 
 WebhookUrl = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=2048),
+    trimmed(2048, min_length=1),
     Field(
         description="An absolute https URL whose host resolves to public addresses",
         examples=["https://hooks.example.com/dealcoach"],
     ),
 ]
+# Every pattern a subscription accepts: a closed set, so the schema lists it.
+EVENT_PATTERNS = ["*", *sorted(f"{family}.*" for family in FAMILIES), *sorted(EVENT_TYPES)]
 EventPattern = Annotated[
     str,
     StringConstraints(min_length=1, max_length=64),
-    Field(description="An event type (`deal.stage_changed`), a family (`deal.*`) or `*`", examples=["deal.*"]),
+    Field(
+        description="An event type (`deal.stage_changed`), a family (`deal.*`) or `*`",
+        examples=["deal.*"],
+        json_schema_extra={"enum": EVENT_PATTERNS},
+    ),
 ]
 EventPatterns = Annotated[list[EventPattern], Field(min_length=1, max_length=MAX_EVENT_TYPES)]
+# `whsec_` and canonical base64 of 24 to 64 bytes: n whole 4-character groups hold 3n bytes, a
+# last group `xxx=` two more, `xx==` one more.
+_GROUP = "[A-Za-z0-9+/]{4}"
+SECRET_PATTERN = (
+    f"^whsec_(?:(?:{_GROUP}){{8,20}}(?:{_GROUP}|[A-Za-z0-9+/]{{3}}=|[A-Za-z0-9+/]{{2}}==)?"
+    f"|(?:{_GROUP}){{21}}[A-Za-z0-9+/]{{2}}==)$"
+)
 Secret = Annotated[
     str,
-    StringConstraints(pattern=r"^whsec_[A-Za-z0-9+/]{32,88}={0,2}$", max_length=94),
+    StringConstraints(pattern=SECRET_PATTERN, max_length=94),
     Field(
         description="`whsec_` and the base64 of 24 to 64 random bytes; generated when absent",
         examples=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
     ),
 ]
-Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+Description = trimmed(500)
 
 
 class WebhookEndpointCreate(RequestModel):
@@ -47,7 +59,7 @@ class WebhookEndpointUpdate(RequestModel):
     url: WebhookUrl = omitted()
     event_types: EventPatterns = omitted()
     description: Description | None = omitted()
-    active: bool = omitted(description="Re-activating clears `disabled_reason`")
+    active: StrictBool = omitted(description="Re-activating clears `disabled_reason`")
 
 
 class WebhookEndpointPublic(ResponseModel):
