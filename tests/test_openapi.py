@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-from app.openapi import generate, render
+import pytest
+from fastapi import APIRouter, FastAPI
+from pydantic import BaseModel
+
+from app.openapi import derive_links, generate, render
+from app.schemas.common import Page
 
 SPEC = Path(__file__).resolve().parents[1] / "openapi" / "openapi.json"
 
@@ -71,3 +77,140 @@ def test_spec_declares_bearer_auth_and_problem_schema() -> None:
     problem = spec["components"]["schemas"]["Problem"]
     assert {"type", "title", "status", "detail", "instance", "code"} <= set(problem["required"])
     json.dumps(spec)  # serialisable
+
+
+# --- links (app/openapi.py) --------------------------------------------------------------------
+
+
+def _operations(spec: dict) -> dict[str, tuple[str, str, dict]]:
+    return {
+        op["operationId"]: (path, method, op) for path, item in spec["paths"].items() for method, op in item.items()
+    }
+
+
+def _links(spec: dict) -> list[tuple[dict, str, dict]]:
+    """Every (source operation, status, link) of the document."""
+    return [
+        (op, status, link)
+        for item in spec["paths"].values()
+        for op in item.values()
+        for status, response in op["responses"].items()
+        for link in response.get("links", {}).values()
+    ]
+
+
+def _path_parameters(op: dict) -> set[str]:
+    return {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
+
+
+def test_links_reach_every_path_parameter() -> None:
+    spec = generate()
+    needed = {(op["operationId"], name) for _, _, op in _operations(spec).values() for name in _path_parameters(op)}
+    provided = {(link["operationId"], name) for _, _, link in _links(spec) for name in link["parameters"]}
+    # The upsert names its deal by the CRM's reference, which the caller chooses: no response hands it out.
+    assert needed - provided == {
+        ("upsert_deal_by_external_ref", "source"),
+        ("upsert_deal_by_external_ref", "external_id"),
+    }
+
+
+def test_links_fill_exactly_the_target_path_from_fields_the_source_answers() -> None:
+    spec = generate()
+    schemas = spec["components"]["schemas"]
+    operations = _operations(spec)
+
+    def resolve(schema: dict) -> dict:
+        while "$ref" in schema:
+            schema = schemas[schema["$ref"].rsplit("/", 1)[1]]
+        return schema
+
+    for source, status, link in _links(spec):
+        _, _, target = operations[link["operationId"]]
+        where = f"{source['operationId']} {status} -> {link['operationId']}"
+        assert set(link["parameters"]) == _path_parameters(target), where
+        answered = resolve(source["responses"][status]["content"]["application/json"]["schema"])
+        for expression in link["parameters"].values():
+            if expression.startswith("$request.path."):
+                assert expression.removeprefix("$request.path.") in _path_parameters(source), where
+                continue
+            node = answered
+            for step in expression.removeprefix("$response.body#/").split("/"):
+                node = resolve(node["items"]) if step == "0" else resolve(node["properties"][step])
+            # A field that may be null (an event about no deal) leads nowhere then, and that is all.
+            assert "string" in {node.get("type"), *(branch.get("type") for branch in node.get("anyOf", []))}, where
+
+
+def test_a_created_deal_links_its_chain() -> None:
+    spec = generate()
+    responses = {(path, method): op["responses"] for path, method, op in _operations(spec).values()}
+    deal = responses[("/v1/deals", "post")]["201"]["links"]
+    assert {"get_deal", "update_deal", "put_strategy", "create_call", "create_approval"} <= set(deal)
+    assert deal["create_call"] == {"operationId": "create_call", "parameters": {"deal_id": "$response.body#/id"}}
+    call = responses[("/v1/deals/{deal_id}/calls", "post")]["201"]["links"]
+    assert call["create_observation"]["parameters"] == {"call_id": "$response.body#/id"}
+    assert call["put_strategy"]["parameters"] == {"deal_id": "$response.body#/deal_id"}
+    suggestion = responses[("/v1/deals/{deal_id}/strategy/suggestions", "post")]["201"]["links"]
+    assert suggestion["accept_suggestion"]["parameters"] == {
+        "deal_id": "$response.body#/deal_id",
+        "suggestion_id": "$response.body#/id",
+    }
+    skill = responses[("/v1/skills", "post")]["201"]["links"]
+    assert skill["update_skill"]["parameters"] == {"code": "$response.body#/code"}
+    ping = responses[("/v1/webhook-endpoints/{endpoint_id}/ping", "post")]["202"]["links"]
+    assert ping["retry_webhook_delivery"]["parameters"] == {"delivery_id": "$response.body#/id"}
+    reviews = responses[("/v1/closed-lost-reviews", "get")]["200"]["links"]
+    assert reviews["complete_review"]["parameters"] == {"review_id": "$response.body#/items/0/id"}
+
+
+class _Thing(BaseModel):
+    id: str
+    box_id: str
+
+
+class _ThingWithSecret(_Thing):
+    secret: str
+
+
+class _ThingPage(Page[_Thing]):
+    pass
+
+
+class _Box(BaseModel):
+    id: str
+
+
+def _app_with(*routes: tuple[str, str, int, type[BaseModel]]) -> list[Any]:
+    router = APIRouter()
+    for method, path, status, model in routes:
+
+        async def handler() -> None: ...
+
+        router.add_api_route(
+            path, handler, methods=[method], status_code=status, response_model=model, name=f"op{len(router.routes)}"
+        )
+    return FastAPI(routes=router.routes).routes
+
+
+def test_links_derive_from_the_routes() -> None:
+    routes = _app_with(
+        ("POST", "/things", 201, _ThingWithSecret),  # a creation answering a subclass of the resource
+        ("GET", "/things", 200, _ThingPage),
+        ("GET", "/things/{thing_id}", 200, _Thing),
+        ("POST", "/things/{thing_id}/polish", 200, _Thing),
+        ("GET", "/boxes/{box_id}", 200, _Box),
+    )
+    links = derive_links(routes)
+    read, polish, box = "op2", "op3", "op4"
+    created = links[("/things", "post", "201")]
+    assert created[read]["parameters"] == {"thing_id": "$response.body#/id"}
+    assert created[polish]["parameters"] == {"thing_id": "$response.body#/id"}
+    assert created[box]["parameters"] == {"box_id": "$response.body#/box_id"}  # what the thing names
+    assert links[("/things", "get", "200")][read]["parameters"] == {"thing_id": "$response.body#/items/0/id"}
+    assert set(links[("/things/{thing_id}/polish", "post", "200")]) == {read, polish, box}  # a write
+    assert ("/things/{thing_id}", "get", "200") not in links  # a read leads nowhere new
+
+
+def test_a_model_answered_under_two_ids_is_refused() -> None:
+    routes = _app_with(("GET", "/things/{thing_id}", 200, _Thing), ("GET", "/gadgets/{gadget_id}", 200, _Thing))
+    with pytest.raises(ValueError, match="several ids"):
+        derive_links(routes)
