@@ -12,7 +12,7 @@ from starlette.requests import HTTPConnection
 
 from app.db.uow import UnitOfWork
 from app.domain.members import Actor
-from app.http.conditional import parse_if_match
+from app.http.conditional import IfMatch, parse_if_match
 from app.http.cursors import MAX_CURSOR_LENGTH, Cursors
 from app.http.idempotency import IDEMPOTENT_TRANSACTION
 from app.services.auth import AuthContext, Caller, authenticate
@@ -106,6 +106,24 @@ async def get_if_match(
 
 
 IfMatchDep = Annotated[frozenset[int] | None, Depends(get_if_match)]
+
+
+async def get_required_if_match(
+    if_match: Annotated[
+        str | None,
+        Header(
+            alias="If-Match",
+            max_length=1024,
+            description='Required: the `ETag` you read (`"3"`), or `*` to replace whatever is there; '
+            "without it 428 precondition_required, a stale one 412 version_conflict",
+        ),
+    ] = None,
+) -> IfMatch:
+    # Absent is not refused here: the service refuses it after visibility and permission (404/403 first).
+    return IfMatch(given=if_match is not None, versions=parse_if_match(if_match))
+
+
+RequiredIfMatchDep = Annotated[IfMatch, Depends(get_required_if_match)]
 
 
 async def idempotency_key(

@@ -33,6 +33,7 @@ STATUS_BY_BASE: tuple[tuple[type[de.DomainError], int], ...] = (
     (de.Conflict, 409),
     (de.RuleViolation, 422),
     (de.PreconditionFailed, 412),
+    (de.PreconditionRequired, 428),
     (de.Unavailable, 503),
 )
 
@@ -49,6 +50,7 @@ HTTP_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "validation_error",
+    428: "precondition_required",
     429: "rate_limited",
     500: "internal_error",
     503: "service_unavailable",
@@ -291,6 +293,7 @@ _DESCRIPTIONS = {
     409: "Conflict with the resource's state",
     412: "Stale `If-Match` (`version_conflict`)",
     422: "Invalid input (`validation_error`) or a broken rule",
+    428: "No `If-Match`: send the `ETag` you read, or `*` (`precondition_required`)",
     503: "The database is unreachable (`database_unavailable`)",
 }
 

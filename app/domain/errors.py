@@ -62,6 +62,11 @@ class PreconditionFailed(DomainError):
     title = "Precondition failed"
 
 
+class PreconditionRequired(DomainError):
+    code = "precondition_required"
+    title = "This write needs If-Match"
+
+
 class Unavailable(DomainError):
     code = "unavailable"
     title = "Service unavailable"

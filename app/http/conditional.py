@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+
+class IfMatch(NamedTuple):
+    """An If-Match header as a write that requires one sees it: whether it was sent at all, and
+    the versions it names (None: any, `*`)."""
+
+    given: bool
+    versions: frozenset[int] | None
+
 
 def parse_if_match(header: str | None) -> frozenset[int] | None:
     """The versions an If-Match header names (`"3"`, `W/"3"`, `"3", "4"`); None means any
