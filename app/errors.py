@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import typing
+from collections.abc import Collection
 from http import HTTPStatus
 from typing import Any
 
@@ -12,6 +14,7 @@ import sqlalchemy.exc as sa_exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -133,10 +136,74 @@ def problem_fields(error: de.DomainError) -> dict[str, Any]:
     return fields
 
 
-def validation_problem_fields(errors: list[dict[str, Any]], detail: str) -> dict[str, Any]:
-    """A 422 validation_error's members for input that pydantic refused."""
+def validation_problem_fields(
+    errors: list[dict[str, Any]], detail: str, *, read_only: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """A 422 validation_error's members for input that pydantic refused (a record of a batch)."""
     items = [{"loc": _jsonable_loc(tuple(e["loc"])), "msg": e["msg"], "type": e["type"]} for e in errors]
-    return {"status": 422, "code": "validation_error", "detail": detail, "errors": items}
+    return {"status": 422, "code": "validation_error", "detail": detail, "errors": explain_read_only(items, read_only)}
+
+
+# --- read-only fields -----------------------------------------------------------
+# Request models refuse read-only fields (no mass assignment), but a client that sends back what
+# GET returned is told what to do with each, for every resource, here.
+
+# Read-only wherever they appear, whatever the operation answers.
+_ALWAYS_READ_ONLY = frozenset({"id", "version", "organization_id", "created_at", "updated_at"})
+_READ_ONLY_WHY = {
+    "version": "send it as `If-Match`",
+    "id": "the server assigns it",
+    "organization_id": "it is the API key's organisation",
+    "author_id": "the author is the caller",
+}
+
+
+def _models(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models a body annotation takes (``X``, ``X | None``)."""
+    candidates = typing.get_args(annotation) or (annotation,)
+    return [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+
+
+def read_only_fields(shown: Any, taken: Any) -> frozenset[str]:
+    """The fields an operation answers with (``shown``, a model) that its body (``taken``) does not
+    take: what a client sends back when it returns what it read."""
+    accepted = {name for model in _models(taken) for name in model.model_fields}
+    answered = {name for model in _models(shown) for name in model.model_fields}
+    return frozenset((answered | _ALWAYS_READ_ONLY) - accepted)
+
+
+def read_only_message(field: str, path_params: Collection[str] = ()) -> str:
+    """What to do instead of sending a read-only field."""
+    if field in path_params:
+        return f"`{field}` is read-only: it is in the path"
+    return f"`{field}` is read-only: {_READ_ONLY_WHY.get(field, 'the server sets it')}"
+
+
+def explain_read_only(
+    items: list[dict[str, Any]],
+    read_only: Collection[str],
+    path_params: Collection[str] = (),
+    *,
+    prefix: tuple[str, ...] = (),
+) -> list[dict[str, Any]]:
+    """Validation errors with each refused top-level read-only field (or path parameter) explained."""
+    depth = len(prefix) + 1
+    for item in items:
+        loc = item["loc"]
+        if item["type"] != "extra_forbidden" or len(loc) != depth or tuple(loc[:-1]) != prefix:
+            continue
+        field = loc[-1]
+        if isinstance(field, str) and (field in read_only or field in path_params):
+            item["msg"] = read_only_message(field, path_params)
+            item["type"] = "read_only"
+    return items
+
+
+def _route_read_only(request: Request) -> frozenset[str]:
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or route.body_field is None:
+        return frozenset()
+    return read_only_fields(route.response_model, route.body_field.field_info.annotation)
 
 
 def problem_for_domain_error(error: de.DomainError, instance: str, *, source: str = "body") -> JSONResponse:
@@ -235,6 +302,8 @@ def install_error_handlers(app: FastAPI) -> None:
             }
             for err in errors
         ]
+        if any(item["type"] == "extra_forbidden" for item in items):
+            items = explain_read_only(items, _route_read_only(request), request.path_params, prefix=("body",))
         return problem(
             422,
             "validation_error",

@@ -9,7 +9,7 @@ from pydantic import TypeAdapter, ValidationError
 from app.deps import ActorDep, CallerDep, CallerPageDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
 from app.domain.deals import DealStatus, Loss, Stage, status_of
 from app.domain.money import Money
-from app.errors import problem_fields, problem_responses, validation_problem_fields
+from app.errors import problem_fields, problem_responses, read_only_fields, validation_problem_fields
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, plain_json_response, set_etag, set_location
 from app.schemas.common import IsoDate, SafeText, UtcDatetime
 from app.schemas.deals import (
@@ -134,7 +134,7 @@ async def batch_upsert_deals(body: DealBatch, actor: ActorDep, uow: UowDep) -> D
                 external_id=external_id if isinstance(external_id, str) else None,
                 outcome="error",
                 deal_id=None,
-                problem=validation_problem_fields(exc.errors(), "The record is invalid."),
+                problem=validation_problem_fields(exc.errors(), "The record is invalid.", read_only=_RECORD_READ_ONLY),
             )
     for o in await service.batch_upsert(uow, actor, valid):
         problem = None if o.error is None else problem_fields(o.error)
@@ -150,6 +150,7 @@ async def batch_upsert_deals(body: DealBatch, actor: ActorDep, uow: UowDep) -> D
 
 
 _RECORD = TypeAdapter(DealBatchRecord)
+_RECORD_READ_ONLY = read_only_fields(DealPublic, DealBatchRecord)
 
 
 @router.put(

@@ -174,6 +174,25 @@ async def test_a_put_without_if_match_is_refused_and_erases_nothing(api: Api, te
     assert replaced.status_code == 200 and replaced.json()["version"] == 2 and replaced.json()["risks"] == []
 
 
+async def test_sending_back_what_get_returned_says_what_to_do_with_each_read_only_field(api: Api, team) -> None:
+    seller = team["seller"]
+    deal = await make_deal(api, seller)
+    url = strategy_url(deal)
+    read = await api.as_(seller).get(url)
+    refused = assert_problem(await api.as_(seller).put(url, json=read.json(), headers=FIRST), 422, "validation_error")
+    assert {e["loc"][-1]: (e["msg"], e["type"]) for e in refused["errors"]} == {
+        "deal_id": ("`deal_id` is read-only: it is in the path", "read_only"),
+        "version": ("`version` is read-only: send it as `If-Match`", "read_only"),
+        "author_id": ("`author_id` is read-only: the author is the caller", "read_only"),
+        "updated_at": ("`updated_at` is read-only: the server sets it", "read_only"),
+    }
+    writable = {k: v for k, v in read.json().items() if k not in ("deal_id", "version", "author_id", "updated_at")}
+    written = await api.as_(seller).put(
+        url, json={**writable, "risks": ["Budget"]}, headers={"If-Match": read.headers["etag"]}
+    )
+    assert written.status_code == 200 and written.json()["version"] == 1
+
+
 async def test_a_closed_deal_takes_no_strategy_or_suggestion(api: Api, team) -> None:
     seller = team["seller"]
     deal = await make_deal(api, seller)
