@@ -361,7 +361,7 @@ _DESCRIPTIONS = {
     404: "No such resource, or not visible to the caller (`not_found`)",
     409: "Conflict with the resource's state",
     412: "Stale `If-Match` (`version_conflict`)",
-    422: "Invalid input (`validation_error`) or a broken rule",
+    422: "Invalid input (`validation_error`: a bad or unknown body field or query parameter) or a broken rule",
     428: "No `If-Match`: send the `ETag` you read, or `*` (`precondition_required`)",
     503: "The database is unreachable (`database_unavailable`)",
 }

@@ -196,6 +196,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+_UNKNOWN_QUERY_PARAMETER = {
+    "description": "A query parameter this operation does not declare (`validation_error`)",
+    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+}
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
@@ -225,6 +231,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             operation.get("responses", {}).pop("422", None)  # the receiver's side: not ours to validate
     for path_item in schema.get("paths", {}).values():
         for operation in path_item.values():
+            # Every operation refuses query parameters it does not declare (app/http/routes.py).
+            operation["responses"].setdefault("422", _UNKNOWN_QUERY_PARAMETER)
             if "requestBody" in operation:
                 operation["responses"]["400"] = {
                     "description": "The body is not JSON (`malformed_json`)",
@@ -234,7 +242,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                     "description": "The body is over `DEALCOACH_MAX_BODY_BYTES`, 1 MiB by default (`payload_too_large`)",
                     "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
                 }
-                operation["responses"] = dict(sorted(operation["responses"].items()))
+            operation["responses"] = dict(sorted(operation["responses"].items()))
             for status, response in operation.get("responses", {}).items():
                 content = response.get("content", {})
                 if status >= "400" and "application/problem+json" in content:

@@ -11,6 +11,7 @@ from app.domain.deals import DealStatus, Loss, Stage, status_of
 from app.domain.money import Money
 from app.errors import problem_fields, problem_responses, read_only_fields, validation_problem_fields
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, plain_json_response, set_etag, set_location
+from app.http.routes import ApiRoute
 from app.schemas.common import IsoDate, SafeText, UtcDatetime
 from app.schemas.deals import (
     DealBatch,
@@ -31,7 +32,7 @@ from app.services import deal_reads as reads
 from app.services import deals as service
 from app.services import events as events_service
 
-router = APIRouter(prefix="/v1", tags=["deals"])
+router = APIRouter(prefix="/v1", tags=["deals"], route_class=ApiRoute)
 
 
 def render(view: service.DealView | reads.DealRow) -> DealPublic:

@@ -8,6 +8,7 @@ from app.deps import ActorDep, IdempotencyDeps, PageDep, RequiredIfMatchDep, Uow
 from app.domain.strategy import SuggestionStatus
 from app.errors import problem_responses
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
+from app.http.routes import ApiRoute
 from app.schemas.strategy import (
     StrategyPublic,
     StrategyUpdate,
@@ -20,7 +21,7 @@ from app.schemas.strategy import (
 )
 from app.services import strategy as service
 
-router = APIRouter(prefix="/v1", tags=["strategy"])
+router = APIRouter(prefix="/v1", tags=["strategy"], route_class=ApiRoute)
 _SUGGESTIONS = "/deals/{deal_id}/strategy/suggestions"
 _DECISION = {"responses": problem_responses(403, 404, 409), "dependencies": IdempotencyDeps}
 

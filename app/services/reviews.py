@@ -141,6 +141,7 @@ async def list_reviews(
         status=filters.status,
         reviewer_id=filters.reviewer_id,
         owner_id=filters.owner_id,
+        deal_id=filters.deal_id,
         week=filters.week,
         closed_from=closed_from,
         closed_before=closed_before,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import pytest
 
@@ -71,6 +72,28 @@ async def test_sending_back_what_get_returned_names_each_read_only_field(api: Ap
     writable = {k: v for k, v in read.json().items() if k not in MEMBER_READ_ONLY}
     renamed = await api.patch(url, json={**writable, "name": "Renamed"}, headers=if_match)
     assert renamed.status_code == 200 and renamed.json()["name"] == "Renamed"
+
+
+async def test_every_operation_refuses_a_query_parameter_it_does_not_declare(app, api: Api) -> None:
+    operations = [(m.upper(), path) for path, item in app.openapi()["paths"].items() for m in item]
+    assert len(operations) > 80
+    for method, path in operations:
+        url = re.sub(r"\{[^}]+\}", "01900000-0000-7000-8000-000000000000", path)
+        response = await api.client.request(method, url, params={"stagee": "closed_lost"}, headers=api._headers(None))
+        problem = assert_problem(response, 422, "validation_error")
+        assert [e["loc"] for e in problem["errors"]] == [["query", "stagee"]], f"{method} {path}"
+
+
+async def test_an_unknown_query_parameter_is_named_with_what_the_operation_takes(api: Api) -> None:
+    problem = assert_problem(
+        await api.get("/v1/deals", params={"stagee": "closed_lost", "stage": "proposal"}), 422, "validation_error"
+    )
+    [error] = problem["errors"]
+    assert error["loc"] == ["query", "stagee"] and error["type"] == "extra_forbidden"
+    assert "`stagee`" in error["msg"] and "`stage`" in error["msg"] and "`cursor`" in error["msg"]
+    assert "takes none" in (await api.get("/v1/me", params={"expand": "members"})).json()["errors"][0]["msg"]
+    assert (await api.get("/v1/deals", params={"stage": "closed_lost", "limit": 5})).status_code == 200
+    assert (await api.get("/v1/me")).status_code == 200
 
 
 async def test_non_uuid_path_id_is_not_found(api: Api) -> None:

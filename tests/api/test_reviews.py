@@ -579,6 +579,8 @@ async def test_list_filters_and_pages(app, api: Api, team) -> None:
     assert await ids(status="pending") == [b["id"], c["id"]]
     assert await ids(reviewer_id=team["manager"].id) == [a["id"], b["id"]]
     assert await ids(owner_id=seller.id) == [a["id"]]
+    assert await ids(deal_id=deal_b["id"]) == [b["id"]]
+    assert await ids(api.as_(peer), deal_id=a["deal_id"]) == []  # a filter never widens what the caller sees
     assert await ids(week="2026-W47") == [a["id"], b["id"]]
     assert await ids(week="2026-W48") == [c["id"]]
     assert await ids(closed_from="2026-11-22", closed_to="2026-11-22") == [b["id"]]
@@ -603,7 +605,9 @@ async def test_list_filters_and_pages(app, api: Api, team) -> None:
         {"status": "open"},
         {"closed_from": "yesterday"},
         {"reviewer_id": "nope"},
+        {"deal_id": "nope"},
         {"limit": 0},
+        {"stagee": "closed_lost"},
     ):
         assert_problem(await api.get(REVIEWS, params=params), 422, "validation_error")
     foreign = (await api.get("/v1/deals", params={"limit": 1})).json()["next_cursor"]

@@ -99,6 +99,7 @@ class ReviewRepository:
         status: ReviewStatus | None = None,
         reviewer_id: uuid.UUID | None = None,
         owner_id: uuid.UUID | None = None,
+        deal_id: uuid.UUID | None = None,
         week: str | None = None,
         closed_from: dt.datetime | None = None,
         closed_before: dt.datetime | None = None,
@@ -113,6 +114,8 @@ class ReviewRepository:
             stmt = stmt.where(ClosedLostReview.reviewer_id == reviewer_id)
         if owner_id is not None:
             stmt = stmt.where(ClosedLostReview.owner_id == owner_id)
+        if deal_id is not None:  # one review per deal (a unique index)
+            stmt = stmt.where(ClosedLostReview.deal_id == deal_id)
         if week is not None:
             stmt = stmt.where(ClosedLostReview.closed_week == week)
         if closed_from is not None:
