@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import typing
@@ -221,15 +220,21 @@ def _jsonable_loc(loc: tuple[Any, ...]) -> list[str | int]:
     return [part if isinstance(part, int) else str(part) for part in loc]
 
 
-def _unparsed_non_json(body: Any) -> bool:
-    """FastAPI hands over raw bytes when it did not parse the body (no JSON content type)."""
-    if not isinstance(body, (bytes, bytearray)) or not body:
-        return False
-    try:
-        json.loads(body)
-    except ValueError:
-        return True
-    return False
+def _unparsed(body: Any) -> bool:
+    """FastAPI hands over raw bytes when it did not parse the body: its Content-Type was missing
+    or not JSON (application/json, or any application/*+json)."""
+    return isinstance(body, (bytes, bytearray)) and bool(body)
+
+
+def unsupported_media_type(request: Request) -> JSONResponse:
+    sent = (request.headers.get("content-type") or "")[:100]
+    what = f"`Content-Type: {sent}` is not accepted" if sent.strip() else "The body has no `Content-Type`"
+    return problem(
+        415,
+        "unsupported_media_type",
+        f"{what}: send the body as JSON with `Content-Type: application/json`.",
+        request.url.path,
+    )
 
 
 def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
@@ -280,7 +285,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
-        if any(err.get("type") == "json_invalid" for err in errors) or _unparsed_non_json(exc.body):
+        if _unparsed(exc.body):  # checked before the body is parsed, whatever the body is
+            return unsupported_media_type(request)
+        if any(err.get("type") == "json_invalid" for err in errors):
             return problem(400, "malformed_json", "The request body is not valid JSON.", request.url.path)
         if any(err.get("loc", ("",))[0] == "path" for err in errors):
             allowed = _allowed_methods(app, request)

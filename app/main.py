@@ -242,6 +242,10 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                     "description": "The body is over `DEALCOACH_MAX_BODY_BYTES`, 1 MiB by default (`payload_too_large`)",
                     "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
                 }
+                operation["responses"]["415"] = {
+                    "description": "A body without `Content-Type: application/json` (`unsupported_media_type`)",
+                    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                }
             operation["responses"] = dict(sorted(operation["responses"].items()))
             for status, response in operation.get("responses", {}).items():
                 content = response.get("content", {})

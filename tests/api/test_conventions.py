@@ -22,13 +22,40 @@ async def test_wrong_method_is_a_problem_with_allow(api: Api) -> None:
     assert "GET" in response.headers["allow"] and "POST" in response.headers["allow"]
 
 
-@pytest.mark.parametrize("content_type", ["application/json", None])
-async def test_malformed_json_is_400(api: Api, content_type: str | None) -> None:
-    headers = {"Authorization": f"Bearer {api.key}"}
-    if content_type:
-        headers["Content-Type"] = content_type
+async def test_malformed_json_is_400(api: Api) -> None:
+    headers = {"Authorization": f"Bearer {api.key}", "Content-Type": "application/json"}
     response = await api.client.post("/v1/members", content=b'{"name": "x",', headers=headers)
     assert_problem(response, 400, "malformed_json")
+
+
+NEW_MEMBER = b'{"name": "Pat", "email": "pat@acme.test", "role": "seller"}'
+
+
+@pytest.mark.parametrize(
+    ("method", "content_type", "body", "status"),
+    [
+        ("POST", None, NEW_MEMBER, 415),
+        ("POST", "text/plain", NEW_MEMBER, 415),
+        ("POST", None, b'{"name": "x",', 415),  # the media type is checked before the body is parsed
+        ("PATCH", "application/x-www-form-urlencoded", b"name=Pat", 415),
+        ("POST", "application/json; charset=utf-8", NEW_MEMBER, 201),
+        ("PATCH", "application/merge-patch+json", b'{"name": "Pat"}', 200),
+    ],
+)
+async def test_a_body_must_be_sent_as_json(
+    api: Api, method: str, content_type: str | None, body: bytes, status: int
+) -> None:
+    me = (await api.get("/v1/me")).json()
+    url = "/v1/members" if method == "POST" else f"/v1/members/{me['id']}"
+    headers = {"Authorization": f"Bearer {api.key}", **({"Content-Type": content_type} if content_type else {})}
+    response = await api.client.request(method, url, content=body, headers=headers)
+    if status == 415:
+        problem = assert_problem(response, 415, "unsupported_media_type")
+        assert "`Content-Type: application/json`" in problem["detail"]
+        assert (content_type or "no `Content-Type`") in problem["detail"]
+    assert response.status_code == status, response.text
+    names = {m["name"] for m in (await api.get("/v1/members")).json()["items"]}
+    assert ("Pat" in names) is (status != 415)
 
 
 async def test_validation_errors_list_each_field(api: Api) -> None:
