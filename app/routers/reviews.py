@@ -94,7 +94,11 @@ async def list_reviews(
 # Declared before /{review_id}, which would otherwise take "weekly" for an id.
 @router.get(_REVIEWS + "/weekly", response_model=WeeklyReviews, responses=problem_responses(403, 422))
 async def get_weekly_reviews(
-    actor: ActorDep, uow: UowDep, week: Annotated[IsoWeek, Query(description="ISO week, e.g. 2026-W47")]
+    actor: ActorDep,
+    uow: UowDep,
+    week: Annotated[
+        IsoWeek | None, Query(description="ISO week, e.g. 2026-W47; the current week (UTC) when absent")
+    ] = None,
 ) -> WeeklyReviews:
     """A week's losses grouped by reviewer: a manager's own group, every group for leadership."""
     return WeeklyReviews.model_validate(await service.get_weekly_reviews(uow, actor, week))

@@ -294,9 +294,11 @@ class WeeklyView:
     groups: list[WeeklyGroupView]
 
 
-async def get_weekly_reviews(uow: UnitOfWork, actor: Actor, week: str) -> WeeklyView:
-    """The week's losses grouped by reviewer: a manager's own group, or every group for leadership."""
+async def get_weekly_reviews(uow: UnitOfWork, actor: Actor, week: str | None) -> WeeklyView:
+    """The week's losses grouped by reviewer: a manager's own group, or every group for leadership.
+    Without a week, the current ISO week (UTC): this week's meeting."""
     ensure_can_see_weekly(actor)
+    week = week or iso_week(utcnow())
     only = None if sees_every_review(actor) else actor.member_id
     rows = await uow.reviews.weekly_rows(actor.organization_id, week, only)
     today = utcnow().date()
