@@ -229,6 +229,11 @@ class CallAlreadyHeld(Conflict):
     title = "The call was held; its attendees can no longer change"
 
 
+class HeldInFuture(RuleViolation):
+    code = "held_in_future"
+    title = "A call is recorded as held once it has taken place"
+
+
 class CallNotHeld(Conflict):
     code = "call_not_held"
     title = "The call has not been held yet"
