@@ -28,3 +28,16 @@ def parse_if_match(header: str | None) -> frozenset[int] | None:
         if tag.isascii() and tag.isdigit() and len(tag) < 12:  # a bare 3 is accepted too
             versions.add(int(tag))
     return frozenset(versions)
+
+
+def _opaque(tag: str) -> str:
+    tag = tag.strip()
+    return tag[2:] if tag.startswith("W/") else tag
+
+
+def none_match(header: str, etag: str) -> bool:
+    """Whether If-None-Match names this ETag (weak comparison, RFC 9110), or is `*`."""
+    if header.strip() == "*":
+        return True
+    current = _opaque(etag)
+    return any(_opaque(tag) == current for tag in header.split(","))
