@@ -57,7 +57,14 @@ rules of good sales leadership: the seller owns the deal and its strategy.
 Authenticate with `Authorization: Bearer <api key>`. Errors are
 `application/problem+json` documents with a stable `code`. Lists are
 keyset-paginated with `limit` and `cursor`. Every POST accepts an
-`Idempotency-Key`; PATCH and PUT honour `If-Match`.
+`Idempotency-Key`; PATCH and PUT honour `If-Match` (the strategy's
+whole-document PUT requires it: 428 `precondition_required`); a GET of one
+object answers 304 to `If-None-Match` with its current `ETag`.
+
+Strict input: a query parameter an operation does not declare, an unknown body
+field or a read-only one (each named, with what to do instead) answers 422
+`validation_error`; a body needs `Content-Type: application/json` (415
+`unsupported_media_type`).
 
 Limits: a body over 1 MiB answers 413 `payload_too_large`; JSON nested deeper
 than 32 levels, or a list over 1,000 items, answers 422 `validation_error`;
