@@ -285,8 +285,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
-        if _unparsed(exc.body):  # checked before the body is parsed, whatever the body is
-            return unsupported_media_type(request)
         if any(err.get("type") == "json_invalid" for err in errors):
             return problem(400, "malformed_json", "The request body is not valid JSON.", request.url.path)
         if any(err.get("loc", ("",))[0] == "path" for err in errors):
@@ -301,6 +299,8 @@ def install_error_handlers(app: FastAPI) -> None:
                 )
             # A path id that is not a UUID names nothing that exists.
             return problem_for_domain_error(de.NotFound("No such resource."), request.url.path)
+        if _unparsed(exc.body):  # a body FastAPI did not parse: its media type is refused, whatever it holds
+            return unsupported_media_type(request)
         items = [
             {
                 "loc": _jsonable_loc(tuple(err.get("loc", ()))),

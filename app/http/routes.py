@@ -7,7 +7,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import params
-from fastapi.dependencies.utils import get_flat_params
+from fastapi.dependencies.utils import get_flat_params, request_params_to_args
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.requests import Request
@@ -89,6 +89,7 @@ class ApiRoute(APIRoute):
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
         declared = declared_query_parameters(self)
+        path_params = [f for f in get_flat_params(self.dependant) if isinstance(f.field_info, params.Path)]
         conditional = 304 in self.responses
 
         async def strict_handler(request: Request) -> Response:
@@ -96,7 +97,10 @@ class ApiRoute(APIRoute):
                 query = request.query_params
                 unknown = [_unknown_query_error(k, query[k], declared) for k in query.keys() if k not in declared]
                 if unknown:
-                    raise RequestValidationError(unknown)
+                    # A path that names nothing (or a literal path hit with another method) still
+                    # answers 404 (or 405) first, as without a query string.
+                    _, wrong_path = request_params_to_args(path_params, request.path_params)
+                    raise RequestValidationError([*wrong_path, *unknown])
             response = await handler(request)
             if conditional and response.status_code == 200:
                 tags = _if_none_match(request.scope)
