@@ -16,6 +16,7 @@ from app.db.models import Event
 from app.db.repositories.deals import visible_deal_ids
 from app.db.repositories.webhooks import WebhookRepository
 from app.db.types import utcnow
+from app.domain.changes import NewEvent
 from app.domain.ids import uuid7
 from app.domain.members import Actor
 from app.domain.webhooks import EVENT_TYPES
@@ -59,22 +60,20 @@ def _next_event_seq_counted(element: next_event_seq, compiler: SQLCompiler, **kw
 
 _ORG = sa.bindparam("org", type_=_event.c.organization_id.type)
 
-_APPEND = (
-    sa.insert(_event)
-    .values(
-        id=sa.bindparam("id"),
-        organization_id=_ORG,
-        seq=next_event_seq(_ORG),
-        type=sa.bindparam("type"),
-        actor_id=sa.bindparam("actor_id"),
-        deal_id=sa.bindparam("deal_id"),
-        subject_type=sa.bindparam("subject_type"),
-        subject_id=sa.bindparam("subject_id"),
-        data=sa.bindparam("data"),
-        occurred_at=sa.bindparam("occurred_at"),
-    )
-    .returning(_event.c.seq)
+_INSERT = sa.insert(_event).values(
+    id=sa.bindparam("id"),
+    organization_id=_ORG,
+    seq=next_event_seq(_ORG),
+    type=sa.bindparam("type"),
+    actor_id=sa.bindparam("actor_id"),
+    deal_id=sa.bindparam("deal_id"),
+    subject_type=sa.bindparam("subject_type"),
+    subject_id=sa.bindparam("subject_id"),
+    data=sa.bindparam("data"),
+    occurred_at=sa.bindparam("occurred_at"),
 )
+_APPEND = _INSERT.returning(_event.c.seq)
+_SEQS = sa.select(_event.c.id, _event.c.seq).where(_event.c.id.in_(sa.bindparam("ids", expanding=True)))
 
 # PostgreSQL only: the largest seq of the organisation a reader may return (see above). It must
 # run in a statement of its own, before the statement that reads the events.
@@ -139,6 +138,48 @@ class EventRepository:
             now=occurred_at,
         )
         return int(seq)
+
+    async def append_many(
+        self, *, organization_id: uuid.UUID, actor_id: uuid.UUID | None, events: Sequence[NewEvent]
+    ) -> None:
+        """Many events of one organisation, numbered in the order given, and their outbox rows.
+
+        The events are one prepared INSERT executed once per row (executemany: one round trip),
+        the very statement ``append`` sends, so each row draws its seq inside the INSERT as
+        there: on PostgreSQL from the organisation's sequence after publishing the floor, on
+        SQLite as the largest seq so far plus one, which sees the rows before it. Their seqs are
+        read back only when an endpoint takes one of them (the outbox needs them)."""
+        if not events:
+            return
+        for event in events:
+            assert event.type in EVENT_TYPES, f"{event.type} is missing from app.domain.webhooks.EVENT_TYPES"
+        occurred_at = utcnow()
+        params = [
+            {
+                "id": uuid7(),
+                "org": organization_id,
+                "type": event.type,
+                "actor_id": actor_id,
+                "deal_id": event.deal_id,
+                "subject_type": event.subject_type,
+                "subject_id": event.subject_id,
+                "data": event.data,
+                "occurred_at": occurred_at,
+            }
+            for event in events
+        ]
+        endpoints = await self.outbox.subscribers(organization_id, {event.type for event in events})
+        await self.session.execute(_INSERT, params)
+        if not any(endpoints.values()):
+            return
+        ids = [p["id"] for p in params if endpoints[p["type"]]]
+        seqs = {row.id: int(row.seq) for row in await self.session.execute(_SEQS, {"ids": ids})}
+        await self.outbox.enqueue_many(
+            organization_id=organization_id,
+            events=[(p["id"], seqs[p["id"]], p["type"], p["deal_id"]) for p in params if p["id"] in seqs],
+            endpoints=endpoints,
+            now=occurred_at,
+        )
 
     async def record(
         self,
