@@ -27,6 +27,7 @@ from app.schemas.deals import (
     Source,
 )
 from app.schemas.events import EventPage, EventPublic
+from app.services import deal_batch
 from app.services import deal_reads as reads
 from app.services import deals as service
 from app.services import events as events_service
@@ -118,8 +119,8 @@ async def list_deals(
 async def batch_upsert_deals(body: DealBatch, actor: ActorDep, uow: UowDep) -> DealBatchResults:
     """Upsert up to 500 deals by external reference; one result per record, in order.
 
-    Each record is validated on its own and applied in its own savepoint inside one
-    transaction: a bad record is reported with a problem and never spoils the others.
+    The records are applied in order, in one transaction, each as its own upsert by external
+    reference would be: a bad record is reported with a problem and never spoils the others.
     """
     results: dict[int, DealBatchResult] = {}
     valid: list[tuple[int, DealBatchRecord]] = []
@@ -136,7 +137,7 @@ async def batch_upsert_deals(body: DealBatch, actor: ActorDep, uow: UowDep) -> D
                 deal_id=None,
                 problem=validation_problem_fields(exc.errors(), "The record is invalid."),
             )
-    for o in await service.batch_upsert(uow, actor, valid):
+    for o in await deal_batch.batch_upsert(uow, actor, valid):
         problem = None if o.error is None else problem_fields(o.error)
         results[o.index] = DealBatchResult(
             index=o.index,
