@@ -117,26 +117,51 @@ _WRITTEN = (
     "version",
     "updated_at",
 )
-_INSERT_DEALS = sa.insert(_deal)
-_UPDATE_DEALS = (
-    sa.update(_deal)
-    .where(_deal.c.id == sa.bindparam("b_id"))
-    .values({name: sa.bindparam(f"b_{name}", type_=_deal.c[name].type) for name in _WRITTEN})
+_INSERTED = ("id", "created_at", *_WRITTEN)
+_REF_COLUMNS = ("id", "deal_id", "source", "external_id")
+
+
+def _unnested(table: sa.Table, names: Sequence[str], alias: str) -> Any:
+    """Rows of ``table``'s columns ``names`` bound as parallel arrays (``a_<name>``), unnested."""
+    arrays = (sa.bindparam(f"a_{name}", type_=postgresql.ARRAY(table.c[name].type)) for name in names)
+    return sa.func.unnest(*arrays).table_valued(*names).render_derived(name=alias)
+
+
+# The batch's writes. On PostgreSQL each is one statement over the rows as parallel arrays, so
+# PostgreSQL parses and plans it once and runs it once (one execution per row, an executemany,
+# costs it 40-70 % more CPU; a multi-row VALUES must be parsed and planned anew for each size).
+# SQLite has no arrays: there they are executemany (one prepared statement run per row, in
+# process), and the references a multi-row VALUES.
+_new, _changed, _new_ref = (
+    _unnested(_deal, _INSERTED, "r"),
+    _unnested(_deal, ("id", *_WRITTEN), "r"),
+    _unnested(_ref, _REF_COLUMNS, "r"),
 )
+_INSERT_DEALS = {
+    "postgresql": sa.insert(_deal).from_select(
+        ["organization_id", *_INSERTED], sa.select(_ORG, *(_new.c[name] for name in _INSERTED))
+    ),
+    "sqlite": sa.insert(_deal),
+}
+_UPDATE_DEALS = {
+    "postgresql": sa.update(_deal)
+    .where(_deal.c.id == _changed.c.id)
+    .values({name: _changed.c[name] for name in _WRITTEN}),
+    "sqlite": sa.update(_deal)
+    .where(_deal.c.id == sa.bindparam("b_id"))
+    .values({name: sa.bindparam(f"b_{name}", type_=_deal.c[name].type) for name in _WRITTEN}),
+}
 _DELETE_DEALS = sa.delete(_deal).where(_deal.c.id.in_(sa.bindparam("ids", expanding=True)))
-
-
-def _insert_refs(dialect: str) -> sa.Insert:
-    """New external references; one another transaction took meanwhile is skipped, not an error."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return (
-        insert(_ref)
-        .on_conflict_do_nothing(index_elements=["organization_id", "source", "external_id"])
-        .returning(_ref.c.deal_id)
-    )
-
-
-_INSERT_REFS = {dialect: _insert_refs(dialect) for dialect in ("postgresql", "sqlite")}
+# New references; one that another transaction wrote meanwhile is skipped, not an error.
+_INSERT_REFS = {
+    "postgresql": postgresql.insert(_ref)
+    .from_select(["organization_id", *_REF_COLUMNS], sa.select(_ORG, *(_new_ref.c[name] for name in _REF_COLUMNS)))
+    .on_conflict_do_nothing(index_elements=["organization_id", "source", "external_id"])
+    .returning(_ref.c.deal_id),
+    "sqlite": sqlite.insert(_ref)
+    .on_conflict_do_nothing(index_elements=["organization_id", "source", "external_id"])
+    .returning(_ref.c.deal_id),
+}
 
 
 def _escape_like(text: str) -> str:
@@ -248,14 +273,7 @@ class DealRepository:
         """New deals, each an object with the deal's columns as attributes (``id``, ``version``,
         ``created_at`` ... included)."""
         if deals:
-            await self.session.execute(
-                _INSERT_DEALS,
-                [
-                    {"id": deal.id, "organization_id": organization_id, "created_at": deal.created_at}
-                    | {name: getattr(deal, name) for name in _WRITTEN}
-                    for deal in deals
-                ],
-            )
+            await self._write(_INSERT_DEALS, [{n: getattr(d, n) for n in _INSERTED} for d in deals], organization_id)
 
     async def insert_refs(
         self, organization_id: uuid.UUID, refs: Sequence[tuple[uuid.UUID, str, str]]
@@ -264,19 +282,35 @@ class DealRepository:
         was written: one that another transaction wrote first is skipped."""
         if not refs:
             return set()
-        rows = [
-            {"id": uuid7(), "organization_id": organization_id, "deal_id": d, "source": s, "external_id": e}
-            for d, s, e in refs
-        ]
-        return set((await self.session.execute(_INSERT_REFS[self.session.bind.dialect.name], rows)).scalars())
+        rows = [{"id": uuid7(), "deal_id": d, "source": s, "external_id": e} for d, s, e in refs]
+        return set((await self._write(_INSERT_REFS, rows, organization_id)).scalars())
 
     async def update_many(self, deals: Sequence[Any]) -> None:
         """Changed deals: each an object with the deal's columns as attributes; _WRITTEN are written."""
         if deals:
-            await self.session.execute(
-                _UPDATE_DEALS,
-                [{"b_id": deal.id} | {f"b_{name}": getattr(deal, name) for name in _WRITTEN} for deal in deals],
-            )
+            rows = [{n: getattr(d, n) for n in ("id", *_WRITTEN)} for d in deals]
+            await self._write(_UPDATE_DEALS, rows, listed_as="b_")
+
+    async def _write(
+        self,
+        statements: dict[str, Any],
+        rows: list[dict[str, Any]],
+        organization_id: uuid.UUID | None = None,
+        *,
+        listed_as: str = "",
+    ) -> Any:
+        """One of the batch's writes: on PostgreSQL the rows as parallel arrays (``a_<column>``),
+        on SQLite as a list of rows (``<listed_as><column>``: an UPDATE's SET takes the plain names)."""
+        dialect = self.session.bind.dialect.name
+        params: dict[str, Any] | list[dict[str, Any]]
+        if dialect == "postgresql":
+            params = {f"a_{name}": [row[name] for row in rows] for name in rows[0]}
+            if organization_id is not None:
+                params["org"] = organization_id
+        else:
+            org = {} if organization_id is None else {"organization_id": organization_id}
+            params = [org | {f"{listed_as}{name}": value for name, value in row.items()} for row in rows]
+        return await self.session.execute(statements[dialect], params)
 
     async def delete_many(self, deal_ids: Sequence[uuid.UUID]) -> None:
         if deal_ids:
