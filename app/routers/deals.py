@@ -11,7 +11,7 @@ from app.domain.deals import DealStatus, Loss, Stage, status_of
 from app.domain.money import Money
 from app.errors import problem_fields, problem_responses, validation_problem_fields
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, plain_json_response, set_etag, set_location
-from app.schemas.common import IsoDate, SafeText, UtcDatetime
+from app.schemas.common import JSON_INSPECTED, IsoDate, SafeText, UtcDatetime
 from app.schemas.deals import (
     DealBatch,
     DealBatchRecord,
@@ -126,7 +126,7 @@ async def batch_upsert_deals(body: DealBatch, actor: ActorDep, uow: UowDep) -> D
     valid: list[tuple[int, DealBatchRecord]] = []
     for index, raw in enumerate(body.records):
         try:
-            valid.append((index, _RECORD.validate_python(raw)))
+            valid.append((index, _RECORD.validate_python(raw, context=_INSPECTED)))
         except ValidationError as exc:
             source, external_id = raw.get("source"), raw.get("external_id")
             results[index] = DealBatchResult(
@@ -151,6 +151,7 @@ async def batch_upsert_deals(body: DealBatch, actor: ActorDep, uow: UowDep) -> D
 
 
 _RECORD = TypeAdapter(DealBatchRecord)
+_INSPECTED = {JSON_INSPECTED: True}  # the body, records included, was inspected whole (DealBatch)
 
 
 @router.put(
