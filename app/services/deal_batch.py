@@ -245,6 +245,9 @@ class _Batch:
     # --- writing: one statement per kind --------------------------------------------
 
     async def write(self, uow: UnitOfWork, outcomes: list[BatchOutcome]) -> None:
+        """What the good records did: new deals and their references, changed deals, reviews,
+        events with their outbox rows, a statement each (``outcomes`` is corrected in place when
+        another transaction took a new reference meanwhile)."""
         actor = self.actor
         deals = list({id(deal): deal for deal in self.deals.values()}.values())
         created = [deal for deal in deals if deal.ref is not None]
