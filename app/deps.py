@@ -14,12 +14,14 @@ from app.db.uow import UnitOfWork
 from app.domain.members import Actor
 from app.http.conditional import parse_if_match
 from app.http.cursors import MAX_CURSOR_LENGTH, Cursors
+from app.http.idempotency import IDEMPOTENT_TRANSACTION
 from app.services.auth import AuthContext, Caller, authenticate
 from app.services.pagination import CallerPageRequest, PageRequest
 
 
 async def get_uow(request: Request) -> AsyncIterator[UnitOfWork]:
-    uow = UnitOfWork(request.app.state.sessionmaker)
+    # An idempotent POST runs in the transaction that holds its Idempotency-Key and its response.
+    uow = UnitOfWork(request.app.state.sessionmaker, within=request.scope.get(IDEMPOTENT_TRANSACTION))
     try:
         yield uow
     finally:

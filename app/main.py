@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 from starlette.routing import BaseRoute
 
 from app.db.engine import make_engine, make_sessionmaker
@@ -162,7 +163,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if rate_limits is not None:
                 await rate_limits.close()
 
-    app = FastAPI(
+    # Swagger UI's script, stylesheet and favicon come from the installed fastapi-offline package
+    # (served under /static-offline-docs), not a CDN: /docs renders without internet access.
+    app = FastAPIOffline(
         title="Dealcoach API",
         version=API_VERSION,
         description=DESCRIPTION,
