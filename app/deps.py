@@ -14,8 +14,8 @@ from app.db.uow import UnitOfWork
 from app.domain.members import Actor
 from app.http.conditional import IfMatch, parse_if_match
 from app.http.cursors import MAX_CURSOR_LENGTH, Cursors
-from app.http.idempotency import IDEMPOTENT_TRANSACTION
-from app.services.auth import AuthContext, Caller, authenticate
+from app.http.idempotency import IDEMPOTENT_CALLER, IDEMPOTENT_TRANSACTION
+from app.services.auth import AuthContext, Caller, authenticate, context_of
 from app.services.pagination import CallerPageRequest, PageRequest
 
 
@@ -50,15 +50,17 @@ _bearer = ApiKeyBearer(
 CallerDep = Annotated[Caller, Depends(_bearer)]
 
 
-async def get_auth(caller: CallerDep) -> AuthContext:
-    return await authenticate(caller)
+async def get_auth(request: Request, caller: CallerDep) -> AuthContext:
+    # An idempotent POST's caller was read with its claim, on the connection it holds.
+    row = request.scope.get(IDEMPOTENT_CALLER)
+    return context_of(row) if row is not None else await authenticate(caller)
 
 
 AuthDep = Annotated[AuthContext, Depends(get_auth)]
 
 
-async def get_actor(caller: CallerDep) -> Actor:
-    return (await authenticate(caller)).actor
+async def get_actor(request: Request, caller: CallerDep) -> Actor:
+    return (await get_auth(request, caller)).actor
 
 
 ActorDep = Annotated[Actor, Depends(get_actor)]

@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, AsyncSessionTransaction, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from app.db.repositories.analytics import AnalyticsRepository
 from app.db.repositories.api_keys import ApiKeyRepository
@@ -91,10 +91,6 @@ class UnitOfWork:
     async def get(self, model: type[Row], id: Any) -> Row | None:
         """A row by primary key (from this unit of work's identity map when already loaded)."""
         return await self.session.get(model, id)
-
-    def savepoint(self) -> AsyncSessionTransaction:
-        """A nested transaction: leaving it with an error rolls back only what it wrote."""
-        return self.session.begin_nested()
 
     async def commit(self) -> None:
         await self.session.commit()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import uuid
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -15,7 +14,14 @@ from app.db.types import utcnow
 from app.domain.api_keys import hash_key, looks_like_key
 from app.domain.errors import DatabaseUnavailable, DomainError, IdempotencyInProgress
 from app.errors import is_database_unavailable, problem, problem_for_domain_error
-from app.http.idempotency import IDEMPOTENT_TRANSACTION, MAX_KEY_LENGTH, Decision, decide, fingerprint
+from app.http.idempotency import (
+    IDEMPOTENT_CALLER,
+    IDEMPOTENT_TRANSACTION,
+    MAX_KEY_LENGTH,
+    Decision,
+    decide,
+    fingerprint,
+)
 
 log = logging.getLogger("dealcoach")
 
@@ -65,9 +71,9 @@ class IdempotencyMiddleware:
         request_fp = fingerprint("POST", scope["path"], scope.get("query_string", b"").decode("latin-1"), body)
         sessionmaker: async_sessionmaker[AsyncSession] = scope["app"].state.sessionmaker
         async with sessionmaker() as session:
-            member_id: uuid.UUID | None = None
+            caller: Any = None
             try:
-                member_id, early = await self._claim(session, token, key, request_fp, scope["path"])
+                caller, early = await self._claim(session, token, key, request_fp, scope["path"])
             except Exception as exc:
                 await session.rollback()
                 if not is_database_unavailable(exc):
@@ -79,27 +85,25 @@ class IdempotencyMiddleware:
             elif early is not None:
                 await early(scope, receive, send)
             else:
-                assert member_id is not None
-                await self._run_in_transaction(session, member_id, key, scope, replay_receive, send)
+                await self._run_in_transaction(session, caller, key, scope, replay_receive, send)
 
-    async def _claim(
-        self, session: AsyncSession, token: str, key: str, request_fp: str, path: str
-    ) -> tuple[uuid.UUID | None, Any]:
-        """Open the request's transaction and claim (member, key) in it: the member, and None
-        when the request is to run, or else what to answer instead (a replay, 409, 422), or
-        _UNAUTHENTICATED for a key that names no member."""
+    async def _claim(self, session: AsyncSession, token: str, key: str, request_fp: str, path: str) -> tuple[Any, Any]:
+        """Open the request's transaction and claim (member, key) in it: the caller's member row,
+        and None when the request is to run, or else what to answer instead (a replay, 409,
+        422), or _UNAUTHENTICATED for a key that names no active member."""
         now = utcnow()
-        member_id, turn = await repo.member_and_turn(session, hash_key(token), key)
-        if member_id is None:
+        caller, turn = await repo.actor_and_turn(session, hash_key(token), key)
+        if caller is None:
             await session.rollback()
             return None, _UNAUTHENTICATED
+        member_id = caller.id
         try:
             if not turn:
                 raise IdempotencyInProgress()
             if await repo.claim(
                 session, member_id=member_id, key=key, fingerprint=request_fp, now=now, expires_at=now + self.ttl
             ):
-                return member_id, None
+                return caller, None
             stored = await repo.find(session, member_id, key)
             if stored is None:  # expired and purged by another request between our claim and now
                 raise IdempotencyInProgress()
@@ -107,16 +111,16 @@ class IdempotencyMiddleware:
             if decision is Decision.take_over:
                 stale_before = now - dt.timedelta(seconds=self.lock_seconds)
                 if await repo.take_over(session, member_id=member_id, key=key, stale_before=stale_before, now=now):
-                    return member_id, None
+                    return caller, None
                 raise IdempotencyInProgress()
         except DomainError as error:
             await session.rollback()
-            return member_id, problem_for_domain_error(error, path)
+            return caller, problem_for_domain_error(error, path)
         await session.rollback()
-        return member_id, _Replay(stored)
+        return caller, _Replay(stored)
 
     async def _run_in_transaction(
-        self, session: AsyncSession, member_id: uuid.UUID, key: str, scope: Scope, receive: Receive, send: Send
+        self, session: AsyncSession, caller: Any, key: str, scope: Scope, receive: Receive, send: Send
     ) -> None:
         """Run the request in the claim's transaction and commit its writes with its response.
 
@@ -129,10 +133,11 @@ class IdempotencyMiddleware:
             messages.append(message)
 
         scope[IDEMPOTENT_TRANSACTION] = await session.connection()
+        scope[IDEMPOTENT_CALLER] = caller
         try:
             await self.app(scope, receive, hold)
         finally:
-            del scope[IDEMPOTENT_TRANSACTION]
+            del scope[IDEMPOTENT_TRANSACTION], scope[IDEMPOTENT_CALLER]
         start = next((m for m in messages if m["type"] == "http.response.start"), None)
         status = start["status"] if start is not None else 500
         if status >= 500:  # not an answer: let a retry run again
@@ -142,7 +147,7 @@ class IdempotencyMiddleware:
             try:
                 await repo.complete(
                     session,
-                    member_id=member_id,
+                    member_id=caller.id,
                     key=key,
                     status=status,
                     headers=[

@@ -15,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -61,6 +62,9 @@ def _inspect_json(data: Any) -> tuple[str, str] | None:
     return None
 
 
+# Validation context for a part of a request body already inspected whole: not walked again.
+JSON_INSPECTED = "json_inspected"
+
 _UNSTORABLE_TEXT = ("unstorable_text", "Text must not contain NUL characters or unpaired surrogates")
 _TOO_DEEP = ("json_too_deep", f"JSON must not be nested deeper than {MAX_JSON_DEPTH} levels")
 _TOO_MANY = ("json_too_many_items", f"A JSON list or object must not have more than {MAX_JSON_ITEMS} items")
@@ -74,7 +78,9 @@ class RequestModel(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _bounded_storable_json(cls, data: Any) -> Any:
+    def _bounded_storable_json(cls, data: Any, info: ValidationInfo) -> Any:
+        if info.context is not None and info.context.get(JSON_INSPECTED):
+            return data  # a part of a body that was inspected whole (the records of a batch)
         problem = _inspect_json(data)
         if problem is not None:
             raise PydanticCustomError(*problem)

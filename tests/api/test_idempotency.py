@@ -7,11 +7,15 @@ import datetime as dt
 import json
 import uuid
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
 from app.db.repositories import idempotency as repo
 from app.http.idempotency import fingerprint
+from app.main import create_app
+from app.settings import Settings
+from tests.conftest import bootstrap
 from tests.helpers import Api, assert_problem
 from tests.pg import pg_exec_on
 
@@ -195,3 +199,35 @@ async def test_a_response_that_cannot_be_stored_keeps_no_write(app, api: Api, da
     retried = await api.post("/v1/members", json=BODY, headers={"Idempotency-Key": "retry"})
     assert retried.status_code == 201
     assert await _count_members(api, "ida@acme.test") == 1
+
+
+async def test_an_idempotent_post_needs_one_pooled_connection(database_url: str) -> None:
+    """The claim's transaction holds a connection while the request runs; had the request then
+    authenticated on a second one, concurrent POSTs would each hold one and wait for another,
+    and a busy worker's pool would run dry (503 after the pool timeout). With a pool of one
+    connection, idempotent POSTs still succeed, one after another."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the pool settings apply to PostgreSQL")
+    settings = Settings(
+        database_url=database_url,
+        access_log=False,
+        log_level="WARNING",
+        webhooks_dispatcher="off",
+        rate_limit_per_second=0,
+        db_pool_size=1,
+        db_max_overflow=0,
+        db_pool_timeout=2,
+    )
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        org = await bootstrap(application)
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            api = Api(http, org.admin_key)
+            responses = await asyncio.gather(
+                *(
+                    api.post("/v1/skills", json={"code": f"s{n}", "label": "S"}, headers={"Idempotency-Key": f"k{n}"})
+                    for n in range(4)
+                )
+            )
+    assert [r.status_code for r in responses] == [201] * 4, [r.text for r in responses]
