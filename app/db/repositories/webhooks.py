@@ -256,20 +256,7 @@ class WebhookRepository:
         await self.session.execute(
             sa.insert(_delivery),
             [
-                {
-                    "id": uuid7(),
-                    "organization_id": organization_id,
-                    "endpoint_id": endpoint_id,
-                    "event_id": event_id,
-                    "event_seq": event_seq,
-                    "event_type": event_type,
-                    "deal_id": deal_id,
-                    "payload": None,
-                    "status": DeliveryStatus.pending.value,
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "created_at": now,
-                }
+                _pending_delivery(organization_id, endpoint_id, event_id, event_seq, event_type, deal_id, now)
                 for endpoint_id in endpoint_ids
             ],
         )
@@ -299,20 +286,7 @@ class WebhookRepository:
         """Deliveries of many events (id, seq, type, deal) to the endpoints that take their types,
         in one statement, in the events' transaction."""
         rows = [
-            {
-                "id": uuid7(),
-                "organization_id": organization_id,
-                "endpoint_id": endpoint_id,
-                "event_id": event_id,
-                "event_seq": event_seq,
-                "event_type": event_type,
-                "deal_id": deal_id,
-                "payload": None,
-                "status": DeliveryStatus.pending.value,
-                "attempts": 0,
-                "next_attempt_at": now,
-                "created_at": now,
-            }
+            _pending_delivery(organization_id, endpoint_id, event_id, event_seq, event_type, deal_id, now)
             for event_id, event_seq, event_type, deal_id in events
             for endpoint_id in sorted(endpoints.get(event_type, ()))
         ]
@@ -413,3 +387,29 @@ class WebhookRepository:
             return 0
         await self.session.execute(sa.delete(_delivery).where(_delivery.c.id.in_(ids)))  # attempts cascade
         return len(ids)
+
+
+def _pending_delivery(
+    organization_id: uuid.UUID,
+    endpoint_id: uuid.UUID,
+    event_id: uuid.UUID,
+    event_seq: int,
+    event_type: str,
+    deal_id: uuid.UUID | None,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """An outbox row: the delivery of one event to one endpoint, due at once."""
+    return {
+        "id": uuid7(),
+        "organization_id": organization_id,
+        "endpoint_id": endpoint_id,
+        "event_id": event_id,
+        "event_seq": event_seq,
+        "event_type": event_type,
+        "deal_id": deal_id,
+        "payload": None,
+        "status": DeliveryStatus.pending.value,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
