@@ -43,7 +43,7 @@ IF_NONE_MATCH = {
     "name": "If-None-Match",
     "in": "header",
     "required": False,
-    "schema": {"type": "string"},
+    "schema": {"type": "string", "maxLength": 1024},
     "description": 'The `ETag` you hold (`"3"`): 304 with no body while it is still current',
 }
 # Headers a 304 repeats from the 200 it stands for (RFC 9110, 15.4.5).
