@@ -12,14 +12,16 @@ from starlette.requests import HTTPConnection
 
 from app.db.uow import UnitOfWork
 from app.domain.members import Actor
-from app.http.conditional import parse_if_match
+from app.http.conditional import IfMatch, parse_if_match
 from app.http.cursors import MAX_CURSOR_LENGTH, Cursors
-from app.services.auth import AuthContext, Caller, authenticate
+from app.http.idempotency import IDEMPOTENT_CALLER, IDEMPOTENT_TRANSACTION
+from app.services.auth import AuthContext, Caller, authenticate, context_of
 from app.services.pagination import CallerPageRequest, PageRequest
 
 
 async def get_uow(request: Request) -> AsyncIterator[UnitOfWork]:
-    uow = UnitOfWork(request.app.state.sessionmaker)
+    # An idempotent POST runs in the transaction that holds its Idempotency-Key and its response.
+    uow = UnitOfWork(request.app.state.sessionmaker, within=request.scope.get(IDEMPOTENT_TRANSACTION))
     try:
         yield uow
     finally:
@@ -48,15 +50,17 @@ _bearer = ApiKeyBearer(
 CallerDep = Annotated[Caller, Depends(_bearer)]
 
 
-async def get_auth(caller: CallerDep) -> AuthContext:
-    return await authenticate(caller)
+async def get_auth(request: Request, caller: CallerDep) -> AuthContext:
+    # An idempotent POST's caller was read with its claim, on the connection it holds.
+    row = request.scope.get(IDEMPOTENT_CALLER)
+    return context_of(row) if row is not None else await authenticate(caller)
 
 
 AuthDep = Annotated[AuthContext, Depends(get_auth)]
 
 
-async def get_actor(caller: CallerDep) -> Actor:
-    return (await authenticate(caller)).actor
+async def get_actor(request: Request, caller: CallerDep) -> Actor:
+    return (await get_auth(request, caller)).actor
 
 
 ActorDep = Annotated[Actor, Depends(get_actor)]
@@ -104,6 +108,24 @@ async def get_if_match(
 
 
 IfMatchDep = Annotated[frozenset[int] | None, Depends(get_if_match)]
+
+
+async def get_required_if_match(
+    if_match: Annotated[
+        str | None,
+        Header(
+            alias="If-Match",
+            max_length=1024,
+            description='Required: the `ETag` you read (`"3"`), or `*` to replace whatever is there; '
+            "without it 428 precondition_required, a stale one 412 version_conflict",
+        ),
+    ] = None,
+) -> IfMatch:
+    # Absent is not refused here: the service refuses it after visibility and permission (404/403 first).
+    return IfMatch(given=if_match is not None, versions=parse_if_match(if_match))
+
+
+RequiredIfMatchDep = Annotated[IfMatch, Depends(get_required_if_match)]
 
 
 async def idempotency_key(

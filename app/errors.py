@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
+import typing
+from collections.abc import Collection
 from http import HTTPStatus
 from typing import Any
 
@@ -12,6 +13,7 @@ import sqlalchemy.exc as sa_exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -33,6 +35,7 @@ STATUS_BY_BASE: tuple[tuple[type[de.DomainError], int], ...] = (
     (de.Conflict, 409),
     (de.RuleViolation, 422),
     (de.PreconditionFailed, 412),
+    (de.PreconditionRequired, 428),
     (de.Unavailable, 503),
 )
 
@@ -49,6 +52,7 @@ HTTP_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "validation_error",
+    428: "precondition_required",
     429: "rate_limited",
     500: "internal_error",
     503: "service_unavailable",
@@ -131,10 +135,74 @@ def problem_fields(error: de.DomainError) -> dict[str, Any]:
     return fields
 
 
-def validation_problem_fields(errors: list[dict[str, Any]], detail: str) -> dict[str, Any]:
-    """A 422 validation_error's members for input that pydantic refused."""
+def validation_problem_fields(
+    errors: list[dict[str, Any]], detail: str, *, read_only: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """A 422 validation_error's members for input that pydantic refused (a record of a batch)."""
     items = [{"loc": _jsonable_loc(tuple(e["loc"])), "msg": e["msg"], "type": e["type"]} for e in errors]
-    return {"status": 422, "code": "validation_error", "detail": detail, "errors": items}
+    return {"status": 422, "code": "validation_error", "detail": detail, "errors": explain_read_only(items, read_only)}
+
+
+# --- read-only fields -----------------------------------------------------------
+# Request models refuse read-only fields (no mass assignment), but a client that sends back what
+# GET returned is told what to do with each, for every resource, here.
+
+# Read-only wherever they appear, whatever the operation answers.
+_ALWAYS_READ_ONLY = frozenset({"id", "version", "organization_id", "created_at", "updated_at"})
+_READ_ONLY_WHY = {
+    "version": "send it as `If-Match`",
+    "id": "the server assigns it",
+    "organization_id": "it is the API key's organisation",
+    "author_id": "the author is the caller",
+}
+
+
+def _models(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models a body annotation takes (``X``, ``X | None``)."""
+    candidates = typing.get_args(annotation) or (annotation,)
+    return [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+
+
+def read_only_fields(shown: Any, taken: Any) -> frozenset[str]:
+    """The fields an operation answers with (``shown``, a model) that its body (``taken``) does not
+    take: what a client sends back when it returns what it read."""
+    accepted = {name for model in _models(taken) for name in model.model_fields}
+    answered = {name for model in _models(shown) for name in model.model_fields}
+    return frozenset((answered | _ALWAYS_READ_ONLY) - accepted)
+
+
+def read_only_message(field: str, path_params: Collection[str] = ()) -> str:
+    """What to do instead of sending a read-only field."""
+    if field in path_params:
+        return f"`{field}` is read-only: it is in the path"
+    return f"`{field}` is read-only: {_READ_ONLY_WHY.get(field, 'the server sets it')}"
+
+
+def explain_read_only(
+    items: list[dict[str, Any]],
+    read_only: Collection[str],
+    path_params: Collection[str] = (),
+    *,
+    prefix: tuple[str, ...] = (),
+) -> list[dict[str, Any]]:
+    """Validation errors with each refused top-level read-only field (or path parameter) explained."""
+    depth = len(prefix) + 1
+    for item in items:
+        loc = item["loc"]
+        if item["type"] != "extra_forbidden" or len(loc) != depth or tuple(loc[:-1]) != prefix:
+            continue
+        field = loc[-1]
+        if isinstance(field, str) and (field in read_only or field in path_params):
+            item["msg"] = read_only_message(field, path_params)
+            item["type"] = "read_only"
+    return items
+
+
+def _route_read_only(request: Request) -> frozenset[str]:
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or route.body_field is None:
+        return frozenset()
+    return read_only_fields(route.response_model, route.body_field.field_info.annotation)
 
 
 def problem_for_domain_error(error: de.DomainError, instance: str, *, source: str = "body") -> JSONResponse:
@@ -152,15 +220,21 @@ def _jsonable_loc(loc: tuple[Any, ...]) -> list[str | int]:
     return [part if isinstance(part, int) else str(part) for part in loc]
 
 
-def _unparsed_non_json(body: Any) -> bool:
-    """FastAPI hands over raw bytes when it did not parse the body (no JSON content type)."""
-    if not isinstance(body, (bytes, bytearray)) or not body:
-        return False
-    try:
-        json.loads(body)
-    except ValueError:
-        return True
-    return False
+def _unparsed(body: Any) -> bool:
+    """FastAPI hands over raw bytes when it did not parse the body: its Content-Type was missing
+    or not JSON (application/json, or any application/*+json)."""
+    return isinstance(body, (bytes, bytearray)) and bool(body)
+
+
+def unsupported_media_type(request: Request) -> JSONResponse:
+    sent = (request.headers.get("content-type") or "")[:100]
+    what = f"`Content-Type: {sent}` is not accepted" if sent.strip() else "The body has no `Content-Type`"
+    return problem(
+        415,
+        "unsupported_media_type",
+        f"{what}: send the body as JSON with `Content-Type: application/json`.",
+        request.url.path,
+    )
 
 
 def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
@@ -211,7 +285,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
-        if any(err.get("type") == "json_invalid" for err in errors) or _unparsed_non_json(exc.body):
+        if any(err.get("type") == "json_invalid" for err in errors):
             return problem(400, "malformed_json", "The request body is not valid JSON.", request.url.path)
         if any(err.get("loc", ("",))[0] == "path" for err in errors):
             allowed = _allowed_methods(app, request)
@@ -225,6 +299,8 @@ def install_error_handlers(app: FastAPI) -> None:
                 )
             # A path id that is not a UUID names nothing that exists.
             return problem_for_domain_error(de.NotFound("No such resource."), request.url.path)
+        if _unparsed(exc.body):  # a body FastAPI did not parse: its media type is refused, whatever it holds
+            return unsupported_media_type(request)
         items = [
             {
                 "loc": _jsonable_loc(tuple(err.get("loc", ()))),
@@ -233,6 +309,8 @@ def install_error_handlers(app: FastAPI) -> None:
             }
             for err in errors
         ]
+        if any(item["type"] == "extra_forbidden" for item in items):
+            items = explain_read_only(items, _route_read_only(request), request.path_params, prefix=("body",))
         return problem(
             422,
             "validation_error",
@@ -290,7 +368,8 @@ _DESCRIPTIONS = {
     404: "No such resource, or not visible to the caller (`not_found`)",
     409: "Conflict with the resource's state",
     412: "Stale `If-Match` (`version_conflict`)",
-    422: "Invalid input (`validation_error`) or a broken rule",
+    422: "Invalid input (`validation_error`: a bad or unknown body field or query parameter) or a broken rule",
+    428: "No `If-Match`: send the `ETag` you read, or `*` (`precondition_required`)",
     503: "The database is unreachable (`database_unavailable`)",
 }
 

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 from starlette.routing import BaseRoute
 
 from app.db.engine import make_engine, make_sessionmaker
@@ -57,7 +58,14 @@ rules of good sales leadership: the seller owns the deal and its strategy.
 Authenticate with `Authorization: Bearer <api key>`. Errors are
 `application/problem+json` documents with a stable `code`. Lists are
 keyset-paginated with `limit` and `cursor`. Every POST accepts an
-`Idempotency-Key`; PATCH and PUT honour `If-Match`.
+`Idempotency-Key`; PATCH and PUT honour `If-Match` (the strategy's
+whole-document PUT requires it: 428 `precondition_required`); a GET of one
+object answers 304 to `If-None-Match` with its current `ETag`.
+
+Strict input: a query parameter an operation does not declare, an unknown body
+field or a read-only one (each named, with what to do instead) answers 422
+`validation_error`; a body needs `Content-Type: application/json` (415
+`unsupported_media_type`).
 
 Limits: a body over 1 MiB answers 413 `payload_too_large`; JSON nested deeper
 than 32 levels, or a list over 1,000 items, answers 422 `validation_error`;
@@ -163,7 +171,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if rate_limits is not None:
                 await rate_limits.close()
 
-    app = FastAPI(
+    # Swagger UI's script, stylesheet and favicon come from the installed fastapi-offline package
+    # (served under /static-offline-docs), not a CDN: /docs renders without internet access.
+    app = FastAPIOffline(
         title="Dealcoach API",
         version=API_VERSION,
         description=DESCRIPTION,
@@ -192,6 +202,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+_UNKNOWN_QUERY_PARAMETER = {
+    "description": "A query parameter this operation does not declare (`validation_error`)",
+    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+}
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -223,6 +239,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             operation.get("responses", {}).pop("422", None)  # the receiver's side: not ours to validate
     for path_item in schema.get("paths", {}).values():
         for operation in path_item.values():
+            # Every operation refuses query parameters it does not declare (app/http/routes.py).
+            operation["responses"].setdefault("422", _UNKNOWN_QUERY_PARAMETER)
             if "requestBody" in operation:
                 operation["responses"]["400"] = {
                     "description": "The body is not JSON (`malformed_json`)",
@@ -232,7 +250,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                     "description": "The body is over `DEALCOACH_MAX_BODY_BYTES`, 1 MiB by default (`payload_too_large`)",
                     "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
                 }
-                operation["responses"] = dict(sorted(operation["responses"].items()))
+                operation["responses"]["415"] = {
+                    "description": "A body without `Content-Type: application/json` (`unsupported_media_type`)",
+                    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                }
+            operation["responses"] = dict(sorted(operation["responses"].items()))
             for status, response in operation.get("responses", {}).items():
                 content = response.get("content", {})
                 if status >= "400" and "application/problem+json" in content:

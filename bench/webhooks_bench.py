@@ -109,7 +109,7 @@ async def main() -> None:
         "DEALCOACH_DATABASE_URL": url,
         "DEALCOACH_WEBHOOKS_ALLOW_PRIVATE": "true",
         "DEALCOACH_LOG_LEVEL": "WARNING",
-        "DEALCOACH_WEBHOOKS_MAX_IN_FLIGHT": "64",
+        "DEALCOACH_WEBHOOKS_MAX_IN_FLIGHT": os.environ.get("BENCH_MAX_IN_FLIGHT", "64"),
     }
     dealcoach = str(Path(sys.executable).parent / "dealcoach")
     logs = Path(tempfile.mkdtemp(prefix="dealcoach-webhooks-bench-"))
@@ -150,6 +150,8 @@ async def main() -> None:
         while len(receiver.arrivals) < expected and time.time() < deadline:
             await asyncio.sleep(0.05)
         finished = time.time()
+        dispatcher_cpu = sum(_cpu_seconds(proc.pid) for proc in procs)
+        receiver_cpu = time.process_time()  # this process: the receiver and the event writer
     finally:
         for proc in procs:
             proc.terminate()
@@ -181,11 +183,22 @@ async def main() -> None:
         p50 = statistics.median(latencies)
         p99 = latencies[int(len(latencies) * 0.99) - 1]
         print(f"event-to-delivery latency p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
+    print(
+        f"CPU per delivery: dispatchers {dispatcher_cpu / max(delivered, 1) * 1000:.2f} ms,"
+        f" receiver and writer {receiver_cpu / max(delivered, 1) * 1000:.2f} ms;"
+        f" load average at the end {os.getloadavg()[0]:.1f}"
+    )
     unrecorded = sum(
         line.count("could not be recorded") for path in logs.glob("*.log") for line in path.open(errors="replace")
     )
     print(f"attempts not recorded (sent again after their lease): {unrecorded}; dispatcher logs in {logs}")
     await engine.dispose()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":

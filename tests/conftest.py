@@ -20,7 +20,7 @@ from app.main import create_app
 from app.services.bootstrap import bootstrap_organization
 from app.settings import Settings
 from tests.helpers import Api, Org, Person
-from tests.pg import PG_URL, REQUIRE_POSTGRES, fresh_pg_database, pg_unreachable
+from tests.pg import PG_URL, REQUIRE_POSTGRES, ClonePool, fresh_pg_database, pg_unreachable
 from tests.redis_server import REDIS_URL, REQUIRE_REDIS, redis_unreachable
 
 BACKENDS = ["sqlite", "postgres"]
@@ -62,11 +62,23 @@ def pg_template() -> Iterator[str]:
         yield url.rpartition("/")[2]
 
 
+@pytest.fixture(scope="session")
+def pg_clones(pg_template: str) -> Iterator[ClonePool]:
+    pool = ClonePool(pg_template)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
 @pytest.fixture
-def pg_database(pg_template: str) -> Iterator[str]:
+def pg_database(pg_clones: ClonePool) -> Iterator[str]:
     """A fresh PostgreSQL database (its SQLAlchemy URL), cloned from the migrated template."""
-    with fresh_pg_database(template=pg_template) as url:
+    url = pg_clones.take()
+    try:
         yield url
+    finally:
+        pg_clones.give_back(url)
 
 
 @pytest.fixture(params=BACKENDS)

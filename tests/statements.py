@@ -5,6 +5,7 @@ nothing on PostgreSQL."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,8 +26,11 @@ class Statement:
 def record_statements(app: Any, monkeypatch: pytest.MonkeyPatch) -> list[Statement]:
     """Every statement ``app`` sends from now on, in order. SQLAlchemy's own statements on
     asyncpg are seen once, by the engine event (it sends them through prepared statements).
-    The listener lives as long as the app's engine, which each test makes afresh."""
+    The listener lives as long as the app's engine, which each test makes afresh. Only the
+    calling thread's driver calls count: the test databases are recycled by another thread
+    (tests/pg.py) with asyncpg too."""
     seen: list[Statement] = []
+    test_thread = threading.get_ident()
 
     @sa.event.listens_for(app.state.engine.sync_engine, "before_cursor_execute")
     def _record(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
@@ -37,7 +41,8 @@ def record_statements(app: Any, monkeypatch: pytest.MonkeyPatch) -> list[Stateme
 
         def recorder(method: Any = method) -> Any:
             async def recorded(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
-                seen.append(Statement(query, args, "asyncpg"))
+                if threading.get_ident() == test_thread:
+                    seen.append(Statement(query, args, "asyncpg"))
                 return await method(self, query, *args, **kwargs)
 
             return recorded

@@ -79,6 +79,22 @@ def test_spec_declares_bearer_auth_and_problem_schema() -> None:
     json.dumps(spec)  # serialisable
 
 
+def test_the_strictness_and_caching_statuses_are_declared() -> None:
+    spec = generate()
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            where, responses = f"{method.upper()} {path}", op["responses"]
+            names = {p["name"] for p in op.get("parameters", [])}
+            assert "422" in responses, f"{where}: unknown query parameters answer 422"
+            assert ("415" in responses) is ("requestBody" in op), where
+            etag = "ETag" in responses.get("200", {}).get("headers", {})
+            assert ("304" in responses) is ("If-None-Match" in names) is (method == "get" and etag), where
+    put_strategy = spec["paths"]["/v1/deals/{deal_id}/strategy"]["put"]
+    assert (
+        "428" in put_strategy["responses"] and "428" not in spec["paths"]["/v1/deals/{deal_id}"]["patch"]["responses"]
+    )
+
+
 # --- links (app/openapi.py) --------------------------------------------------------------------
 
 

@@ -19,10 +19,34 @@ def test_readme_names_the_two_commands() -> None:
     assert "make run" in text and "make test" in text
 
 
-def test_walkthrough_runs_as_written(tmp_path: Path) -> None:
+def _walkthrough() -> str:
+    section = (ROOT / "README.md").read_text().split("## Walkthrough", 1)[1]
+    return re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+
+
+def test_readme_says_how_to_serve_on_another_port() -> None:
     text = (ROOT / "README.md").read_text()
-    section = text.split("## Walkthrough", 1)[1]
-    script = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    assert "make run PORT=" in text and re.search(r"^PORT\s*\?=", (ROOT / "Makefile").read_text(), re.M)
+
+
+def test_walkthrough_says_so_when_no_server_answers(tmp_path: Path) -> None:
+    base = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    env = {**os.environ, "BASE": base, "DEALCOACH_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'walk.db'}"}
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", _walkthrough()],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0 and done.stdout == ""
+    assert f"No Dealcoach answers at {base}: start it with 'make run'" in done.stderr
+    assert not (tmp_path / "walk.db").exists()  # it stopped before bootstrapping anything
+
+
+def test_walkthrough_runs_as_written(tmp_path: Path) -> None:
+    script = _walkthrough()
     if shutil.which("curl") is None:
         raise AssertionError("curl is needed for the README walkthrough")
     # The walkthrough calls .venv/bin/dealcoach from the repository root; point it at this venv.

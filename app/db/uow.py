@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from app.db.repositories.analytics import AnalyticsRepository
 from app.db.repositories.api_keys import ApiKeyRepository
@@ -34,8 +34,17 @@ Row = TypeVar("Row")
 
 
 class UnitOfWork:
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-        self.session: AsyncSession = sessionmaker()
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], *, within: AsyncConnection | None = None
+    ) -> None:
+        """``within``: a connection whose transaction is already open (an idempotent POST's, see
+        app/middleware/idempotency.py). The unit of work then runs in a savepoint of it: its commit
+        releases the savepoint and its rollback undoes only its own writes; the transaction's owner
+        commits the whole."""
+        if within is None:
+            self.session: AsyncSession = sessionmaker()
+        else:
+            self.session = sessionmaker(bind=within, join_transaction_mode="create_savepoint")
         self._committed = False
         session = self.session
         self.analytics = AnalyticsRepository(session)
@@ -82,10 +91,6 @@ class UnitOfWork:
     async def get(self, model: type[Row], id: Any) -> Row | None:
         """A row by primary key (from this unit of work's identity map when already loaded)."""
         return await self.session.get(model, id)
-
-    def savepoint(self) -> AsyncSessionTransaction:
-        """A nested transaction: leaving it with an error rolls back only what it wrote."""
-        return self.session.begin_nested()
 
     async def commit(self) -> None:
         await self.session.commit()

@@ -16,7 +16,9 @@ from app.domain.errors import (
     CallLeadMustBeOwner,
     CallNotHeld,
     DealClosed,
+    FieldProblem,
     Forbidden,
+    HeldInFuture,
     InvalidAssignee,
     ManagerRoleNotAgreed,
     NotAnObserver,
@@ -158,6 +160,21 @@ def ensure_call_update(
         raise CallAlreadyHeld()
     if is_closed(deal.stage) and (changes_attendees or changes_plan):
         raise DealClosed("The deal is closed: its calls are no longer re-planned.")
+
+
+# Clocks disagree a little: a held_at up to this far ahead of ours is taken as "just now".
+HELD_AT_CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
+def ensure_held_in_past(held_at: dt.datetime, now: dt.datetime) -> None:
+    """A call is recorded as held once it took place: holding it fixes its attendees for good, so a
+    held_at in the future (beyond a few minutes of clock skew) is refused."""
+    if held_at > now + HELD_AT_CLOCK_SKEW:
+        msg = "held_at is in the future; record the call once it was held (5 minutes of clock skew are allowed)"
+        raise HeldInFuture(
+            f"held_at {held_at.isoformat()} is later than now ({now.isoformat()}) plus 5 minutes of clock skew.",
+            fields=[FieldProblem(("held_at",), msg, "held_in_future")],
+        )
 
 
 def ensure_call_held(call: CallLike) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Protocol
 
-from app.domain.errors import UnknownSkill
+from app.domain.errors import UnknownLossReason, UnknownSkill
 
 DEFAULT_SKILLS: tuple[tuple[str, str], ...] = (
     ("prospecting", "Prospecting"),
@@ -38,3 +39,14 @@ def ensure_known_skills(codes: Iterable[str], known: Iterable[str]) -> None:
     unknown = sorted(set(codes) - set(known))
     if unknown:
         raise UnknownSkill(f"Unknown skill codes: {', '.join(unknown)}.", unknown=unknown)
+
+
+class CatalogEntry(Protocol):
+    @property
+    def active(self) -> bool: ...
+
+
+def ensure_active_loss_reason(reason: CatalogEntry | None, code: str) -> None:
+    """A loss names an active reason of the organisation's catalog."""
+    if reason is None or not reason.active:
+        raise UnknownLossReason(f"{code!r} is not an active loss reason of the organisation.")

@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to append: its type, what it is about, and its data (JSON-ready)."""
+
+    type: str
+    subject_type: str
+    subject_id: uuid.UUID
+    data: dict[str, Any]
+    deal_id: uuid.UUID | None = None
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:

@@ -97,6 +97,13 @@ class Access:
         return cls(is_owner=deal.owner_id == actor.member_id, in_owner_line=actor.member_id in set(owner_chain))
 
 
+def sees_deal(actor: Actor, *, is_owner: bool, assigned: bool, owner_in_line: bool) -> bool:
+    """A seller sees the deals they own or are actively assigned to, a manager also their line's
+    (transitively); head of sales, admins and integrations the whole organisation. (The same rule
+    as a query condition: app/db/repositories/deals.py, ``visibility``.)"""
+    return actor.sees_whole_org or is_owner or assigned or (actor.role == MemberRole.manager and owner_in_line)
+
+
 def ensure_owner_is_seller(owner: HasRole | None) -> None:
     """Only an active seller can own a deal: never a manager, head of sales, admin or machine."""
     if owner is None or owner.role != MemberRole.seller or not owner.active:

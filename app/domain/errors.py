@@ -62,6 +62,11 @@ class PreconditionFailed(DomainError):
     title = "Precondition failed"
 
 
+class PreconditionRequired(DomainError):
+    code = "precondition_required"
+    title = "This write needs If-Match"
+
+
 class Unavailable(DomainError):
     code = "unavailable"
     title = "Service unavailable"
@@ -222,6 +227,11 @@ class ManagerRoleNotAgreed(RuleViolation):
 class CallAlreadyHeld(Conflict):
     code = "call_already_held"
     title = "The call was held; its attendees can no longer change"
+
+
+class HeldInFuture(RuleViolation):
+    code = "held_in_future"
+    title = "A call is recorded as held once it has taken place"
 
 
 class CallNotHeld(Conflict):

@@ -12,6 +12,12 @@ from app.domain.errors import IdempotencyInProgress, IdempotencyKeyReused
 
 MAX_KEY_LENGTH = 255
 
+# The ASGI scope key under which an idempotent POST's open database connection reaches the
+# request's unit of work (app/deps.py), so the write, the key and its response commit together.
+IDEMPOTENT_TRANSACTION = "dealcoach.idempotent_transaction"
+# ... and the caller's member row, read with the claim, which authenticates the request.
+IDEMPOTENT_CALLER = "dealcoach.idempotent_caller"
+
 
 class StoredRequest(Protocol):
     fingerprint: str

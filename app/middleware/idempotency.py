@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.db.repositories import auth as auth_repo
 from app.db.repositories import idempotency as repo
 from app.db.types import utcnow
 from app.domain.api_keys import hash_key, looks_like_key
-from app.domain.errors import DomainError, IdempotencyInProgress
-from app.errors import problem, problem_for_domain_error
-from app.http.idempotency import MAX_KEY_LENGTH, Decision, decide, fingerprint
+from app.domain.errors import DatabaseUnavailable, DomainError, IdempotencyInProgress
+from app.errors import is_database_unavailable, problem, problem_for_domain_error
+from app.http.idempotency import (
+    IDEMPOTENT_CALLER,
+    IDEMPOTENT_TRANSACTION,
+    MAX_KEY_LENGTH,
+    Decision,
+    decide,
+    fingerprint,
+)
+
+log = logging.getLogger("dealcoach")
 
 # Headers that belong to one delivery of a response, not to the response itself.
 _NOT_REPLAYED = {b"x-request-id", b"date", b"server"}
@@ -59,100 +68,118 @@ class IdempotencyMiddleware:
         if token is None:  # the app answers 401 itself
             await self.app(scope, replay_receive, send)
             return
-
-        sessionmaker: async_sessionmaker[AsyncSession] = scope["app"].state.sessionmaker
         request_fp = fingerprint("POST", scope["path"], scope.get("query_string", b"").decode("latin-1"), body)
-        now = utcnow()
-        async with sessionmaker() as session, session.begin():
-            member_id = await auth_repo.find_member_id_by_key(session, hash_key(token))
-            if member_id is None:
-                claimed = None
-            else:
-                claimed = await repo.claim(
-                    session, member_id=member_id, key=key, fingerprint=request_fp, now=now, expires_at=now + self.ttl
-                )
-        if member_id is None:
-            await self.app(scope, replay_receive, send)
-            return
-        if not claimed:
+        sessionmaker: async_sessionmaker[AsyncSession] = scope["app"].state.sessionmaker
+        async with sessionmaker() as session:
+            caller: Any = None
             try:
-                stored = await self._existing(sessionmaker, member_id, key, request_fp, now)
-            except DomainError as error:
-                await problem_for_domain_error(error, scope["path"])(scope, receive, send)
-                return
-            if stored is not None:
-                await _replay(stored, send)
-                return
-        await self._run_and_store(sessionmaker, member_id, key, scope, replay_receive, send)
+                caller, early = await self._claim(session, token, key, request_fp, scope["path"])
+            except Exception as exc:
+                await session.rollback()
+                if not is_database_unavailable(exc):
+                    raise
+                log.warning("database unavailable: %s", type(exc).__name__)
+                early = problem_for_domain_error(DatabaseUnavailable(), scope["path"])
+            if early is _UNAUTHENTICATED:
+                await self.app(scope, replay_receive, send)
+            elif early is not None:
+                await early(scope, receive, send)
+            else:
+                await self._run_in_transaction(session, caller, key, scope, replay_receive, send)
 
-    async def _existing(
-        self,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        member_id: Any,
-        key: str,
-        request_fp: str,
-        now: dt.datetime,
-    ) -> Any | None:
-        """The stored response to replay, or None when this request takes over an abandoned one."""
-        async with sessionmaker() as session, session.begin():
-            stored = await repo.find(session, member_id, key)
-            if stored is None:  # expired and purged between our claim and now: treat as in flight
-                return None
-            decision = decide(stored, request_fp, now=now, lock_seconds=self.lock_seconds)
-            if decision is Decision.replay:
-                return stored
-            stale_before = now - dt.timedelta(seconds=self.lock_seconds)
-            if not await repo.take_over(session, member_id=member_id, key=key, stale_before=stale_before, now=now):
-                raise IdempotencyInProgress()
-            return None
-
-    async def _run_and_store(
-        self,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        member_id: Any,
-        key: str,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-    ) -> None:
-        status: int | None = None
-        response_headers: list[list[str]] = []
-        chunks: list[bytes] = []
-
-        async def capture(message: Message) -> None:
-            nonlocal status, response_headers
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                response_headers = [
-                    [k.decode("latin-1"), v.decode("latin-1")]
-                    for k, v in message.get("headers", [])
-                    if k.lower() not in _NOT_REPLAYED
-                ]
-            elif message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-            await send(message)
-
+    async def _claim(self, session: AsyncSession, token: str, key: str, request_fp: str, path: str) -> tuple[Any, Any]:
+        """Open the request's transaction and claim (member, key) in it: the caller's member row,
+        and None when the request is to run, or else what to answer instead (a replay, 409,
+        422), or _UNAUTHENTICATED for a key that names no active member."""
+        now = utcnow()
+        caller, turn = await repo.actor_and_turn(session, hash_key(token), key)
+        if caller is None:
+            await session.rollback()
+            return None, _UNAUTHENTICATED
+        member_id = caller.id
         try:
-            await self.app(scope, receive, capture)
-        except BaseException:
-            await self._release(sessionmaker, member_id, key)
-            raise
-        async with sessionmaker() as session, session.begin():
-            if status is not None and status < 500:
+            if not turn:
+                raise IdempotencyInProgress()
+            if await repo.claim(
+                session, member_id=member_id, key=key, fingerprint=request_fp, now=now, expires_at=now + self.ttl
+            ):
+                return caller, None
+            stored = await repo.find(session, member_id, key)
+            if stored is None:  # expired and purged by another request between our claim and now
+                raise IdempotencyInProgress()
+            decision = decide(stored, request_fp, now=now, lock_seconds=self.lock_seconds)
+            if decision is Decision.take_over:
+                stale_before = now - dt.timedelta(seconds=self.lock_seconds)
+                if await repo.take_over(session, member_id=member_id, key=key, stale_before=stale_before, now=now):
+                    return caller, None
+                raise IdempotencyInProgress()
+        except DomainError as error:
+            await session.rollback()
+            return caller, problem_for_domain_error(error, path)
+        await session.rollback()
+        return caller, _Replay(stored)
+
+    async def _run_in_transaction(
+        self, session: AsyncSession, caller: Any, key: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """Run the request in the claim's transaction and commit its writes with its response.
+
+        The response is held back until the commit: a client never reads an answer whose writes
+        or stored replay could still be lost. A 5xx (or an exception) rolls everything back, the
+        claim included, so a retry runs the request again."""
+        messages: list[Message] = []
+
+        async def hold(message: Message) -> None:
+            messages.append(message)
+
+        scope[IDEMPOTENT_TRANSACTION] = await session.connection()
+        scope[IDEMPOTENT_CALLER] = caller
+        try:
+            await self.app(scope, receive, hold)
+        finally:
+            del scope[IDEMPOTENT_TRANSACTION], scope[IDEMPOTENT_CALLER]
+        start = next((m for m in messages if m["type"] == "http.response.start"), None)
+        status = start["status"] if start is not None else 500
+        if status >= 500:  # not an answer: let a retry run again
+            await session.rollback()
+        else:
+            assert start is not None
+            try:
                 await repo.complete(
                     session,
-                    member_id=member_id,
+                    member_id=caller.id,
                     key=key,
                     status=status,
-                    headers=response_headers,
-                    body=b"".join(chunks),
+                    headers=[
+                        [k.decode("latin-1"), v.decode("latin-1")]
+                        for k, v in start.get("headers", [])
+                        if k.lower() not in _NOT_REPLAYED
+                    ],
+                    body=b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body"),
                 )
-            else:  # a server-side failure is not an answer: let a retry run again
-                await repo.release(session, member_id=member_id, key=key)
+                await session.commit()
+            except Exception as exc:
+                await session.rollback()
+                if not is_database_unavailable(exc):
+                    raise
+                log.warning("database unavailable: %s", type(exc).__name__)
+                await problem_for_domain_error(DatabaseUnavailable(), scope["path"])(scope, receive, send)
+                return
+        for message in messages:
+            await send(message)
 
-    async def _release(self, sessionmaker: async_sessionmaker[AsyncSession], member_id: Any, key: str) -> None:
-        async with sessionmaker() as session, session.begin():
-            await repo.release(session, member_id=member_id, key=key)
+
+class _Replay:
+    """The stored response of the first request with this key, sent again."""
+
+    def __init__(self, stored: Any) -> None:
+        self.stored = stored
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await _replay(self.stored, send)
+
+
+_UNAUTHENTICATED = object()
 
 
 def _bearer(header: bytes | None) -> str | None:

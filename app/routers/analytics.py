@@ -7,11 +7,12 @@ from fastapi import APIRouter, Query
 from app.deps import ActorDep, UowDep
 from app.domain.reviews import LossGroupBy
 from app.errors import problem_responses
+from app.http.routes import ApiRoute
 from app.schemas.analytics import ClosedLostAnalytics
 from app.schemas.common import IsoDate
 from app.services import analytics as service
 
-router = APIRouter(prefix="/v1", tags=["analytics"])
+router = APIRouter(prefix="/v1", tags=["analytics"], route_class=ApiRoute)
 
 # --- closed-lost analytics -------------------------------------------------------
 

@@ -7,10 +7,11 @@ from fastapi import APIRouter, Response, status
 from app.deps import ActorDep, IdempotencyDeps, PageDep, UowDep
 from app.errors import problem_responses
 from app.http.responses import LOCATION_HEADER, NO_STORE_HEADER, set_location, set_no_store
+from app.http.routes import ApiRoute
 from app.schemas.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyPage, ApiKeyPublic
 from app.services import api_keys as service
 
-router = APIRouter(prefix="/v1", tags=["api-keys"])
+router = APIRouter(prefix="/v1", tags=["api-keys"], route_class=ApiRoute)
 
 
 @router.post(

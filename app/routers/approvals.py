@@ -9,6 +9,7 @@ from app.deps import ActorDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
 from app.domain.approvals import ApprovalStatus
 from app.errors import problem_responses
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
+from app.http.routes import ApiRoute
 from app.schemas.approvals import (
     ApprovalCreate,
     ApprovalDecision,
@@ -19,7 +20,7 @@ from app.schemas.approvals import (
 )
 from app.services import approvals as service
 
-router = APIRouter(prefix="/v1", tags=["approvals"])
+router = APIRouter(prefix="/v1", tags=["approvals"], route_class=ApiRoute)
 _DECISION = {"responses": problem_responses(403, 404, 409, 422), "dependencies": IdempotencyDeps}
 
 _UPDATE_DESCRIPTION = """\

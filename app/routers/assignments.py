@@ -1,17 +1,19 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from app.deps import ActorDep, IdempotencyDeps, PageDep, UowDep
 from app.domain.assignments import AssignmentStatus
 from app.errors import problem_responses
 from app.http.responses import LOCATION_HEADER, set_location
+from app.http.routes import ApiRoute
 from app.schemas.assignments import AssignmentCreate, AssignmentPage, AssignmentPublic
 from app.services import assignments as service
 
-router = APIRouter(prefix="/v1", tags=["assignments"])
+router = APIRouter(prefix="/v1", tags=["assignments"], route_class=ApiRoute)
 _ACTION = {"responses": problem_responses(403, 404, 409), "dependencies": IdempotencyDeps}
 
 
@@ -45,10 +47,14 @@ async def list_deal_assignments(
 
 @router.get("/assignments", response_model=AssignmentPage, responses=problem_responses(422))
 async def list_my_assignments(
-    actor: ActorDep, uow: UowDep, page: PageDep, status: AssignmentStatus | None = None
+    actor: ActorDep,
+    uow: UowDep,
+    page: PageDep,
+    status: AssignmentStatus | None = None,
+    deal_id: Annotated[uuid.UUID | None, Query(description="Only the caller's roles on this deal")] = None,
 ) -> AssignmentPage:
     """The caller's own roles on deals, including requests awaiting their answer."""
-    result = await service.list_my_assignments(uow, actor, page, status)
+    result = await service.list_my_assignments(uow, actor, page, status, deal_id)
     return AssignmentPage(
         items=[AssignmentPublic.model_validate(a) for a in result.items], next_cursor=result.next_cursor
     )

@@ -8,6 +8,7 @@ from app.deps import ActorDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
 from app.domain.calls import ObservationStatus
 from app.errors import problem_responses
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
+from app.http.routes import ApiRoute
 from app.schemas.calls import (
     AttendeePublic,
     CallCreate,
@@ -25,8 +26,8 @@ from app.schemas.calls import (
 )
 from app.services import calls as service
 
-calls = APIRouter(prefix="/v1", tags=["calls"])
-observations = APIRouter(prefix="/v1", tags=["observations"])
+calls = APIRouter(prefix="/v1", tags=["calls"], route_class=ApiRoute)
+observations = APIRouter(prefix="/v1", tags=["observations"], route_class=ApiRoute)
 _CREATED = {201: {"headers": {**LOCATION_HEADER, **ETAG_HEADER}}}
 _CURRENT = {200: {"headers": ETAG_HEADER}}
 

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Path, Response, status
 from app.deps import ActorDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
 from app.errors import problem_responses
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
+from app.http.routes import ApiRoute
 from app.schemas.catalogs import (
     LossReasonCreate,
     LossReasonPage,
@@ -20,7 +21,7 @@ from app.schemas.catalogs import (
 from app.services import catalogs as service
 from app.services.catalogs import Catalog
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=ApiRoute)
 
 CodePath = Annotated[str, Path(max_length=64, pattern=r"^[a-z][a-z0-9_]*$", description="The entry's code")]
 _CREATED = {201: {"headers": LOCATION_HEADER}, **problem_responses(403, 409, 422)}

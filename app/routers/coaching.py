@@ -7,11 +7,12 @@ from fastapi import APIRouter, Query
 
 from app.deps import ActorDep, UowDep
 from app.errors import problem_responses
+from app.http.routes import ApiRoute
 from app.schemas.coaching import CoachingAnalytics, ManagerCoaching
 from app.schemas.common import IsoDate
 from app.services import coaching as service
 
-router = APIRouter(prefix="/v1", tags=["analytics"])
+router = APIRouter(prefix="/v1", tags=["analytics"], route_class=ApiRoute)
 
 
 @router.get("/analytics/coaching", response_model=CoachingAnalytics, responses=problem_responses(403, 422))

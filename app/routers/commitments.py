@@ -8,10 +8,11 @@ from app.deps import ActorDep, IdempotencyDeps, PageDep, UowDep
 from app.domain.development import CommitmentStatus
 from app.errors import problem_responses
 from app.http.responses import ETAG_HEADER, set_etag
+from app.http.routes import ApiRoute
 from app.schemas.development import CommitmentClose, CommitmentPage, CommitmentPublic
 from app.services import commitments as service
 
-router = APIRouter(prefix="/v1", tags=["commitments"])
+router = APIRouter(prefix="/v1", tags=["commitments"], route_class=ApiRoute)
 _CURRENT = {200: {"headers": ETAG_HEADER}}
 
 

@@ -9,9 +9,10 @@ from pydantic import TypeAdapter, ValidationError
 from app.deps import ActorDep, CallerDep, CallerPageDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
 from app.domain.deals import DealStatus, Loss, Stage, status_of
 from app.domain.money import Money
-from app.errors import problem_fields, problem_responses, validation_problem_fields
+from app.errors import problem_fields, problem_responses, read_only_fields, validation_problem_fields
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, plain_json_response, set_etag, set_location
-from app.schemas.common import IsoDate, SafeText, UtcDatetime
+from app.http.routes import ApiRoute
+from app.schemas.common import JSON_INSPECTED, IsoDate, SafeText, UtcDatetime
 from app.schemas.deals import (
     DealBatch,
     DealBatchRecord,
@@ -27,11 +28,12 @@ from app.schemas.deals import (
     Source,
 )
 from app.schemas.events import EventPage, EventPublic
+from app.services import deal_batch
 from app.services import deal_reads as reads
 from app.services import deals as service
 from app.services import events as events_service
 
-router = APIRouter(prefix="/v1", tags=["deals"])
+router = APIRouter(prefix="/v1", tags=["deals"], route_class=ApiRoute)
 
 
 def render(view: service.DealView | reads.DealRow) -> DealPublic:
@@ -118,14 +120,14 @@ async def list_deals(
 async def batch_upsert_deals(body: DealBatch, actor: ActorDep, uow: UowDep) -> DealBatchResults:
     """Upsert up to 500 deals by external reference; one result per record, in order.
 
-    Each record is validated on its own and applied in its own savepoint inside one
-    transaction: a bad record is reported with a problem and never spoils the others.
+    The records are applied in order, in one transaction, each as its own upsert by external
+    reference would be: a bad record is reported with a problem and never spoils the others.
     """
     results: dict[int, DealBatchResult] = {}
     valid: list[tuple[int, DealBatchRecord]] = []
     for index, raw in enumerate(body.records):
         try:
-            valid.append((index, _RECORD.validate_python(raw)))
+            valid.append((index, _RECORD.validate_python(raw, context=_INSPECTED)))
         except ValidationError as exc:
             source, external_id = raw.get("source"), raw.get("external_id")
             results[index] = DealBatchResult(
@@ -134,9 +136,9 @@ async def batch_upsert_deals(body: DealBatch, actor: ActorDep, uow: UowDep) -> D
                 external_id=external_id if isinstance(external_id, str) else None,
                 outcome="error",
                 deal_id=None,
-                problem=validation_problem_fields(exc.errors(), "The record is invalid."),
+                problem=validation_problem_fields(exc.errors(), "The record is invalid.", read_only=_RECORD_READ_ONLY),
             )
-    for o in await service.batch_upsert(uow, actor, valid):
+    for o in await deal_batch.batch_upsert(uow, actor, valid):
         problem = None if o.error is None else problem_fields(o.error)
         results[o.index] = DealBatchResult(
             index=o.index,
@@ -150,6 +152,8 @@ async def batch_upsert_deals(body: DealBatch, actor: ActorDep, uow: UowDep) -> D
 
 
 _RECORD = TypeAdapter(DealBatchRecord)
+_RECORD_READ_ONLY = read_only_fields(DealPublic, DealBatchRecord)
+_INSPECTED = {JSON_INSPECTED: True}  # the body, records included, was inspected whole (DealBatch)
 
 
 @router.put(

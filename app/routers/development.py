@@ -9,12 +9,13 @@ from app.deps import ActorDep, UowDep
 from app.domain.development import TREND_RULE
 from app.errors import problem_responses
 from app.http.responses import json_response
+from app.http.routes import ApiRoute
 from app.routers.commitments import render_commitment
 from app.schemas.common import IsoDate
 from app.schemas.development import CallBrief, DevelopmentProfile, FocusSkill, LastObservation, TeamSkills
 from app.services import development as service
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=ApiRoute)
 
 _WINDOW = "The window is whole UTC days, `from` to `to` inclusive; by default the 90 days ending today, at most 366 "
 _WINDOW += "(`from` after `to`, or a longer window: 422 `validation_error`)."

@@ -8,10 +8,11 @@ from pydantic import StringConstraints
 
 from app.deps import ActorDep, PageDep, UowDep
 from app.errors import problem_responses
+from app.http.routes import ApiRoute
 from app.schemas.events import EventPage, EventPublic
 from app.services import events as service
 
-router = APIRouter(prefix="/v1", tags=["events"])
+router = APIRouter(prefix="/v1", tags=["events"], route_class=ApiRoute)
 
 
 @router.get("/events", response_model=EventPage, responses=problem_responses(422))

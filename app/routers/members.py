@@ -9,11 +9,12 @@ from app.deps import ActorDep, CallerDep, IdempotencyDeps, IfMatchDep, PageDep, 
 from app.domain.members import MemberRole
 from app.errors import problem_responses
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, json_response, plain_json_response, set_etag, set_location
+from app.http.routes import ApiRoute
 from app.schemas.members import MemberCreate, MemberPage, MemberPublic, MemberUpdate, MePublic
 from app.services import auth as auth_service
 from app.services import members as service
 
-router = APIRouter(prefix="/v1", tags=["members"])
+router = APIRouter(prefix="/v1", tags=["members"], route_class=ApiRoute)
 
 
 @router.get("/me", response_model=MePublic, responses=problem_responses())

@@ -5,9 +5,10 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
 from app.errors import problem_responses
+from app.http.routes import ApiRoute
 from app.observability import render_metrics
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=ApiRoute)
 
 
 class Health(BaseModel):

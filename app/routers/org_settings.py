@@ -5,10 +5,11 @@ from fastapi import APIRouter, Response
 from app.deps import ActorDep, IfMatchDep, UowDep
 from app.errors import problem_responses
 from app.http.responses import ETAG_HEADER, set_etag
+from app.http.routes import ApiRoute
 from app.schemas.org_settings import SettingsPublic, SettingsUpdate
 from app.services import org_settings as service
 
-router = APIRouter(prefix="/v1", tags=["settings"])
+router = APIRouter(prefix="/v1", tags=["settings"], route_class=ApiRoute)
 
 
 @router.get(

@@ -10,6 +10,7 @@ from app.domain.development import FeedbackKind
 from app.domain.reviews import ReviewStatus
 from app.errors import problem_responses
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
+from app.http.routes import ApiRoute
 from app.schemas.common import IsoDate
 from app.schemas.development import FeedbackItem, FeedbackPage
 from app.schemas.reviews import (
@@ -25,7 +26,7 @@ from app.schemas.reviews import (
 from app.services import development
 from app.services import reviews as service
 
-router = APIRouter(prefix="/v1", tags=["closed-lost-reviews"])
+router = APIRouter(prefix="/v1", tags=["closed-lost-reviews"], route_class=ApiRoute)
 _REVIEWS = "/closed-lost-reviews"
 
 
@@ -65,6 +66,7 @@ def list_filters(
     status: ReviewStatus | None = None,
     reviewer_id: uuid.UUID | None = None,
     owner_id: uuid.UUID | None = None,
+    deal_id: Annotated[uuid.UUID | None, Query(description="The review of this lost deal")] = None,
     week: Annotated[IsoWeek | None, Query(description="ISO week of the loss, e.g. 2026-W47")] = None,
     closed_from: Annotated[IsoDate | None, Query(description="Lost on or after this day (UTC)")] = None,
     closed_to: Annotated[IsoDate | None, Query(description="Lost on or before this day (UTC)")] = None,
@@ -73,6 +75,7 @@ def list_filters(
         status=status,
         reviewer_id=reviewer_id,
         owner_id=owner_id,
+        deal_id=deal_id,
         week=week,
         closed_from=closed_from,
         closed_to=closed_to,
@@ -91,7 +94,11 @@ async def list_reviews(
 # Declared before /{review_id}, which would otherwise take "weekly" for an id.
 @router.get(_REVIEWS + "/weekly", response_model=WeeklyReviews, responses=problem_responses(403, 422))
 async def get_weekly_reviews(
-    actor: ActorDep, uow: UowDep, week: Annotated[IsoWeek, Query(description="ISO week, e.g. 2026-W47")]
+    actor: ActorDep,
+    uow: UowDep,
+    week: Annotated[
+        IsoWeek | None, Query(description="ISO week, e.g. 2026-W47; the current week (UTC) when absent")
+    ] = None,
 ) -> WeeklyReviews:
     """A week's losses grouped by reviewer: a manager's own group, every group for leadership."""
     return WeeklyReviews.model_validate(await service.get_weekly_reviews(uow, actor, week))

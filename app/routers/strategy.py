@@ -4,10 +4,11 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
-from app.deps import ActorDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
+from app.deps import ActorDep, IdempotencyDeps, PageDep, RequiredIfMatchDep, UowDep
 from app.domain.strategy import SuggestionStatus
 from app.errors import problem_responses
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
+from app.http.routes import ApiRoute
 from app.schemas.strategy import (
     StrategyPublic,
     StrategyUpdate,
@@ -20,7 +21,7 @@ from app.schemas.strategy import (
 )
 from app.services import strategy as service
 
-router = APIRouter(prefix="/v1", tags=["strategy"])
+router = APIRouter(prefix="/v1", tags=["strategy"], route_class=ApiRoute)
 _SUGGESTIONS = "/deals/{deal_id}/strategy/suggestions"
 _DECISION = {"responses": problem_responses(403, 404, 409), "dependencies": IdempotencyDeps}
 
@@ -58,14 +59,20 @@ async def get_strategy(deal_id: uuid.UUID, actor: ActorDep, uow: UowDep, respons
     response_model=StrategyPublic,
     responses={
         200: {"description": "The new version, or the current one when nothing changed", "headers": ETAG_HEADER},
-        **problem_responses(403, 404, 409, 412, 422),
+        **problem_responses(403, 404, 409, 412, 422, 428),
     },
 )
 async def put_strategy(
-    deal_id: uuid.UUID, body: StrategyUpdate, actor: ActorDep, uow: UowDep, if_match: IfMatchDep, response: Response
+    deal_id: uuid.UUID,
+    body: StrategyUpdate,
+    actor: ActorDep,
+    uow: UowDep,
+    if_match: RequiredIfMatchDep,
+    response: Response,
 ) -> StrategyPublic:
-    """Replace the whole strategy (the deal's owner only); next steps assigned to others ask them for help."""
-    view = await service.put_strategy(uow, actor, deal_id, body, if_match)
+    """Replace the whole strategy (the deal's owner only), naming the version replaced in `If-Match`
+    (428 without it); next steps assigned to others ask them for help."""
+    view = await service.put_strategy(uow, actor, deal_id, body, if_match.versions, if_match_given=if_match.given)
     set_etag(response, view.version)
     return render(view)
 

@@ -9,6 +9,7 @@ from app.deps import ActorDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
 from app.domain.webhooks import DeliveryStatus
 from app.errors import problem_responses
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
+from app.http.routes import ApiRoute
 from app.schemas.webhooks import (
     WebhookDeliveryPage,
     WebhookDeliveryPublic,
@@ -21,7 +22,7 @@ from app.schemas.webhooks import (
 )
 from app.services import webhooks as service
 
-router = APIRouter(prefix="/v1", tags=["webhooks"])
+router = APIRouter(prefix="/v1", tags=["webhooks"], route_class=ApiRoute)
 
 NO_STORE = {"Cache-Control": {"description": "`no-store`: the body carries a secret", "schema": {"type": "string"}}}
 

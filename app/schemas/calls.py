@@ -71,7 +71,8 @@ class CallUpdate(RequestModel):
     purpose: Text | None = omitted()
     attendees: Attendees = omitted(description="Replaces the whole list; fixed once the call was held")
     held_at: UtcDatetime | None = omitted(
-        description="When the call took place; recorded once (attendees may change in the same request)"
+        description="When the call took place, not in the future (422 held_in_future; 5 minutes of clock skew "
+        "allowed); recorded once (attendees may change in the same request)"
     )
     outcome: LongText | None = omitted(examples=["CFO agreed to a pilot"])
 

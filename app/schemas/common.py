@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     GetJsonSchemaHandler,
     StringConstraints,
+    ValidationInfo,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -62,6 +63,9 @@ def _inspect_json(data: Any) -> tuple[str, str] | None:
                     push((item, depth + 1))
     return None
 
+
+# Validation context for a part of a request body already inspected whole: not walked again.
+JSON_INSPECTED = "json_inspected"
 
 _UNSTORABLE_TEXT = ("unstorable_text", "Text must not contain NUL characters or unpaired surrogates")
 _TOO_DEEP = ("json_too_deep", f"JSON must not be nested deeper than {MAX_JSON_DEPTH} levels")
@@ -133,7 +137,9 @@ class RequestModel(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _bounded_storable_json(cls, data: Any) -> Any:
+    def _bounded_storable_json(cls, data: Any, info: ValidationInfo) -> Any:
+        if info.context is not None and info.context.get(JSON_INSPECTED):
+            return data  # a part of a body that was inspected whole (the records of a batch)
         problem = _inspect_json(data)
         if problem is not None:
             raise PydanticCustomError(*problem)

@@ -142,6 +142,7 @@ class ReviewFilters:
     status: ReviewStatus | None = None
     reviewer_id: uuid.UUID | None = None
     owner_id: uuid.UUID | None = None
+    deal_id: uuid.UUID | None = None
     week: str | None = None
     closed_from: dt.date | None = None
     closed_to: dt.date | None = None

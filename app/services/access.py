@@ -15,12 +15,14 @@ from app.domain.deals import Access
 from app.domain.errors import NotFound
 from app.domain.members import Actor
 
+NO_SUCH_DEAL = "No deal with this id."
+
 
 async def visible_deal(uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, *, for_update: bool = False) -> Deal:
     """The deal if the actor may see it; otherwise it does not exist (404)."""
     deal = await uow.deals.get_visible(actor, deal_id, for_update=for_update)
     if deal is None:
-        raise NotFound("No deal with this id.")
+        raise NotFound(NO_SUCH_DEAL)
     return deal
 
 

@@ -91,11 +91,16 @@ async def list_deal_assignments(
 
 
 async def list_my_assignments(
-    uow: UnitOfWork, actor: Actor, page: PageRequest, status: AssignmentStatus | None
+    uow: UnitOfWork,
+    actor: Actor,
+    page: PageRequest,
+    status: AssignmentStatus | None,
+    deal_id: uuid.UUID | None = None,
 ) -> PageResult[Assignment]:
     rows = await uow.assignments.list_page(
         actor.organization_id,
         member_id=actor.member_id,
+        deal_id=deal_id,
         status=status,
         after=after_id(LISTING, page),
         limit=page.limit + 1,

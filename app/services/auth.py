@@ -38,6 +38,11 @@ async def authenticate(caller: Caller) -> AuthContext:
     row = await caller.reads.members.by_key(caller.key_hash)
     if row is None:
         raise Unauthenticated()
+    return context_of(row)
+
+
+def context_of(row: Any) -> AuthContext:
+    """The authenticated caller from the key's member row (``ACTOR_BY_KEY``'s columns)."""
     actor = Actor(
         member_id=row.id,
         organization_id=row.organization_id,

@@ -21,6 +21,7 @@ from app.domain.calls import (
     ensure_call_update,
     ensure_can_observe,
     ensure_can_plan_call,
+    ensure_held_in_past,
     ensure_intervention,
     ensure_observation_content,
     ensure_observer_writes,
@@ -145,6 +146,8 @@ async def update_call(
             changes_plan=bool({"scheduled_at", "purpose"} & fields.keys()),
             changes_held_at=holds,
         )
+        if holds and changes["held_at"] is not None:
+            ensure_held_in_past(changes["held_at"], utcnow())
         if not fields and not holds and not attendees_change:
             return CallView(call, current)
 

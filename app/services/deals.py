@@ -9,6 +9,7 @@ from typing import Any
 from app.db.models import Deal, DealExternalRef, LossReason
 from app.db.types import utcnow
 from app.db.uow import UnitOfWork
+from app.domain.catalogs import ensure_active_loss_reason
 from app.domain.deals import (
     UNSENT,
     DealChange,
@@ -22,11 +23,11 @@ from app.domain.deals import (
     ensure_owner_is_seller,
     is_closed,
 )
-from app.domain.errors import DomainError, ExternalRefTaken, UnknownLossReason, VersionConflict
+from app.domain.errors import ExternalRefTaken, VersionConflict
 from app.domain.members import Actor
 from app.domain.money import Money
 from app.domain.versioning import ensure_version
-from app.schemas.deals import DealBatchRecord, DealCreate, DealUpdate, DealUpsert
+from app.schemas.deals import DealCreate, DealUpdate, DealUpsert
 from app.schemas.deals import Loss as SentLoss
 from app.schemas.deals import Money as SentMoney
 from app.services import reviews
@@ -77,7 +78,7 @@ async def update_deal(
     async with uow:
         deal = await visible_deal(uow, actor, deal_id, for_update=True)
         ensure_version(deal.version, if_match)
-        if await _apply(uow, actor, deal, _edit(data)):
+        if await _apply(uow, actor, deal, edit_of(data)):
             await uow.commit()
         refs = await uow.deals.refs_of([deal.id])
     return DealView(deal, refs[deal.id])
@@ -87,39 +88,10 @@ async def upsert_deal(
     uow: UnitOfWork, actor: Actor, source: str, external_id: str, data: DealUpsert, if_match: frozenset[int] | None
 ) -> tuple[DealView, str]:
     async with uow:
-        view, outcome = await _upsert(uow, actor, source, external_id, _edit(data), if_match)
+        view, outcome = await _upsert(uow, actor, source, external_id, edit_of(data), if_match)
         if outcome != "unchanged":
             await uow.commit()
     return view, outcome
-
-
-@dataclass
-class BatchOutcome:
-    """What became of one record of a batch: an outcome, or the rule it broke."""
-
-    index: int
-    source: str
-    external_id: str
-    outcome: str
-    deal_id: uuid.UUID | None = None
-    error: DomainError | None = None
-
-
-async def batch_upsert(uow: UnitOfWork, actor: Actor, records: list[tuple[int, DealBatchRecord]]) -> list[BatchOutcome]:
-    """Each record is applied in its own savepoint: one that breaks a rule is rolled back and
-    reported, the others are committed together in one transaction."""
-    results: list[BatchOutcome] = []
-    async with uow:
-        for index, record in records:
-            try:
-                async with uow.savepoint():
-                    view, outcome = await _upsert(uow, actor, record.source, record.external_id, _edit(record), None)
-            except DomainError as error:
-                results.append(BatchOutcome(index, record.source, record.external_id, "error", error=error))
-                continue
-            results.append(BatchOutcome(index, record.source, record.external_id, outcome, deal_id=view.deal.id))
-        await uow.commit()
-    return results
 
 
 async def _upsert(
@@ -155,7 +127,7 @@ async def _create(uow: UnitOfWork, actor: Actor, facts: DealFacts, refs: list[tu
     deal = Deal(
         organization_id=actor.organization_id,
         closed_at=utcnow() if is_closed(facts.stage) else None,
-        **_columns(facts),
+        **columns_of(facts),
     )
     uow.add(deal)
     await uow.flush()
@@ -188,7 +160,7 @@ async def _apply(uow: UnitOfWork, actor: Actor, deal: Deal, edit: DealEdit) -> b
     if change.loss is not None:
         await _ensure_loss_reason(uow, actor, change.loss.reason_code)
 
-    for key, value in _columns(change.after).items():
+    for key, value in columns_of(change.after).items():
         setattr(deal, key, value)
     stage = change.stage
     if stage is not None and stage.closes:
@@ -210,9 +182,7 @@ async def _apply(uow: UnitOfWork, actor: Actor, deal: Deal, edit: DealEdit) -> b
 
 
 async def _ensure_loss_reason(uow: UnitOfWork, actor: Actor, code: str) -> None:
-    reason = await uow.catalogs.get(LossReason, actor.organization_id, code)
-    if reason is None or not reason.active:
-        raise UnknownLossReason(f"{code!r} is not an active loss reason of the organisation.")
+    ensure_active_loss_reason(await uow.catalogs.get(LossReason, actor.organization_id, code), code)
 
 
 async def _event(uow: UnitOfWork, actor: Actor, deal: Deal, type_: str, data: dict[str, Any]) -> None:
@@ -226,7 +196,7 @@ async def _event(uow: UnitOfWork, actor: Actor, deal: Deal, type_: str, data: di
     )
 
 
-def _edit(data: DealUpdate) -> DealEdit:
+def edit_of(data: DealUpdate) -> DealEdit:
     """What the request sent; the amount and the expected close date may be sent as null."""
     sent = data.model_fields_set
     return DealEdit(
@@ -249,7 +219,7 @@ def _loss(loss: SentLoss | None) -> Loss | None:
     return None if loss is None else Loss(loss.reason_code, loss.competitor, loss.detail)
 
 
-def _columns(facts: DealFacts) -> dict[str, Any]:
+def columns_of(facts: DealFacts) -> dict[str, Any]:
     """The deal's columns that hold its facts."""
     amount, loss = facts.amount, facts.loss
     return {

@@ -141,6 +141,7 @@ async def list_reviews(
         status=filters.status,
         reviewer_id=filters.reviewer_id,
         owner_id=filters.owner_id,
+        deal_id=filters.deal_id,
         week=filters.week,
         closed_from=closed_from,
         closed_before=closed_before,
@@ -293,9 +294,11 @@ class WeeklyView:
     groups: list[WeeklyGroupView]
 
 
-async def get_weekly_reviews(uow: UnitOfWork, actor: Actor, week: str) -> WeeklyView:
-    """The week's losses grouped by reviewer: a manager's own group, or every group for leadership."""
+async def get_weekly_reviews(uow: UnitOfWork, actor: Actor, week: str | None) -> WeeklyView:
+    """The week's losses grouped by reviewer: a manager's own group, or every group for leadership.
+    Without a week, the current ISO week (UTC): this week's meeting."""
     ensure_can_see_weekly(actor)
+    week = week or iso_week(utcnow())
     only = None if sees_every_review(actor) else actor.member_id
     rows = await uow.reviews.weekly_rows(actor.organization_id, week, only)
     today = utcnow().date()

@@ -23,7 +23,7 @@ from app.domain.strategy import (
     ensure_assignee_active,
     ensure_suggestion_open,
 )
-from app.domain.versioning import ensure_version
+from app.domain.versioning import ensure_precondition
 from app.schemas.strategy import StrategyUpdate, SuggestionCreate
 from app.services.access import deal_access, visible_deal
 from app.services.assignments import open_assignment
@@ -67,14 +67,21 @@ async def list_versions(
 
 
 async def put_strategy(
-    uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, data: StrategyUpdate, if_match: frozenset[int] | None
+    uow: UnitOfWork,
+    actor: Actor,
+    deal_id: uuid.UUID,
+    data: StrategyUpdate,
+    if_match: frozenset[int] | None,
+    *,
+    if_match_given: bool,
 ) -> StrategyView:
-    """Replace the document with a new version; an identical document writes nothing."""
+    """Replace the document with a new version; an identical document writes nothing. The caller
+    names the version replaced (If-Match), checked after visibility and permission."""
     async with uow:
         deal = await visible_deal(uow, actor, deal_id, for_update=True)
         ensure_can_write_strategy(actor, deal)
         current = StrategyView.of(deal.id, await uow.strategy.latest(deal.id))
-        ensure_version(current.version, if_match)
+        ensure_precondition(current.version, if_match, given=if_match_given)
         ensure_deal_open(deal)
         revision = _document_of(data).revise(current.document)
         if revision is None:

@@ -25,6 +25,11 @@ async def test_owner_requests_and_the_assignee_accepts(api: Api, team) -> None:
     assert_problem(await api.as_(outsider).get(f"/v1/deals/{deal['id']}"), 404, "not_found")
     mine = (await api.as_(outsider).get("/v1/assignments", params={"status": "requested"})).json()["items"]
     assert [a["id"] for a in mine] == [body["id"]]
+    elsewhere = await _assign(api, seller, await make_deal(api, seller), outsider, "observer")
+    for deal_id, expected in ((deal["id"], [body["id"]]), (elsewhere.json()["deal_id"], [elsewhere.json()["id"]])):
+        on_deal = (await api.as_(outsider).get("/v1/assignments", params={"deal_id": deal_id})).json()["items"]
+        assert [a["id"] for a in on_deal] == expected
+    assert_problem(await api.as_(outsider).get("/v1/assignments", params={"deal": deal["id"]}), 422, "validation_error")
     assert_problem(await api.as_(seller).post(f"/v1/assignments/{body['id']}/accept"), 403, "forbidden")
     assert_problem(await api.as_(team["manager"]).post(f"/v1/assignments/{body['id']}/accept"), 403, "forbidden")
     accepted = await api.as_(outsider).post(f"/v1/assignments/{body['id']}/accept")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -284,6 +285,19 @@ async def test_only_the_lead_changes_a_call_and_if_match_is_honoured(api: Api, t
     assert_problem(await api.as_(seller).patch(url, json={"lead_id": manager.id}), 422, "validation_error")
     updated = [e for e in await history(api, seller, deal["id"]) if e["type"] == "call.updated"]
     assert [e["data"]["changes"] for e in updated] == [{"purpose": ["Discovery with the CFO", "Pricing"]}]
+
+
+async def test_a_call_is_not_recorded_as_held_in_the_future(api: Api, team) -> None:
+    seller = team["seller"]
+    call = (await plan(api, seller, await make_deal(api, seller), [lead(seller)])).json()
+    url = f"/v1/calls/{call['id']}"
+    now = dt.datetime.now(dt.UTC)
+    tomorrow = await api.as_(seller).patch(url, json={"held_at": (now + dt.timedelta(days=1)).isoformat()})
+    assert [e["loc"] for e in assert_problem(tomorrow, 422, "held_in_future")["errors"]] == [["body", "held_at"]]
+    assert (await api.as_(seller).get(url)).json()["version"] == 1
+    # A client clock a little ahead of ours is "just now".
+    skewed = await api.as_(seller).patch(url, json={"held_at": (now + dt.timedelta(minutes=2)).isoformat()})
+    assert skewed.status_code == 200 and skewed.json()["held_at"] is not None
 
 
 async def test_attendees_are_fixed_once_the_call_was_held(api: Api, team) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import pytest
 
@@ -21,13 +22,40 @@ async def test_wrong_method_is_a_problem_with_allow(api: Api) -> None:
     assert "GET" in response.headers["allow"] and "POST" in response.headers["allow"]
 
 
-@pytest.mark.parametrize("content_type", ["application/json", None])
-async def test_malformed_json_is_400(api: Api, content_type: str | None) -> None:
-    headers = {"Authorization": f"Bearer {api.key}"}
-    if content_type:
-        headers["Content-Type"] = content_type
+async def test_malformed_json_is_400(api: Api) -> None:
+    headers = {"Authorization": f"Bearer {api.key}", "Content-Type": "application/json"}
     response = await api.client.post("/v1/members", content=b'{"name": "x",', headers=headers)
     assert_problem(response, 400, "malformed_json")
+
+
+NEW_MEMBER = b'{"name": "Pat", "email": "pat@acme.test", "role": "seller"}'
+
+
+@pytest.mark.parametrize(
+    ("method", "content_type", "body", "status"),
+    [
+        ("POST", None, NEW_MEMBER, 415),
+        ("POST", "text/plain", NEW_MEMBER, 415),
+        ("POST", None, b'{"name": "x",', 415),  # the media type is checked before the body is parsed
+        ("PATCH", "application/x-www-form-urlencoded", b"name=Pat", 415),
+        ("POST", "application/json; charset=utf-8", NEW_MEMBER, 201),
+        ("PATCH", "application/merge-patch+json", b'{"name": "Pat"}', 200),
+    ],
+)
+async def test_a_body_must_be_sent_as_json(
+    api: Api, method: str, content_type: str | None, body: bytes, status: int
+) -> None:
+    me = (await api.get("/v1/me")).json()
+    url = "/v1/members" if method == "POST" else f"/v1/members/{me['id']}"
+    headers = {"Authorization": f"Bearer {api.key}", **({"Content-Type": content_type} if content_type else {})}
+    response = await api.client.request(method, url, content=body, headers=headers)
+    if status == 415:
+        problem = assert_problem(response, 415, "unsupported_media_type")
+        assert "`Content-Type: application/json`" in problem["detail"]
+        assert (content_type or "no `Content-Type`") in problem["detail"]
+    assert response.status_code == status, response.text
+    names = {m["name"] for m in (await api.get("/v1/members")).json()["items"]}
+    assert ("Pat" in names) is (status != 415)
 
 
 async def test_validation_errors_list_each_field(api: Api) -> None:
@@ -38,18 +66,69 @@ async def test_validation_errors_list_each_field(api: Api) -> None:
     assert all({"loc", "msg", "type"} == set(e) for e in body["errors"])
 
 
-@pytest.mark.parametrize("field", ["id", "version", "created_at", "organization_id", "is_admin"])
-async def test_unknown_and_read_only_fields_are_refused(api: Api, field: str) -> None:
+# What each read-only field of a member says when it is sent (app/errors.py, for every resource).
+MEMBER_READ_ONLY = {
+    "id": "`id` is read-only: the server assigns it",
+    "organization_id": "`organization_id` is read-only: it is the API key's organisation",
+    "version": "`version` is read-only: send it as `If-Match`",
+    "created_at": "`created_at` is read-only: the server sets it",
+    "updated_at": "`updated_at` is read-only: the server sets it",
+}
+
+
+@pytest.mark.parametrize(
+    ("field", "type_"),
+    [("id", "read_only"), ("version", "read_only"), ("created_at", "read_only"), ("is_admin", "extra_forbidden")],
+)
+async def test_unknown_and_read_only_fields_are_refused(api: Api, field: str, type_: str) -> None:
     body = {"name": "M", "email": "m@acme.test", "role": "seller", field: "x"}
     problem = assert_problem(await api.post("/v1/members", json=body), 422, "validation_error")
-    assert ["body", field] in [e["loc"] for e in problem["errors"]]
+    [error] = [e for e in problem["errors"] if e["loc"] == ["body", field]]
+    assert error["type"] == type_ and error["msg"] == MEMBER_READ_ONLY.get(field, "Extra inputs are not permitted")
     listed = (await api.get("/v1/members", params={"limit": 200})).json()["items"]
     assert "m@acme.test" not in {m["email"] for m in listed}
+
+
+async def test_sending_back_what_get_returned_names_each_read_only_field(api: Api) -> None:
+    member = await api.make_member("seller", key=False)
+    url = f"/v1/members/{member.id}"
+    read = await api.get(url)
+    if_match = {"If-Match": read.headers["etag"]}
+    problem = assert_problem(await api.patch(url, json=read.json(), headers=if_match), 422, "validation_error")
+    assert {e["loc"][-1]: e["msg"] for e in problem["errors"]} == MEMBER_READ_ONLY
+    writable = {k: v for k, v in read.json().items() if k not in MEMBER_READ_ONLY}
+    renamed = await api.patch(url, json={**writable, "name": "Renamed"}, headers=if_match)
+    assert renamed.status_code == 200 and renamed.json()["name"] == "Renamed"
+
+
+async def test_every_operation_refuses_a_query_parameter_it_does_not_declare(app, api: Api) -> None:
+    operations = [(m.upper(), path) for path, item in app.openapi()["paths"].items() for m in item]
+    assert len(operations) > 80
+    for method, path in operations:
+        # Path values that are valid in shape (an id, a catalog code): only the query is wrong.
+        url = re.sub(r"\{code\}", "negotiation", path)
+        url = re.sub(r"\{[^}]+\}", "01900000-0000-7000-8000-000000000000", url)
+        response = await api.client.request(method, url, params={"stagee": "closed_lost"}, headers=api._headers(None))
+        problem = assert_problem(response, 422, "validation_error")
+        assert [e["loc"] for e in problem["errors"]] == [["query", "stagee"]], f"{method} {path}"
+
+
+async def test_an_unknown_query_parameter_is_named_with_what_the_operation_takes(api: Api) -> None:
+    problem = assert_problem(
+        await api.get("/v1/deals", params={"stagee": "closed_lost", "stage": "proposal"}), 422, "validation_error"
+    )
+    [error] = problem["errors"]
+    assert error["loc"] == ["query", "stagee"] and error["type"] == "extra_forbidden"
+    assert "`stagee`" in error["msg"] and "`stage`" in error["msg"] and "`cursor`" in error["msg"]
+    assert "takes none" in (await api.get("/v1/me", params={"expand": "members"})).json()["errors"][0]["msg"]
+    assert (await api.get("/v1/deals", params={"stage": "closed_lost", "limit": 5})).status_code == 200
+    assert (await api.get("/v1/me")).status_code == 200
 
 
 async def test_non_uuid_path_id_is_not_found(api: Api) -> None:
     assert_problem(await api.get("/v1/members/not-a-uuid"), 404, "not_found")
     assert_problem(await api.patch("/v1/members/123", json={"name": "x"}), 404, "not_found")
+    assert_problem(await api.get("/v1/members/not-a-uuid", params={"stagee": "x"}), 404, "not_found")
 
 
 async def test_text_that_cannot_be_stored_is_refused(api: Api) -> None:
@@ -178,6 +257,32 @@ async def test_if_match_guards_against_lost_updates(api: Api) -> None:
     assert star.status_code == 200 and star.json()["version"] == 4
 
 
+@pytest.mark.parametrize("resource", ["deal", "strategy", "member"])
+async def test_if_none_match_with_the_current_etag_is_304_without_a_body(api: Api, resource: str) -> None:
+    seller = await api.make_member("seller", key=False)
+    deal = (await api.post("/v1/deals", json={"name": "D", "account_name": "A", "owner_id": seller.id})).json()
+    url = {
+        "deal": f"/v1/deals/{deal['id']}",
+        "strategy": f"/v1/deals/{deal['id']}/strategy",
+        "member": f"/v1/members/{seller.id}",
+    }[resource]
+    read = await api.get(url)
+    etag = read.headers["etag"]
+    for tags in (etag, f"W/{etag}", f'"999", {etag}', "*"):
+        cached = await api.get(url, headers={"If-None-Match": tags})
+        assert cached.status_code == 304 and cached.content == b"" and cached.headers["etag"] == etag, tags
+    for tags in ('"999"', "garbage"):
+        fresh = await api.get(url, headers={"If-None-Match": tags})
+        assert fresh.status_code == 200 and fresh.json() == read.json()
+    missing = await api.get(
+        url.replace(deal["id"], "01900000-0000-7000-8000-000000000000").replace(
+            seller.id, "01900000-0000-7000-8000-000000000000"
+        ),
+        headers={"If-None-Match": "*"},
+    )
+    assert_problem(missing, 404, "not_found")
+
+
 async def test_every_response_carries_a_request_id(api: Api) -> None:
     response = await api.get("/v1/me", headers={"X-Request-ID": "abc-123"})
     assert response.headers["x-request-id"] == "abc-123"
@@ -214,3 +319,8 @@ async def test_a_literal_path_answers_405_for_methods_it_does_not_serve(api: Api
     response = await api.patch("/v1/deals/batch-upsert", json={})
     assert_problem(response, 405, "method_not_allowed")
     assert response.headers["allow"] == "POST"
+    # Whatever else is wrong with the request: an unknown query parameter, a body that is not JSON.
+    weekly = await api.patch("/v1/closed-lost-reviews/weekly", params={"week": "2026-W47"}, json={})
+    assert_problem(weekly, 405, "method_not_allowed")
+    text = await api.patch("/v1/deals/batch-upsert", content=b"x", headers={"Content-Type": "text/plain"})
+    assert_problem(text, 405, "method_not_allowed")

@@ -109,7 +109,7 @@ async def test_batch_upsert_reports_each_record_and_isolates_bad_ones(api: Api, 
         {"source": "hubspot", "external_id": "B-2", **_deal(seller)},
         {"source": "hubspot", "external_id": "B-3", **_deal(manager)},
         {"source": "hubspot", "external_id": "B-2", **_deal(seller, stage="proposal")},
-        {"source": "hubspot", "external_id": "B-4", "name": "x", "unknown_field": 1},
+        {"source": "hubspot", "external_id": "B-4", "name": "x", "unknown_field": 1, "version": 2},
         {"external_id": "B-5", **_deal(seller)},
         {"source": "hubspot", "external_id": "B-6", **_deal(seller, stage="closed_lost")},
         {"source": "hubspot", "external_id": "B-7", **_deal(seller, amount={"amount": "1.001", "currency": "USD"})},
@@ -135,7 +135,11 @@ async def test_batch_upsert_reports_each_record_and_isolates_bad_ones(api: Api, 
         "created",
     ]
     assert results[2]["problem"]["code"] == "owner_must_be_seller" and results[2]["problem"]["status"] == 422
-    assert results[4]["problem"]["code"] == "validation_error" and results[4]["problem"]["errors"]
+    assert results[4]["problem"]["code"] == "validation_error"
+    assert {
+        "unknown_field": "Extra inputs are not permitted",
+        "version": "`version` is read-only: send it as `If-Match`",
+    }.items() <= {e["loc"][-1]: e["msg"] for e in results[4]["problem"]["errors"]}.items()
     assert results[5]["problem"]["code"] == "validation_error" and results[5]["source"] is None
     assert results[6]["problem"]["code"] == "loss_reason_required"
     assert results[1]["deal_id"] == results[3]["deal_id"]

@@ -32,7 +32,9 @@ ROUNDS = 6
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    # A pool as large as the writers, so that all 64 hold a transaction at once.
+    # A pool as large as the writers, so that all 64 hold a transaction at once; opening 64
+    # connections at once on a loaded machine may take a while, and this test is about the
+    # events' order, not about latency: generous connect and checkout timeouts.
     return Settings(
         database_url=database_url,
         access_log=False,
@@ -42,6 +44,8 @@ def settings(database_url: str) -> Settings:
         rate_limit_per_second=0,
         db_pool_size=WRITERS + 4,
         db_max_overflow=4,
+        db_connect_timeout=30,
+        db_pool_timeout=60,
     )
 
 

@@ -4,6 +4,7 @@ responses, written by orjson without a model, are the bytes pydantic writes."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,13 +33,16 @@ class Recorded:
 def recording(app: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorded]:
     """Every statement sent to the database: on PostgreSQL as asyncpg sends it (the hot reads
     bypass SQLAlchemy's execution there; a BEGIN is a statement of its own), on SQLite as
-    SQLAlchemy executes it (BEGIN IMMEDIATE included)."""
+    SQLAlchemy executes it (BEGIN IMMEDIATE included). Only this thread's driver calls count:
+    the test databases are recycled by another thread (tests/pg.py) with asyncpg too."""
     recorded = Recorded()
     if app.state.engine.dialect.name == "postgresql":
+        test_thread = threading.get_ident()
 
         def counting(method: Any, query_of: Any) -> Any:
             async def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
-                recorded.statements.append(query_of(self, args))
+                if threading.get_ident() == test_thread:
+                    recorded.statements.append(query_of(self, args))
                 return await method(self, *args, **kwargs)
 
             return counted

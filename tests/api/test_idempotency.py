@@ -7,11 +7,17 @@ import datetime as dt
 import json
 import uuid
 
+import httpx
+import pytest
 import sqlalchemy as sa
 
 from app.db.repositories import idempotency as repo
 from app.http.idempotency import fingerprint
+from app.main import create_app
+from app.settings import Settings
+from tests.conftest import bootstrap
 from tests.helpers import Api, assert_problem
+from tests.pg import pg_exec_on
 
 BODY = {"name": "Ida", "email": "ida@acme.test", "role": "seller"}
 
@@ -147,3 +153,81 @@ async def test_concurrent_duplicates_create_one_member(api: Api) -> None:
 async def test_without_a_valid_key_the_request_is_unauthenticated(api: Api) -> None:
     response = await api.as_("dc_00000000_nope").post("/v1/members", json=BODY, headers={"Idempotency-Key": "x"})
     assert_problem(response, 401, "unauthenticated")
+
+
+async def test_an_idempotent_post_is_one_transaction(app, api: Api) -> None:
+    """The key's claim, the write and the stored response commit together: one commit."""
+    commits: list[object] = []
+
+    def count(connection: object) -> None:
+        commits.append(connection)
+
+    sa.event.listen(app.state.engine.sync_engine, "commit", count)
+    try:
+        created = await api.post("/v1/members", json=BODY, headers={"Idempotency-Key": "one-tx"})
+        assert created.status_code == 201
+        assert len(commits) == 1
+        replayed = await api.post("/v1/members", json=BODY, headers={"Idempotency-Key": "one-tx"})
+        assert replayed.headers["idempotent-replayed"] == "true"
+        assert len(commits) == 1  # a replay writes nothing
+    finally:
+        sa.event.remove(app.state.engine.sync_engine, "commit", count)
+
+
+async def test_a_response_that_cannot_be_stored_keeps_no_write(app, api: Api, database_url: str) -> None:
+    """Were the write committed before its response is stored, a failure in between would leave
+    a member that a retry creates a second time. Here storing the response fails (the database
+    goes away at that moment): the answer is 503 and nothing is kept; the retry then succeeds.
+    PostgreSQL only: a SQLite trigger can raise only constraint errors, not a lost connection."""
+    if app.state.engine.dialect.name != "postgresql":
+        pytest.skip("needs a trigger that raises a connection failure")
+    await pg_exec_on(
+        database_url,
+        """CREATE FUNCTION refuse_completion() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.completed AND NEW.key = 'doomed' THEN
+                RAISE EXCEPTION 'connection lost' USING ERRCODE = '08006';
+            END IF;
+            RETURN NEW;
+        END $$""",
+        "CREATE TRIGGER refuse_completion BEFORE UPDATE ON idempotency_key "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_completion()",
+    )
+    response = await api.post("/v1/members", json=BODY, headers={"Idempotency-Key": "doomed"})
+    assert_problem(response, 503, "database_unavailable")
+    assert await _count_members(api, "ida@acme.test") == 0
+    retried = await api.post("/v1/members", json=BODY, headers={"Idempotency-Key": "retry"})
+    assert retried.status_code == 201
+    assert await _count_members(api, "ida@acme.test") == 1
+
+
+async def test_an_idempotent_post_needs_one_pooled_connection(database_url: str) -> None:
+    """The claim's transaction holds a connection while the request runs; had the request then
+    authenticated on a second one, concurrent POSTs would each hold one and wait for another,
+    and a busy worker's pool would run dry (503 after the pool timeout). With a pool of one
+    connection, idempotent POSTs still succeed, one after another."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the pool settings apply to PostgreSQL")
+    settings = Settings(
+        database_url=database_url,
+        access_log=False,
+        log_level="WARNING",
+        webhooks_dispatcher="off",
+        rate_limit_per_second=0,
+        db_pool_size=1,
+        db_max_overflow=0,
+        db_pool_timeout=2,
+    )
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        org = await bootstrap(application)
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            api = Api(http, org.admin_key)
+            responses = await asyncio.gather(
+                *(
+                    api.post("/v1/skills", json={"code": f"s{n}", "label": "S"}, headers={"Idempotency-Key": f"k{n}"})
+                    for n in range(4)
+                )
+            )
+    assert [r.status_code for r in responses] == [201] * 4, [r.text for r in responses]

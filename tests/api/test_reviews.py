@@ -579,6 +579,8 @@ async def test_list_filters_and_pages(app, api: Api, team) -> None:
     assert await ids(status="pending") == [b["id"], c["id"]]
     assert await ids(reviewer_id=team["manager"].id) == [a["id"], b["id"]]
     assert await ids(owner_id=seller.id) == [a["id"]]
+    assert await ids(deal_id=deal_b["id"]) == [b["id"]]
+    assert await ids(api.as_(peer), deal_id=a["deal_id"]) == []  # a filter never widens what the caller sees
     assert await ids(week="2026-W47") == [a["id"], b["id"]]
     assert await ids(week="2026-W48") == [c["id"]]
     assert await ids(closed_from="2026-11-22", closed_to="2026-11-22") == [b["id"]]
@@ -603,7 +605,9 @@ async def test_list_filters_and_pages(app, api: Api, team) -> None:
         {"status": "open"},
         {"closed_from": "yesterday"},
         {"reviewer_id": "nope"},
+        {"deal_id": "nope"},
         {"limit": 0},
+        {"stagee": "closed_lost"},
     ):
         assert_problem(await api.get(REVIEWS, params=params), 422, "validation_error")
     foreign = (await api.get("/v1/deals", params={"limit": 1})).json()["next_cursor"]
@@ -704,9 +708,21 @@ async def test_sellers_and_machines_have_no_weekly_view(api: Api, team, who: str
     assert_problem(await api.as_(team[who]).get(f"{REVIEWS}/weekly", params={"week": "2026-W47"}), 403, "forbidden")
 
 
+async def test_the_weekly_view_is_this_week_by_default(api: Api, team) -> None:
+    before = dt.datetime.now(dt.UTC).isocalendar()
+    review = await lost_review(api, team)
+    response = await api.as_(team["manager"]).get(f"{REVIEWS}/weekly")
+    after = dt.datetime.now(dt.UTC).isocalendar()
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["week"] in {f"{w.year}-W{w.week:02d}" for w in (before, after)}
+    assert [r["id"] for g in body["groups"] for r in g["reviews"]] == [review["id"]]
+    explicit = await api.as_(team["manager"]).get(f"{REVIEWS}/weekly", params={"week": body["week"]})
+    assert explicit.json() == body
+
+
 async def test_the_weekly_view_needs_an_iso_week(api: Api, team) -> None:
     caller = api.as_(team["manager"])
-    assert_problem(await caller.get(f"{REVIEWS}/weekly"), 422, "validation_error")
     for week in ("2026-W00", "2026-W54", "2025-W53", "2026W47", "47", "2026-W4"):
         assert_problem(await caller.get(f"{REVIEWS}/weekly", params={"week": week}), 422, "validation_error")
     assert (await caller.get(f"{REVIEWS}/weekly", params={"week": "2026-W53"})).status_code == 200

@@ -19,6 +19,11 @@ DOCUMENT: dict[str, Any] = {
 }
 
 
+# If-Match for the first write (version 0 is the empty document), and for "whatever is there".
+FIRST = {"If-Match": '"0"'}
+ANY = {"If-Match": "*"}
+
+
 def strategy_url(deal: dict[str, Any]) -> str:
     return f"/v1/deals/{deal['id']}/strategy"
 
@@ -113,7 +118,7 @@ async def test_versions_are_paginated_oldest_first(api: Api, team) -> None:
     seller = team["seller"]
     deal = await make_deal(api, seller)
     for n in range(3):
-        await api.as_(seller).put(strategy_url(deal), json={"risks": [f"risk {n}"]})
+        await api.as_(seller).put(strategy_url(deal), json={"risks": [f"risk {n}"]}, headers={"If-Match": f'"{n}"'})
     seen, cursor = [], None
     while True:
         params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
@@ -130,11 +135,14 @@ async def test_versions_are_paginated_oldest_first(api: Api, team) -> None:
 async def test_only_the_owner_writes_the_strategy(api: Api, team) -> None:
     seller, peer = team["seller"], team["peer"]
     deal = await make_deal(api, seller)
-    await api.as_(seller).put(strategy_url(deal), json=DOCUMENT)
+    await api.as_(seller).put(strategy_url(deal), json=DOCUMENT, headers=FIRST)
     await assign(api, deal, seller, peer, "coach")
     for caller in (team["manager"], team["hos"], api, team["integration"], peer):
         caller_api = caller if isinstance(caller, Api) else api.as_(caller)
-        response = await caller_api.put(strategy_url(deal), json={**DOCUMENT, "competition": "Hooli"})
+        for headers in (None, {"If-Match": '"1"'}):  # permission comes before the missing If-Match (428)
+            response = await caller_api.put(
+                strategy_url(deal), json={**DOCUMENT, "competition": "Hooli"}, headers=headers
+            )
         assert_problem(response, 403, "strategy_owned_by_seller")
     current = (await api.get(strategy_url(deal))).json()
     assert current["version"] == 1 and current["competition"] == "Initech"
@@ -144,17 +152,52 @@ async def test_only_the_owner_writes_the_strategy(api: Api, team) -> None:
 async def test_stale_if_match_is_refused(api: Api, team) -> None:
     seller = team["seller"]
     deal = await make_deal(api, seller)
-    await api.as_(seller).put(strategy_url(deal), json=DOCUMENT)
+    await api.as_(seller).put(strategy_url(deal), json=DOCUMENT, headers=FIRST)
     stale = await api.as_(seller).put(strategy_url(deal), json={"risks": ["x"]}, headers={"If-Match": '"0"'})
     assert_problem(stale, 412, "version_conflict")
     assert (await api.get(strategy_url(deal))).json()["risks"] == DOCUMENT["risks"]
+
+
+async def test_a_put_without_if_match_is_refused_and_erases_nothing(api: Api, team) -> None:
+    seller = team["seller"]
+    deal = await make_deal(api, seller)
+    url = strategy_url(deal)
+    assert_problem(await api.as_(seller).put(url, json=DOCUMENT), 428, "precondition_required")
+    assert (await api.as_(seller).put(url, json=DOCUMENT, headers=FIRST)).status_code == 200
+    blind = await api.as_(seller).put(url, json={"customer_objectives": "oops"})
+    assert '"1"' in assert_problem(blind, 428, "precondition_required")["detail"]
+    assert (await api.get(url)).json()["stakeholders"] == DOCUMENT["stakeholders"]
+    assert len(await history(api, deal, "strategy.updated")) == 1
+    # Body validation comes first (422), then the precondition; `*` knowingly replaces any version.
+    assert_problem(await api.as_(seller).put(url, json={"risks": "one"}), 422, "validation_error")
+    replaced = await api.as_(seller).put(url, json={"customer_objectives": "Meant it"}, headers=ANY)
+    assert replaced.status_code == 200 and replaced.json()["version"] == 2 and replaced.json()["risks"] == []
+
+
+async def test_sending_back_what_get_returned_says_what_to_do_with_each_read_only_field(api: Api, team) -> None:
+    seller = team["seller"]
+    deal = await make_deal(api, seller)
+    url = strategy_url(deal)
+    read = await api.as_(seller).get(url)
+    refused = assert_problem(await api.as_(seller).put(url, json=read.json(), headers=FIRST), 422, "validation_error")
+    assert {e["loc"][-1]: (e["msg"], e["type"]) for e in refused["errors"]} == {
+        "deal_id": ("`deal_id` is read-only: it is in the path", "read_only"),
+        "version": ("`version` is read-only: send it as `If-Match`", "read_only"),
+        "author_id": ("`author_id` is read-only: the author is the caller", "read_only"),
+        "updated_at": ("`updated_at` is read-only: the server sets it", "read_only"),
+    }
+    writable = {k: v for k, v in read.json().items() if k not in ("deal_id", "version", "author_id", "updated_at")}
+    written = await api.as_(seller).put(
+        url, json={**writable, "risks": ["Budget"]}, headers={"If-Match": read.headers["etag"]}
+    )
+    assert written.status_code == 200 and written.json()["version"] == 1
 
 
 async def test_a_closed_deal_takes_no_strategy_or_suggestion(api: Api, team) -> None:
     seller = team["seller"]
     deal = await make_deal(api, seller)
     await api.as_(seller).patch(f"/v1/deals/{deal['id']}", json={"stage": "closed_won"})
-    assert_problem(await api.as_(seller).put(strategy_url(deal), json=DOCUMENT), 409, "deal_closed")
+    assert_problem(await api.as_(seller).put(strategy_url(deal), json=DOCUMENT, headers=FIRST), 409, "deal_closed")
     assert_problem(await suggest(api.as_(team["manager"]), deal), 409, "deal_closed")
     assert (await api.get(strategy_url(deal))).json()["version"] == 0
 
@@ -162,16 +205,16 @@ async def test_a_closed_deal_takes_no_strategy_or_suggestion(api: Api, team) -> 
 async def test_identical_put_writes_no_version(api: Api, team) -> None:
     seller = team["seller"]
     deal = await make_deal(api, seller)
-    first = (await api.as_(seller).put(strategy_url(deal), json=DOCUMENT)).json()
+    first = (await api.as_(seller).put(strategy_url(deal), json=DOCUMENT, headers=FIRST)).json()
     again = await api.as_(seller).put(strategy_url(deal), json=DOCUMENT, headers={"If-Match": '"1"'})  # ids omitted
     assert again.status_code == 200 and again.headers["etag"] == '"1"'
     assert again.json() == first
     with_ids = {**DOCUMENT, "next_steps": first["next_steps"]}
-    assert (await api.as_(seller).put(strategy_url(deal), json=with_ids)).json()["version"] == 1
+    assert (await api.as_(seller).put(strategy_url(deal), json=with_ids, headers=ANY)).json()["version"] == 1
     assert len(await history(api, deal, "strategy.updated")) == 1
     assert len((await api.get(f"{strategy_url(deal)}/versions")).json()["items"]) == 1
     empty = await make_deal(api, seller)
-    assert (await api.as_(seller).put(strategy_url(empty), json={})).json()["version"] == 0
+    assert (await api.as_(seller).put(strategy_url(empty), json={}, headers=FIRST)).json()["version"] == 0
 
 
 async def test_next_step_assignees_are_asked_for_help(api: Api, team) -> None:
@@ -183,7 +226,7 @@ async def test_next_step_assignees_are_asked_for_help(api: Api, team) -> None:
         {"description": "Second ask of the same person", "assignee_id": peer.id},
         {"description": "Send the business case", "assignee_id": seller.id},
     ]
-    written = await api.as_(seller).put(strategy_url(deal), json={"next_steps": steps})
+    written = await api.as_(seller).put(strategy_url(deal), json={"next_steps": steps}, headers=FIRST)
     assert written.status_code == 200, written.text
     assignments = (await api.as_(seller).get(f"/v1/deals/{deal['id']}/assignments")).json()["items"]
     by_member = {a["member_id"]: a for a in assignments}
@@ -195,7 +238,8 @@ async def test_next_step_assignees_are_asked_for_help(api: Api, team) -> None:
 
     # Saving again, or naming someone with an open assignment on a new step, asks nobody twice.
     more = [*written.json()["next_steps"], {"description": "Reference call", "assignee_id": peer.id}]
-    assert (await api.as_(seller).put(strategy_url(deal), json={"next_steps": more})).json()["version"] == 2
+    again = await api.as_(seller).put(strategy_url(deal), json={"next_steps": more}, headers={"If-Match": '"1"'})
+    assert again.json()["version"] == 2
     assert len((await api.get(f"/v1/deals/{deal['id']}/assignments")).json()["items"]) == 2
 
 
@@ -207,7 +251,8 @@ async def test_next_step_assignee_must_be_an_active_member(api: Api, team) -> No
     for assignee in ("01900000-0000-7000-8000-000000000000", gone.id):
         steps = [{"description": "Ok", "assignee_id": seller.id}, {"description": "Help", "assignee_id": assignee}]
         body = {"next_steps": steps}
-        problem = assert_problem(await api.as_(seller).put(strategy_url(deal), json=body), 422, "unknown_member")
+        written = await api.as_(seller).put(strategy_url(deal), json=body, headers=FIRST)
+        problem = assert_problem(written, 422, "unknown_member")
         assert problem["errors"][0]["loc"] == ["body", "next_steps", 1, "assignee_id"]
     assert (await api.get(strategy_url(deal))).json()["version"] == 0
     assert (await api.get(f"/v1/deals/{deal['id']}/assignments")).json()["items"] == []
@@ -273,7 +318,7 @@ async def test_suggestion_body_is_validated(api: Api, team) -> None:
 async def test_only_the_owner_decides_and_accepting_leaves_the_strategy(api: Api, team) -> None:
     seller, manager = team["seller"], team["manager"]
     deal = await make_deal(api, seller)
-    await api.as_(seller).put(strategy_url(deal), json=DOCUMENT)
+    await api.as_(seller).put(strategy_url(deal), json=DOCUMENT, headers=FIRST)
     first = (await suggest(api.as_(manager), deal, "competition", "Hooli is in too")).json()
     second = (await suggest(api.as_(team["hos"]), deal)).json()
     accept = f"{strategy_url(deal)}/suggestions/{first['id']}/accept"

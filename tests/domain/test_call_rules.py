@@ -20,6 +20,7 @@ from app.domain.calls import (
     ensure_call_update,
     ensure_can_observe,
     ensure_can_plan_call,
+    ensure_held_in_past,
     ensure_intervention,
     ensure_lead_is_owner,
     ensure_manager_roles_agreed,
@@ -34,6 +35,7 @@ from app.domain.errors import (
     CallNotHeld,
     DealClosed,
     Forbidden,
+    HeldInFuture,
     InvalidAssignee,
     ManagerRoleNotAgreed,
     NotAnObserver,
@@ -215,6 +217,26 @@ def test_held_at_is_recorded_once() -> None:
     with pytest.raises(CallAlreadyHeld):
         _update(Call(held_at=HELD), changes_held_at=True)
     _update(Call(held_at=HELD), changes_plan=True)  # the outcome, the purpose still change
+
+
+@pytest.mark.parametrize(
+    ("ahead", "refused"),
+    [
+        (dt.timedelta(days=-30), False),
+        (dt.timedelta(0), False),
+        (dt.timedelta(minutes=5), False),
+        (dt.timedelta(minutes=5, seconds=1), True),
+        (dt.timedelta(days=2), True),
+    ],
+)
+def test_held_at_is_not_in_the_future_beyond_clock_skew(ahead: dt.timedelta, refused: bool) -> None:
+    now = dt.datetime(2026, 11, 3, 15, 0, tzinfo=dt.UTC)
+    if not refused:
+        ensure_held_in_past(now + ahead, now)
+        return
+    with pytest.raises(HeldInFuture) as info:
+        ensure_held_in_past(now + ahead, now)
+    assert info.value.code == "held_in_future" and info.value.fields[0].path == ("held_at",)
 
 
 @pytest.mark.parametrize("stage", ["closed_won", "closed_lost"])

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 
-from app.domain.catalogs import DEFAULT_LOSS_REASONS, DEFAULT_SKILLS, ensure_known_skills
-from app.domain.errors import UnknownSkill
+from app.domain.catalogs import DEFAULT_LOSS_REASONS, DEFAULT_SKILLS, ensure_active_loss_reason, ensure_known_skills
+from app.domain.errors import UnknownLossReason, UnknownSkill
 
 SKILL_CODES = {code for code, _ in DEFAULT_SKILLS}
 SUGGESTIONS = {code: skills for code, _, skills in DEFAULT_LOSS_REASONS}
@@ -54,3 +56,15 @@ def test_ensure_known_skills_accepts_generators() -> None:
     with pytest.raises(UnknownSkill) as info:
         ensure_known_skills((c for c in ["x"]), (k for k in SKILL_CODES))
     assert info.value.extra["unknown"] == ["x"]
+
+
+@dataclass(frozen=True)
+class Reason:
+    active: bool
+
+
+def test_a_loss_names_an_active_reason() -> None:
+    ensure_active_loss_reason(Reason(active=True), "price")
+    for missing_or_retired in (None, Reason(active=False)):
+        with pytest.raises(UnknownLossReason, match="'price' is not an active loss reason"):
+            ensure_active_loss_reason(missing_or_retired, "price")

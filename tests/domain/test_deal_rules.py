@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from app.domain.deals import Access, ensure_can_suggest, ensure_can_write_strategy, ensure_owner_decides
+from app.domain.deals import Access, ensure_can_suggest, ensure_can_write_strategy, ensure_owner_decides, sees_deal
 from app.domain.errors import Forbidden, OwnerDecides, StrategyOwnedBySeller
 from app.domain.members import Actor, MemberRole
 
@@ -112,3 +112,22 @@ def test_nobody_else_decides(role: MemberRole) -> None:
         ensure_owner_decides(actor(role), DealStub())
     assert info.value.code == "owner_decides"
     assert isinstance(info.value, Forbidden)
+
+
+@pytest.mark.parametrize(
+    ("role", "is_owner", "assigned", "owner_in_line", "sees"),
+    [
+        (R.seller, True, False, False, True),
+        (R.seller, False, True, False, True),
+        (R.seller, False, False, True, False),  # a line is a manager's, never a seller's
+        (R.seller, False, False, False, False),
+        (R.manager, False, False, True, True),
+        (R.manager, False, True, False, True),
+        (R.manager, False, False, False, False),
+        (R.head_of_sales, False, False, False, True),
+        (R.admin, False, False, False, True),
+        (R.integration, False, False, False, True),
+    ],
+)
+def test_who_sees_a_deal(role: MemberRole, is_owner: bool, assigned: bool, owner_in_line: bool, sees: bool) -> None:
+    assert sees_deal(actor(role), is_owner=is_owner, assigned=assigned, owner_in_line=owner_in_line) is sees

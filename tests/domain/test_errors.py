@@ -30,6 +30,8 @@ API_MD_CODES = [
     "invalid_reporting_line",
     "email_taken",
     "code_taken",
+    "precondition_required",
+    "held_in_future",
 ]
 
 

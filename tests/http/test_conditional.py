@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.domain.errors import VersionConflict
-from app.domain.versioning import ensure_version
+from app.domain.errors import PreconditionRequired, VersionConflict
+from app.domain.versioning import ensure_precondition, ensure_version
 from app.http.conditional import parse_if_match
 
 
@@ -57,3 +57,17 @@ def test_parse_if_match_garbage_matches_nothing(header: str) -> None:
 def test_garbage_if_match_always_conflicts() -> None:
     with pytest.raises(VersionConflict):
         ensure_version(0, parse_if_match("garbage"))
+
+
+@pytest.mark.parametrize(
+    ("header", "outcome"), [(None, PreconditionRequired), ('"1"', VersionConflict), ('"2"', None), ("*", None)]
+)
+def test_a_whole_document_replace_requires_if_match(header: str | None, outcome: type[Exception] | None) -> None:
+    def check() -> None:
+        ensure_precondition(2, parse_if_match(header), given=header is not None)
+
+    if outcome is None:
+        check()
+    else:
+        with pytest.raises(outcome):
+            check()

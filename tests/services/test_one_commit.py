@@ -117,10 +117,14 @@ async def test_the_owner_s_manager_cannot_write_the_strategy(world) -> None:
         world["uow"](), seller, DealCreate(name="D", account_name="A", owner_id=seller.member_id)
     )
     with pytest.raises(StrategyOwnedBySeller):
-        await strategy.put_strategy(world["uow"](), manager, view.deal.id, StrategyUpdate(risks=["Budget"]), None)
+        await strategy.put_strategy(
+            world["uow"](), manager, view.deal.id, StrategyUpdate(risks=["Budget"]), None, if_match_given=True
+        )
     assert CountingUnitOfWork.commits == 1
     assert await _count(world["engine"], StrategyVersion) == 0
-    await strategy.put_strategy(world["uow"](), seller, view.deal.id, StrategyUpdate(risks=["Budget"]), None)
+    await strategy.put_strategy(
+        world["uow"](), seller, view.deal.id, StrategyUpdate(risks=["Budget"]), None, if_match_given=True
+    )
     assert CountingUnitOfWork.commits == 2
     assert await _count(world["engine"], StrategyVersion) == 1
 

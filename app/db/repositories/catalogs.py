@@ -25,6 +25,14 @@ class CatalogRepository:
         stmt = sa.select(model).where(model.organization_id == organization_id, model.code == code)
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
+    async def loss_reasons(self, organization_id: uuid.UUID, codes: Iterable[str]) -> dict[str, LossReason]:
+        """Many loss reasons of the organisation by code, in one query."""
+        wanted = list(set(codes))
+        if not wanted:
+            return {}
+        stmt = sa.select(LossReason).where(LossReason.organization_id == organization_id, LossReason.code.in_(wanted))
+        return {reason.code: reason for reason in (await self.session.execute(stmt)).scalars()}
+
     async def code_taken(self, model: type[Entry], organization_id: uuid.UUID, code: str) -> bool:
         stmt = sa.select(sa.exists().where(model.organization_id == organization_id, model.code == code))
         return bool((await self.session.execute(stmt)).scalar())

@@ -6,7 +6,9 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -16,6 +18,7 @@ from app.db.models import Event
 from app.db.repositories.deals import visible_deal_ids
 from app.db.repositories.webhooks import WebhookRepository
 from app.db.types import utcnow
+from app.domain.changes import NewEvent
 from app.domain.ids import uuid7
 from app.domain.members import Actor
 from app.domain.webhooks import EVENT_TYPES
@@ -59,22 +62,49 @@ def _next_event_seq_counted(element: next_event_seq, compiler: SQLCompiler, **kw
 
 _ORG = sa.bindparam("org", type_=_event.c.organization_id.type)
 
-_APPEND = (
-    sa.insert(_event)
-    .values(
-        id=sa.bindparam("id"),
-        organization_id=_ORG,
-        seq=next_event_seq(_ORG),
-        type=sa.bindparam("type"),
-        actor_id=sa.bindparam("actor_id"),
-        deal_id=sa.bindparam("deal_id"),
-        subject_type=sa.bindparam("subject_type"),
-        subject_id=sa.bindparam("subject_id"),
-        data=sa.bindparam("data"),
-        occurred_at=sa.bindparam("occurred_at"),
-    )
-    .returning(_event.c.seq)
+_INSERT = sa.insert(_event).values(
+    id=sa.bindparam("id"),
+    organization_id=_ORG,
+    seq=next_event_seq(_ORG),
+    type=sa.bindparam("type"),
+    actor_id=sa.bindparam("actor_id"),
+    deal_id=sa.bindparam("deal_id"),
+    subject_type=sa.bindparam("subject_type"),
+    subject_id=sa.bindparam("subject_id"),
+    data=sa.bindparam("data"),
+    occurred_at=sa.bindparam("occurred_at"),
 )
+_APPEND = _INSERT.returning(_event.c.seq)
+
+# Many events at once. On PostgreSQL one INSERT ... SELECT over the events as parallel arrays,
+# unnested in order, each row drawing its seq from the organisation's sequence inside the INSERT
+# as _APPEND does (volatile functions in a SELECT list are evaluated after its ORDER BY);
+# executing _APPEND once per row instead (executemany) costs PostgreSQL about 40 % more CPU.
+# SQLite executes _INSERT once per row: each row's largest-seq-plus-one sees the rows before it.
+# The data go as JSON text, serialised by orjson (the column type would serialise each with json.dumps).
+_MANY = ("id", "type", "deal_id", "subject_type", "subject_id", "data")
+_array_types = {name: postgresql.ARRAY(sa.Text() if name == "data" else _event.c[name].type) for name in _MANY}
+_rows = (
+    sa.func.unnest(*(sa.bindparam(f"a_{name}", type_=_array_types[name]) for name in _MANY))
+    .table_valued(*_MANY, with_ordinality="n")
+    .render_derived(name="r")
+)
+_APPEND_UNNESTED = (
+    sa.insert(_event)
+    .from_select(
+        ["organization_id", "seq", "actor_id", "occurred_at", *_MANY],
+        sa.select(
+            _ORG,
+            next_event_seq(_ORG),
+            sa.bindparam("actor_id", type_=_event.c.actor_id.type),
+            sa.bindparam("occurred_at", type_=_event.c.occurred_at.type),
+            *(_rows.c[name] for name in _MANY[:-1]),
+            sa.cast(_rows.c.data, postgresql.JSONB()),
+        ).order_by(_rows.c.n),
+    )
+    .returning(_event.c.id, _event.c.seq)
+)
+_SEQS = sa.select(_event.c.id, _event.c.seq).where(_event.c.id.in_(sa.bindparam("ids", expanding=True)))
 
 # PostgreSQL only: the largest seq of the organisation a reader may return (see above). It must
 # run in a statement of its own, before the statement that reads the events.
@@ -139,6 +169,54 @@ class EventRepository:
             now=occurred_at,
         )
         return int(seq)
+
+    async def append_many(
+        self, *, organization_id: uuid.UUID, actor_id: uuid.UUID | None, events: Sequence[NewEvent]
+    ) -> None:
+        """Many events of one organisation in one statement, numbered in the order given, each
+        drawing its seq inside the INSERT as ``append`` does; then their outbox rows (the events'
+        seqs are read back on SQLite only when an endpoint takes one of them)."""
+        if not events:
+            return
+        for event in events:
+            assert event.type in EVENT_TYPES, f"{event.type} is missing from app.domain.webhooks.EVENT_TYPES"
+        occurred_at = utcnow()
+        ids = [uuid7() for _ in events]
+        endpoints = await self.outbox.subscribers(organization_id, {event.type for event in events})
+        seqs: dict[uuid.UUID, int] = {}
+        if self._numbered_by_sequence:
+            params: dict[str, Any] = {"org": organization_id, "actor_id": actor_id, "occurred_at": occurred_at}
+            params |= {"a_id": ids} | {f"a_{name}": [getattr(e, name) for e in events] for name in _MANY[1:-1]}
+            params["a_data"] = [orjson.dumps(event.data).decode() for event in events]
+            seqs = {row.id: int(row.seq) for row in await self.session.execute(_APPEND_UNNESTED, params)}
+        else:
+            rows = [
+                {
+                    "id": event_id,
+                    "org": organization_id,
+                    "type": event.type,
+                    "actor_id": actor_id,
+                    "deal_id": event.deal_id,
+                    "subject_type": event.subject_type,
+                    "subject_id": event.subject_id,
+                    "data": event.data,
+                    "occurred_at": occurred_at,
+                }
+                for event_id, event in zip(ids, events, strict=True)
+            ]
+            await self.session.execute(_INSERT, rows)
+        taken = [(event_id, event) for event_id, event in zip(ids, events, strict=True) if endpoints[event.type]]
+        if not taken:
+            return
+        if not seqs:
+            found = await self.session.execute(_SEQS, {"ids": [event_id for event_id, _ in taken]})
+            seqs = {row.id: int(row.seq) for row in found}
+        await self.outbox.enqueue_many(
+            organization_id=organization_id,
+            events=[(event_id, seqs[event_id], event.type, event.deal_id) for event_id, event in taken],
+            endpoints=endpoints,
+            now=occurred_at,
+        )
 
     async def record(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,7 +15,9 @@ from app.domain.members import MemberRole
 _m = Member.__table__
 
 
-def line_ids(organization_id: uuid.UUID, manager_id: uuid.UUID) -> sa.Select[Any]:
+def line_ids(
+    organization_id: uuid.UUID | sa.BindParameter[Any], manager_id: uuid.UUID | sa.BindParameter[Any]
+) -> sa.Select[Any]:
     """A subquery of every member below ``manager_id`` (transitively): the manager's line."""
     line = (
         sa.select(_m.c.id, sa.literal(1).label("depth"))
@@ -28,6 +31,17 @@ def line_ids(organization_id: uuid.UUID, manager_id: uuid.UUID) -> sa.Select[Any
     return sa.select(line.c.id)
 
 
+_ORG = sa.bindparam("org", type_=_m.c.organization_id.type)
+
+# The members a batch names as owners, with whether each is in the acting member's line.
+_OWNERS = sa.select(
+    _m.c.id,
+    _m.c.role,
+    _m.c.active,
+    _m.c.id.in_(line_ids(_ORG, sa.bindparam("actor", type_=_m.c.id.type))).label("in_line"),
+).where(_m.c.organization_id == _ORG, _m.c.id.in_(sa.bindparam("ids", expanding=True)))
+
+
 class MemberRepository:
     """The queries of this module, bound to one unit of work's session."""
 
@@ -37,6 +51,17 @@ class MemberRepository:
     async def get(self, organization_id: uuid.UUID, member_id: uuid.UUID) -> Member | None:
         stmt = sa.select(Member).where(Member.id == member_id, Member.organization_id == organization_id)
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def owners(
+        self, organization_id: uuid.UUID, actor_id: uuid.UUID, member_ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, sa.Row[Any]]:
+        """Many members of the organisation in one query (id, role, active), each with ``in_line``:
+        whether it is below ``actor_id`` in the reporting lines, as ``manager_chain`` would say."""
+        ids = list(set(member_ids))
+        if not ids:
+            return {}
+        rows = await self.session.execute(_OWNERS, {"org": organization_id, "actor": actor_id, "ids": ids})
+        return {row.id: row for row in rows}
 
     async def lock_reporting_lines(self, organization_id: uuid.UUID) -> None:
         """Serialise reporting-line changes in one organisation, so two concurrent edits

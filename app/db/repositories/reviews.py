@@ -16,6 +16,60 @@ from app.domain.members import Actor, MemberRole
 from app.domain.reviews import ReviewStatus, sees_every_review
 
 _m = Member.__table__
+_review = ClosedLostReview.__table__
+
+# What opening reviews for a batch's losses reads, in one round trip: per owner, their active
+# manager; and on every row the organisation's due days and its first active head of sales.
+_owner, _manager = _m.alias("owner"), _m.alias("manager")
+_OPENING_FACTS = (
+    sa.select(
+        _owner.c.id.label("owner_id"),
+        _manager.c.id.label("manager_id"),
+        sa.select(Organization.review_due_days)
+        .where(Organization.id == sa.bindparam("org"))
+        .scalar_subquery()
+        .label("review_due_days"),
+        sa.select(_m.c.id)
+        .where(
+            _m.c.organization_id == sa.bindparam("org"),
+            _m.c.role == MemberRole.head_of_sales,
+            _m.c.active.is_(True),
+        )
+        .order_by(_m.c.id)
+        .limit(1)
+        .scalar_subquery()
+        .label("head_of_sales_id"),
+    )
+    .select_from(_owner.outerjoin(_manager, sa.and_(_manager.c.id == _owner.c.manager_id, _manager.c.active.is_(True))))
+    .where(_owner.c.id.in_(sa.bindparam("owners", expanding=True)))
+)
+_BY_DEALS = sa.select(*_review.c).where(_review.c.deal_id.in_(sa.bindparam("deals", expanding=True))).with_for_update()
+# What opening (or reopening) a review sets; the rest is the reviewer's and the seller's.
+_OPENING_WRITES = (
+    "owner_id",
+    "reviewer_id",
+    "status",
+    "deal_reopened",
+    "closed_at",
+    "closed_week",
+    "due_on",
+    "amount_minor",
+    "currency",
+    "loss_reason_code",
+    "loss_reason_confirmed",
+    "competitor",
+    "suggested_skills",
+    "completed_at",
+    "days_to_complete",
+    "version",
+    "updated_at",
+)
+_INSERT_REVIEWS = sa.insert(_review)
+_UPDATE_REVIEWS = (
+    sa.update(_review)
+    .where(_review.c.id == sa.bindparam("b_id"))
+    .values({name: sa.bindparam(f"b_{name}", type_=_review.c[name].type) for name in _OPENING_WRITES})
+)
 
 
 def visibility(actor: Actor) -> sa.ColumnElement[bool] | None:
@@ -90,6 +144,35 @@ class ReviewRepository:
         )
         return (await self.session.execute(stmt)).one()
 
+    async def opening_facts_of_owners(
+        self, organization_id: uuid.UUID, owner_ids: Iterable[uuid.UUID]
+    ) -> list[sa.Row[Any]]:
+        """``opening_facts`` for many owners at once (the loss reasons' skills come from the
+        catalog): a row per owner with ``owner_id``, ``manager_id`` (active, or None),
+        ``review_due_days`` and ``head_of_sales_id``."""
+        params = {"org": organization_id, "owners": list(set(owner_ids))}
+        return list((await self.session.execute(_OPENING_FACTS, params)).all())
+
+    async def by_deals(self, deal_ids: Iterable[uuid.UUID]) -> list[sa.Row[Any]]:
+        """The reviews of these deals, every column, under row locks (as ``get_by_deal``)."""
+        ids = list(set(deal_ids))
+        if not ids:
+            return []
+        return list((await self.session.execute(_BY_DEALS, {"deals": ids})).all())
+
+    async def insert_many(self, reviews: Sequence[dict[str, Any]]) -> None:
+        """New reviews, each a dict of every column."""
+        if reviews:
+            await self.session.execute(_INSERT_REVIEWS, list(reviews))
+
+    async def update_many(self, reviews: Sequence[dict[str, Any]]) -> None:
+        """Reused or reopened reviews, each a dict of every column; what opening sets is written."""
+        if reviews:
+            await self.session.execute(
+                _UPDATE_REVIEWS,
+                [{"b_id": r["id"]} | {f"b_{name}": r[name] for name in _OPENING_WRITES} for r in reviews],
+            )
+
     async def list_page(
         self,
         actor: Actor,
@@ -99,6 +182,7 @@ class ReviewRepository:
         status: ReviewStatus | None = None,
         reviewer_id: uuid.UUID | None = None,
         owner_id: uuid.UUID | None = None,
+        deal_id: uuid.UUID | None = None,
         week: str | None = None,
         closed_from: dt.datetime | None = None,
         closed_before: dt.datetime | None = None,
@@ -113,6 +197,8 @@ class ReviewRepository:
             stmt = stmt.where(ClosedLostReview.reviewer_id == reviewer_id)
         if owner_id is not None:
             stmt = stmt.where(ClosedLostReview.owner_id == owner_id)
+        if deal_id is not None:  # one review per deal (a unique index)
+            stmt = stmt.where(ClosedLostReview.deal_id == deal_id)
         if week is not None:
             stmt = stmt.where(ClosedLostReview.closed_week == week)
         if closed_from is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,6 +30,12 @@ _MATCHING_ENDPOINTS = (
         _sub.c.pattern.in_(sa.bindparam("patterns", expanding=True)),
     )
     .distinct()
+)
+
+# The same for the event types of a batch of events at once: which endpoints take which patterns.
+_SUBSCRIBED = sa.select(_sub.c.endpoint_id, _sub.c.pattern).where(
+    _sub.c.organization_id == sa.bindparam("org"),
+    _sub.c.pattern.in_(sa.bindparam("patterns", expanding=True)),
 )
 
 # Due deliveries whose endpoint is active, whose lease (if any) ran out, and which no earlier
@@ -250,24 +256,43 @@ class WebhookRepository:
         await self.session.execute(
             sa.insert(_delivery),
             [
-                {
-                    "id": uuid7(),
-                    "organization_id": organization_id,
-                    "endpoint_id": endpoint_id,
-                    "event_id": event_id,
-                    "event_seq": event_seq,
-                    "event_type": event_type,
-                    "deal_id": deal_id,
-                    "payload": None,
-                    "status": DeliveryStatus.pending.value,
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "created_at": now,
-                }
+                _pending_delivery(organization_id, endpoint_id, event_id, event_seq, event_type, deal_id, now)
                 for endpoint_id in endpoint_ids
             ],
         )
         return len(endpoint_ids)
+
+    async def subscribers(self, organization_id: uuid.UUID, event_types: Iterable[str]) -> dict[str, set[uuid.UUID]]:
+        """Per event type, the endpoints that take it (``enqueue``'s lookup for many types at once)."""
+        types = set(event_types)
+        patterns = {pattern for event_type in types for pattern in subscription_patterns(event_type)}
+        params = {"org": organization_id, "patterns": sorted(patterns)}
+        taking: dict[str, set[uuid.UUID]] = {}
+        for row in (await self.session.execute(_SUBSCRIBED, params)).all():
+            taking.setdefault(row.pattern, set()).add(row.endpoint_id)
+        return {
+            event_type: set().union(*(taking.get(p, set()) for p in subscription_patterns(event_type)))
+            for event_type in types
+        }
+
+    async def enqueue_many(
+        self,
+        *,
+        organization_id: uuid.UUID,
+        events: Sequence[tuple[uuid.UUID, int, str, uuid.UUID | None]],
+        endpoints: dict[str, set[uuid.UUID]],
+        now: dt.datetime,
+    ) -> int:
+        """Deliveries of many events (id, seq, type, deal) to the endpoints that take their types,
+        in one statement, in the events' transaction."""
+        rows = [
+            _pending_delivery(organization_id, endpoint_id, event_id, event_seq, event_type, deal_id, now)
+            for event_id, event_seq, event_type, deal_id in events
+            for endpoint_id in sorted(endpoints.get(event_type, ()))
+        ]
+        if rows:
+            await self.session.execute(sa.insert(_delivery), rows)
+        return len(rows)
 
     # --- the dispatcher -----------------------------------------------------------
 
@@ -362,3 +387,29 @@ class WebhookRepository:
             return 0
         await self.session.execute(sa.delete(_delivery).where(_delivery.c.id.in_(ids)))  # attempts cascade
         return len(ids)
+
+
+def _pending_delivery(
+    organization_id: uuid.UUID,
+    endpoint_id: uuid.UUID,
+    event_id: uuid.UUID,
+    event_seq: int,
+    event_type: str,
+    deal_id: uuid.UUID | None,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """An outbox row: the delivery of one event to one endpoint, due at once."""
+    return {
+        "id": uuid7(),
+        "organization_id": organization_id,
+        "endpoint_id": endpoint_id,
+        "event_id": event_id,
+        "event_seq": event_seq,
+        "event_type": event_type,
+        "deal_id": deal_id,
+        "payload": None,
+        "status": DeliveryStatus.pending.value,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
