@@ -39,11 +39,12 @@ NOT_MODIFIED = {
     "description": "Not modified: `If-None-Match` names the current `ETag` (no body)",
     "headers": ETAG_HEADER,
 }
+MAX_IF_NONE_MATCH = 1024
 IF_NONE_MATCH = {
     "name": "If-None-Match",
     "in": "header",
     "required": False,
-    "schema": {"type": "string", "maxLength": 1024},
+    "schema": {"type": "string", "maxLength": MAX_IF_NONE_MATCH},
     "description": 'The `ETag` you hold (`"3"`): 304 with no body while it is still current',
 }
 # Headers a 304 repeats from the 200 it stands for (RFC 9110, 15.4.5).
@@ -62,6 +63,15 @@ def _if_none_match(scope: Scope) -> str | None:
         if name == b"if-none-match":
             return str(value.decode("latin-1"))
     return None
+
+
+def _too_long_if_none_match(tags: str) -> dict[str, Any]:
+    return {
+        "type": "string_too_long",
+        "loc": ("header", "If-None-Match"),
+        "msg": f"String should have at most {MAX_IF_NONE_MATCH} characters",
+        "input": tags,
+    }
 
 
 def _not_modified(response: Response) -> Response:
@@ -93,18 +103,21 @@ class ApiRoute(APIRoute):
         conditional = 304 in self.responses
 
         async def strict_handler(request: Request) -> Response:
+            problems = []
             if request.scope["query_string"]:
                 query = request.query_params
-                unknown = [_unknown_query_error(k, query[k], declared) for k in query.keys() if k not in declared]
-                if unknown:
-                    # A path that names nothing (or a literal path hit with another method) still
-                    # answers 404 (or 405) first, as without a query string.
-                    _, wrong_path = request_params_to_args(path_params, request.path_params)
-                    raise RequestValidationError([*wrong_path, *unknown])
+                problems = [_unknown_query_error(k, query[k], declared) for k in query.keys() if k not in declared]
+            tags = _if_none_match(request.scope) if conditional else None
+            if tags is not None and len(tags) > MAX_IF_NONE_MATCH:
+                problems.append(_too_long_if_none_match(tags))
+            if problems:
+                # A path that names nothing (or a literal path hit with another method) still
+                # answers 404 (or 405) first, as without a query string.
+                _, wrong_path = request_params_to_args(path_params, request.path_params)
+                raise RequestValidationError([*wrong_path, *problems])
             response = await handler(request)
-            if conditional and response.status_code == 200:
-                tags = _if_none_match(request.scope)
-                if tags is not None and (etag := response.headers.get("etag")) and none_match(tags, etag):
+            if tags is not None and response.status_code == 200:
+                if (etag := response.headers.get("etag")) and none_match(tags, etag):
                     return _not_modified(response)
             return response
 

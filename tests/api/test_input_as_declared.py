@@ -95,3 +95,12 @@ async def test_an_empty_idempotency_key_is_refused(api: Api) -> None:
         {"loc": ["header", "Idempotency-Key"], "msg": "must be 1 to 255 characters", "type": "string_too_short"}
     ]
     assert (await api.post("/v1/skills", json=body, headers={"Idempotency-Key": "k"})).status_code == 201
+
+
+async def test_if_none_match_is_bounded_as_declared(api: Api, team) -> None:  # type: ignore[no-untyped-def]
+    deal = await make_deal(api, team["seller"])
+    tags = ", ".join(['"1"'] * 205)  # 1,023 characters
+    assert (await api.get(f"/v1/deals/{deal['id']}", headers={"If-None-Match": tags})).status_code == 304
+    refused(await api.get(f"/v1/deals/{deal['id']}", headers={"If-None-Match": tags + ", "}), "header", "If-None-Match")
+    # A path that names nothing still answers 404 first, as with any other invalid input.
+    assert_problem(await api.get("/v1/deals/not-a-deal", headers={"If-None-Match": tags + ", "}), 404, "not_found")
