@@ -15,6 +15,7 @@ from app.domain.members import Actor
 from app.http.conditional import IfMatch, parse_if_match
 from app.http.cursors import MAX_CURSOR_LENGTH, Cursors
 from app.http.idempotency import IDEMPOTENT_CALLER, IDEMPOTENT_TRANSACTION
+from app.openapi import REQUIRED_LATER
 from app.services.auth import AuthContext, Caller, authenticate, context_of
 from app.services.pagination import CallerPageRequest, PageRequest
 
@@ -118,6 +119,7 @@ async def get_required_if_match(
             max_length=1024,
             description='Required: the `ETag` you read (`"3"`), or `*` to replace whatever is there; '
             "without it 428 precondition_required, a stale one 412 version_conflict",
+            json_schema_extra={REQUIRED_LATER: True},
         ),
     ] = None,
 ) -> IfMatch:

@@ -23,7 +23,7 @@ from app.middleware.idempotency import IdempotencyMiddleware
 from app.middleware.rate_limit import EXEMPT_PATHS, RateLimitMiddleware, RateLimits
 from app.middleware.request_context import RequestContextMiddleware
 from app.observability import configure_logging
-from app.openapi import add_links
+from app.openapi import add_links, declare_required_headers
 from app.routers import (
     analytics,
     api_keys,
@@ -265,6 +265,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             for operation in path_item.values():
                 operation["responses"]["429"] = {"$ref": "#/components/responses/RateLimited"}
                 operation["responses"] = dict(sorted(operation["responses"].items()))
+    declare_required_headers(schema)
     add_links(schema, app.routes)
     app.openapi_schema = schema
     return schema

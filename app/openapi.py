@@ -41,6 +41,9 @@ from app.schemas.common import Page
 
 CREATED = frozenset({"201", "202"})
 Link = dict[str, Any]
+# Marks a header the operation requires though it reads it as optional, because its absence is
+# answered after other checks (If-Match on a whole-document PUT: 404 and 403 come before 428).
+REQUIRED_LATER = "x-required-checked-later"
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,18 @@ def _named_by(model: type[BaseModel], known: dict[type[BaseModel], Resource]) ->
     fields = _fields(model)
     named = sorted({r for r in known.values() if r.param in fields and r != own}, key=lambda r: r.base)
     return [own, *named] if own is not None else named
+
+
+def declare_required_headers(schema: dict[str, Any]) -> None:
+    """Declare the REQUIRED_LATER headers required, with the string (not null) they must be."""
+    for item in schema["paths"].values():
+        for operation in item.values():
+            for parameter in operation.get("parameters", []):
+                declared = parameter.get("schema", {})
+                if declared.pop(REQUIRED_LATER, False):
+                    parameter["required"] = True
+                    text = next(branch for branch in declared.pop("anyOf") if branch.get("type") == "string")
+                    parameter["schema"] = {**text, **declared}
 
 
 def add_links(schema: dict[str, Any], routes: Iterable[BaseRoute]) -> None:

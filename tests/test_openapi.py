@@ -93,6 +93,9 @@ def test_the_strictness_and_caching_statuses_are_declared() -> None:
     assert (
         "428" in put_strategy["responses"] and "428" not in spec["paths"]["/v1/deals/{deal_id}"]["patch"]["responses"]
     )
+    # Required, though answered 428 only after visibility, permission and the body.
+    (if_match,) = [p for p in put_strategy["parameters"] if p["name"] == "If-Match"]
+    assert if_match["required"] is True and if_match["schema"]["type"] == "string"
 
 
 # --- links (app/openapi.py) --------------------------------------------------------------------

@@ -108,6 +108,10 @@ CHECKS = (
 # or PUT whose If-Match is stale is refused with 412 version_conflict before its body's rules are
 # looked at. That is a refusal of the request all the same.
 NEGATIVE_DATA_REFUSALS = ["400", "401", "403", "404", "405", "406", "409", "412", "415", "422", "428", "429", "5xx"]
+# missing_required_header expects 400/401/403/406/415/422 for a request without a required header;
+# the one required header the API answers otherwise is If-Match on a whole-document PUT, and that
+# answer is 428 precondition_required (RFC 6585), the status for exactly this case.
+MISSING_HEADER_REFUSALS = ["400", "401", "403", "406", "415", "422", "428"]
 
 # positive_data_acceptance expects every schema-valid request to succeed (or 401/403/404/409). These
 # documented refusals answer schema-valid requests because of what only the server knows: other
@@ -246,6 +250,7 @@ def fuzz_schema(server: LiveServer, world: World, phases: tuple[str, ...], workd
             "checks": {
                 **{name: {"enabled": True} for name in CHECKS},
                 "negative_data_rejection": {"enabled": True, "expected-statuses": NEGATIVE_DATA_REFUSALS},
+                "missing_required_header": {"enabled": True, "expected-statuses": MISSING_HEADER_REFUSALS},
             },
             "auth": {"wfc": {"path": str(write_wfc_auth(world, workdir / "auth.json")), "peers": list(PEERS)}},
             "dictionaries": values,
