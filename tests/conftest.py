@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -90,16 +91,21 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
     return request.getfixturevalue("pg_database")
 
 
+def settings_for(database_url: str, **overrides: Any) -> Settings:
+    """The tests' settings: quiet logs, no dispatcher, rate limits off (tests that exercise them
+    turn them on, tests/api/test_rate_limits.py); ``overrides`` on top."""
+    defaults: dict[str, Any] = {
+        "access_log": False,
+        "log_level": "WARNING",
+        "webhooks_dispatcher": "off",
+        "rate_limit_per_second": 0,
+    }
+    return Settings(database_url=database_url, **(defaults | overrides))
+
+
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    # Rate limits off: tests that exercise them turn them on (tests/api/test_rate_limits.py).
-    return Settings(
-        database_url=database_url,
-        access_log=False,
-        log_level="WARNING",
-        webhooks_dispatcher="off",
-        rate_limit_per_second=0,
-    )
+    return settings_for(database_url)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from app.settings import Settings
+from tests.conftest import settings_for
 from tests.helpers import Api, Person
 from tests.statements import record_statements
 
@@ -19,14 +20,7 @@ from tests.statements import record_statements
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     # Private webhook URLs allowed: the batches' events must reach the outbox like any other.
-    return Settings(
-        database_url=database_url,
-        access_log=False,
-        log_level="WARNING",
-        webhooks_dispatcher="off",
-        webhooks_allow_private=True,
-        rate_limit_per_second=0,
-    )
+    return settings_for(database_url, webhooks_allow_private=True)
 
 
 def _deal(owner: Person, n: str, **extra: Any) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from app.domain.members import Actor, MemberRole
 from app.schemas.deals import DealCreate
 from app.services import deals
 from app.settings import Settings
+from tests.conftest import settings_for
 from tests.helpers import Api, Org, Person, make_deal
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
@@ -35,13 +36,9 @@ def settings(database_url: str) -> Settings:
     # A pool as large as the writers, so that all 64 hold a transaction at once; opening 64
     # connections at once on a loaded machine may take a while, and this test is about the
     # events' order, not about latency: generous connect and checkout timeouts.
-    return Settings(
-        database_url=database_url,
-        access_log=False,
-        log_level="WARNING",
-        webhooks_dispatcher="off",
+    return settings_for(
+        database_url,
         webhooks_allow_private=True,
-        rate_limit_per_second=0,
         db_pool_size=WRITERS + 4,
         db_max_overflow=4,
         db_connect_timeout=30,

@@ -14,8 +14,7 @@ import sqlalchemy as sa
 from app.db.repositories import idempotency as repo
 from app.http.idempotency import fingerprint
 from app.main import create_app
-from app.settings import Settings
-from tests.conftest import bootstrap
+from tests.conftest import bootstrap, settings_for
 from tests.helpers import Api, assert_problem
 from tests.pg import pg_exec_on
 
@@ -208,16 +207,7 @@ async def test_an_idempotent_post_needs_one_pooled_connection(database_url: str)
     connection, idempotent POSTs still succeed, one after another."""
     if not database_url.startswith("postgresql"):
         pytest.skip("the pool settings apply to PostgreSQL")
-    settings = Settings(
-        database_url=database_url,
-        access_log=False,
-        log_level="WARNING",
-        webhooks_dispatcher="off",
-        rate_limit_per_second=0,
-        db_pool_size=1,
-        db_max_overflow=0,
-        db_pool_timeout=2,
-    )
+    settings = settings_for(database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout=2)
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         org = await bootstrap(application)

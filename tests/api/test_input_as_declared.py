@@ -9,20 +9,14 @@ import base64
 import pytest
 
 from app.settings import Settings
+from tests.conftest import settings_for
 from tests.helpers import Api, assert_problem, make_deal
 
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     # Webhook endpoints on loopback (nothing is delivered: no dispatcher runs).
-    return Settings(
-        database_url=database_url,
-        access_log=False,
-        log_level="WARNING",
-        webhooks_dispatcher="off",
-        webhooks_allow_private=True,
-        rate_limit_per_second=0,
-    )
+    return settings_for(database_url, webhooks_allow_private=True)
 
 
 def refused(response, *loc: str | int) -> None:  # type: ignore[no-untyped-def]
