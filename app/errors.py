@@ -73,16 +73,30 @@ class Problem(BaseModel):
     status: int = Field(examples=[404])
     detail: str = Field(examples=["No member with this id."])
     instance: str = Field(examples=["/v1/members/0190c8a4-6f1e-7000-8000-000000000000"])
-    code: str = Field(examples=["not_found"], description="Stable, machine-readable error code")
+    code: str = Field(
+        examples=["not_found"],
+        description="Stable, machine-readable error code; each operation's responses list the codes it answers",
+    )
     errors: list[ValidationErrorItem] | None = Field(
-        default=None, description="Present on 422 validation_error: one entry per invalid input"
+        default=None,
+        description="Present on 422 `validation_error` (one entry per invalid input), and on a rule's code "
+        "when the rule names the fields at fault",
+    )
+    missing: list[str] | None = Field(
+        default=None,
+        description="Present on 422 `review_incomplete`: the fields the review still needs before it completes",
+        examples=[["lessons", "seller_reflection"]],
     )
     model_config = {"extra": "allow"}
 
 
 def status_for(error: de.DomainError) -> int:
+    return status_of(type(error))
+
+
+def status_of(kind: type[de.DomainError]) -> int:
     for base, status in STATUS_BY_BASE:
-        if isinstance(error, base):
+        if issubclass(kind, base):
             return status
     return 400
 
@@ -362,16 +376,40 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 _DESCRIPTIONS = {
-    400: "Malformed request (`malformed_json`)",
-    401: "Missing or invalid API key (`unauthenticated`)",
-    403: "The caller may see the resource but lacks the right (`forbidden` or a rule's code)",
-    404: "No such resource, or not visible to the caller (`not_found`)",
+    400: "Malformed request",
+    401: "Missing or invalid credentials",
+    403: "The caller may see the resource but lacks the right",
+    404: "No such resource, or not visible to the caller",
     409: "Conflict with the resource's state",
-    412: "Stale `If-Match` (`version_conflict`)",
-    422: "Invalid input (`validation_error`: a bad or unknown body field or query parameter) or a broken rule",
-    428: "No `If-Match`: send the `ETag` you read, or `*` (`precondition_required`)",
-    503: "The database is unreachable (`database_unavailable`)",
+    412: "Stale `If-Match`",
+    422: "Invalid input (a bad or unknown body field or query parameter) or a broken rule",
+    428: "No `If-Match`: send the `ETag` you read, or `*`",
+    503: "The database is unreachable",
 }
+
+# The problem codes an operation may answer whatever it does, by status; app.main adds them to each
+# operation's own (declared below, per route) when it renders the OpenAPI document.
+GENERIC_CODES: dict[int, tuple[str, ...]] = {
+    400: ("malformed_json",),
+    401: (de.Unauthenticated.code,),
+    404: (de.NotFound.code,),
+    412: (de.VersionConflict.code,),
+    413: ("payload_too_large",),
+    415: ("unsupported_media_type",),
+    422: ("validation_error",),
+    428: (de.PreconditionRequired.code,),
+    429: ("rate_limited",),
+    503: (de.DatabaseUnavailable.code,),
+}
+# Every POST takes an Idempotency-Key (app/middleware/idempotency.py); a listing takes a cursor.
+IDEMPOTENT_CODES: dict[int, tuple[str, ...]] = {
+    409: (de.IdempotencyInProgress.code,),
+    422: (de.IdempotencyKeyReused.code,),
+}
+CURSOR_CODES: dict[int, tuple[str, ...]] = {422: (de.InvalidCursor.code,)}
+
+# The key under which problem_responses() hands an operation's own codes to the OpenAPI renderer.
+CODES_KEY = "x-problem-codes"
 
 
 def rate_limited_response() -> dict[str, Any]:
@@ -385,20 +423,37 @@ def rate_limited_response() -> dict[str, Any]:
             "RateLimit": {"description": 'What is left of the budget, e.g. `"key";r=0;t=2`', **field},
             "RateLimit-Policy": {"description": 'The budget, e.g. `"key";q=100;w=2`', **field},
         },
-        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        "content": {PROBLEM_JSON: {"schema": problem_schema(["rate_limited"])}},
     }
 
 
-def problem_responses(*statuses: int, auth: bool = True) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` declaring the problem documents a route may answer."""
-    declared = set(statuses) | {422, 503}
+def problem_schema(codes: Collection[str]) -> dict[str, Any]:
+    """A Problem whose ``code`` is one of ``codes``: generated SDKs can switch on them."""
+    return {
+        "allOf": [
+            {"$ref": "#/components/schemas/Problem"},
+            {"type": "object", "properties": {"code": {"type": "string", "enum": sorted(codes)}}},
+        ]
+    }
+
+
+def problem_responses(*declared: int | type[de.DomainError], auth: bool = True) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` declaring the problem documents a route may answer: a status (whose
+    generic codes it answers), or a domain error (its status, with its code)."""
+    codes: dict[int, set[str]] = {422: set(), 503: set()}
     if auth:
-        declared.add(401)
+        codes[401] = set()
+    for item in declared:
+        if isinstance(item, int):
+            codes.setdefault(item, set())
+        else:
+            codes.setdefault(status_of(item), set()).add(item.code)
     return {
         status: {
             "model": Problem,
             "description": _DESCRIPTIONS.get(status, HTTPStatus(status).phrase),
             "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            CODES_KEY: sorted(codes[status]),
         }
-        for status in sorted(declared)
+        for status in sorted(codes)
     }

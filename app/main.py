@@ -16,7 +16,17 @@ from starlette.routing import BaseRoute
 
 from app.db.engine import make_engine, make_sessionmaker
 from app.db.reads import Reads
-from app.errors import Problem, install_error_handlers, rate_limited_response
+from app.errors import (
+    CODES_KEY,
+    CURSOR_CODES,
+    GENERIC_CODES,
+    IDEMPOTENT_CODES,
+    PROBLEM_JSON,
+    Problem,
+    install_error_handlers,
+    problem_schema,
+    rate_limited_response,
+)
 from app.http.cursors import Cursors
 from app.middleware.body_limit import BodyLimitMiddleware
 from app.middleware.idempotency import IdempotencyMiddleware
@@ -204,6 +214,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+def declare_problem_codes(method: str, operation: dict[str, Any]) -> None:
+    """Each problem response's ``code`` as an enum: the codes the route declared, and those every
+    operation of its kind may answer (a POST's idempotency, a listing's cursor, a status's own)."""
+    query = {p["name"] for p in operation.get("parameters", []) if p.get("in") == "query"}
+    for status, response in operation["responses"].items():
+        content = response.get("content", {})
+        if not status.isdigit() or int(status) < 400 or PROBLEM_JSON not in content:
+            continue
+        code = int(status)
+        codes = set(response.pop(CODES_KEY, ())) | set(GENERIC_CODES.get(code, ()))
+        if method == "post":
+            codes |= set(IDEMPOTENT_CODES.get(code, ()))
+        if "cursor" in query:
+            codes |= set(CURSOR_CODES.get(code, ()))
+        content[PROBLEM_JSON]["schema"] = problem_schema(codes)
+        listed = ", ".join(f"`{c}`" for c in sorted(codes))
+        response["description"] = f"{response['description'].split(' (`')[0]} ({listed})"
+
+
 _UNKNOWN_QUERY_PARAMETER = {
     "description": "A query parameter this operation does not declare (`validation_error`)",
     "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
@@ -259,6 +288,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 content = response.get("content", {})
                 if status >= "400" and "application/problem+json" in content:
                     content.pop("application/json", None)
+    for path_item in schema.get("paths", {}).values():
+        for method, operation in path_item.items():
+            declare_problem_codes(method, operation)
     schema["components"].setdefault("responses", {})["RateLimited"] = rate_limited_response()
     for path, path_item in schema.get("paths", {}).items():
         if path not in EXEMPT_PATHS:

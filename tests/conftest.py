@@ -22,6 +22,7 @@ from app.services.bootstrap import bootstrap_organization
 from app.settings import Settings
 from tests.helpers import Api, Org, Person
 from tests.pg import PG_URL, REQUIRE_POSTGRES, ClonePool, fresh_pg_database, pg_unreachable
+from tests.problem_codes import DeclaredCodes
 from tests.redis_server import REDIS_URL, REQUIRE_REDIS, redis_unreachable
 
 BACKENDS = ["sqlite", "postgres"]
@@ -117,7 +118,8 @@ async def app(settings: Settings) -> AsyncIterator:
 
 @pytest.fixture
 async def client(app) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
-    transport = httpx.ASGITransport(app=app)
+    # Every problem the app answers must be one its operation declares (tests/problem_codes.py).
+    transport = httpx.ASGITransport(app=DeclaredCodes(app))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
 

@@ -46,9 +46,9 @@ def test_every_v1_operation_is_tagged_documented_and_declares_its_problems() -> 
             for status, response in responses.items():
                 if status.startswith(("4", "5")):
                     assert list(response["content"]) == ["application/problem+json"], where
-                    assert response["content"]["application/problem+json"]["schema"] == {
-                        "$ref": "#/components/schemas/Problem"
-                    }
+                    schema = response["content"]["application/problem+json"]["schema"]
+                    assert schema["allOf"][0] == {"$ref": "#/components/schemas/Problem"}, where
+                    assert schema["allOf"][1]["properties"]["code"]["enum"], where
             if "{" in path:
                 assert "404" in responses, f"{where} has a path id but no 404"
             if method == "post":

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.deps import ActorDep, UowDep
+from app.domain import errors as de
 from app.domain.reviews import LossGroupBy
 from app.errors import problem_responses
 from app.http.routes import ApiRoute
@@ -17,7 +18,7 @@ router = APIRouter(prefix="/v1", tags=["analytics"], route_class=ApiRoute)
 # --- closed-lost analytics -------------------------------------------------------
 
 
-@router.get("/analytics/closed-lost", response_model=ClosedLostAnalytics, responses=problem_responses(403, 422))
+@router.get("/analytics/closed-lost", response_model=ClosedLostAnalytics, responses=problem_responses(de.Forbidden))
 async def get_closed_lost_analytics(
     actor: ActorDep,
     uow: UowDep,

@@ -5,6 +5,7 @@ import uuid
 from fastapi import APIRouter, Response, status
 
 from app.deps import ActorDep, IdempotencyDeps, PageDep, UowDep
+from app.domain import errors as de
 from app.errors import problem_responses
 from app.http.responses import LOCATION_HEADER, NO_STORE_HEADER, set_location, set_no_store
 from app.http.routes import ApiRoute
@@ -18,7 +19,7 @@ router = APIRouter(prefix="/v1", tags=["api-keys"], route_class=ApiRoute)
     "/members/{member_id}/api-keys",
     status_code=status.HTTP_201_CREATED,
     response_model=ApiKeyCreated,
-    responses={201: {"headers": {**LOCATION_HEADER, **NO_STORE_HEADER}}, **problem_responses(403, 404, 422)},
+    responses={201: {"headers": {**LOCATION_HEADER, **NO_STORE_HEADER}}, **problem_responses(404, de.Forbidden)},
     dependencies=IdempotencyDeps,
 )
 async def create_api_key(
@@ -31,7 +32,7 @@ async def create_api_key(
     return ApiKeyCreated(**ApiKeyPublic.model_validate(issued.key).model_dump(), api_key=issued.secret)
 
 
-@router.get("/members/{member_id}/api-keys", response_model=ApiKeyPage, responses=problem_responses(403, 404, 422))
+@router.get("/members/{member_id}/api-keys", response_model=ApiKeyPage, responses=problem_responses(404, de.Forbidden))
 async def list_api_keys(member_id: uuid.UUID, actor: ActorDep, uow: UowDep, page: PageDep) -> ApiKeyPage:
     """A member's keys, revoked ones included, without secrets (admin or the member)."""
     result = await service.list_keys(uow, actor, member_id, page)
@@ -44,7 +45,9 @@ async def get_api_key(key_id: uuid.UUID, actor: ActorDep, uow: UowDep) -> ApiKey
     return ApiKeyPublic.model_validate(await service.get_key(uow, actor, key_id))
 
 
-@router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(403, 404))
+@router.delete(
+    "/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(404, de.Forbidden)
+)
 async def revoke_api_key(key_id: uuid.UUID, actor: ActorDep, uow: UowDep) -> Response:
     """Revoke a key at once (admin only; anyone else gets 403 forbidden); it stays listed with revoked_at."""
     await service.revoke_key(uow, actor, key_id)

@@ -6,6 +6,7 @@ from typing import Any
 from fastapi import APIRouter, Response, status
 
 from app.deps import ActorDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
+from app.domain import errors as de
 from app.domain.approvals import ApprovalStatus
 from app.errors import problem_responses
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
@@ -21,7 +22,10 @@ from app.schemas.approvals import (
 from app.services import approvals as service
 
 router = APIRouter(prefix="/v1", tags=["approvals"], route_class=ApiRoute)
-_DECISION = {"responses": problem_responses(403, 404, 409, 422), "dependencies": IdempotencyDeps}
+_DECISION = {
+    "responses": problem_responses(404, de.Forbidden, de.ApprovalNotPending),
+    "dependencies": IdempotencyDeps,
+}
 
 _UPDATE_DESCRIPTION = """\
 Approvals have no write path after the request: this operation exists only to refuse a change.
@@ -47,7 +51,10 @@ def _with_description(
     "/deals/{deal_id}/approvals",
     status_code=status.HTTP_201_CREATED,
     response_model=ApprovalPublic,
-    responses={201: {"headers": LOCATION_HEADER}, **problem_responses(403, 404, 409, 422)},
+    responses={
+        201: {"headers": LOCATION_HEADER},
+        **problem_responses(404, de.Forbidden, de.DealClosed, de.ApproverNotInLine),
+    },
     dependencies=IdempotencyDeps,
 )
 async def create_approval(
@@ -60,7 +67,7 @@ async def create_approval(
     return ApprovalPublic.model_validate(approval)
 
 
-@router.get("/deals/{deal_id}/approvals", response_model=ApprovalPage, responses=problem_responses(404, 422))
+@router.get("/deals/{deal_id}/approvals", response_model=ApprovalPage, responses=problem_responses(404))
 async def list_deal_approvals(
     deal_id: uuid.UUID, actor: ActorDep, uow: UowDep, page: PageDep, status: ApprovalStatus | None = None
 ) -> ApprovalPage:
@@ -87,7 +94,9 @@ async def get_approval(approval_id: uuid.UUID, actor: ActorDep, uow: UowDep, res
     description=_UPDATE_DESCRIPTION,
     responses={
         200: {"description": "Never answered: every change is refused"},
-        **_with_description(problem_responses(404, 409, 412, 422), 409, _UPDATE_409),
+        **_with_description(
+            problem_responses(404, 412, de.ApprovalNotPending, de.ApprovedTermsImmutable, de.Conflict), 409, _UPDATE_409
+        ),
     },
 )
 async def update_approval(
@@ -118,7 +127,7 @@ async def reject_approval(
 @router.post(
     "/approvals/{approval_id}/rely",
     response_model=ApprovalPublic,
-    responses=problem_responses(403, 404, 409),
+    responses=problem_responses(404, de.OwnerDecides, de.ApprovalNotApproved),
     dependencies=IdempotencyDeps,
 )
 async def rely_on_approval(approval_id: uuid.UUID, actor: ActorDep, uow: UowDep) -> ApprovalPublic:
@@ -126,7 +135,12 @@ async def rely_on_approval(approval_id: uuid.UUID, actor: ActorDep, uow: UowDep)
     return ApprovalPublic.model_validate(await service.rely_on_approval(uow, actor, approval_id))
 
 
-@router.post("/approvals/{approval_id}/revoke", response_model=ApprovalPublic, **_DECISION)
+@router.post(
+    "/approvals/{approval_id}/revoke",
+    response_model=ApprovalPublic,
+    responses=problem_responses(404, 422, de.Forbidden, de.ApprovalNotApproved, de.ApprovalReliedUpon),
+    dependencies=IdempotencyDeps,
+)
 async def revoke_approval(
     approval_id: uuid.UUID, body: ApprovalRevocation, actor: ActorDep, uow: UowDep
 ) -> ApprovalPublic:

@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from app.deps import ActorDep, IdempotencyDeps, PageDep, UowDep
+from app.domain import errors as de
 from app.domain.assignments import AssignmentStatus
 from app.errors import problem_responses
 from app.http.responses import LOCATION_HEADER, set_location
@@ -14,14 +15,20 @@ from app.schemas.assignments import AssignmentCreate, AssignmentPage, Assignment
 from app.services import assignments as service
 
 router = APIRouter(prefix="/v1", tags=["assignments"], route_class=ApiRoute)
-_ACTION = {"responses": problem_responses(403, 404, 409), "dependencies": IdempotencyDeps}
+_DECISION = {
+    "responses": problem_responses(404, de.Forbidden, de.OwnerDecides, de.AssignmentNotPending),
+    "dependencies": IdempotencyDeps,
+}
 
 
 @router.post(
     "/deals/{deal_id}/assignments",
     status_code=status.HTTP_201_CREATED,
     response_model=AssignmentPublic,
-    responses={201: {"headers": LOCATION_HEADER}, **problem_responses(403, 404, 409, 422)},
+    responses={
+        201: {"headers": LOCATION_HEADER},
+        **problem_responses(404, de.Forbidden, de.AssignmentExists, de.InvalidAssignee, de.OwnerNotAssignable),
+    },
     dependencies=IdempotencyDeps,
 )
 async def create_assignment(
@@ -34,7 +41,7 @@ async def create_assignment(
     return AssignmentPublic.model_validate(assignment)
 
 
-@router.get("/deals/{deal_id}/assignments", response_model=AssignmentPage, responses=problem_responses(404, 422))
+@router.get("/deals/{deal_id}/assignments", response_model=AssignmentPage, responses=problem_responses(404))
 async def list_deal_assignments(
     deal_id: uuid.UUID, actor: ActorDep, uow: UowDep, page: PageDep, status: AssignmentStatus | None = None
 ) -> AssignmentPage:
@@ -45,7 +52,7 @@ async def list_deal_assignments(
     )
 
 
-@router.get("/assignments", response_model=AssignmentPage, responses=problem_responses(422))
+@router.get("/assignments", response_model=AssignmentPage, responses=problem_responses())
 async def list_my_assignments(
     actor: ActorDep,
     uow: UowDep,
@@ -66,19 +73,24 @@ async def get_assignment(assignment_id: uuid.UUID, actor: ActorDep, uow: UowDep)
     return AssignmentPublic.model_validate(await service.get_assignment(uow, actor, assignment_id))
 
 
-@router.post("/assignments/{assignment_id}/accept", response_model=AssignmentPublic, **_ACTION)
+@router.post("/assignments/{assignment_id}/accept", response_model=AssignmentPublic, **_DECISION)
 async def accept_assignment(assignment_id: uuid.UUID, actor: ActorDep, uow: UowDep) -> AssignmentPublic:
     """Accept: the assignee accepts a request, the deal's owner accepts a proposal."""
     return AssignmentPublic.model_validate(await service.accept_assignment(uow, actor, assignment_id))
 
 
-@router.post("/assignments/{assignment_id}/decline", response_model=AssignmentPublic, **_ACTION)
+@router.post("/assignments/{assignment_id}/decline", response_model=AssignmentPublic, **_DECISION)
 async def decline_assignment(assignment_id: uuid.UUID, actor: ActorDep, uow: UowDep) -> AssignmentPublic:
     """Decline: the assignee declines a request, the deal's owner declines a proposal."""
     return AssignmentPublic.model_validate(await service.decline_assignment(uow, actor, assignment_id))
 
 
-@router.post("/assignments/{assignment_id}/end", response_model=AssignmentPublic, **_ACTION)
+@router.post(
+    "/assignments/{assignment_id}/end",
+    response_model=AssignmentPublic,
+    responses=problem_responses(404, de.Forbidden, de.AssignmentEnded),
+    dependencies=IdempotencyDeps,
+)
 async def end_assignment(assignment_id: uuid.UUID, actor: ActorDep, uow: UowDep) -> AssignmentPublic:
     """End an assignment (or withdraw a pending one): the owner or the assignee; it stops granting visibility."""
     return AssignmentPublic.model_validate(await service.end_assignment(uow, actor, assignment_id))

@@ -5,6 +5,7 @@ import uuid
 from fastapi import APIRouter, Response, status
 
 from app.deps import ActorDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
+from app.domain import errors as de
 from app.domain.calls import ObservationStatus
 from app.errors import problem_responses
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
@@ -62,7 +63,18 @@ def render_observation(observation: service.ObservationRecord, response: Respons
     "/deals/{deal_id}/calls",
     status_code=status.HTTP_201_CREATED,
     response_model=CallPublic,
-    responses={**_CREATED, **problem_responses(403, 404, 409, 422)},
+    responses={
+        **_CREATED,
+        **problem_responses(
+            404,
+            de.Forbidden,
+            de.DealClosed,
+            de.CallLeadMustBeOwner,
+            de.InvalidAssignee,
+            de.ManagerRoleNotAgreed,
+            de.UnknownMember,
+        ),
+    },
     dependencies=IdempotencyDeps,
 )
 async def create_call(
@@ -75,7 +87,7 @@ async def create_call(
     return render(view)
 
 
-@calls.get("/deals/{deal_id}/calls", response_model=CallPage, responses=problem_responses(404, 422))
+@calls.get("/deals/{deal_id}/calls", response_model=CallPage, responses=problem_responses(404))
 async def list_deal_calls(deal_id: uuid.UUID, actor: ActorDep, uow: UowDep, page: PageDep) -> CallPage:
     """A deal's calls, by scheduled time."""
     result = await service.list_deal_calls(uow, actor, deal_id, page)
@@ -91,7 +103,23 @@ async def get_call(call_id: uuid.UUID, actor: ActorDep, uow: UowDep, response: R
 
 
 @calls.patch(
-    "/calls/{call_id}", response_model=CallPublic, responses={**_CURRENT, **problem_responses(403, 404, 409, 412, 422)}
+    "/calls/{call_id}",
+    response_model=CallPublic,
+    responses={
+        **_CURRENT,
+        **problem_responses(
+            404,
+            412,
+            de.Forbidden,
+            de.CallAlreadyHeld,
+            de.DealClosed,
+            de.CallLeadMustBeOwner,
+            de.HeldInFuture,
+            de.InvalidAssignee,
+            de.ManagerRoleNotAgreed,
+            de.UnknownMember,
+        ),
+    },
 )
 async def update_call(
     call_id: uuid.UUID, body: CallUpdate, actor: ActorDep, uow: UowDep, if_match: IfMatchDep, response: Response
@@ -106,7 +134,10 @@ async def update_call(
     "/calls/{call_id}/interventions",
     status_code=status.HTTP_201_CREATED,
     response_model=InterventionPublic,
-    responses={201: {"headers": LOCATION_HEADER}, **problem_responses(403, 404, 409, 422)},
+    responses={
+        201: {"headers": LOCATION_HEADER},
+        **problem_responses(404, de.Forbidden, de.CallNotHeld, de.UnknownMember),
+    },
     dependencies=IdempotencyDeps,
 )
 async def create_intervention(
@@ -118,7 +149,7 @@ async def create_intervention(
     return InterventionPublic.model_validate(intervention)
 
 
-@calls.get("/calls/{call_id}/interventions", response_model=InterventionPage, responses=problem_responses(404, 422))
+@calls.get("/calls/{call_id}/interventions", response_model=InterventionPage, responses=problem_responses(404))
 async def list_call_interventions(call_id: uuid.UUID, actor: ActorDep, uow: UowDep, page: PageDep) -> InterventionPage:
     """What attendees did during a call, in the order recorded."""
     result = await service.list_call_interventions(uow, actor, call_id, page)
@@ -146,7 +177,12 @@ async def get_intervention(
     "/calls/{call_id}/observations",
     status_code=status.HTTP_201_CREATED,
     response_model=ObservationPublic,
-    responses={**_CREATED, **problem_responses(403, 404, 409, 422)},
+    responses={
+        **_CREATED,
+        **problem_responses(
+            404, de.NotAnObserver, de.CallNotHeld, de.ObservationNeedsStrength, de.TooManyImprovements, de.UnknownSkill
+        ),
+    },
     dependencies=IdempotencyDeps,
 )
 async def create_observation(
@@ -158,7 +194,7 @@ async def create_observation(
     return render_observation(observation, response)
 
 
-@observations.get("/observations", response_model=ObservationPage, responses=problem_responses(422))
+@observations.get("/observations", response_model=ObservationPage, responses=problem_responses())
 async def list_observations(
     actor: ActorDep,
     uow: UowDep,
@@ -187,7 +223,18 @@ async def get_observation(
 @observations.patch(
     "/observations/{observation_id}",
     response_model=ObservationPublic,
-    responses={**_CURRENT, **problem_responses(403, 404, 409, 412, 422)},
+    responses={
+        **_CURRENT,
+        **problem_responses(
+            404,
+            412,
+            de.Forbidden,
+            de.ObservationNotDraft,
+            de.ObservationNeedsStrength,
+            de.TooManyImprovements,
+            de.UnknownSkill,
+        ),
+    },
 )
 async def update_observation(
     observation_id: uuid.UUID,
@@ -204,7 +251,7 @@ async def update_observation(
 @observations.post(
     "/observations/{observation_id}/share",
     response_model=ObservationPublic,
-    responses={**_CURRENT, **problem_responses(403, 404, 409)},
+    responses={**_CURRENT, **problem_responses(404, de.Forbidden, de.ObservationNotDraft)},
     dependencies=IdempotencyDeps,
 )
 async def share_observation(
@@ -217,7 +264,7 @@ async def share_observation(
 @observations.post(
     "/observations/{observation_id}/acknowledge",
     response_model=ObservationPublic,
-    responses={**_CURRENT, **problem_responses(403, 404, 409, 422)},
+    responses={**_CURRENT, **problem_responses(404, de.OwnerDecides, de.ObservationNotShared)},
     dependencies=IdempotencyDeps,
 )
 async def acknowledge_observation(

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response, status
 
 from app.deps import ActorDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
+from app.domain import errors as de
 from app.errors import problem_responses
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
 from app.http.routes import ApiRoute
@@ -24,12 +25,12 @@ from app.services.catalogs import Catalog
 router = APIRouter(prefix="/v1", route_class=ApiRoute)
 
 CodePath = Annotated[str, Path(max_length=64, pattern=r"^[a-z][a-z0-9_]*$", description="The entry's code")]
-_CREATED = {201: {"headers": LOCATION_HEADER}, **problem_responses(403, 409, 422)}
-_UPDATED = {200: {"headers": ETAG_HEADER}, **problem_responses(403, 404, 412, 422)}
+_CREATED = {201: {"headers": LOCATION_HEADER}, **problem_responses(de.Forbidden, de.CodeTaken, de.UnknownSkill)}
+_UPDATED = {200: {"headers": ETAG_HEADER}, **problem_responses(404, 412, de.Forbidden, de.UnknownSkill)}
 _ONE = {200: {"headers": ETAG_HEADER}, **problem_responses(404)}
 
 
-@router.get("/skills", tags=["skills"], response_model=SkillPage, responses=problem_responses(422))
+@router.get("/skills", tags=["skills"], response_model=SkillPage, responses=problem_responses())
 async def list_skills(actor: ActorDep, uow: UowDep, page: PageDep, active: bool | None = None) -> SkillPage:
     """The organisation's skill catalog, by code."""
     result = await service.list_entries(uow, actor, Catalog.skills, page, active)
@@ -69,7 +70,7 @@ async def update_skill(
     return SkillPublic.model_validate(entry)
 
 
-@router.get("/loss-reasons", tags=["loss-reasons"], response_model=LossReasonPage, responses=problem_responses(422))
+@router.get("/loss-reasons", tags=["loss-reasons"], response_model=LossReasonPage, responses=problem_responses())
 async def list_loss_reasons(actor: ActorDep, uow: UowDep, page: PageDep, active: bool | None = None) -> LossReasonPage:
     """The organisation's loss-reason catalog, by code, with the skills each points at."""
     result = await service.list_entries(uow, actor, Catalog.loss_reasons, page, active)

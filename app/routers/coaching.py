@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.deps import ActorDep, UowDep
+from app.domain import errors as de
 from app.errors import problem_responses
 from app.http.routes import ApiRoute
 from app.schemas.coaching import CoachingAnalytics, ManagerCoaching
@@ -15,7 +16,7 @@ from app.services import coaching as service
 router = APIRouter(prefix="/v1", tags=["analytics"], route_class=ApiRoute)
 
 
-@router.get("/analytics/coaching", response_model=CoachingAnalytics, responses=problem_responses(403, 422))
+@router.get("/analytics/coaching", response_model=CoachingAnalytics, responses=problem_responses(de.Forbidden))
 async def get_coaching_analytics(
     actor: ActorDep,
     uow: UowDep,

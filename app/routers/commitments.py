@@ -5,6 +5,7 @@ import uuid
 from fastapi import APIRouter, Response
 
 from app.deps import ActorDep, IdempotencyDeps, PageDep, UowDep
+from app.domain import errors as de
 from app.domain.development import CommitmentStatus
 from app.errors import problem_responses
 from app.http.responses import ETAG_HEADER, set_etag
@@ -38,7 +39,7 @@ def render_commitment(view: service.CommitmentView, response: Response | None = 
     )
 
 
-@router.get("/commitments", response_model=CommitmentPage, responses=problem_responses(422))
+@router.get("/commitments", response_model=CommitmentPage, responses=problem_responses())
 async def list_commitments(
     actor: ActorDep,
     uow: UowDep,
@@ -67,7 +68,7 @@ async def get_commitment(
 @router.post(
     "/commitments/{commitment_id}/complete",
     response_model=CommitmentPublic,
-    responses={**_CURRENT, **problem_responses(403, 404, 409)},
+    responses={**_CURRENT, **problem_responses(404, de.OwnerDecides, de.CommitmentClosed)},
     dependencies=IdempotencyDeps,
 )
 async def complete_commitment(
@@ -81,7 +82,7 @@ async def complete_commitment(
 @router.post(
     "/commitments/{commitment_id}/drop",
     response_model=CommitmentPublic,
-    responses={**_CURRENT, **problem_responses(403, 404, 409)},
+    responses={**_CURRENT, **problem_responses(404, de.OwnerDecides, de.CommitmentClosed)},
     dependencies=IdempotencyDeps,
 )
 async def drop_commitment(

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 from pydantic import TypeAdapter, ValidationError
 
 from app.deps import ActorDep, CallerDep, CallerPageDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
+from app.domain import errors as de
 from app.domain.deals import DealStatus, Loss, Stage, status_of
 from app.domain.money import Money
 from app.errors import problem_fields, problem_responses, read_only_fields, validation_problem_fields
@@ -91,7 +92,17 @@ async def list_filters(
     "/deals",
     status_code=status.HTTP_201_CREATED,
     response_model=DealPublic,
-    responses={201: {"headers": LOCATION_HEADER}, **problem_responses(403, 409, 422)},
+    responses={
+        201: {"headers": LOCATION_HEADER},
+        **problem_responses(
+            de.Forbidden,
+            de.ExternalRefTaken,
+            de.LossReasonRequired,
+            de.LossRequiresClosedLost,
+            de.OwnerMustBeSeller,
+            de.UnknownLossReason,
+        ),
+    },
     dependencies=IdempotencyDeps,
 )
 async def create_deal(body: DealCreate, actor: ActorDep, uow: UowDep, response: Response) -> DealPublic:
@@ -102,7 +113,7 @@ async def create_deal(body: DealCreate, actor: ActorDep, uow: UowDep, response: 
     return render(view)
 
 
-@router.get("/deals", response_model=DealPage, responses=problem_responses(422))
+@router.get("/deals", response_model=DealPage, responses=problem_responses())
 async def list_deals(
     caller: CallerDep, page: CallerPageDep, filters: Annotated[ListFilters, Depends(list_filters)]
 ) -> Response:
@@ -114,7 +125,7 @@ async def list_deals(
 @router.post(
     "/deals/batch-upsert",
     response_model=DealBatchResults,
-    responses=problem_responses(422),
+    responses=problem_responses(),
     dependencies=IdempotencyDeps,
 )
 async def batch_upsert_deals(body: DealBatch, actor: ActorDep, uow: UowDep) -> DealBatchResults:
@@ -162,7 +173,18 @@ _INSPECTED = {JSON_INSPECTED: True}  # the body, records included, was inspected
     responses={
         200: {"description": "Updated, or unchanged (same version, no event)", "headers": ETAG_HEADER},
         201: {"description": "Created", "model": DealPublic, "headers": LOCATION_HEADER},
-        **problem_responses(403, 404, 409, 412, 422),
+        **problem_responses(
+            404,
+            412,
+            de.Forbidden,
+            de.DealClosed,
+            de.ExternalRefTaken,
+            de.LossReasonRequired,
+            de.LossRequiresClosedLost,
+            de.OwnerMustBeSeller,
+            de.TransferReasonRequired,
+            de.UnknownLossReason,
+        ),
     },
 )
 async def upsert_deal_by_external_ref(
@@ -195,7 +217,20 @@ async def get_deal(deal_id: uuid.UUID, caller: CallerDep) -> Response:
 @router.patch(
     "/deals/{deal_id}",
     response_model=DealPublic,
-    responses={200: {"headers": ETAG_HEADER}, **problem_responses(403, 404, 409, 412, 422)},
+    responses={
+        200: {"headers": ETAG_HEADER},
+        **problem_responses(
+            404,
+            412,
+            de.Forbidden,
+            de.DealClosed,
+            de.LossReasonRequired,
+            de.LossRequiresClosedLost,
+            de.OwnerMustBeSeller,
+            de.TransferReasonRequired,
+            de.UnknownLossReason,
+        ),
+    },
 )
 async def update_deal(
     deal_id: uuid.UUID, body: DealUpdate, actor: ActorDep, uow: UowDep, if_match: IfMatchDep, response: Response
@@ -206,7 +241,7 @@ async def update_deal(
     return render(view)
 
 
-@router.get("/deals/{deal_id}/history", response_model=EventPage, responses=problem_responses(404, 422))
+@router.get("/deals/{deal_id}/history", response_model=EventPage, responses=problem_responses(404))
 async def get_deal_history(deal_id: uuid.UUID, actor: ActorDep, uow: UowDep, page: PageDep) -> EventPage:
     """Everything that happened to one deal, oldest first."""
     result = await events_service.deal_history(uow, actor, deal_id, page)

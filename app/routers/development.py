@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from app.deps import ActorDep, UowDep
+from app.domain import errors as de
 from app.domain.development import TREND_RULE
 from app.errors import problem_responses
 from app.http.responses import json_response
@@ -27,7 +28,7 @@ To = Annotated[IsoDate | None, Query(alias="to", description="Last day (UTC), in
     "/members/{member_id}/development",
     tags=["development"],
     response_model=DevelopmentProfile,
-    responses=problem_responses(404, 422),
+    responses=problem_responses(404),
     description=f"A member's skill profile, commitments, debriefs and losses over a window (the member, their "
     f"management line and heads of sales; anyone else: 404).\n\n{_WINDOW}\n\n`strengths` and `improvements` count "
     "the skill in shared observations of calls the member led (dated by `shared_at`), `loss_gaps` in completed "
@@ -62,7 +63,7 @@ async def get_call_brief(call_id: uuid.UUID, actor: ActorDep, uow: UowDep) -> Re
     "/analytics/skills",
     tags=["analytics"],
     response_model=TeamSkills,
-    responses=problem_responses(403, 422),
+    responses=problem_responses(de.Forbidden),
     description="Which skills the team must build: per seller and skill, and per skill in total, the strengths, "
     "improvements and loss gaps in the window, counted as in the member's development profile. Managers see their "
     "line (transitively) or, with `manager_id`, a line below them; heads of sales the organisation or one "

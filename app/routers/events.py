@@ -15,7 +15,7 @@ from app.services import events as service
 router = APIRouter(prefix="/v1", tags=["events"], route_class=ApiRoute)
 
 
-@router.get("/events", response_model=EventPage, responses=problem_responses(422))
+@router.get("/events", response_model=EventPage, responses=problem_responses())
 async def list_events(
     actor: ActorDep,
     uow: UowDep,

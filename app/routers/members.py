@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from app.deps import ActorDep, CallerDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
+from app.domain import errors as de
 from app.domain.members import MemberRole
 from app.errors import problem_responses
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, json_response, plain_json_response, set_etag, set_location
@@ -43,7 +44,10 @@ async def get_me(caller: CallerDep) -> Response:
     "/members",
     status_code=status.HTTP_201_CREATED,
     response_model=MemberPublic,
-    responses={201: {"headers": LOCATION_HEADER}, **problem_responses(403, 409, 422)},
+    responses={
+        201: {"headers": LOCATION_HEADER},
+        **problem_responses(de.Forbidden, de.EmailTaken, de.InvalidReportingLine),
+    },
     dependencies=IdempotencyDeps,
 )
 async def create_member(body: MemberCreate, actor: ActorDep, uow: UowDep, response: Response) -> MemberPublic:
@@ -54,7 +58,7 @@ async def create_member(body: MemberCreate, actor: ActorDep, uow: UowDep, respon
     return MemberPublic.model_validate(member)
 
 
-@router.get("/members", response_model=MemberPage, responses=problem_responses(422))
+@router.get("/members", response_model=MemberPage, responses=problem_responses())
 async def list_members(
     actor: ActorDep,
     uow: UowDep,
@@ -84,7 +88,10 @@ async def get_member(member_id: uuid.UUID, actor: ActorDep, uow: UowDep, respons
 @router.patch(
     "/members/{member_id}",
     response_model=MemberPublic,
-    responses={200: {"headers": ETAG_HEADER}, **problem_responses(403, 404, 409, 412, 422)},
+    responses={
+        200: {"headers": ETAG_HEADER},
+        **problem_responses(404, 412, de.Forbidden, de.EmailTaken, de.InvalidReportingLine),
+    },
 )
 async def update_member(
     member_id: uuid.UUID, body: MemberUpdate, actor: ActorDep, uow: UowDep, if_match: IfMatchDep, response: Response

@@ -21,7 +21,7 @@ async def get_health() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Health, responses=problem_responses(503, auth=False))
+@router.get("/readyz", response_model=Health, responses=problem_responses(auth=False))
 async def get_readiness(request: Request) -> Health:
     """The database answers; 503 database_unavailable when it does not."""
     async with request.app.state.engine.connect() as conn:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from app.deps import ActorDep, IfMatchDep, UowDep
+from app.domain import errors as de
 from app.errors import problem_responses
 from app.http.responses import ETAG_HEADER, set_etag
 from app.http.routes import ApiRoute
@@ -25,7 +26,7 @@ async def get_settings(actor: ActorDep, uow: UowDep, response: Response) -> Sett
 @router.patch(
     "/settings",
     response_model=SettingsPublic,
-    responses={200: {"headers": ETAG_HEADER}, **problem_responses(403, 412, 422)},
+    responses={200: {"headers": ETAG_HEADER}, **problem_responses(412, de.Forbidden)},
 )
 async def update_settings(
     body: SettingsUpdate, actor: ActorDep, uow: UowDep, if_match: IfMatchDep, response: Response

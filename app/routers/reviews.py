@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from app.deps import ActorDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
+from app.domain import errors as de
 from app.domain.development import FeedbackKind
 from app.domain.reviews import ReviewStatus
 from app.errors import problem_responses
@@ -82,7 +83,7 @@ def list_filters(
     )
 
 
-@router.get(_REVIEWS, response_model=ReviewPage, responses=problem_responses(422))
+@router.get(_REVIEWS, response_model=ReviewPage, responses=problem_responses())
 async def list_reviews(
     actor: ActorDep, uow: UowDep, page: PageDep, filters: Annotated[ReviewFilters, Depends(list_filters)]
 ) -> ReviewPage:
@@ -92,7 +93,7 @@ async def list_reviews(
 
 
 # Declared before /{review_id}, which would otherwise take "weekly" for an id.
-@router.get(_REVIEWS + "/weekly", response_model=WeeklyReviews, responses=problem_responses(403, 422))
+@router.get(_REVIEWS + "/weekly", response_model=WeeklyReviews, responses=problem_responses(de.Forbidden))
 async def get_weekly_reviews(
     actor: ActorDep,
     uow: UowDep,
@@ -104,7 +105,7 @@ async def get_weekly_reviews(
     return WeeklyReviews.model_validate(await service.get_weekly_reviews(uow, actor, week))
 
 
-@router.get(_REVIEWS + "/feedback", response_model=FeedbackPage, responses=problem_responses(403, 422))
+@router.get(_REVIEWS + "/feedback", response_model=FeedbackPage, responses=problem_responses(de.Forbidden))
 async def list_closed_lost_feedback(
     actor: ActorDep,
     uow: UowDep,
@@ -135,7 +136,12 @@ async def get_review(review_id: uuid.UUID, actor: ActorDep, uow: UowDep, respons
 @router.patch(
     _REVIEWS + "/{review_id}",
     response_model=ReviewPublic,
-    responses={200: {"headers": ETAG_HEADER}, **problem_responses(403, 404, 409, 412, 422)},
+    responses={
+        200: {"headers": ETAG_HEADER},
+        **problem_responses(
+            404, 412, de.NotTheReviewer, de.ReviewCompleted, de.UnknownLossReason, de.UnknownMember, de.UnknownSkill
+        ),
+    },
 )
 async def update_review(
     review_id: uuid.UUID, body: ReviewUpdate, actor: ActorDep, uow: UowDep, if_match: IfMatchDep, response: Response
@@ -149,7 +155,10 @@ async def update_review(
 @router.post(
     _REVIEWS + "/{review_id}/complete",
     response_model=ReviewPublic,
-    responses={200: {"headers": ETAG_HEADER}, **problem_responses(403, 404, 409, 422)},
+    responses={
+        200: {"headers": ETAG_HEADER},
+        **problem_responses(404, de.NotTheReviewer, de.ReviewCompleted, de.ReviewIncomplete),
+    },
     dependencies=IdempotencyDeps,
 )
 async def complete_review(review_id: uuid.UUID, actor: ActorDep, uow: UowDep, response: Response) -> ReviewPublic:
@@ -163,7 +172,7 @@ async def complete_review(review_id: uuid.UUID, actor: ActorDep, uow: UowDep, re
     _REVIEWS + "/{review_id}/leadership-notes",
     status_code=status.HTTP_201_CREATED,
     response_model=LeadershipNotePublic,
-    responses={201: {"headers": LOCATION_HEADER}, **problem_responses(403, 404, 422)},
+    responses={201: {"headers": LOCATION_HEADER}, **problem_responses(404, de.Forbidden)},
     dependencies=IdempotencyDeps,
 )
 async def create_leadership_note(

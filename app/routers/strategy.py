@@ -5,6 +5,7 @@ import uuid
 from fastapi import APIRouter, Response, status
 
 from app.deps import ActorDep, IdempotencyDeps, PageDep, RequiredIfMatchDep, UowDep
+from app.domain import errors as de
 from app.domain.strategy import SuggestionStatus
 from app.errors import problem_responses
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
@@ -23,7 +24,10 @@ from app.services import strategy as service
 
 router = APIRouter(prefix="/v1", tags=["strategy"], route_class=ApiRoute)
 _SUGGESTIONS = "/deals/{deal_id}/strategy/suggestions"
-_DECISION = {"responses": problem_responses(403, 404, 409), "dependencies": IdempotencyDeps}
+_DECISION = {
+    "responses": problem_responses(404, de.OwnerDecides, de.SuggestionAlreadyDecided),
+    "dependencies": IdempotencyDeps,
+}
 
 
 def render(view: service.StrategyView) -> StrategyPublic:
@@ -59,7 +63,18 @@ async def get_strategy(deal_id: uuid.UUID, actor: ActorDep, uow: UowDep, respons
     response_model=StrategyPublic,
     responses={
         200: {"description": "The new version, or the current one when nothing changed", "headers": ETAG_HEADER},
-        **problem_responses(403, 404, 409, 412, 422, 428),
+        **problem_responses(
+            404,
+            412,
+            428,
+            de.Forbidden,
+            de.StrategyOwnedBySeller,
+            de.AssignmentExists,
+            de.DealClosed,
+            de.InvalidAssignee,
+            de.OwnerNotAssignable,
+            de.UnknownMember,
+        ),
     },
 )
 async def put_strategy(
@@ -77,9 +92,7 @@ async def put_strategy(
     return render(view)
 
 
-@router.get(
-    "/deals/{deal_id}/strategy/versions", response_model=StrategyVersionPage, responses=problem_responses(404, 422)
-)
+@router.get("/deals/{deal_id}/strategy/versions", response_model=StrategyVersionPage, responses=problem_responses(404))
 async def list_strategy_versions(
     deal_id: uuid.UUID, actor: ActorDep, uow: UowDep, page: PageDep
 ) -> StrategyVersionPage:
@@ -92,7 +105,7 @@ async def list_strategy_versions(
     _SUGGESTIONS,
     status_code=status.HTTP_201_CREATED,
     response_model=SuggestionPublic,
-    responses={201: {"headers": LOCATION_HEADER}, **problem_responses(403, 404, 409, 422)},
+    responses={201: {"headers": LOCATION_HEADER}, **problem_responses(404, de.Forbidden, de.DealClosed)},
     dependencies=IdempotencyDeps,
 )
 async def create_suggestion(
@@ -104,7 +117,7 @@ async def create_suggestion(
     return SuggestionPublic.model_validate(suggestion)
 
 
-@router.get(_SUGGESTIONS, response_model=SuggestionPage, responses=problem_responses(404, 422))
+@router.get(_SUGGESTIONS, response_model=SuggestionPage, responses=problem_responses(404))
 async def list_suggestions(
     deal_id: uuid.UUID, actor: ActorDep, uow: UowDep, page: PageDep, status: SuggestionStatus | None = None
 ) -> SuggestionPage:

@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request, Response, status
 
 from app.deps import ActorDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
+from app.domain import errors as de
 from app.domain.webhooks import DeliveryStatus
 from app.errors import problem_responses
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
@@ -44,7 +45,10 @@ def _no_store(response: Response) -> None:
     "/webhook-endpoints",
     status_code=status.HTTP_201_CREATED,
     response_model=WebhookEndpointWithSecret,
-    responses={201: {"headers": {**LOCATION_HEADER, **NO_STORE}}, **problem_responses(403, 422)},
+    responses={
+        201: {"headers": {**LOCATION_HEADER, **NO_STORE}},
+        **problem_responses(de.Forbidden, de.UnknownEventType, de.WebhookUrlNotAllowed),
+    },
     dependencies=IdempotencyDeps,
 )
 async def create_webhook_endpoint(
@@ -58,7 +62,7 @@ async def create_webhook_endpoint(
     return _with_secret(created)
 
 
-@router.get("/webhook-endpoints", response_model=WebhookEndpointPage, responses=problem_responses(403, 422))
+@router.get("/webhook-endpoints", response_model=WebhookEndpointPage, responses=problem_responses(de.Forbidden))
 async def list_webhook_endpoints(actor: ActorDep, uow: UowDep, page: PageDep) -> WebhookEndpointPage:
     """The organisation's webhook endpoints, oldest first (admin only)."""
     result = await service.list_endpoints(uow, actor, page)
@@ -69,7 +73,7 @@ async def list_webhook_endpoints(actor: ActorDep, uow: UowDep, page: PageDep) ->
 @router.get(
     "/webhook-endpoints/{endpoint_id}",
     response_model=WebhookEndpointPublic,
-    responses={200: {"headers": ETAG_HEADER}, **problem_responses(403, 404)},
+    responses={200: {"headers": ETAG_HEADER}, **problem_responses(404, de.Forbidden)},
 )
 async def get_webhook_endpoint(
     endpoint_id: uuid.UUID, actor: ActorDep, uow: UowDep, response: Response
@@ -83,7 +87,10 @@ async def get_webhook_endpoint(
 @router.patch(
     "/webhook-endpoints/{endpoint_id}",
     response_model=WebhookEndpointPublic,
-    responses={200: {"headers": ETAG_HEADER}, **problem_responses(403, 404, 412, 422)},
+    responses={
+        200: {"headers": ETAG_HEADER},
+        **problem_responses(404, 412, de.Forbidden, de.UnknownEventType, de.WebhookUrlNotAllowed),
+    },
 )
 async def update_webhook_endpoint(
     endpoint_id: uuid.UUID,
@@ -106,7 +113,7 @@ async def update_webhook_endpoint(
 @router.delete(
     "/webhook-endpoints/{endpoint_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(403, 404),
+    responses=problem_responses(404, de.Forbidden),
 )
 async def delete_webhook_endpoint(endpoint_id: uuid.UUID, actor: ActorDep, uow: UowDep) -> Response:
     """Remove an endpoint; its pending deliveries are never sent."""
@@ -117,7 +124,7 @@ async def delete_webhook_endpoint(endpoint_id: uuid.UUID, actor: ActorDep, uow: 
 @router.post(
     "/webhook-endpoints/{endpoint_id}/rotate-secret",
     response_model=WebhookEndpointWithSecret,
-    responses={200: {"headers": NO_STORE}, **problem_responses(403, 404)},
+    responses={200: {"headers": NO_STORE}, **problem_responses(404, de.Forbidden)},
     dependencies=IdempotencyDeps,
 )
 async def rotate_webhook_secret(
@@ -134,7 +141,7 @@ async def rotate_webhook_secret(
     "/webhook-endpoints/{endpoint_id}/ping",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WebhookDeliveryPublic,
-    responses=problem_responses(403, 404),
+    responses=problem_responses(404, de.Forbidden),
     dependencies=IdempotencyDeps,
 )
 async def ping_webhook_endpoint(endpoint_id: uuid.UUID, actor: ActorDep, uow: UowDep) -> WebhookDeliveryPublic:
@@ -145,7 +152,7 @@ async def ping_webhook_endpoint(endpoint_id: uuid.UUID, actor: ActorDep, uow: Uo
 @router.get(
     "/webhook-endpoints/{endpoint_id}/deliveries",
     response_model=WebhookDeliveryPage,
-    responses=problem_responses(403, 404, 422),
+    responses=problem_responses(404, de.Forbidden),
 )
 async def list_webhook_deliveries(
     endpoint_id: uuid.UUID, actor: ActorDep, uow: UowDep, page: PageDep, status: DeliveryStatus | None = None
@@ -159,7 +166,7 @@ async def list_webhook_deliveries(
 @router.post(
     "/webhook-deliveries/{delivery_id}/retry",
     response_model=WebhookDeliveryPublic,
-    responses=problem_responses(403, 404, 409),
+    responses=problem_responses(404, de.Forbidden, de.DeliveryNotFailed),
     dependencies=IdempotencyDeps,
 )
 async def retry_webhook_delivery(delivery_id: uuid.UUID, actor: ActorDep, uow: UowDep) -> WebhookDeliveryPublic:
