@@ -36,6 +36,7 @@ from app.routers import (
     deals,
     development,
     events,
+    integrations,
     members,
     ops,
     org_settings,
@@ -97,6 +98,11 @@ TAGS = [
     {"name": "settings", "description": "Organisation settings that shape the rules"},
     {"name": "events", "description": "The immutable change feed"},
     {"name": "webhooks", "description": "Signed deliveries of the feed's events to your endpoints"},
+    {
+        "name": "integrations",
+        "description": "CRM integrations (webhooks in): each CRM's events stored in an inbox, then applied "
+        "to deals under the same rules as any other write",
+    },
     {"name": "operations", "description": "Health, readiness and metrics"},
 ]
 
@@ -119,6 +125,7 @@ ROUTERS = (
     development,
     events,
     webhooks,
+    integrations,
     ops,
 )
 # The order a request is matched in. FastAPI tries every route of every router before the one
