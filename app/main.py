@@ -44,6 +44,7 @@ from app.routers import (
     strategy,
     webhooks,
 )
+from app.services.inbox_applier import ApplierConfig, InboxApplier
 from app.services.webhook_dispatcher import Dispatcher, DispatcherConfig
 from app.settings import Settings
 
@@ -166,6 +167,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             dispatcher = Dispatcher(app.state.sessionmaker, DispatcherConfig.from_settings(settings))
             task = asyncio.create_task(dispatcher.run(stop))
         app.state.webhook_dispatcher = dispatcher
+        applier: InboxApplier | None = None
+        applying: asyncio.Task[None] | None = None
+        if settings.inbox_applier == "on":
+            applier = InboxApplier(app.state.sessionmaker, ApplierConfig.from_settings(settings))
+            applying = asyncio.create_task(applier.run(stop))
+        app.state.inbox_applier = applier
         app.state.reads = Reads(engine)
         try:
             yield
@@ -174,6 +181,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if task is not None and dispatcher is not None:
                 await task
                 await dispatcher.close()
+            if applying is not None:
+                await applying
             await engine.dispose()
             if rate_limits is not None:
                 await rate_limits.close()
@@ -231,8 +240,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     from app.schemas.deals import DealBatchRecord
+    from app.schemas.integrations import PipedriveWebhook
 
-    for model in (Problem, DealBatchRecord):
+    for model in (Problem, DealBatchRecord, PipedriveWebhook):
         definition = model.model_json_schema(ref_template="#/components/schemas/{model}", mode="validation")
         for name, sub in definition.pop("$defs", {}).items():
             components.setdefault(name, sub)

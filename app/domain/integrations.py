@@ -3,14 +3,18 @@ inbound event. The CRM's rules never bypass ours: a CRM owner maps to a seller o
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Protocol
 
+from app.domain.deals import UNSENT, DealEdit, Loss, Stage, Unsent
 from app.domain.errors import FieldProblem, MissingFields, OwnerMustBeSeller, UnknownLossReason, UnknownMember
 from app.domain.members import MemberRole
+from app.domain.money import InvalidMoney, Money
 
 
 class Provider(enum.StrEnum):
@@ -120,3 +124,106 @@ def resolve_owner(
     if member.role != MemberRole.seller or not member.active:
         return OwnerResolution(None, "owner_must_be_seller")
     return OwnerResolution(uuid.UUID(mapped))
+
+
+# --- what a CRM says about a deal, in our terms ----------------------------------------
+
+# The loss reason of a CRM loss whose reason maps to no code: the CRM's text goes in the detail.
+FALLBACK_LOSS_REASON = "other"
+MAX_LOSS_DETAIL = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class CrmDeal:
+    """A deal as a CRM event states it, in the CRM's own terms (ids and texts)."""
+
+    title: str | None = None
+    account_name: str | None = None
+    value: str | None = None  # decimal text
+    value_sent: bool = False
+    currency: str | None = None
+    expected_close_date: str | None = None  # YYYY-MM-DD
+    expected_close_date_sent: bool = False
+    stage: str | None = None  # the CRM's stage id
+    status: str | None = None  # open | won | lost
+    lost_reason: str | None = None
+    owner: str | None = None  # the CRM's user id
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrationMaps:
+    """An integration's maps, as stored."""
+
+    stage_map: Mapping[str, str]
+    loss_reason_map: Mapping[str, str]
+    default_currency: str | None
+
+
+def deal_edit(
+    crm: CrmDeal, maps: IntegrationMaps, *, owner_id: uuid.UUID | None, provider: Provider, new: bool
+) -> DealEdit:
+    """The upsert a CRM deal event means: its facts, its stage (won and lost by status, open stages
+    through the stage map; an unmapped stage keeps ours), a loss with a mapped reason or `other` and
+    the CRM's text, and the owner when it maps to a seller. A CRM's placeholder account name (it
+    sends none) names a new deal's account only."""
+    stage = _stage(crm, maps)
+    loss = None
+    if stage == Stage.closed_lost:
+        code = maps.loss_reason_map.get(crm.lost_reason or "")
+        detail = None if code is not None else (crm.lost_reason or "")[:MAX_LOSS_DETAIL].strip() or None
+        loss = Loss(code or FALLBACK_LOSS_REASON, None, detail)
+    return DealEdit(
+        name=_name(crm.title),
+        account_name=_name(crm.account_name) if new else None,
+        amount=_amount(crm, maps),
+        expected_close_date=_date(crm),
+        stage=stage,
+        owner_id=owner_id,
+        transfer_reason=f"Owner changed in {PROVIDER_NAMES[provider]}",
+        loss=loss,
+    )
+
+
+def _stage(crm: CrmDeal, maps: IntegrationMaps) -> Stage | None:
+    if crm.status == "won":
+        return Stage.closed_won
+    if crm.status == "lost":
+        return Stage.closed_lost
+    mapped = maps.stage_map.get(crm.stage or "")
+    return None if mapped is None else Stage(mapped)
+
+
+def _name(text: str | None) -> str | None:
+    text = (text or "").strip()[:200]
+    return text or None
+
+
+def _amount(crm: CrmDeal, maps: IntegrationMaps) -> Money | None | Unsent:
+    if not crm.value_sent:
+        return UNSENT
+    if crm.value is None:
+        return None
+    currency = crm.currency or maps.default_currency
+    if currency is None:
+        return UNSENT  # an amount in no known currency is not taken
+    try:
+        value = Decimal(crm.value)
+        if not value.is_finite() or value < 0:
+            raise InvalidOperation
+        return Money.parse(format(value.normalize(), "f"), currency)
+    except (InvalidOperation, InvalidMoney, ValueError):
+        raise MissingFields(
+            f"The amount {crm.value} {currency} is not one we can hold.",
+            fields=[FieldProblem(("data", "value"), "Not an amount in this currency", "invalid_amount")],
+        ) from None
+
+
+def _date(crm: CrmDeal) -> dt.date | None | Unsent:
+    if not crm.expected_close_date_sent:
+        return UNSENT
+    if crm.expected_close_date is None:
+        return None
+    try:
+        return dt.date.fromisoformat(crm.expected_close_date[:10])
+    except ValueError:
+        return UNSENT

@@ -2,20 +2,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.security import HTTPBasic
 
 from app.deps import ActorDep, IfMatchDep, PageDep, UowDep
 from app.domain.integrations import InboxOutcome, Provider
-from app.errors import problem_responses
+from app.errors import problem_responses, unsupported_media_type
 from app.http.responses import ETAG_HEADER, set_etag
 from app.http.routes import ApiRoute
 from app.schemas.integrations import (
     InboundEventPage,
     InboundEventPublic,
+    InboundReceipt,
     InboxProblem,
     IntegrationPublic,
     IntegrationUpdate,
 )
+from app.services import crm_inbox
 from app.services import integrations as service
 
 router = APIRouter(prefix="/v1", tags=["integrations"], route_class=ApiRoute)
@@ -119,4 +122,60 @@ async def list_integration_events(
             for row in result.items
         ],
         next_cursor=result.next_cursor,
+    )
+
+
+class _DocumentedBasic(HTTPBasic):
+    """Documents the Basic auth a Pipedrive webhook carries; the handler checks it itself (constant
+    time), once it knows which integration's credentials to check it against."""
+
+    async def __call__(self, request: Request) -> None:  # type: ignore[override]
+        return None
+
+
+_pipedrive_basic = _DocumentedBasic(
+    auto_error=False,
+    scheme_name="PipedriveBasic",
+    description="The Pipedrive integration's `credentials.username` and `credentials.password`, set as the "
+    "webhook's `http_auth_user` and `http_auth_password` in Pipedrive",
+)
+
+
+@router.post(
+    "/integrations/pipedrive/webhooks",
+    response_model=InboundReceipt,
+    dependencies=[Depends(_pipedrive_basic)],
+    responses={
+        200: {"description": "Stored (or stored before: `duplicate`); applied in the background"},
+        **problem_responses(400, 401, 415, auth=False),
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PipedriveWebhook"}}},
+        }
+    },
+)
+async def receive_pipedrive_webhook(
+    request: Request,
+    uow: UowDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> InboundReceipt | Response:
+    """A Pipedrive webhooks v2 notification (`{meta, data, previous}`), routed by `meta.company_id` to
+    the integration whose `account_id` it is and authenticated with its Basic credentials (401
+    `invalid_signature` otherwise, nothing stored); stored once per `meta.id` and answered at once.
+    Deal events (`create`, `change`, `delete`) are then applied by the inbox applier; other entities
+    are stored as `ignored`. A body that is not Pipedrive's format answers 400 `malformed_payload`."""
+    media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if media != "application/json":
+        return unsupported_media_type(request)
+    receipt = await crm_inbox.receive_pipedrive(uow, await request.body(), authorization)
+    applier = getattr(request.app.state, "inbox_applier", None)
+    if applier is not None and not receipt.duplicate:
+        applier.wake()
+    return InboundReceipt(
+        id=receipt.id,
+        provider_event_id=receipt.provider_event_id,
+        outcome=receipt.outcome,
+        duplicate=receipt.duplicate,
     )

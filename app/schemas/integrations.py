@@ -120,14 +120,17 @@ class InboundReceipt(ResponseModel):
 
 # The webhooks v2 body Pipedrive sends (documentation: the endpoint reads it itself, so that a body
 # that is not Pipedrive's answers 400).
+PipedriveText = Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x00]*$")]
+
+
 class PipedriveMeta(ResponseModel):
-    id: str | int = Field(description="The event's id: the inbox is deduplicated on it")
-    action: str = Field(examples=["change"], description="create | change | delete")
-    entity: str = Field(examples=["deal"])
-    entity_id: str | int
-    company_id: str | int = Field(description="The Pipedrive company: the integration's `account_id`")
-    timestamp: str | int = Field(description="When it happened: RFC 3339, or unix seconds")
-    version: str = Field(examples=["2.0"])
+    id: PipedriveText | int = Field(description="The event's id: the inbox is deduplicated on it")
+    action: PipedriveText = Field(examples=["change"], description="create | change | delete")
+    entity: PipedriveText = Field(examples=["deal"])
+    entity_id: PipedriveText | int
+    company_id: PipedriveText | int = Field(description="The Pipedrive company: the integration's `account_id`")
+    timestamp: PipedriveText | int = Field(description="When it happened: RFC 3339, or unix seconds")
+    version: PipedriveText = Field(examples=["2.0"])
 
 
 class PipedriveWebhook(ResponseModel):

@@ -121,7 +121,7 @@ class IntegrationRepository:
         stmt = insert.values(**event).on_conflict_do_nothing(index_elements=["provider", "provider_event_id"])
         stored = (await self.session.execute(stmt.returning(_inbox.c.id))).scalar()
         if stored is not None:
-            return stored, InboxOutcome.pending, True
+            return stored, InboxOutcome(event["outcome"]), True
         existing = (
             await self.session.execute(
                 sa.select(_inbox.c.id, _inbox.c.outcome).where(
@@ -172,6 +172,17 @@ class IntegrationRepository:
             value = value.replace(tzinfo=dt.UTC)
         return value  # type: ignore[no-any-return]
 
+    async def take(self, event_id: uuid.UUID) -> bool:
+        """Lock a claimed event for the transaction that applies it; False when it is no longer
+        pending (an applier whose lease ran out finished it meanwhile)."""
+        stmt = (
+            sa.update(_inbox)
+            .where(_inbox.c.id == event_id, _inbox.c.outcome == InboxOutcome.pending.value)
+            .values(attempts=_inbox.c.attempts)
+            .returning(_inbox.c.id)
+        )
+        return (await self.session.execute(stmt)).scalar() is not None
+
     async def finish(
         self,
         event_id: uuid.UUID,
@@ -183,7 +194,7 @@ class IntegrationRepository:
     ) -> None:
         await self.session.execute(
             sa.update(_inbox)
-            .where(_inbox.c.id == event_id)
+            .where(_inbox.c.id == event_id, _inbox.c.outcome == InboxOutcome.pending.value)
             .values(
                 outcome=outcome.value,
                 deal_id=deal_id,
