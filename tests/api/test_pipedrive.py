@@ -308,3 +308,19 @@ class TestWithTheServersApplier:
                 break
             await asyncio.sleep(0.05)
         assert entries[0]["outcome"] == "applied"
+
+
+async def test_appliers_share_the_inbox_and_apply_each_event_once(api: Api, crm: dict[str, Any], app: Any) -> None:
+    for deal in (1, 2, 3):
+        await send(api, event(n=deal * 10, deal=deal))
+        await send(api, event("change", n=deal * 10 + 1, deal=deal, at="2025-04-16T10:00:00Z", title=f"Deal {deal}b"))
+    appliers = [InboxApplier(app.state.sessionmaker) for _ in range(3)]
+    await asyncio.gather(*(a.drain(timeout=20) for a in appliers))
+    assert sum(a.applied for a in appliers) == 6
+    entries = await inbox(api)
+    assert [e["outcome"] for e in entries] == ["applied"] * 6
+    for entry in entries[:3]:
+        deal = await deal_of(api, entry)
+        history = (await api.get(f"/v1/deals/{deal['id']}/history")).json()["items"]
+        assert [e["type"] for e in history] == ["deal.created", "deal.updated"]
+        assert deal["name"].endswith("b")
