@@ -111,7 +111,7 @@ async def _bootstrap(settings: Settings, org: str, email: str, name: str):  # ty
 
 @cli.command()
 def webhooks() -> None:
-    """Run a webhook dispatcher on its own (as many as you like share the work)."""
+    """Run a webhook dispatcher and a CRM inbox applier on their own (as many as you like share the work)."""
     from app.observability import configure_logging
 
     settings = Settings()
@@ -123,19 +123,23 @@ async def _dispatch(settings: Settings) -> None:
     import signal
 
     from app.db.engine import make_engine, make_sessionmaker
+    from app.services.inbox_applier import ApplierConfig, InboxApplier
     from app.services.webhook_dispatcher import Dispatcher, DispatcherConfig
 
     engine = make_engine(settings)
-    dispatcher = Dispatcher(make_sessionmaker(engine), DispatcherConfig.from_settings(settings))
+    sessionmaker = make_sessionmaker(engine)
+    dispatcher = Dispatcher(sessionmaker, DispatcherConfig.from_settings(settings))
+    applier = InboxApplier(sessionmaker, ApplierConfig.from_settings(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     typer.echo(json.dumps({"webhooks": "dispatching"}), err=True)
     try:
-        await dispatcher.run(stop)
+        await asyncio.gather(dispatcher.run(stop), applier.run(stop))
     finally:
         await dispatcher.close()
+        await applier.close()
         await engine.dispose()
 
 

@@ -46,6 +46,7 @@ from app.routers import (
     deals,
     development,
     events,
+    integrations,
     members,
     ops,
     org_settings,
@@ -53,6 +54,7 @@ from app.routers import (
     strategy,
     webhooks,
 )
+from app.services.inbox_applier import ApplierConfig, InboxApplier
 from app.services.webhook_dispatcher import Dispatcher, DispatcherConfig
 from app.settings import Settings
 
@@ -107,6 +109,11 @@ TAGS = [
     {"name": "settings", "description": "Organisation settings that shape the rules"},
     {"name": "events", "description": "The immutable change feed"},
     {"name": "webhooks", "description": "Signed deliveries of the feed's events to your endpoints"},
+    {
+        "name": "integrations",
+        "description": "CRM integrations (webhooks in): each CRM's events stored in an inbox, then applied "
+        "to deals under the same rules as any other write",
+    },
     {"name": "operations", "description": "Health, readiness and metrics"},
 ]
 
@@ -129,6 +136,7 @@ ROUTERS = (
     development,
     events,
     webhooks,
+    integrations,
     ops,
 )
 # The order a request is matched in. FastAPI tries every route of every router before the one
@@ -169,6 +177,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             dispatcher = Dispatcher(app.state.sessionmaker, DispatcherConfig.from_settings(settings))
             task = asyncio.create_task(dispatcher.run(stop))
         app.state.webhook_dispatcher = dispatcher
+        applier: InboxApplier | None = None
+        applying: asyncio.Task[None] | None = None
+        if settings.inbox_applier == "on":
+            applier = InboxApplier(app.state.sessionmaker, ApplierConfig.from_settings(settings))
+            applying = asyncio.create_task(applier.run(stop))
+        app.state.inbox_applier = applier
         app.state.reads = Reads(engine)
         try:
             yield
@@ -177,6 +191,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if task is not None and dispatcher is not None:
                 await task
                 await dispatcher.close()
+            if applying is not None:
+                await applying
             await engine.dispose()
             if rate_limits is not None:
                 await rate_limits.close()
@@ -253,8 +269,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     from app.schemas.deals import DealBatchRecord
+    from app.schemas.integrations import PipedriveWebhook
 
-    for model in (Problem, DealBatchRecord):
+    for model in (Problem, DealBatchRecord, PipedriveWebhook):
         definition = model.model_json_schema(ref_template="#/components/schemas/{model}", mode="validation")
         for name, sub in definition.pop("$defs", {}).items():
             components.setdefault(name, sub)

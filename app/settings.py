@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     )
     webhooks_max_in_flight: int = Field(default=32, ge=1, le=1000)
     webhooks_prune_after_days: int = Field(default=30, ge=1, description="Succeeded deliveries are kept this long")
+    inbox_applier: Literal["on", "off"] = Field(
+        default="on", description="Apply CRM events from the inbox inside each `dealcoach serve` worker"
+    )
+    inbox_poll_interval: float = Field(default=0.25, gt=0, le=60)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     access_log: bool = True
     rate_limit_per_second: int = Field(

@@ -93,12 +93,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
 
 
 def settings_for(database_url: str, **overrides: Any) -> Settings:
-    """The tests' settings: quiet logs, no dispatcher, rate limits off (tests that exercise them
+    """The tests' settings: quiet logs, no dispatcher or inbox applier, rate limits off (tests that exercise them
     turn them on, tests/api/test_rate_limits.py); ``overrides`` on top."""
     defaults: dict[str, Any] = {
         "access_log": False,
         "log_level": "WARNING",
         "webhooks_dispatcher": "off",
+        "inbox_applier": "off",
         "rate_limit_per_second": 0,
     }
     return Settings(database_url=database_url, **(defaults | overrides))

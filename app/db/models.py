@@ -16,6 +16,7 @@ from app.domain.calls import CallRole, InterventionKind, ObservationStatus
 from app.domain.deals import Stage
 from app.domain.development import CommitmentSource, CommitmentStatus, SkillMention
 from app.domain.ids import uuid7
+from app.domain.integrations import InboxOutcome, Provider
 from app.domain.members import MemberRole
 from app.domain.reviews import ReviewStatus
 from app.domain.strategy import SuggestionStatus
@@ -623,3 +624,69 @@ class WebhookAttempt(SQLModel, table=True):
     status_code: int | None = None
     error: str | None = Field(default=None, sa_type=sa.String(500))
     duration_ms: int
+
+
+# --- CRM integrations (webhooks in) ---------------------------------------------
+
+
+class Integration(SQLModel, table=True):
+    """An organisation's link to its CRM: which CRM account routes here, how its stages, users
+    and lost reasons map to ours, and the member its writes are made as. The credentials are
+    write-only: no read path of the API returns them."""
+
+    __tablename__ = "integration"
+    __table_args__ = (
+        sa.UniqueConstraint("organization_id", "provider"),
+        sa.UniqueConstraint("provider", "account_id"),
+        sa.CheckConstraint(_in("provider", Provider), name="provider"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    organization_id: uuid.UUID = Field(foreign_key="organization.id", ondelete="CASCADE")
+    provider: Provider = Field(sa_type=sa.String(16))
+    enabled: bool = True
+    account_id: str = Field(sa_type=sa.String(200))
+    credentials: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    stage_map: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    owner_map: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    loss_reason_map: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    default_currency: str | None = Field(default=None, sa_type=sa.String(3))
+    member_id: uuid.UUID = Field(foreign_key="member.id")
+    version: int = 1
+    created_at: dt.datetime = _ts()
+    updated_at: dt.datetime = _ts()
+
+
+class InboundEvent(SQLModel, table=True):
+    """One event a CRM sent (the inbox): stored before it is answered, applied later by the inbox
+    applier (app/services/inbox_applier.py); one row per provider event, however often it is sent."""
+
+    __tablename__ = "inbound_event"
+    __table_args__ = (
+        sa.UniqueConstraint("provider", "provider_event_id"),
+        sa.Index(None, "organization_id", "provider", "id"),
+        sa.Index(None, "organization_id", "provider", "outcome", "id"),
+        sa.Index(None, "organization_id", "provider", "object_id"),
+        sa.Index(None, "outcome", "next_attempt_at"),
+        sa.CheckConstraint(_in("provider", Provider), name="provider"),
+        sa.CheckConstraint(_in("outcome", InboxOutcome), name="outcome"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    organization_id: uuid.UUID = Field(foreign_key="organization.id", ondelete="CASCADE")
+    integration_id: uuid.UUID = Field(foreign_key="integration.id", ondelete="CASCADE")
+    provider: Provider = Field(sa_type=sa.String(16))
+    provider_event_id: str = Field(sa_type=sa.String(200))
+    received_at: dt.datetime = _ts()
+    action: str = Field(sa_type=sa.String(32))
+    object_type: str = Field(sa_type=sa.String(64))
+    object_id: str | None = Field(default=None, sa_type=sa.String(200))
+    provider_timestamp: dt.datetime | None = _ts(nullable=True)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    outcome: InboxOutcome = Field(default=InboxOutcome.pending, sa_type=sa.String(16))
+    problem: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
+    deal_id: uuid.UUID | None = None
+    attempts: int = 0
+    next_attempt_at: dt.datetime = _ts()
+    leased_until: dt.datetime | None = _ts(nullable=True)
+    applied_at: dt.datetime | None = _ts(nullable=True)

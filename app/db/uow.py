@@ -22,6 +22,7 @@ from app.db.repositories.commitments import CommitmentRepository
 from app.db.repositories.deals import DealRepository
 from app.db.repositories.development import DevelopmentRepository
 from app.db.repositories.events import EventRepository
+from app.db.repositories.integrations import IntegrationRepository
 from app.db.repositories.involvement import InvolvementRepository
 from app.db.repositories.members import MemberRepository
 from app.db.repositories.organizations import OrganizationRepository
@@ -58,6 +59,7 @@ class UnitOfWork:
         self.deals = DealRepository(session)
         self.development = DevelopmentRepository(session)
         self.events = EventRepository(session)
+        self.integrations = IntegrationRepository(session)
         self.involvement = InvolvementRepository(session)
         self.members = MemberRepository(session)
         self.organizations = OrganizationRepository(session)

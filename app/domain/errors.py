@@ -334,3 +334,21 @@ class DeliveryNotFailed(Conflict):
 class CommitmentClosed(Conflict):
     code = "commitment_closed"
     title = "The commitment is already done or dropped"
+
+
+# --- CRM integrations -----------------------------------------------------------
+
+
+class AccountIdTaken(Conflict):
+    code = "account_id_taken"
+    title = "Another organisation's integration with this provider already uses this account_id"
+
+
+class InvalidSignature(Unauthenticated):
+    code = "invalid_signature"
+    title = "The request is not signed or authenticated by a configured integration"
+
+
+class NotProviderFormat(DomainError):
+    code = "malformed_payload"
+    title = "The body is not the provider's webhook format"

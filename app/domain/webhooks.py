@@ -42,6 +42,7 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "review": ("opened", "updated", "completed", "deal_reopened", "leadership_noted"),
         "commitment": ("created", "completed", "dropped"),
         "webhook_endpoint": ("created", "updated", "deleted", "secret_rotated"),
+        "integration": ("created", "updated"),
     }.items()
     for verb in verbs
 )

@@ -94,6 +94,22 @@ async def upsert_deal(
     return view, outcome
 
 
+async def upsert_as_integration(
+    uow: UnitOfWork, actor: Actor, source: str, external_id: str, edit: DealEdit
+) -> tuple[DealView, str]:
+    """A CRM integration's upsert (app/services/crm_inbox.py), in the caller's unit of work: the
+    same code and rules as `PUT /v1/deals/by-external-ref/...`; the caller commits."""
+    return await _upsert(uow, actor, source, external_id, edit, None)
+
+
+async def record_deleted_in_crm(
+    uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, source: str, external_id: str
+) -> None:
+    """A CRM deleted the deal: recorded, never done; the deal keeps its history."""
+    deal = await visible_deal(uow, actor, deal_id)
+    await _event(uow, actor, deal, "deal.deleted_in_crm", {"source": source, "external_id": external_id})
+
+
 async def _upsert(
     uow: UnitOfWork,
     actor: Actor,

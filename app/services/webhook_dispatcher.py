@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import structlog
 from pydantic_core import to_json
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -33,10 +32,9 @@ from app.domain.webhooks import (
     signing_secrets,
 )
 from app.observability import WEBHOOK_DELIVERIES, WEBHOOK_QUEUE_LAG
+from app.services.background import LeasingWorker
 from app.services.webhooks import resolve
 from app.settings import Settings
-
-log = structlog.get_logger("dealcoach.webhooks")
 
 USER_AGENT = "Dealcoach-Webhooks/1"
 RESPONSE_BODY_LIMIT = 1024  # bytes of a receiver's answer kept; the rest is never read
@@ -83,14 +81,24 @@ class _Stats:
     by_outcome: dict[str, int] = field(default_factory=dict)
 
 
-class Dispatcher:
+class Dispatcher(LeasingWorker):
+    """Sends due deliveries; the loop, leasing and wake-ups are app/services/background.py's."""
+
+    name = "webhooks"
+
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         config: DispatcherConfig,
         client: httpx.AsyncClient | None = None,
     ) -> None:
-        self.sessionmaker = sessionmaker
+        super().__init__(
+            sessionmaker,
+            poll_interval=config.poll_interval,
+            max_in_flight=config.max_in_flight,
+            housekeeping_every=config.housekeeping_every,
+            stop_grace=config.timeout,
+        )
         self.config = config
         self.client = client or httpx.AsyncClient(
             timeout=httpx.Timeout(config.timeout),
@@ -100,7 +108,6 @@ class Dispatcher:
             trust_env=False,
         )
         self.stats = _Stats()
-        self._inflight: set[asyncio.Task[None]] = set()
         self._outcomes: asyncio.Queue[tuple[RecordedAttempt, str | None, asyncio.Future[None]]] = asyncio.Queue()
         self._recorder: asyncio.Task[None] | None = None
 
@@ -150,7 +157,7 @@ class Dispatcher:
             except Exception:
                 if time.monotonic() + pause > deadline:
                     raise
-                log.warning("webhook attempts not recorded yet; trying again", attempts=len(attempts))
+                self.log.warning("webhook attempts not recorded yet; trying again", attempts=len(attempts))
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 2.0)
 
@@ -166,70 +173,23 @@ class Dispatcher:
         finally:
             await uow.close()
 
-    # --- the loop -------------------------------------------------------------------
+    # --- what the shared loop calls ----------------------------------------------------
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Send until ``stop`` is set; then wait a little for attempts under way (a cut-off
-        attempt is not lost: its lease runs out and it is sent again)."""
-        stopping = asyncio.ensure_future(stop.wait())
-        next_housekeeping = 0.0
-        try:
-            while not stop.is_set():
-                claimed = 0
-                free = self.config.max_in_flight - len(self._inflight)
-                if free > 0:
-                    claimed = await self._claim_and_start(free)
-                if time.monotonic() >= next_housekeeping:
-                    await self._housekeeping()
-                    next_housekeeping = time.monotonic() + self.config.housekeeping_every
-                if claimed == 0 or claimed == free:
-                    # Idle, or full: wait for the next poll, a finished attempt, or the stop.
-                    waiters: set[asyncio.Future[Any]] = {stopping, *self._inflight}
-                    await asyncio.wait(waiters, timeout=self.config.poll_interval, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopping.cancel()
-            if self._inflight:
-                await asyncio.wait(self._inflight, timeout=self.config.timeout)
-            for task in self._inflight:
-                task.cancel()
-
-    async def drain(self, *, timeout: float = 30.0) -> None:
-        """Send everything due now and wait for it (for tests and one-off runs)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            started = await self._claim_and_start(self.config.max_in_flight)
-            if self._inflight:
-                await asyncio.wait(self._inflight)
-            elif not started:
-                return
-
-    async def _claim_and_start(self, limit: int) -> int:
-        try:
-            rows = await self._claim(limit)
-        except Exception:
-            log.warning("webhook outbox unavailable", exc_info=True)
-            await asyncio.sleep(self.config.poll_interval)
-            return 0
-        for row in rows:
-            task = asyncio.create_task(self._attempt_safely(row))
-            self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
-        return len(rows)
-
-    async def _claim(self, limit: int) -> list[Any]:
+    async def claim(self, uow: UnitOfWork, limit: int) -> list[Any]:
         now = utcnow()
-        uow = UnitOfWork(self.sessionmaker)
-        try:
-            async with uow:
-                ids = await uow.webhooks.claim_due(now=now, lease_until=now + self.config.lease, limit=limit)
-                await uow.commit()
-            if not ids:
-                return []
-            return await uow.webhooks.attempt_inputs(ids)
-        finally:
-            await uow.close()
+        ids = await uow.webhooks.claim_due(now=now, lease_until=now + self.config.lease, limit=limit)
+        await uow.commit()
+        if not ids:
+            return []
+        return await uow.webhooks.attempt_inputs(ids)
 
-    async def _housekeeping(self) -> None:
+    async def handle(self, row: Any) -> None:
+        await self._attempt(row)
+
+    def describe(self, row: Any) -> dict[str, Any]:
+        return {"delivery_id": str(row.id)}
+
+    async def housekeeping(self) -> None:
         uow = UnitOfWork(self.sessionmaker)
         try:
             async with uow:
@@ -239,20 +199,10 @@ class Dispatcher:
                 pruned = await uow.webhooks.prune_succeeded(now - self.config.prune_after)
                 if pruned:
                     await uow.commit()
-        except Exception:
-            log.warning("webhook housekeeping failed", exc_info=True)
         finally:
             await uow.close()
 
     # --- one attempt ---------------------------------------------------------------
-
-    async def _attempt_safely(self, row: Any) -> None:
-        try:
-            await self._attempt(row)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # the lease runs out and another attempt follows
-            log.exception("webhook attempt could not be recorded", delivery_id=str(row.id))
 
     async def _attempt(self, row: Any) -> None:
         now = utcnow()
@@ -311,7 +261,7 @@ class Dispatcher:
         WEBHOOK_DELIVERIES.labels(outcome).inc()
         self.stats.attempts += 1
         self.stats.by_outcome[outcome] = self.stats.by_outcome.get(outcome, 0) + 1
-        log.info(
+        self.log.info(
             "webhook attempt",
             delivery_id=str(row.id),
             endpoint_id=str(row.endpoint_id),

@@ -107,6 +107,7 @@ async def test_every_operation_refuses_a_query_parameter_it_does_not_declare(app
     for method, path in operations:
         # Path values that are valid in shape (an id, a catalog code): only the query is wrong.
         url = re.sub(r"\{code\}", "negotiation", path)
+        url = re.sub(r"\{provider\}", "pipedrive", url)
         url = re.sub(r"\{[^}]+\}", "01900000-0000-7000-8000-000000000000", url)
         response = await api.client.request(method, url, params={"stagee": "closed_lost"}, headers=api._headers(None))
         problem = assert_problem(response, 422, "validation_error")

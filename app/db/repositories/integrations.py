@@ -1,0 +1,220 @@
+"""CRM integrations and their inbox: configuration lookups, storing inbound events once, and the
+inbox applier's claims on them (the same leasing as the webhook outbox's)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import InboundEvent, Integration
+from app.domain.integrations import APPLIED_OUTCOMES, InboxOutcome, Provider
+
+_inbox = InboundEvent.__table__
+_integration = Integration.__table__
+_earlier = _inbox.alias("earlier")
+
+# Pending events whose lease (if any) ran out and which no earlier pending event of the same CRM
+# object holds back: one object's events are applied in the order they arrived, never two at once.
+_DUE = (
+    sa.select(_inbox.c.id)
+    .where(
+        _inbox.c.outcome == InboxOutcome.pending.value,
+        _inbox.c.next_attempt_at <= sa.bindparam("now"),
+        sa.or_(_inbox.c.leased_until.is_(None), _inbox.c.leased_until < sa.bindparam("now")),
+        ~sa.exists().where(
+            _earlier.c.organization_id == _inbox.c.organization_id,
+            _earlier.c.provider == _inbox.c.provider,
+            _earlier.c.object_id == _inbox.c.object_id,
+            _earlier.c.outcome == InboxOutcome.pending.value,
+            _earlier.c.id < _inbox.c.id,
+        ),
+    )
+    .order_by(_inbox.c.id)
+    .limit(sa.bindparam("limit"))
+    .with_for_update(of=_inbox, skip_locked=True)
+)
+_CLAIM = (
+    sa.update(_inbox)
+    .where(_inbox.c.id.in_(_DUE.scalar_subquery()))
+    .values(leased_until=sa.bindparam("lease_until"))
+    .returning(_inbox.c.id)
+)
+
+# What applying an event needs: the event and its integration's maps and member.
+_APPLY_INPUT = (
+    sa.select(
+        *_inbox.c,
+        _integration.c.member_id,
+        _integration.c.enabled,
+        _integration.c.stage_map,
+        _integration.c.owner_map,
+        _integration.c.loss_reason_map,
+        _integration.c.default_currency,
+    )
+    .select_from(_inbox.join(_integration, _integration.c.id == _inbox.c.integration_id))
+    .where(_inbox.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(_inbox.c.id)
+)
+
+_LAST_APPLIED = sa.select(sa.func.max(_inbox.c.provider_timestamp)).where(
+    _inbox.c.organization_id == sa.bindparam("org"),
+    _inbox.c.provider == sa.bindparam("provider"),
+    _inbox.c.object_id == sa.bindparam("object_id"),
+    _inbox.c.outcome.in_([o.value for o in APPLIED_OUTCOMES]),
+    _inbox.c.deal_id.is_not(None),
+    _inbox.c.id != sa.bindparam("id"),
+)
+
+_OLDEST_PENDING = sa.select(sa.func.min(_inbox.c.received_at)).where(_inbox.c.outcome == InboxOutcome.pending.value)
+
+
+class IntegrationRepository:
+    """The queries of this module, bound to one unit of work's session."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # --- configuration ---------------------------------------------------------------
+
+    async def get(
+        self, organization_id: uuid.UUID, provider: Provider, *, for_update: bool = False
+    ) -> Integration | None:
+        stmt = sa.select(Integration).where(
+            Integration.organization_id == organization_id,  # type: ignore[arg-type]
+            Integration.provider == provider.value,  # type: ignore[arg-type]
+        )
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def by_account(self, provider: Provider, account_id: str) -> sa.Row[Any] | None:
+        """The integration an inbound event's account routes to (a plain row)."""
+        stmt = sa.select(_integration).where(
+            _integration.c.provider == provider.value, _integration.c.account_id == account_id
+        )
+        return (await self.session.execute(stmt)).first()
+
+    async def account_taken(self, provider: Provider, account_id: str, organization_id: uuid.UUID) -> bool:
+        """Whether another organisation's integration with this provider names this account."""
+        stmt = sa.select(
+            sa.exists().where(
+                _integration.c.provider == provider.value,
+                _integration.c.account_id == account_id,
+                _integration.c.organization_id != organization_id,
+            )
+        )
+        return bool((await self.session.execute(stmt)).scalar())
+
+    # --- the inbox ---------------------------------------------------------------------
+
+    async def store(self, event: dict[str, Any]) -> tuple[uuid.UUID, InboxOutcome, bool]:
+        """Store an inbound event once: (its id, its outcome, whether this call stored it). The
+        same provider event again (a retry, a replay) finds the row stored the first time."""
+        dialect = self.session.bind.dialect.name
+        insert = postgresql.insert(_inbox) if dialect == "postgresql" else sqlite.insert(_inbox)
+        stmt = insert.values(**event).on_conflict_do_nothing(index_elements=["provider", "provider_event_id"])
+        stored = (await self.session.execute(stmt.returning(_inbox.c.id))).scalar()
+        if stored is not None:
+            return stored, InboxOutcome(event["outcome"]), True
+        existing = (
+            await self.session.execute(
+                sa.select(_inbox.c.id, _inbox.c.outcome).where(
+                    _inbox.c.provider == event["provider"], _inbox.c.provider_event_id == event["provider_event_id"]
+                )
+            )
+        ).one()
+        return existing.id, InboxOutcome(existing.outcome), False
+
+    async def list_page(
+        self,
+        organization_id: uuid.UUID,
+        provider: Provider,
+        *,
+        outcome: InboxOutcome | None,
+        after: uuid.UUID | None,
+        limit: int,
+    ) -> list[sa.Row[Any]]:
+        """Newest first (ids are UUIDv7: the order they were received in, reversed)."""
+        stmt = sa.select(*_inbox.c).where(
+            _inbox.c.organization_id == organization_id, _inbox.c.provider == provider.value
+        )
+        if outcome is not None:
+            stmt = stmt.where(_inbox.c.outcome == outcome.value)
+        if after is not None:
+            stmt = stmt.where(_inbox.c.id < after)
+        return list((await self.session.execute(stmt.order_by(_inbox.c.id.desc()).limit(limit))).all())
+
+    # --- the applier ---------------------------------------------------------------------
+
+    async def claim_due(self, *, now: dt.datetime, lease_until: dt.datetime, limit: int) -> list[uuid.UUID]:
+        """Lease up to ``limit`` due events to this applier: concurrent appliers skip each other's
+        locked rows (PostgreSQL) or queue behind one writer (SQLite); a lease that runs out (an
+        applier killed mid-way) makes the event due again."""
+        params = {"now": now, "lease_until": lease_until, "limit": limit}
+        return list((await self.session.execute(_CLAIM, params)).scalars())
+
+    async def apply_inputs(self, ids: Sequence[uuid.UUID]) -> list[sa.Row[Any]]:
+        return list((await self.session.execute(_APPLY_INPUT, {"ids": list(ids)})).all())
+
+    async def last_applied_at(
+        self, organization_id: uuid.UUID, provider: str, object_id: str, *, other_than: uuid.UUID
+    ) -> dt.datetime | None:
+        """The provider's timestamp of the newest event already applied to this object."""
+        params = {"org": organization_id, "provider": provider, "object_id": object_id, "id": other_than}
+        value = (await self.session.execute(_LAST_APPLIED, params)).scalar()
+        if isinstance(value, dt.datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value  # type: ignore[no-any-return]
+
+    async def take(self, event_id: uuid.UUID) -> bool:
+        """Lock a claimed event for the transaction that applies it; False when it is no longer
+        pending (an applier whose lease ran out finished it meanwhile)."""
+        stmt = (
+            sa.update(_inbox)
+            .where(_inbox.c.id == event_id, _inbox.c.outcome == InboxOutcome.pending.value)
+            .values(attempts=_inbox.c.attempts)
+            .returning(_inbox.c.id)
+        )
+        return (await self.session.execute(stmt)).scalar() is not None
+
+    async def finish(
+        self,
+        event_id: uuid.UUID,
+        outcome: InboxOutcome,
+        *,
+        now: dt.datetime,
+        deal_id: uuid.UUID | None = None,
+        problem: dict[str, str] | None = None,
+    ) -> None:
+        await self.session.execute(
+            sa.update(_inbox)
+            .where(_inbox.c.id == event_id, _inbox.c.outcome == InboxOutcome.pending.value)
+            .values(
+                outcome=outcome.value,
+                deal_id=deal_id,
+                problem=problem,
+                applied_at=now,
+                leased_until=None,
+                attempts=_inbox.c.attempts + 1,
+            )
+        )
+
+    async def retry_later(self, event_id: uuid.UUID, *, at: dt.datetime) -> None:
+        """An attempt that failed for no rule's reason (the database, a bug): tried again at ``at``."""
+        await self.session.execute(
+            sa.update(_inbox)
+            .where(_inbox.c.id == event_id)
+            .values(next_attempt_at=at, leased_until=None, attempts=_inbox.c.attempts + 1)
+        )
+
+    async def oldest_pending(self) -> dt.datetime | None:
+        value = (await self.session.execute(_OLDEST_PENDING)).scalar()
+        if isinstance(value, dt.datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value  # type: ignore[no-any-return]

@@ -1,0 +1,181 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.security import HTTPBasic
+
+from app.deps import ActorDep, IfMatchDep, PageDep, UowDep
+from app.domain.integrations import InboxOutcome, Provider
+from app.errors import problem_responses, unsupported_media_type
+from app.http.responses import ETAG_HEADER, set_etag
+from app.http.routes import ApiRoute
+from app.schemas.integrations import (
+    InboundEventPage,
+    InboundEventPublic,
+    InboundReceipt,
+    InboxProblem,
+    IntegrationPublic,
+    IntegrationUpdate,
+)
+from app.services import crm_inbox
+from app.services import integrations as service
+
+router = APIRouter(prefix="/v1", tags=["integrations"], route_class=ApiRoute)
+
+
+def render(provider: Provider, integration: Any) -> IntegrationPublic:
+    """The configuration as the API shows it: the credentials only as whether they are set."""
+    if integration is None:
+        return IntegrationPublic(
+            provider=provider,
+            enabled=False,
+            account_id=None,
+            stage_map={},
+            owner_map={},
+            loss_reason_map={},
+            default_currency=None,
+            member_id=None,
+            credentials_set=False,
+            version=0,
+            updated_at=None,
+        )
+    return IntegrationPublic(
+        provider=provider,
+        enabled=integration.enabled,
+        account_id=integration.account_id,
+        stage_map=integration.stage_map,
+        owner_map=integration.owner_map,
+        loss_reason_map=integration.loss_reason_map,
+        default_currency=integration.default_currency,
+        member_id=integration.member_id,
+        credentials_set=bool(integration.credentials),
+        version=integration.version,
+        updated_at=integration.updated_at,
+    )
+
+
+@router.get(
+    "/integrations/{provider}",
+    response_model=IntegrationPublic,
+    responses={200: {"headers": ETAG_HEADER}, **problem_responses(403, 404)},
+)
+async def get_integration(provider: Provider, actor: ActorDep, uow: UowDep, response: Response) -> IntegrationPublic:
+    """The organisation's integration with this CRM (version 0, disabled, before it is first saved);
+    credentials are never shown, only whether they are set."""
+    integration = await service.get_integration(uow, actor, provider)
+    view = render(provider, integration)
+    set_etag(response, view.version)
+    return view
+
+
+@router.put(
+    "/integrations/{provider}",
+    response_model=IntegrationPublic,
+    responses={
+        200: {"description": "The saved configuration (unchanged when nothing changed)", "headers": ETAG_HEADER},
+        **problem_responses(403, 404, 409, 412, 422),
+    },
+)
+async def put_integration(
+    provider: Provider, body: IntegrationUpdate, actor: ActorDep, uow: UowDep, if_match: IfMatchDep, response: Response
+) -> IntegrationPublic:
+    """Configure the integration with this CRM (admin): the account whose events route here, the
+    credentials that prove they come from it, and how its stages, users and lost reasons map to
+    ours. Owners map only to sellers (422 `owner_must_be_seller`, `unknown_member`), lost reasons to
+    catalog codes (422 `unknown_loss_reason`); an account another organisation uses → 409
+    `account_id_taken`. The first save creates the integration's own `integration` member."""
+    integration = await service.put_integration(uow, actor, provider, body, if_match)
+    view = render(provider, integration)
+    set_etag(response, view.version)
+    return view
+
+
+@router.get(
+    "/integrations/{provider}/events",
+    response_model=InboundEventPage,
+    responses=problem_responses(403, 404, 422),
+)
+async def list_integration_events(
+    provider: Provider,
+    actor: ActorDep,
+    uow: UowDep,
+    page: PageDep,
+    outcome: Annotated[InboxOutcome | None, Query(description="Only events with this outcome")] = None,
+) -> InboundEventPage:
+    """The events this CRM sent (the inbox), newest first, with what became of each (admin)."""
+    result = await service.list_events(uow, actor, provider, page, outcome)
+    return InboundEventPage(
+        items=[
+            InboundEventPublic(
+                id=row.id,
+                provider_event_id=row.provider_event_id,
+                received_at=row.received_at,
+                action=row.action,
+                object_type=row.object_type,
+                object_id=row.object_id,
+                provider_timestamp=row.provider_timestamp,
+                outcome=row.outcome,
+                problem=None if row.problem is None else InboxProblem.model_validate(row.problem),
+                deal_id=row.deal_id,
+            )
+            for row in result.items
+        ],
+        next_cursor=result.next_cursor,
+    )
+
+
+class _DocumentedBasic(HTTPBasic):
+    """Documents the Basic auth a Pipedrive webhook carries; the handler checks it itself (constant
+    time), once it knows which integration's credentials to check it against."""
+
+    async def __call__(self, request: Request) -> None:  # type: ignore[override]
+        return None
+
+
+_pipedrive_basic = _DocumentedBasic(
+    auto_error=False,
+    scheme_name="PipedriveBasic",
+    description="The Pipedrive integration's `credentials.username` and `credentials.password`, set as the "
+    "webhook's `http_auth_user` and `http_auth_password` in Pipedrive",
+)
+
+
+@router.post(
+    "/integrations/pipedrive/webhooks",
+    response_model=InboundReceipt,
+    dependencies=[Depends(_pipedrive_basic)],
+    responses={
+        200: {"description": "Stored (or stored before: `duplicate`); applied in the background"},
+        **problem_responses(400, 401, 415, auth=False),
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PipedriveWebhook"}}},
+        }
+    },
+)
+async def receive_pipedrive_webhook(
+    request: Request,
+    uow: UowDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> InboundReceipt | Response:
+    """A Pipedrive webhooks v2 notification (`{meta, data, previous}`), routed by `meta.company_id` to
+    the integration whose `account_id` it is and authenticated with its Basic credentials (401
+    `invalid_signature` otherwise, nothing stored); stored once per `meta.id` and answered at once.
+    Deal events (`create`, `change`, `delete`) are then applied by the inbox applier; other entities
+    are stored as `ignored`. A body that is not Pipedrive's format answers 400 `malformed_payload`."""
+    media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if media != "application/json":
+        return unsupported_media_type(request)
+    receipt = await crm_inbox.receive_pipedrive(uow, await request.body(), authorization)
+    applier = getattr(request.app.state, "inbox_applier", None)
+    if applier is not None and not receipt.duplicate:
+        applier.wake()
+    return InboundReceipt(
+        id=receipt.id,
+        provider_event_id=receipt.provider_event_id,
+        outcome=receipt.outcome,
+        duplicate=receipt.duplicate,
+    )

@@ -1,0 +1,139 @@
+"""CRM integrations: their configuration, and the inbox of the events they sent."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Any
+
+from pydantic import Field, StrictBool, StringConstraints
+
+from app.domain.deals import Stage
+from app.domain.integrations import InboxOutcome, Provider
+from app.domain.money import CURRENCIES
+from app.schemas.common import Code, Page, RequestModel, ResponseModel
+
+MAX_MAP_ENTRIES = 500
+
+CrmKey = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
+Secret = Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=r"^[^\x00]+$")]
+Currency = Annotated[
+    str,
+    StringConstraints(max_length=3),
+    Field(description="ISO 4217 code", examples=["EUR"], json_schema_extra={"enum": sorted(CURRENCIES)}),
+]
+
+
+class Credentials(RequestModel):
+    """What the provider needs: HubSpot `client_secret` and `access_token`, Pipedrive `username`
+    and `password` (the HTTP Basic auth its webhooks send), Salesforce `token`. Write-only."""
+
+    client_secret: Secret | None = None
+    access_token: Secret | None = None
+    username: Secret | None = None
+    password: Secret | None = None
+    token: Secret | None = None
+
+
+class IntegrationUpdate(RequestModel):
+    """The whole configuration; `credentials` may be left out to keep the stored ones (they are
+    needed the first time)."""
+
+    enabled: StrictBool = True
+    account_id: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00\s]+$"),
+        Field(
+            description="The CRM account its events name (HubSpot `portalId`, Pipedrive `meta.company_id`, "
+            "Salesforce `OrganizationId`); one organisation per account and provider",
+            examples=["12882925"],
+        ),
+    ]
+    credentials: Credentials | None = Field(default=None, description="Write-only; never shown again")
+    stage_map: dict[CrmKey, Stage] = Field(
+        default_factory=dict,
+        max_length=MAX_MAP_ENTRIES,
+        description="CRM stage (or pipeline-stage) id → our stage",
+        examples=[{"1": "prospecting", "2": "qualification", "5": "negotiation"}],
+    )
+    owner_map: dict[CrmKey, uuid.UUID] = Field(
+        default_factory=dict,
+        max_length=MAX_MAP_ENTRIES,
+        description="CRM user id → an active seller's member id",
+        examples=[{"18487521": "0190c8a4-6f1e-7000-8000-000000000001"}],
+    )
+    loss_reason_map: dict[CrmKey, Code] = Field(
+        default_factory=dict,
+        max_length=MAX_MAP_ENTRIES,
+        description="CRM lost reason → a loss-reason code of the catalog; an unmapped one closes as `other`",
+        examples=[{"Too expensive": "price"}],
+    )
+    default_currency: Currency | None = Field(
+        default=None, description="The currency of an amount the CRM sends without one"
+    )
+
+
+class IntegrationPublic(ResponseModel):
+    provider: Provider
+    enabled: bool
+    account_id: str | None = Field(description="null before the integration is first saved")
+    stage_map: dict[str, Stage]
+    owner_map: dict[str, uuid.UUID]
+    loss_reason_map: dict[str, str]
+    default_currency: str | None
+    member_id: uuid.UUID | None = Field(description="The `integration` member the CRM's writes are made as")
+    credentials_set: bool = Field(description="Whether credentials are stored (they are never shown)")
+    version: int = Field(description="0 before the integration is first saved")
+    updated_at: dt.datetime | None
+
+
+class InboxProblem(ResponseModel):
+    code: str = Field(examples=["owner_must_be_seller"])
+    detail: str
+
+
+class InboundEventPublic(ResponseModel):
+    id: uuid.UUID
+    provider_event_id: str
+    received_at: dt.datetime
+    action: str = Field(examples=["change"], description="The provider's action (Pipedrive: create, change, delete)")
+    object_type: str = Field(examples=["deal"])
+    object_id: str | None = Field(description="The CRM's id of the object", examples=["8812739"])
+    provider_timestamp: dt.datetime | None = Field(description="When the CRM says it happened")
+    outcome: InboxOutcome
+    problem: InboxProblem | None
+    deal_id: uuid.UUID | None
+
+
+class InboundEventPage(Page[InboundEventPublic]):
+    pass
+
+
+class InboundReceipt(ResponseModel):
+    """What a CRM is answered once its event is stored (before it is applied)."""
+
+    id: uuid.UUID = Field(description="The inbox entry")
+    provider_event_id: str
+    outcome: InboxOutcome = Field(description="`pending` until the inbox applier has applied it")
+    duplicate: bool = Field(description="true when this provider event was already stored: nothing new is stored")
+
+
+# The webhooks v2 body Pipedrive sends (documentation: the endpoint reads it itself, so that a body
+# that is not Pipedrive's answers 400).
+PipedriveText = Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x00]*$")]
+
+
+class PipedriveMeta(ResponseModel):
+    id: PipedriveText | int = Field(description="The event's id: the inbox is deduplicated on it")
+    action: PipedriveText = Field(examples=["change"], description="create | change | delete")
+    entity: PipedriveText = Field(examples=["deal"])
+    entity_id: PipedriveText | int
+    company_id: PipedriveText | int = Field(description="The Pipedrive company: the integration's `account_id`")
+    timestamp: PipedriveText | int = Field(description="When it happened: RFC 3339, or unix seconds")
+    version: PipedriveText = Field(examples=["2.0"])
+
+
+class PipedriveWebhook(ResponseModel):
+    meta: PipedriveMeta
+    data: dict[str, Any] | None
+    previous: dict[str, Any] | None = None

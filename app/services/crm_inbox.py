@@ -1,0 +1,188 @@
+"""The CRM inbox: an inbound event is stored once (deduplicated on the provider's event id) and
+answered at once; the inbox applier (app/services/inbox_applier.py) applies it later, as the
+integration's member, through the same deal code as `PUT /v1/deals/by-external-ref/...`.
+
+A replayed provider event (the same `meta.id`) is not stored twice: the sender is answered 200
+with the entry stored the first time (`duplicate: true`), and nothing is applied again. The
+`duplicate` outcome is kept for providers whose events carry no identity of their own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from app.db.types import utcnow
+from app.db.uow import UnitOfWork
+from app.domain import pipedrive
+from app.domain.errors import DomainError, InvalidSignature, NotProviderFormat
+from app.domain.ids import uuid7
+from app.domain.integrations import (
+    PROVIDER_NAMES,
+    InboxOutcome,
+    IntegrationMaps,
+    Provider,
+    deal_edit,
+    resolve_owner,
+)
+from app.domain.members import Actor, MemberRole
+from app.services import deals as deal_service
+
+# The applier acts as the integration's member, with no API key: this names none.
+NO_API_KEY = uuid.UUID(int=0)
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    id: uuid.UUID
+    provider_event_id: str
+    outcome: InboxOutcome
+    duplicate: bool
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise NotProviderFormat("The body is not JSON.") from None
+
+
+async def receive_pipedrive(uow: UnitOfWork, raw: bytes, authorization: str | None) -> Receipt:
+    """Store one Pipedrive webhook, once, if its Basic auth is the credentials of the integration its
+    company routes to (401 invalid_signature otherwise, nothing stored)."""
+    body = _json(raw)
+    account_id = pipedrive.account_of(body)
+    async with uow:
+        integration = await uow.integrations.by_account(Provider.pipedrive, account_id)
+        credentials = {} if integration is None else integration.credentials
+        authentic = pipedrive.basic_auth_matches(
+            authorization, str(credentials.get("username", "")), str(credentials.get("password", ""))
+        )
+        if integration is None or not integration.enabled or not credentials or not authentic:
+            raise InvalidSignature("No enabled Pipedrive integration of this company accepts these credentials.")
+        event = pipedrive.read_event(body)
+        now = utcnow()
+        relevant = event.is_deal_event
+        row = {
+            "id": uuid7(),
+            "organization_id": integration.organization_id,
+            "integration_id": integration.id,
+            "provider": Provider.pipedrive.value,
+            "provider_event_id": event.event_id,
+            "received_at": now,
+            "action": event.action,
+            "object_type": event.entity,
+            "object_id": event.entity_id,
+            "provider_timestamp": event.timestamp,
+            "payload": body,
+            "outcome": (InboxOutcome.pending if relevant else InboxOutcome.ignored).value,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "applied_at": None if relevant else now,
+        }
+        stored_id, outcome, stored = await uow.integrations.store(row)
+        await uow.commit()
+    return Receipt(stored_id, event.event_id, outcome, duplicate=not stored)
+
+
+# --- applying -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    outcome: InboxOutcome
+    deal_id: uuid.UUID | None = None
+    problem: dict[str, str] | None = None
+
+
+async def apply_event(uow: UnitOfWork, row: Any) -> bool:
+    """Apply one claimed inbox event in one transaction with its outcome, so it is applied once;
+    a rule that refuses it leaves nothing behind but the outcome. False when it was no longer
+    pending (another applier finished it)."""
+    actor = Actor(
+        member_id=row.member_id,
+        organization_id=row.organization_id,
+        role=MemberRole.integration,
+        manager_id=None,
+        api_key_id=NO_API_KEY,
+    )
+    refused: DomainError | None = None
+    async with uow:
+        if not await uow.integrations.take(row.id):
+            return False
+        try:
+            result = await _apply(uow, actor, row)
+        except DomainError as exc:
+            refused = exc
+        else:
+            await uow.integrations.finish(
+                row.id, result.outcome, now=utcnow(), deal_id=result.deal_id, problem=result.problem
+            )
+            await uow.commit()
+            return True
+    # Refused: the deal's writes were rolled back with the transaction; record why.
+    async with uow:
+        deal_id = await uow.deals.deal_id_by_ref(row.organization_id, row.provider, row.object_id or "")
+        await uow.integrations.finish(
+            row.id, InboxOutcome.rejected, now=utcnow(), deal_id=deal_id, problem=_problem(refused)
+        )
+        await uow.commit()
+    return True
+
+
+async def _apply(uow: UnitOfWork, actor: Actor, row: Any) -> Applied:
+    provider = Provider(row.provider)
+    external_id = row.object_id
+    if external_id is None:
+        return Applied(InboxOutcome.ignored)
+    if row.provider_timestamp is not None:
+        last = await uow.integrations.last_applied_at(row.organization_id, row.provider, external_id, other_than=row.id)
+        if last is not None and _utc(row.provider_timestamp) < last:
+            deal_id = await uow.deals.deal_id_by_ref(row.organization_id, row.provider, external_id)
+            return Applied(InboxOutcome.unchanged, deal_id)
+    deal_id = await uow.deals.deal_id_by_ref(row.organization_id, row.provider, external_id)
+    if row.action == "delete":
+        if deal_id is None:
+            return Applied(InboxOutcome.ignored)
+        await deal_service.record_deleted_in_crm(uow, actor, deal_id, row.provider, external_id)
+        return Applied(InboxOutcome.applied, deal_id)
+
+    crm = pipedrive.deal_of(row.payload)
+    owner_member = None
+    mapped = row.owner_map.get(crm.owner) if crm.owner is not None else None
+    if mapped is not None:
+        owner_member = await uow.members.get(row.organization_id, uuid.UUID(mapped))
+    owner = resolve_owner(crm.owner, row.owner_map, owner_member)
+    owner_problem = None if owner is None or owner.problem is None else owner.problem
+    if owner_problem is not None and deal_id is None:
+        return Applied(InboxOutcome.rejected, None, _owner_problem(owner_problem, crm.owner, provider))
+    maps = IntegrationMaps(row.stage_map, row.loss_reason_map, row.default_currency)
+    edit = deal_edit(
+        crm, maps, owner_id=None if owner is None else owner.member_id, provider=provider, new=deal_id is None
+    )
+    view, outcome = await deal_service.upsert_as_integration(uow, actor, row.provider, external_id, edit)
+    if owner_problem is not None:
+        return Applied(InboxOutcome.rejected, view.deal.id, _owner_problem(owner_problem, crm.owner, provider))
+    return Applied(InboxOutcome.unchanged if outcome == "unchanged" else InboxOutcome.applied, view.deal.id)
+
+
+def _owner_problem(code: str, crm_owner: str | None, provider: Provider) -> dict[str, str]:
+    name = PROVIDER_NAMES[provider]
+    if code == "unknown_owner":
+        detail = f"{name} user {crm_owner} maps to no member: add them to the integration's owner_map."
+    else:
+        detail = f"{name} user {crm_owner} maps to a member who is not an active seller; the deal keeps its owner."
+    return {"code": code, "detail": detail}
+
+
+def _problem(error: DomainError | None) -> dict[str, str]:
+    assert error is not None
+    return {"code": error.code, "detail": error.detail}
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
