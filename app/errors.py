@@ -440,13 +440,10 @@ def problem_schema(codes: Collection[str]) -> dict[str, Any]:
 def problem_responses(*declared: int | type[de.DomainError], auth: bool = True) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` declaring the problem documents a route may answer: a status (whose
     generic codes it answers), or a domain error (its status, with its code)."""
-    codes: dict[int, set[str]] = {422: set(), 503: set()}
-    if auth:
-        codes[401] = set()
+    generic = {422, 503, *((401,) if auth else ()), *(item for item in declared if isinstance(item, int))}
+    codes: dict[int, set[str]] = {status: set(GENERIC_CODES.get(status, ())) for status in generic}
     for item in declared:
-        if isinstance(item, int):
-            codes.setdefault(item, set())
-        else:
+        if not isinstance(item, int):
             codes.setdefault(status_of(item), set()).add(item.code)
     return {
         status: {

@@ -239,7 +239,8 @@ def declare_problem_codes(method: str, operation: dict[str, Any]) -> None:
         if not status.isdigit() or int(status) < 400 or PROBLEM_JSON not in content:
             continue
         code = int(status)
-        codes = set(response.pop(CODES_KEY, ())) | set(GENERIC_CODES.get(code, ()))
+        # A route's own responses carry their codes; those added above, the codes of their status.
+        codes = set(response.pop(CODES_KEY, None) or GENERIC_CODES.get(code, ()))
         if method == "post":
             codes |= set(IDEMPOTENT_CODES.get(code, ()))
         if "cursor" in query:
@@ -288,18 +289,27 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             # Every operation refuses query parameters it does not declare (app/http/routes.py).
             operation["responses"].setdefault("422", _UNKNOWN_QUERY_PARAMETER)
             if "requestBody" in operation:
-                operation["responses"]["400"] = {
-                    "description": "The body is not JSON (`malformed_json`)",
-                    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
-                }
-                operation["responses"]["413"] = {
-                    "description": "The body is over `DEALCOACH_MAX_BODY_BYTES`, 1 MiB by default (`payload_too_large`)",
-                    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
-                }
-                operation["responses"]["415"] = {
-                    "description": "A body without `Content-Type: application/json` (`unsupported_media_type`)",
-                    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
-                }
+                operation["responses"].setdefault(
+                    "400",
+                    {
+                        "description": "The body is not JSON (`malformed_json`)",
+                        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                    },
+                )
+                operation["responses"].setdefault(
+                    "413",
+                    {
+                        "description": "The body is over `DEALCOACH_MAX_BODY_BYTES`, 1 MiB by default (`payload_too_large`)",
+                        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                    },
+                )
+                operation["responses"].setdefault(
+                    "415",
+                    {
+                        "description": "A body without `Content-Type: application/json` (`unsupported_media_type`)",
+                        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                    },
+                )
             operation["responses"] = dict(sorted(operation["responses"].items()))
             for status, response in operation.get("responses", {}).items():
                 content = response.get("content", {})

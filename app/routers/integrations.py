@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.security import HTTPBasic
 
 from app.deps import ActorDep, IfMatchDep, PageDep, UowDep
+from app.domain import errors as de
 from app.domain.integrations import InboxOutcome, Provider
 from app.errors import problem_responses, unsupported_media_type
 from app.http.responses import ETAG_HEADER, set_etag
@@ -58,7 +59,7 @@ def render(provider: Provider, integration: Any) -> IntegrationPublic:
 @router.get(
     "/integrations/{provider}",
     response_model=IntegrationPublic,
-    responses={200: {"headers": ETAG_HEADER}, **problem_responses(403, 404)},
+    responses={200: {"headers": ETAG_HEADER}, **problem_responses(404, de.Forbidden)},
 )
 async def get_integration(provider: Provider, actor: ActorDep, uow: UowDep, response: Response) -> IntegrationPublic:
     """The organisation's integration with this CRM (version 0, disabled, before it is first saved);
@@ -74,7 +75,9 @@ async def get_integration(provider: Provider, actor: ActorDep, uow: UowDep, resp
     response_model=IntegrationPublic,
     responses={
         200: {"description": "The saved configuration (unchanged when nothing changed)", "headers": ETAG_HEADER},
-        **problem_responses(403, 404, 409, 412, 422),
+        **problem_responses(
+            404, 412, de.Forbidden, de.AccountIdTaken, de.OwnerMustBeSeller, de.UnknownMember, de.UnknownLossReason
+        ),
     },
 )
 async def put_integration(
@@ -94,7 +97,7 @@ async def put_integration(
 @router.get(
     "/integrations/{provider}/events",
     response_model=InboundEventPage,
-    responses=problem_responses(403, 404, 422),
+    responses=problem_responses(404, de.Forbidden),
 )
 async def list_integration_events(
     provider: Provider,
@@ -147,7 +150,7 @@ _pipedrive_basic = _DocumentedBasic(
     dependencies=[Depends(_pipedrive_basic)],
     responses={
         200: {"description": "Stored (or stored before: `duplicate`); applied in the background"},
-        **problem_responses(400, 401, 415, auth=False),
+        **problem_responses(415, de.NotProviderFormat, de.InvalidSignature, auth=False),
     },
     openapi_extra={
         "requestBody": {

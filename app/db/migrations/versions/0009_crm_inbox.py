@@ -1,7 +1,7 @@
 """CRM integrations (webhooks in): each organisation's integration per provider, and the inbox of
 the events the CRMs send, stored before they are answered and applied by the inbox applier.
 
-Revision ID: 0011
+Revision ID: 0009
 Revises: 0008
 Create Date: 2026-11-29 07:00:00
 """
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 from app.db.types import JSONType, UTCDateTime
 
-revision: str = '0011'
+revision: str = '0009'
 down_revision: str | None = '0008'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
