@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
+from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
 from app.db.engine import make_engine, make_sessionmaker
@@ -128,6 +129,21 @@ ROUTERS = (
 _HOT_FIRST = (members, deals)
 
 
+# What a page on an allowed origin may send and read. Credentials are bearer tokens the page sends
+# itself, never cookies: no Access-Control-Allow-Credentials.
+CORS_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", "If-Match", "If-None-Match", "Idempotency-Key", "X-Request-ID"]
+CORS_EXPOSED_HEADERS = [
+    "ETag",
+    "Location",
+    "Idempotent-Replayed",
+    "RateLimit",
+    "RateLimit-Policy",
+    "Retry-After",
+    "X-Request-ID",
+]
+
+
 def _documented(routes: list[BaseRoute]) -> list[BaseRoute]:
     position = {id(module.router): i for i, module in enumerate(ROUTERS)}
     return sorted(routes, key=lambda route: position.get(id(getattr(route, "original_router", None)), -1))
@@ -200,6 +216,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if rate_limits is not None:  # outermost but for the request context: a flood is refused before any work
         app.add_middleware(RateLimitMiddleware, limits=rate_limits)
     app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
+    if settings.cors_origins:
+        # Outermost: a preflight is answered before any other work (no rate limit, no auth), and
+        # every response an allowed origin gets carries the CORS fields, problem documents (401,
+        # 422, 429, the last-resort 500) included, so a front end can read them.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=CORS_METHODS,
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_EXPOSED_HEADERS,
+            max_age=600,
+        )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
