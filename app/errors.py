@@ -363,7 +363,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 _DESCRIPTIONS = {
     400: "Malformed request (`malformed_json`)",
-    401: "Missing or invalid API key (`unauthenticated`)",
+    401: "Missing or invalid API key or sign-in token (`unauthenticated`)",
     403: "The caller may see the resource but lacks the right (`forbidden` or a rule's code)",
     404: "No such resource, or not visible to the caller (`not_found`)",
     409: "Conflict with the resource's state",
@@ -378,11 +378,14 @@ def rate_limited_response() -> dict[str, Any]:
     """The OpenAPI 429 that every rate-limited operation declares (added once, in app.main)."""
     field = {"schema": {"type": "string"}}
     return {
-        "description": "Too many requests for the API key, or for the client address without a valid key "
-        "(`rate_limited`)",
+        "description": "Too many requests for the API key or sign-in token, or for the client address without "
+        "a valid one (`rate_limited`)",
         "headers": {
             "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}},
-            "RateLimit": {"description": 'What is left of the budget, e.g. `"key";r=0;t=2`', **field},
+            "RateLimit": {
+                "description": 'What is left of the budget (`"key"`, `"token"` or `"address"`), e.g. `"key";r=0;t=2`',
+                **field,
+            },
             "RateLimit-Policy": {"description": 'The budget, e.g. `"key";q=100;w=2`', **field},
         },
         "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},

@@ -44,6 +44,7 @@ from app.routers import (
     strategy,
     webhooks,
 )
+from app.services.oidc import IdentityProviders
 from app.services.webhook_dispatcher import Dispatcher, DispatcherConfig
 from app.settings import Settings
 
@@ -56,8 +57,12 @@ Dealcoach holds deals, role assignments, customer calls with managers'
 observations, leadership approvals and closed-lost reviews, and enforces the
 rules of good sales leadership: the seller owns the deal and its strategy.
 
-Authenticate with `Authorization: Bearer <api key>`. Errors are
-`application/problem+json` documents with a stable `code`. Lists are
+Authenticate with `Authorization: Bearer <api key>`, or, from a front end, with a token from the
+organisation's identity provider (OpenID Connect; see `oidc_issuer` in the settings): a JWT whose
+`iss` is the organisation's issuer and `aud` its audience acts as the organisation's active member
+with the token's `email`. Browsers may call the API from the origins in `DEALCOACH_CORS_ORIGINS`.
+
+Errors are `application/problem+json` documents with a stable `code`. Lists are
 keyset-paginated with `limit` and `cursor`. Every POST accepts an
 `Idempotency-Key`; PATCH and PUT honour `If-Match` (the strategy's
 whole-document PUT requires it: 428 `precondition_required`); a GET of one
@@ -72,8 +77,8 @@ Limits: a body over 1 MiB answers 413 `payload_too_large`; JSON nested deeper
 than 32 levels, or a list over 1,000 items, answers 422 `validation_error`;
 dates (`YYYY-MM-DD`) and timestamps (RFC 3339 with an offset) are strings, never
 numbers. A cursor is opaque and valid only for the listing and organisation that
-issued it (422 `invalid_cursor` otherwise). Each API key (and each client address
-without a valid key) has a rate limit: over it, 429 `rate_limited` with
+issued it (422 `invalid_cursor` otherwise). Each API key or sign-in token (and each client
+address without a valid one) has a rate limit: over it, 429 `rate_limited` with
 `Retry-After`; every response carries the IETF `RateLimit` and `RateLimit-Policy` fields.
 """
 
@@ -176,9 +181,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             task = asyncio.create_task(dispatcher.run(stop))
         app.state.webhook_dispatcher = dispatcher
         app.state.reads = Reads(engine)
+        app.state.identity_providers = IdentityProviders(app.state.reads, allow_insecure=settings.oidc_allow_insecure)
         try:
             yield
         finally:
+            await app.state.identity_providers.close()
             stop.set()
             if task is not None and dispatcher is not None:
                 await task

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
         description="Comma-separated origins (https://app.example.com) whose pages may call the API from a browser; "
         "`*` for any; empty: no cross-origin access",
     )
+    oidc_allow_insecure: bool = Field(
+        default=False, description="Allow http identity providers (`oidc_issuer`): development and tests only"
+    )
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from app.deps import ActorDep, IfMatchDep, UowDep
 from app.errors import problem_responses
@@ -25,12 +25,14 @@ async def get_settings(actor: ActorDep, uow: UowDep, response: Response) -> Sett
 @router.patch(
     "/settings",
     response_model=SettingsPublic,
-    responses={200: {"headers": ETAG_HEADER}, **problem_responses(403, 412, 422)},
+    responses={200: {"headers": ETAG_HEADER}, **problem_responses(403, 409, 412, 422)},
 )
 async def update_settings(
-    body: SettingsUpdate, actor: ActorDep, uow: UowDep, if_match: IfMatchDep, response: Response
+    body: SettingsUpdate, actor: ActorDep, uow: UowDep, if_match: IfMatchDep, request: Request, response: Response
 ) -> SettingsPublic:
     """Change the organisation's settings (admin only)."""
-    org = await service.update_settings(uow, actor, body, if_match)
+    org = await service.update_settings(
+        uow, actor, body, if_match, allow_insecure_oidc=request.app.state.settings.oidc_allow_insecure
+    )
     set_etag(response, org.version)
     return SettingsPublic.model_validate(org)
