@@ -11,7 +11,8 @@ Each issuer's keys come from its JWKS, found through its discovery document
 and cached in this process: a cache, not state (every worker fills its own). They are fetched
 again when five minutes old, and when a token names a key the set does not hold (the provider
 rotated its keys) — but not more often than every five seconds per issuer, however many such
-tokens arrive. An issuer that cannot be reached keeps the keys fetched before; without any, its
+tokens arrive; an old set that holds a token's key verifies it while a fresh one is fetched in
+the background. An issuer that cannot be reached keeps the keys fetched before; without any, its
 tokens are refused (401) until a fetch succeeds.
 """
 
@@ -96,9 +97,13 @@ class IdentityProviders:
         self._audiences: dict[str, tuple[str, float]] = {}
         self._keys: dict[str, _KeySet] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._background: dict[str, asyncio.Task[_KeySet]] = {}
         self._http: httpx.AsyncClient | None = None
 
     async def close(self) -> None:
+        for task in self._background.values():
+            task.cancel()
+        await asyncio.gather(*self._background.values(), return_exceptions=True)
         if self._http is not None:
             await self._http.aclose()
 
@@ -153,18 +158,24 @@ class IdentityProviders:
     async def _key(self, issuer: str, kid: str | None, alg: str) -> jwt.PyJWK:
         keys = self._keys.get(issuer)
         now = self.clock()
-        if (
-            keys is None
-            or now >= keys.fresh_until
-            or (keys.key(kid, alg) is None and now - keys.attempted_at >= REFRESH_INTERVAL)
-        ):
+        key = keys.key(kid, alg) if keys is not None else None
+        if keys is None or (key is None and now - keys.attempted_at >= REFRESH_INTERVAL):
             keys = await self._refresh(issuer, keys)
-        key = keys.key(kid, alg)
+            key = keys.key(kid, alg)
+        elif now >= keys.fresh_until:
+            # Old, but it holds the token's key: verify with it, and fetch a fresh set meanwhile
+            # (no request waits on the provider, even while it does not answer).
+            self._refresh_in_background(issuer, keys)
         if key is None:
             if not keys.jwks:
                 raise Unauthenticated("The identity provider's keys could not be fetched.")
             raise Unauthenticated("The token is signed with a key the identity provider does not publish.")
         return key
+
+    def _refresh_in_background(self, issuer: str, seen: _KeySet) -> None:
+        running = self._background.get(issuer)
+        if running is None or running.done():
+            self._background[issuer] = asyncio.create_task(self._refresh(issuer, seen))
 
     async def _refresh(self, issuer: str, seen: _KeySet | None) -> _KeySet:
         """Fetch the issuer's keys, one request at a time per issuer: whoever waited uses what
