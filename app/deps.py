@@ -14,9 +14,9 @@ from app.db.uow import UnitOfWork
 from app.domain.members import Actor
 from app.http.conditional import IfMatch, parse_if_match
 from app.http.cursors import MAX_CURSOR_LENGTH, Cursors
-from app.http.idempotency import IDEMPOTENT_CALLER, IDEMPOTENT_TRANSACTION
+from app.http.idempotency import IDEMPOTENT_CALLER, IDEMPOTENT_TRANSACTION, SIGNED_IN
 from app.openapi import REQUIRED_LATER
-from app.services.auth import AuthContext, Caller, authenticate, context_of
+from app.services.auth import AuthContext, Caller, authenticate, context_of, is_sign_in_token, sign_in
 from app.services.pagination import CallerPageRequest, PageRequest
 
 
@@ -35,16 +35,29 @@ UowDep = Annotated[UnitOfWork, Depends(get_uow, scope="function")]
 
 
 class ApiKeyBearer(HTTPBearer):
-    """The bearer API key, read but not yet checked: the service checks it in the same statement
-    as the read it serves (one round trip). Still an HTTPBearer, so OpenAPI documents it."""
+    """The bearer credential. An API key is read but not yet checked: the service checks it in
+    the same statement as the read it serves (one round trip). A token from an organisation's
+    identity provider is verified here (its member is found by that same statement). Still an
+    HTTPBearer, so OpenAPI documents it."""
 
     async def __call__(self, request: HTTPConnection) -> Caller:  # type: ignore[override]
         scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
-        return Caller.of(request.app.state.reads, token.strip() if scheme.lower() == "bearer" else None)
+        credential = token.strip() if scheme.lower() == "bearer" else None
+        state = request.app.state
+        if is_sign_in_token(credential):
+            # An idempotent POST's token was verified as its Idempotency-Key was claimed.
+            return await sign_in(
+                state.reads, state.identity_providers, credential, signed_in=request.scope.get(SIGNED_IN)
+            )
+        return Caller.of(state.reads, credential)
 
 
 _bearer = ApiKeyBearer(
-    auto_error=False, scheme_name="HTTPBearer", description="An API key: `Authorization: Bearer dc_...`"
+    auto_error=False,
+    scheme_name="HTTPBearer",
+    description="An API key (`Authorization: Bearer dc_...`), or a token (a JWT) from the organisation's "
+    "identity provider, whose `iss` is the organisation's `oidc_issuer` and `aud` its `oidc_audience` "
+    "(see `PATCH /v1/settings`); it acts as the organisation's active member with the token's `email`.",
 )
 
 # The hot reads take the caller and authenticate inside their one statement.

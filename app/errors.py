@@ -377,7 +377,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 _DESCRIPTIONS = {
     400: "Malformed request",
-    401: "Missing or invalid credentials",
+    401: "Missing or invalid API key or sign-in token",
     403: "The caller may see the resource but lacks the right",
     404: "No such resource, or not visible to the caller",
     409: "Conflict with the resource's state",
@@ -416,11 +416,14 @@ def rate_limited_response() -> dict[str, Any]:
     """The OpenAPI 429 that every rate-limited operation declares (added once, in app.main)."""
     field = {"schema": {"type": "string"}}
     return {
-        "description": "Too many requests for the API key, or for the client address without a valid key "
-        "(`rate_limited`)",
+        "description": "Too many requests for the API key or sign-in token, or for the client address without "
+        "a valid one (`rate_limited`)",
         "headers": {
             "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}},
-            "RateLimit": {"description": 'What is left of the budget, e.g. `"key";r=0;t=2`', **field},
+            "RateLimit": {
+                "description": 'What is left of the budget (`"key"`, `"token"` or `"address"`), e.g. `"key";r=0;t=2`',
+                **field,
+            },
             "RateLimit-Policy": {"description": 'The budget, e.g. `"key";q=100;w=2`', **field},
         },
         "content": {PROBLEM_JSON: {"schema": problem_schema(["rate_limited"])}},

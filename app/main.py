@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
+from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
 from app.db.engine import make_engine, make_sessionmaker
@@ -55,6 +56,7 @@ from app.routers import (
     webhooks,
 )
 from app.services.inbox_applier import ApplierConfig, InboxApplier
+from app.services.oidc import IdentityProviders
 from app.services.webhook_dispatcher import Dispatcher, DispatcherConfig
 from app.settings import Settings
 
@@ -67,8 +69,12 @@ Dealcoach holds deals, role assignments, customer calls with managers'
 observations, leadership approvals and closed-lost reviews, and enforces the
 rules of good sales leadership: the seller owns the deal and its strategy.
 
-Authenticate with `Authorization: Bearer <api key>`. Errors are
-`application/problem+json` documents with a stable `code`. Lists are
+Authenticate with `Authorization: Bearer <api key>`, or, from a front end, with a token from the
+organisation's identity provider (OpenID Connect; see `oidc_issuer` in the settings): a JWT whose
+`iss` is the organisation's issuer and `aud` its audience acts as the organisation's active member
+with the token's `email`. Browsers may call the API from the origins in `DEALCOACH_CORS_ORIGINS`.
+
+Errors are `application/problem+json` documents with a stable `code`. Lists are
 keyset-paginated with `limit` and `cursor`. Every POST accepts an
 `Idempotency-Key`; PATCH and PUT honour `If-Match` (the strategy's
 whole-document PUT requires it: 428 `precondition_required`); a GET of one
@@ -83,8 +89,8 @@ Limits: a body over 1 MiB answers 413 `payload_too_large`; JSON nested deeper
 than 32 levels, or a list over 1,000 items, answers 422 `validation_error`;
 dates (`YYYY-MM-DD`) and timestamps (RFC 3339 with an offset) are strings, never
 numbers. A cursor is opaque and valid only for the listing and organisation that
-issued it (422 `invalid_cursor` otherwise). Each API key (and each client address
-without a valid key) has a rate limit: over it, 429 `rate_limited` with
+issued it (422 `invalid_cursor` otherwise). Each API key or sign-in token (and each client
+address without a valid one) has a rate limit: over it, 429 `rate_limited` with
 `Retry-After`; every response carries the IETF `RateLimit` and `RateLimit-Policy` fields.
 """
 
@@ -146,6 +152,21 @@ ROUTERS = (
 _HOT_FIRST = (members, deals)
 
 
+# What a page on an allowed origin may send and read. Credentials are bearer tokens the page sends
+# itself, never cookies: no Access-Control-Allow-Credentials.
+CORS_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", "If-Match", "If-None-Match", "Idempotency-Key", "X-Request-ID"]
+CORS_EXPOSED_HEADERS = [
+    "ETag",
+    "Location",
+    "Idempotent-Replayed",
+    "RateLimit",
+    "RateLimit-Policy",
+    "Retry-After",
+    "X-Request-ID",
+]
+
+
 def _documented(routes: list[BaseRoute]) -> list[BaseRoute]:
     position = {id(module.router): i for i, module in enumerate(ROUTERS)}
     return sorted(routes, key=lambda route: position.get(id(getattr(route, "original_router", None)), -1))
@@ -184,9 +205,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             applying = asyncio.create_task(applier.run(stop))
         app.state.inbox_applier = applier
         app.state.reads = Reads(engine)
+        app.state.identity_providers = IdentityProviders(app.state.reads, allow_insecure=settings.oidc_allow_insecure)
         try:
             yield
         finally:
+            await app.state.identity_providers.close()
             stop.set()
             if task is not None and dispatcher is not None:
                 await task
@@ -226,6 +249,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if rate_limits is not None:  # outermost but for the request context: a flood is refused before any work
         app.add_middleware(RateLimitMiddleware, limits=rate_limits)
     app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
+    if settings.cors_origins:
+        # Outermost: a preflight is answered before any other work (no rate limit, no auth), and
+        # every response an allowed origin gets carries the CORS fields, problem documents (401,
+        # 422, 429, the last-resort 500) included, so a front end can read them.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=CORS_METHODS,
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_EXPOSED_HEADERS,
+            max_age=600,
+        )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Good enough for a laptop, never for a deployment: anyone who reads this file can forge cursors.
 DEVELOPMENT_SECRET_KEY = "dealcoach-development-secret-key-not-for-production"
@@ -70,6 +71,40 @@ class Settings(BaseSettings):
         pattern=r"^(redis|rediss|unix)://",
         description="redis://host:6379/0 shares the budgets between workers and instances; unset: each worker's memory",
     )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated origins (https://app.example.com) whose pages may call the API from a browser; "
+        "`*` for any; empty: no cross-origin access",
+    )
+    oidc_allow_insecure: bool = Field(
+        default=False, description="Allow http identity providers (`oidc_issuer`): development and tests only"
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        # A browser sends `Origin: https://app.example.com` (no path, no trailing slash): anything
+        # else would never match, silently.
+        for origin in origins:
+            if origin == "*":
+                continue
+            parts = urlsplit(origin)
+            parts.port  # noqa: B018  # a port that is not a number raises ValueError: refused
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.hostname
+                or parts.username is not None
+                or origin != f"{parts.scheme}://{parts.netloc}"
+            ):
+                raise ValueError(f"{origin!r} is not an origin: scheme://host[:port], without a path")
+        return origins
 
     @property
     def uses_development_secret_key(self) -> bool:

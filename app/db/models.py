@@ -18,6 +18,7 @@ from app.domain.development import CommitmentSource, CommitmentStatus, SkillMent
 from app.domain.ids import uuid7
 from app.domain.integrations import InboxOutcome, Provider
 from app.domain.members import MemberRole
+from app.domain.oidc import MAX_AUDIENCE_LENGTH, MAX_ISSUER_LENGTH
 from app.domain.reviews import ReviewStatus
 from app.domain.strategy import SuggestionStatus
 from app.domain.webhooks import DeliveryStatus, DisabledReason
@@ -41,12 +42,16 @@ def _ts(nullable: bool = False) -> Any:
 
 class Organization(SQLModel, table=True):
     __tablename__ = "organization"
+    # One organisation per identity provider: a token's issuer names the organisation it signs in to.
+    __table_args__ = (sa.Index(None, "oidc_issuer", unique=True),)
 
     id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
     name: str = Field(sa_type=sa.String(200))
     max_improvements_per_observation: int = 3
     review_due_days: int = 7
     late_stages: list[str] = Field(default_factory=list, sa_type=JSONType)
+    oidc_issuer: str | None = Field(default=None, sa_type=sa.String(MAX_ISSUER_LENGTH))
+    oidc_audience: str | None = Field(default=None, sa_type=sa.String(MAX_AUDIENCE_LENGTH))
     version: int = 1
     created_at: dt.datetime = _ts()
     updated_at: dt.datetime = _ts()

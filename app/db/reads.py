@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.engine import autocommit
-from app.db.repositories.reads import DealListing, DealReads, MemberReads
+from app.db.repositories.reads import DealListing, DealReads, MemberReads, OrganizationReads
 
 __all__ = ["DealListing", "Reads"]
 
@@ -23,3 +23,4 @@ class Reads:
         engine = autocommit(engine)
         self.deals = DealReads(engine)
         self.members = MemberReads(engine)
+        self.organizations = OrganizationReads(engine)

@@ -39,7 +39,7 @@ class NotFound(DomainError):
 
 class Unauthenticated(DomainError):
     code = "unauthenticated"
-    title = "Missing or invalid API key"
+    title = "Missing or invalid API key or token"
 
 
 class Forbidden(DomainError):
@@ -111,6 +111,16 @@ class InvalidReportingLine(RuleViolation):
 class EmailTaken(Conflict):
     code = "email_taken"
     title = "A member of this organisation already uses this email"
+
+
+class OidcIssuerTaken(Conflict):
+    code = "oidc_issuer_taken"
+    title = "Another organisation signs in with this identity provider"
+
+
+class OidcIssuerNotAllowed(RuleViolation):
+    code = "oidc_issuer_not_allowed"
+    title = "The identity provider's issuer must be an https URL"
 
 
 class CodeTaken(Conflict):

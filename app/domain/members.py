@@ -29,13 +29,14 @@ ORG_WIDE_ROLES = frozenset({MemberRole.head_of_sales, MemberRole.admin, MemberRo
 
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """The member an API key acts as, for the length of one request."""
+    """The member an API key (or a token from the organisation's identity provider) acts as,
+    for the length of one request."""
 
     member_id: uuid.UUID
     organization_id: uuid.UUID
     role: MemberRole
     manager_id: uuid.UUID | None
-    api_key_id: uuid.UUID
+    api_key_id: uuid.UUID | None  # None when signed in with a token
 
     @property
     def is_admin(self) -> bool:

@@ -17,6 +17,9 @@ MAX_KEY_LENGTH = 255
 IDEMPOTENT_TRANSACTION = "dealcoach.idempotent_transaction"
 # ... and the caller's member row, read with the claim, which authenticates the request.
 IDEMPOTENT_CALLER = "dealcoach.idempotent_caller"
+# ... and, for a token from an identity provider, what it was verified as (app.domain.oidc.SignedIn),
+# so that the request does not verify it again.
+SIGNED_IN = "dealcoach.signed_in"
 
 
 class StoredRequest(Protocol):

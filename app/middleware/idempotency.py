@@ -12,12 +12,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.db.repositories import idempotency as repo
 from app.db.types import utcnow
 from app.domain.api_keys import hash_key, looks_like_key
-from app.domain.errors import DatabaseUnavailable, DomainError, IdempotencyInProgress
+from app.domain.errors import DatabaseUnavailable, DomainError, IdempotencyInProgress, Unauthenticated
+from app.domain.oidc import SignedIn, looks_like_token
 from app.errors import is_database_unavailable, problem, problem_for_domain_error
 from app.http.idempotency import (
     IDEMPOTENT_CALLER,
     IDEMPOTENT_TRANSACTION,
     MAX_KEY_LENGTH,
+    SIGNED_IN,
     Decision,
     decide,
     fingerprint,
@@ -73,7 +75,11 @@ class IdempotencyMiddleware:
         async with sessionmaker() as session:
             caller: Any = None
             try:
-                caller, early = await self._claim(session, token, key, request_fp, scope["path"])
+                credential = await _credential(scope, token)
+                if credential is None:
+                    early: Any = _UNAUTHENTICATED
+                else:
+                    caller, early = await self._claim(session, credential, key, request_fp, scope["path"])
             except Exception as exc:
                 await session.rollback()
                 if not is_database_unavailable(exc):
@@ -87,12 +93,14 @@ class IdempotencyMiddleware:
             else:
                 await self._run_in_transaction(session, caller, key, scope, replay_receive, send)
 
-    async def _claim(self, session: AsyncSession, token: str, key: str, request_fp: str, path: str) -> tuple[Any, Any]:
+    async def _claim(
+        self, session: AsyncSession, credential: str | SignedIn, key: str, request_fp: str, path: str
+    ) -> tuple[Any, Any]:
         """Open the request's transaction and claim (member, key) in it: the caller's member row,
         and None when the request is to run, or else what to answer instead (a replay, 409,
-        422), or _UNAUTHENTICATED for a key that names no active member."""
+        422), or _UNAUTHENTICATED for a credential that names no active member."""
         now = utcnow()
-        caller, turn = await repo.actor_and_turn(session, hash_key(token), key)
+        caller, turn = await repo.actor_and_turn(session, credential, key)
         if caller is None:
             await session.rollback()
             return None, _UNAUTHENTICATED
@@ -183,11 +191,26 @@ _UNAUTHENTICATED = object()
 
 
 def _bearer(header: bytes | None) -> str | None:
+    """The bearer API key or identity provider's token; None for anything else."""
     if not header:
         return None
     scheme, _, token = header.decode("latin-1").partition(" ")
     token = token.strip()
-    return token if scheme.lower() == "bearer" and looks_like_key(token) else None
+    return token if scheme.lower() == "bearer" and (looks_like_key(token) or looks_like_token(token)) else None
+
+
+async def _credential(scope: Scope, token: str) -> str | SignedIn | None:
+    """An API key's hash (checked with the claim), or what a token was verified as (kept in the
+    scope for the request's own authentication); None for a token refused, which the app then
+    refuses itself (401)."""
+    if looks_like_key(token):
+        return hash_key(token)
+    try:
+        signed_in = await scope["app"].state.identity_providers.sign_in(token)
+    except Unauthenticated:
+        return None
+    scope[SIGNED_IN] = signed_in
+    return signed_in  # type: ignore[no-any-return]
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -1,11 +1,19 @@
-"""Rate limits: a budget per API key, and per client address for requests without a valid key.
+"""Rate limits: a budget per API key (or sign-in token), and per client address for requests
+without one.
 
 It runs before authentication and before anything reads the body, and does the same small work
-for every request: no database query (a key is known by the hash of the bearer token), one hit on
-the budget and one read of it. A request without a key-shaped bearer token spends its address's
-budget. A request with one spends that key's budget; if the app then answers 401, the address
-pays too, and an address whose budget invalid keys have spent is refused whatever key it sends
-next, until the budget has room again — so random keys are slowed like anything else.
+for every request: no database query and no signature check (a key or token is known by the hash
+of the bearer token), one hit on the budget and one read of it. A request without a key- or
+token-shaped bearer token spends its address's budget. A request with one spends that key's (or
+token's) budget; if the app then answers 401, the address pays too, and an address whose budget
+invalid credentials have spent is refused whatever it sends next, until the budget has room
+again — so random keys and forged tokens are slowed like anything else.
+
+A sign-in token's budget is the token's own, by the hash of all of it: claims read before the
+signature is checked (`iss`, `sub`) could be forged to spend someone else's budget. A browser
+behind a shared address (an office's) thus does not share that address's budget; a new token
+(the provider issues one every few minutes) starts a new budget, which is no more than a client
+could have by asking the provider for tokens.
 
 The `limits` library has no token bucket; its sliding-window counter comes closest: RATE units a
 second with bursts of BURST becomes QUOTA = RATE x ceil(BURST / RATE) units per WINDOW =
@@ -36,6 +44,7 @@ from limits.errors import StorageError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.domain.api_keys import hash_key, looks_like_key
+from app.domain.oidc import looks_like_token
 from app.errors import problem
 from app.settings import Settings
 
@@ -260,14 +269,14 @@ class RateLimitMiddleware:
         policy = limits.policy
         self.policy_fields = {
             name: (b"ratelimit-policy", f'"{name}";q={policy.quota};w={policy.window}'.encode())
-            for name in ("key", "address")
+            for name in ("key", "token", "address")
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
             await self.app(scope, receive, send)
             return
-        token = _bearer_token(scope)
+        token, name = _bearer_token(scope)
         address = ""
         if token is None:
             name, address = "address", _address(scope)
@@ -279,8 +288,7 @@ class RateLimitMiddleware:
                 if refused is not None:
                     await self._refuse(scope, receive, send, "address", refused)
                     return
-            name = "key"
-            spent = await self.limits.charge("key:" + hash_key(token)[:32], _cost(scope))
+            spent = await self.limits.charge(f"{name}:{hash_key(token)[:32]}", _cost(scope))
         if spent is None:
             await self.app(scope, receive, send)
             return
@@ -304,7 +312,7 @@ class RateLimitMiddleware:
         return [self.policy_fields[name], (b"ratelimit", f'"{name}";r={spent.remaining};t={spent.reset}'.encode())]
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, name: str, spent: Budget) -> None:
-        whose = "this API key" if name == "key" else "this address"
+        whose = {"key": "this API key", "token": "this token"}.get(name, "this address")
         response = problem(
             429,
             "rate_limited",
@@ -316,14 +324,21 @@ class RateLimitMiddleware:
         await response(scope, receive, send)
 
 
-def _bearer_token(scope: Scope) -> str | None:
-    """The bearer token when it has the shape of an API key; anything else counts as no key."""
+def _bearer_token(scope: Scope) -> tuple[str | None, str]:
+    """The bearer token and whose budget it spends (`key` or `token`) when it has the shape of an
+    API key or of a sign-in token; anything else counts as none."""
     for key, value in scope["headers"]:
         if key == b"authorization":
             scheme, _, token = value.decode("latin-1").partition(" ")
             token = token.strip()
-            return token if scheme.lower() == "bearer" and looks_like_key(token) else None
-    return None
+            if scheme.lower() != "bearer":
+                return None, ""
+            if looks_like_key(token):
+                return token, "key"
+            if looks_like_token(token):
+                return token, "token"
+            return None, ""
+    return None, ""
 
 
 def _address(scope: Scope) -> str:

@@ -20,7 +20,7 @@ router = APIRouter(prefix="/v1", tags=["members"], route_class=ApiRoute)
 
 @router.get("/me", response_model=MePublic, responses=problem_responses())
 async def get_me(caller: CallerDep) -> Response:
-    """The member the API key acts as, with their organisation."""
+    """The member the API key (or sign-in token) acts as, with their organisation."""
     row = (await auth_service.authenticate(caller)).row
     return plain_json_response(
         {

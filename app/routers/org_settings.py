@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from app.deps import ActorDep, IfMatchDep, UowDep
 from app.domain import errors as de
@@ -26,12 +26,17 @@ async def get_settings(actor: ActorDep, uow: UowDep, response: Response) -> Sett
 @router.patch(
     "/settings",
     response_model=SettingsPublic,
-    responses={200: {"headers": ETAG_HEADER}, **problem_responses(412, de.Forbidden)},
+    responses={
+        200: {"headers": ETAG_HEADER},
+        **problem_responses(412, de.Forbidden, de.OidcIssuerTaken, de.OidcIssuerNotAllowed),
+    },
 )
 async def update_settings(
-    body: SettingsUpdate, actor: ActorDep, uow: UowDep, if_match: IfMatchDep, response: Response
+    body: SettingsUpdate, actor: ActorDep, uow: UowDep, if_match: IfMatchDep, request: Request, response: Response
 ) -> SettingsPublic:
     """Change the organisation's settings (admin only)."""
-    org = await service.update_settings(uow, actor, body, if_match)
+    org = await service.update_settings(
+        uow, actor, body, if_match, allow_insecure_oidc=request.app.state.settings.oidc_allow_insecure
+    )
     set_etag(response, org.version)
     return SettingsPublic.model_validate(org)

@@ -59,4 +59,7 @@ class MemberPage(Page[MemberPublic]):
 
 class MePublic(MemberPublic):
     organization: Ref
-    api_key_id: uuid.UUID = Field(description="The key this request was made with")
+    api_key_id: uuid.UUID | None = Field(
+        description="The key this request was made with; null when signed in with a token from the "
+        "organisation's identity provider"
+    )

@@ -6,10 +6,17 @@ from typing import Annotated
 from pydantic import Field, StrictInt, WithJsonSchema, field_validator
 
 from app.domain.deals import OPEN_STAGES, Stage
-from app.schemas.common import RequestModel, ResponseModel, omitted
+from app.domain.oidc import MAX_AUDIENCE_LENGTH, MAX_ISSUER_LENGTH
+from app.schemas.common import RequestModel, ResponseModel, omitted, trimmed
 
 # Only open stages can be "late" (validated below); the schema lists them.
 OpenStage = Annotated[Stage, WithJsonSchema({"type": "string", "enum": [stage.value for stage in OPEN_STAGES]})]
+
+
+OidcIssuer = Annotated[
+    trimmed(MAX_ISSUER_LENGTH, min_length=1), Field(examples=["https://login.example.com/realms/acme"])
+]
+OidcAudience = Annotated[trimmed(MAX_AUDIENCE_LENGTH, min_length=1), Field(examples=["dealcoach"])]
 
 
 class SettingsUpdate(RequestModel):
@@ -19,6 +26,19 @@ class SettingsUpdate(RequestModel):
         max_length=len(OPEN_STAGES),
         description="Open stages in which a manager's first involvement counts as late",
         examples=[["negotiation"]],
+    )
+    oidc_issuer: OidcIssuer | None = omitted(
+        description="Sign-in with the organisation's identity provider (OpenID Connect): its issuer URL, "
+        "exactly as its tokens' `iss`; its keys are found from `{issuer}/.well-known/openid-configuration`. "
+        "A token it signs for `oidc_audience` acts as the organisation's active member with the token's "
+        "`email` (`email_verified` not false). https only, unless the service runs with "
+        "`DEALCOACH_OIDC_ALLOW_INSECURE=true` (422 `oidc_issuer_not_allowed`); one organisation per issuer "
+        "(409 `oidc_issuer_taken`); null turns sign-in with tokens off"
+    )
+    oidc_audience: OidcAudience | None = omitted(
+        description="The audience (`aud`) the identity provider's tokens must be for: the identifier the "
+        "provider gives Dealcoach (a client id, or an API's identifier). Required while `oidc_issuer` is set "
+        "(422 `validation_error`)"
     )
 
     @field_validator("late_stages")
@@ -33,5 +53,9 @@ class SettingsPublic(ResponseModel):
     max_improvements_per_observation: int
     review_due_days: int
     late_stages: list[Stage]
+    oidc_issuer: str | None = Field(
+        description="The identity provider members sign in with (a token's `iss`); null: API keys only"
+    )
+    oidc_audience: str | None = Field(description="The audience (`aud`) its tokens must be for")
     version: int
     updated_at: dt.datetime = Field(description="When the settings last changed")

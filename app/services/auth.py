@@ -1,48 +1,75 @@
-"""Authentication: an API key becomes the member it acts as, in one query."""
+"""Authentication: an API key, or a token from the organisation's identity provider, becomes
+the member it acts as, in one query."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from app.db.reads import Reads
 from app.domain.api_keys import hash_key, looks_like_key
 from app.domain.errors import Unauthenticated
 from app.domain.members import Actor, MemberRole
+from app.domain.oidc import SignedIn, looks_like_token
+from app.services.oidc import IdentityProviders
 
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """A request's API key, not yet checked, as its lookup hash; and the reads that check it
-    (in the same statement as the read they serve)."""
+    """A request's credential and the reads that check it (in the same statement as the read
+    they serve): an API key, not yet checked, as its lookup hash; or a token, already verified,
+    as the organisation's issuer and audience and the email it names (not yet matched to a
+    member)."""
 
     reads: Reads
-    key_hash: str
+    credential: str | SignedIn
 
     @classmethod
     def of(cls, reads: Reads, token: str | None) -> Caller:
-        """401 at once when there is no key, or something that is not shaped like one."""
+        """An API key's caller; 401 at once when there is no key, or something that is not
+        shaped like one."""
         if not token or not looks_like_key(token):
             raise Unauthenticated()
         return cls(reads, hash_key(token))
 
 
+def is_sign_in_token(token: str | None) -> TypeGuard[str]:
+    """Whether a bearer token is a token from an identity provider (else: an API key, or nothing
+    acceptable)."""
+    return token is not None and looks_like_token(token) and not looks_like_key(token)
+
+
+async def sign_in(
+    reads: Reads, providers: IdentityProviders, token: str, *, signed_in: SignedIn | None = None
+) -> Caller:
+    """The caller of a token from an organisation's identity provider, verified here (or given as
+    ``signed_in`` when that was done already); its member is found by the read it serves."""
+    return Caller(reads, signed_in or await providers.sign_in(token))
+
+
 @dataclass(frozen=True, slots=True)
 class AuthContext:
     actor: Actor
-    row: Any  # the member's columns, the key id and the organisation's name
+    row: Any  # the member's columns, the key id (None for a token) and the organisation's name
 
 
 async def authenticate(caller: Caller) -> AuthContext:
-    """One round trip, outside any transaction: the key, its member and organisation."""
-    row = await caller.reads.members.by_key(caller.key_hash)
+    """One round trip, outside any transaction: the caller's member and organisation."""
+    row = await caller.reads.members.of(caller.credential)
     if row is None:
-        raise Unauthenticated()
+        raise unknown(caller)
     return context_of(row)
 
 
+def unknown(caller: Caller) -> Unauthenticated:
+    """The refusal of a credential that names no active member."""
+    if isinstance(caller.credential, SignedIn):
+        return Unauthenticated("The token's email names no active member of the organisation.")
+    return Unauthenticated()
+
+
 def context_of(row: Any) -> AuthContext:
-    """The authenticated caller from the key's member row (``ACTOR_BY_KEY``'s columns)."""
+    """The authenticated caller from its member row (``ACTOR_BY_KEY``'s columns)."""
     actor = Actor(
         member_id=row.id,
         organization_id=row.organization_id,

@@ -1,7 +1,8 @@
-"""Reading deals: one deal, and the listing, each in one statement with the caller's key.
+"""Reading deals: one deal, and the listing, each in one statement with the caller's credential.
 
-The statement authenticates the key, applies the visibility rule and returns the rows with
-their external references, so a read costs one round trip and no transaction.
+The statement authenticates the caller (an API key, or a verified token's member), applies the
+visibility rule and returns the rows with their external references, so a read costs one round
+trip and no transaction.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from typing import Any, NamedTuple
 
 from app.db.reads import DealListing
 from app.domain.deals import STAGES_BY_STATUS, Stage
-from app.domain.errors import InvalidCursor, NotFound, Unauthenticated
+from app.domain.errors import InvalidCursor, NotFound
 from app.schemas.deals import ListFilters
-from app.services.auth import Caller, authenticate
+from app.services.auth import Caller, authenticate, unknown
 from app.services.pagination import CallerPageRequest, PageResult, build_page
 
 LISTING = "deals"
@@ -38,23 +39,23 @@ def _view(row: Any) -> DealRow:
 
 
 async def read_deal(caller: Caller, deal_id: uuid.UUID) -> DealRow:
-    """The deal if the key's member may see it; otherwise it does not exist (404)."""
-    row = await caller.reads.deals.one(caller.key_hash, deal_id)
+    """The deal if the caller's member may see it; otherwise it does not exist (404)."""
+    row = await caller.reads.deals.one(caller.credential, deal_id)
     if row is None:
-        raise Unauthenticated()
+        raise unknown(caller)
     if row.id is None:
         raise NotFound("No deal with this id.")
     return _view(row)
 
 
 async def list_deals(caller: Caller, page: CallerPageRequest, filters: ListFilters) -> PageResult[DealRow]:
-    """Deals the key's member can see, in id order, filtered. The cursor is opened before the
-    statement and its seal checked against the organisation the statement found the key in,
+    """Deals the caller's member can see, in id order, filtered. The cursor is opened before the
+    statement and its seal checked against the organisation the statement found the caller in,
     before anything it selected is answered."""
     try:
         after = page.after()
     except InvalidCursor:
-        await authenticate(caller)  # an unknown key is 401, whatever cursor it sent
+        await authenticate(caller)  # an unknown caller is 401, whatever cursor it sent
         raise
     stages: list[Stage] | None = None
     if filters.status is not None:
@@ -71,9 +72,9 @@ async def list_deals(caller: Caller, page: CallerPageRequest, filters: ListFilte
         updated_since=filters.updated_since,
         q=filters.q,
     )
-    found = await caller.reads.deals.page(caller.key_hash, listing)
+    found = await caller.reads.deals.page(caller.credential, listing)
     if found is None:
-        raise Unauthenticated()
+        raise unknown(caller)
     organization_id, rows = found
     result = build_page(LISTING, page.bound(LISTING, organization_id), rows)
     return PageResult([_view(row) for row in result.items], result.next_cursor)

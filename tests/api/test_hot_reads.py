@@ -170,7 +170,7 @@ async def test_the_driver_path_reads_what_sqlalchemy_reads(app, api: Api, team, 
     async def read_all(who: str) -> list[list[tuple[tuple[str, ...], tuple[Any, ...]]]]:
         key_hash = hash_key(team[who].key)
         results = [
-            [await reads.members.by_key(key_hash)],
+            [await reads.members.of(key_hash)],
             [await reads.deals.one(key_hash, uuid.UUID(deals["seller"]["id"]))],
             (await reads.deals.page(key_hash, listing))[1],
         ]

@@ -138,6 +138,7 @@ DOCUMENTED_REFUSALS = {
     "review_incomplete": "completion needs what the review holds so far",
     "held_in_future": "a call is held in the past, by the server's clock",
     "webhook_url_not_allowed": "the URL's host must resolve, and to public addresses",
+    "oidc_issuer_not_allowed": "an issuer is an https URL (http too where the server allows it), no query",
 }
 # `validation_error` from rules across fields or records, which a JSON schema cannot state; each is
 # in the field's OpenAPI description. Matched on the problem's detail or an error's msg.
@@ -151,6 +152,7 @@ CROSS_FIELD_RULES = {
     "next_steps ids must be unique": "a strategy's next steps have distinct ids",
     "the time is out of range in UTC": "a timestamp's offset must not take it out of years 1 to 9999 in UTC",
     "is not a week of the ISO calendar": "week 53 exists in long ISO years only",
+    "oidc_audience is required while oidc_issuer is set": "an identity provider needs an audience",
 }
 
 # Operations the stateful phase must reach (an answer about an existing object: a success, or a

@@ -10,33 +10,38 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import ApiKey, IdempotencyKey
-from app.db.repositories.auth import ACTOR_BY_KEY
+from app.db.models import IdempotencyKey, Member
+from app.db.repositories.auth import ACTOR_BY_KEY, ACTOR_BY_TOKEN, actor_params
 from app.domain.ids import uuid7
+from app.domain.oidc import SignedIn
 
 _t = IdempotencyKey.__table__
-_keys = ApiKey.__table__
+_members = Member.__table__
 
-# The key's member (the columns authentication reads) and, on PostgreSQL, this transaction's turn
-# at (member, Idempotency-Key): a transaction-scoped advisory lock, so a duplicate sent while the
-# first is still in flight is told so at once (409) instead of waiting on the first one's
+# The caller's member (the columns authentication reads) and, on PostgreSQL, this transaction's
+# turn at (member, Idempotency-Key): a transaction-scoped advisory lock, so a duplicate sent while
+# the first is still in flight is told so at once (409) instead of waiting on the first one's
 # uncommitted row. The request then authenticates from this row: it needs no second connection
 # while this one is held (a second checkout per request can starve the pool under load).
 _TURN = sa.func.pg_try_advisory_xact_lock(
-    sa.func.hashtextextended(sa.cast(_keys.c.member_id, sa.Text) + ":" + sa.bindparam("key"), 0)
+    sa.func.hashtextextended(sa.cast(_members.c.id, sa.Text) + ":" + sa.bindparam("key"), 0)
 )
 _ACTOR_AND_TURN = {
-    "postgresql": ACTOR_BY_KEY.add_columns(_TURN.label("turn")),
-    "sqlite": ACTOR_BY_KEY.add_columns(sa.true().label("turn")),  # one writer at a time anyway
+    (by_token, dialect): actor.add_columns(turn.label("turn"))
+    for by_token, actor in ((False, ACTOR_BY_KEY), (True, ACTOR_BY_TOKEN))
+    for dialect, turn in (("postgresql", _TURN), ("sqlite", sa.true()))  # SQLite: one writer at a time anyway
 }
 
 
-async def actor_and_turn(session: AsyncSession, key_hash: str, key: str) -> tuple[sa.Row[Any] | None, bool]:
-    """The API key's member as authentication reads it (None for an unknown or revoked key or an
-    inactive member), and whether this transaction may run the request: False while another
-    holds the same (member, key)."""
-    stmt = _ACTOR_AND_TURN[session.bind.dialect.name]
-    row = (await session.execute(stmt, {"key_hash": key_hash, "key": key})).first()
+async def actor_and_turn(
+    session: AsyncSession, credential: str | SignedIn, key: str
+) -> tuple[sa.Row[Any] | None, bool]:
+    """The caller's member as authentication reads it, from an API key's hash or a verified token
+    (None when it names no active member), and whether this transaction may run the request: False
+    while another holds the same (member, key)."""
+    params = actor_params(credential)
+    stmt = _ACTOR_AND_TURN[not isinstance(credential, str), session.bind.dialect.name]
+    row = (await session.execute(stmt, {**params, "key": key})).first()
     if row is None:
         return None, True
     return row, bool(row.turn)

@@ -21,3 +21,9 @@ class OrganizationRepository:
         if for_update:
             stmt = stmt.with_for_update()
         return (await self.session.execute(stmt)).scalar_one()
+
+    async def issuer_taken(self, issuer: str, *, exclude: uuid.UUID) -> bool:
+        """Whether another organisation signs in with this identity provider."""
+        _o = Organization.__table__
+        stmt = sa.select(sa.exists().where(_o.c.oidc_issuer == issuer, _o.c.id != exclude))
+        return bool((await self.session.execute(stmt)).scalar())

@@ -1,5 +1,9 @@
-"""The hot reads, one statement each: the API key's member, the visibility rule, the rows and
+"""The hot reads, one statement each: the caller's member, the visibility rule, the rows and
 what they render (external references as a JSON array) in a single round trip.
+
+The caller is an API key (its hash) or a verified sign-in token (its organisation's issuer and
+audience, and the member's email); each statement exists in both forms, which differ only in how
+the `me` row is found.
 
 The statements are built once, at import (the deal listing once per combination of filters, on
 first use), so SQLAlchemy's compiled cache hits on every request. They run on a connection in
@@ -23,14 +27,16 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.util import greenlet_spawn
 
-from app.db.models import ApiKey, Assignment, Deal, DealExternalRef, Member
-from app.db.repositories.auth import ACTOR_BY_KEY
+from app.db.models import ApiKey, Assignment, Deal, DealExternalRef, Member, Organization
+from app.db.repositories.auth import actor_params, actor_statement
 from app.domain.assignments import AssignmentStatus
 from app.domain.deals import Stage
 from app.domain.members import ORG_WIDE_ROLES, MemberRole
+from app.domain.oidc import SignedIn
 
 _k = ApiKey.__table__
 _m = Member.__table__
+_o = Organization.__table__
 _d = Deal.__table__
 _a = Assignment.__table__
 
@@ -69,64 +75,88 @@ def _refs_json_sqlite(element: refs_json, compiler: SQLCompiler, **kw: Any) -> s
     )
 
 
-# The key's member: one row, or none when the key is unknown, revoked or its member inactive.
-_me = (
+# The caller's member: one row, or none when the credential names nobody. An API key by its hash
+# (unknown, revoked, or its member inactive: none); a verified token by its organisation's issuer
+# and audience and the member's email (an organisation that no longer signs in with that provider,
+# or no such active member: none).
+_ME_BY_KEY = (
     sa.select(_m.c.id, _m.c.organization_id, _m.c.role)
     .select_from(_k.join(_m, _m.c.id == _k.c.member_id))
     .where(_k.c.key_hash == sa.bindparam("key_hash"), _k.c.revoked_at.is_(None), _m.c.active.is_(True))
     .cte("me")
 )
-_me_id = sa.select(_me.c.id).scalar_subquery()
-_me_org = sa.select(_me.c.organization_id).scalar_subquery()
-_me_role = sa.select(_me.c.role).scalar_subquery()
-
-# A manager's line: everyone below them, transitively (app/db/repositories/members.py line_ids()).
-_line = (
-    sa.select(_m.c.id, sa.literal_column("1").label("depth"))
-    .select_from(_m.join(_me, _m.c.manager_id == _me.c.id))
+_ME_BY_TOKEN = (
+    sa.select(_m.c.id, _m.c.organization_id, _m.c.role)
+    .select_from(_o.join(_m, _m.c.organization_id == _o.c.id))
     .where(
-        _m.c.organization_id == _me.c.organization_id, _me.c.role == sa.literal_column(f"'{MemberRole.manager.value}'")
+        _o.c.oidc_issuer == sa.bindparam("issuer"),
+        _o.c.oidc_audience == sa.bindparam("audience"),
+        _m.c.email == sa.bindparam("email"),
+        _m.c.active.is_(True),
     )
-    .cte("line", recursive=True)
+    .cte("me")
 )
-_child = _m.alias("child")
-_line = _line.union_all(
-    sa.select(_child.c.id, _line.c.depth + sa.literal_column("1")).where(
-        _child.c.manager_id == _line.c.id, _line.c.depth < sa.literal_column("10000")
-    )
-)
+_ME = {False: _ME_BY_KEY, True: _ME_BY_TOKEN}  # by whether the caller signed in with a token
 
-# deals.visibility() with the actor read from the key in the same statement: head of sales, admins
-# and integrations see the organisation; others what they own or are actively assigned to; a
-# manager also their line's deals.
-_VISIBLE = sa.and_(
-    _d.c.organization_id == _me_org,
-    sa.or_(
-        _me_role.in_([sa.literal_column(f"'{role.value}'") for role in sorted(ORG_WIDE_ROLES)]),
-        _d.c.owner_id == _me_id,
-        _d.c.id.in_(
-            sa.select(_a.c.deal_id).where(
-                _a.c.member_id == _me_id, _a.c.status == sa.literal_column(f"'{AssignmentStatus.active.value}'")
-            )
+
+def _visible(me: sa.CTE) -> sa.ColumnElement[bool]:
+    """deals.visibility() with the actor read from ``me`` in the same statement: head of sales,
+    admins and integrations see the organisation; others what they own or are actively assigned
+    to; a manager also their line's deals."""
+    me_id = sa.select(me.c.id).scalar_subquery()
+    me_org = sa.select(me.c.organization_id).scalar_subquery()
+    me_role = sa.select(me.c.role).scalar_subquery()
+    # A manager's line: everyone below them, transitively (app/db/repositories/members.py line_ids()).
+    line = (
+        sa.select(_m.c.id, sa.literal_column("1").label("depth"))
+        .select_from(_m.join(me, _m.c.manager_id == me.c.id))
+        .where(
+            _m.c.organization_id == me.c.organization_id,
+            me.c.role == sa.literal_column(f"'{MemberRole.manager.value}'"),
+        )
+        .cte("line", recursive=True)
+    )
+    child = _m.alias("child")
+    line = line.union_all(
+        sa.select(child.c.id, line.c.depth + sa.literal_column("1")).where(
+            child.c.manager_id == line.c.id, line.c.depth < sa.literal_column("10000")
+        )
+    )
+    return sa.and_(
+        _d.c.organization_id == me_org,
+        sa.or_(
+            me_role.in_([sa.literal_column(f"'{role.value}'") for role in sorted(ORG_WIDE_ROLES)]),
+            _d.c.owner_id == me_id,
+            _d.c.id.in_(
+                sa.select(_a.c.deal_id).where(
+                    _a.c.member_id == me_id, _a.c.status == sa.literal_column(f"'{AssignmentStatus.active.value}'")
+                )
+            ),
+            _d.c.owner_id.in_(sa.select(line.c.id)),
         ),
-        _d.c.owner_id.in_(sa.select(_line.c.id)),
-    ),
-)
+    )
 
 
-def _with_actor(deals: sa.Subquery) -> sa.Select[Any]:
-    """The key's member joined to the deal rows: no row is an unknown key, one row whose deal
-    id is NULL is no deal."""
+_VISIBLE = {by_token: _visible(me) for by_token, me in _ME.items()}
+
+
+def _with_actor(me: sa.CTE, deals: sa.Subquery) -> sa.Select[Any]:
+    """The caller's member joined to the deal rows: no row is an unknown caller, one row whose
+    deal id is NULL is no deal."""
     return sa.select(
-        _me.c.id.label("actor_id"), _me.c.organization_id.label("actor_organization_id"), *deals.c
-    ).select_from(_me.outerjoin(deals, sa.true()))
+        me.c.id.label("actor_id"), me.c.organization_id.label("actor_organization_id"), *deals.c
+    ).select_from(me.outerjoin(deals, sa.true()))
 
 
-_DEAL = _with_actor(
-    sa.select(*DEAL_COLUMNS, refs_json(_d.c.id).label("external_refs"))
-    .where(_d.c.id == sa.bindparam("deal_id", type_=_d.c.id.type), _VISIBLE)
-    .subquery("one")
-)
+_DEAL = {
+    by_token: _with_actor(
+        me,
+        sa.select(*DEAL_COLUMNS, refs_json(_d.c.id).label("external_refs"))
+        .where(_d.c.id == sa.bindparam("deal_id", type_=_d.c.id.type), _VISIBLE[by_token])
+        .subquery("one"),
+    )
+    for by_token, me in _ME.items()
+}
 
 
 def _escape_like(text: str) -> str:
@@ -149,10 +179,18 @@ class DealListing:
 
 @functools.cache
 def _deal_page(
-    after: bool, owner: bool, stages: bool, closed_from: bool, closed_before: bool, updated_since: bool, q: bool
+    by_token: bool,
+    after: bool,
+    owner: bool,
+    stages: bool,
+    closed_from: bool,
+    closed_before: bool,
+    updated_since: bool,
+    q: bool,
 ) -> sa.Select[Any]:
-    """The listing for one combination of filters, built once; filter values are bound at execution."""
-    conditions: list[sa.ColumnElement[bool]] = [_VISIBLE]
+    """The listing for one caller kind and combination of filters, built once; filter values are
+    bound at execution."""
+    conditions: list[sa.ColumnElement[bool]] = [_VISIBLE[by_token]]
     if owner:
         conditions.append(_d.c.owner_id == sa.bindparam("owner_id", type_=_d.c.owner_id.type))
     if stages:
@@ -180,7 +218,7 @@ def _deal_page(
         .limit(sa.bindparam("limit", type_=sa.Integer()))
         .subquery("page")
     )
-    return _with_actor(page).order_by(page.c.id)
+    return _with_actor(_ME[by_token], page).order_by(page.c.id)
 
 
 async def _rows(engine: AsyncEngine, stmt: sa.Select[Any], params: dict[str, Any]) -> Sequence[Any]:
@@ -242,15 +280,32 @@ def _driver_statement(dialect: sa.Dialect, stmt: sa.Select[Any]) -> _DriverState
 
 
 class MemberReads:
-    """Reads of the key's own member, bound to an engine whose connections run in autocommit."""
+    """Reads of the caller's own member, bound to an engine whose connections run in autocommit."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def by_key(self, key_hash: str) -> sa.Row[Any] | None:
-        """The key's member, with the key id and the organisation's name; None: unknown key."""
-        rows = await _rows(self.engine, ACTOR_BY_KEY, {"key_hash": key_hash})
+    async def of(self, credential: str | SignedIn) -> sa.Row[Any] | None:
+        """The member an API key (by its hash) or a verified token acts as, with the key id (None
+        for a token) and the organisation's name; None: the credential names nobody."""
+        rows = await _rows(self.engine, actor_statement(credential), actor_params(credential))
         return rows[0] if rows else None
+
+
+_OIDC_AUDIENCE = sa.select(_o.c.oidc_audience).where(_o.c.oidc_issuer == sa.bindparam("issuer"))
+
+
+class OrganizationReads:
+    """Reads of organisation settings, bound to an engine whose connections run in autocommit."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def oidc_audience(self, issuer: str) -> str | None:
+        """The audience the organisation that signs in with this issuer accepts tokens for; None
+        when no organisation does."""
+        rows = await _rows(self.engine, _OIDC_AUDIENCE, {"issuer": issuer})
+        return rows[0].oidc_audience if rows else None
 
 
 class DealReads:
@@ -259,15 +314,20 @@ class DealReads:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def one(self, key_hash: str, deal_id: uuid.UUID) -> sa.Row[Any] | None:
-        """None: the key is unknown. A row whose id is None: no deal the key's member may see."""
-        rows = await _rows(self.engine, _DEAL, {"key_hash": key_hash, "deal_id": deal_id})
+    async def one(self, credential: str | SignedIn, deal_id: uuid.UUID) -> sa.Row[Any] | None:
+        """None: the caller (an API key's hash or a verified token) is unknown. A row whose id is
+        None: no deal the caller's member may see."""
+        params = actor_params(credential)
+        params["deal_id"] = deal_id
+        rows = await _rows(self.engine, _DEAL[not isinstance(credential, str)], params)
         return rows[0] if rows else None
 
-    async def page(self, key_hash: str, listing: DealListing) -> tuple[uuid.UUID, list[Any]] | None:
-        """None: the key is unknown. Otherwise the key's organisation and up to ``listing.limit``
-        deals, in id order."""
+    async def page(self, credential: str | SignedIn, listing: DealListing) -> tuple[uuid.UUID, list[Any]] | None:
+        """None: the caller is unknown. Otherwise the caller's organisation and up to
+        ``listing.limit`` deals, in id order."""
+        params = actor_params(credential)
         stmt = _deal_page(
+            not isinstance(credential, str),
             listing.after is not None,
             listing.owner_id is not None,
             listing.stages is not None,
@@ -276,7 +336,7 @@ class DealReads:
             listing.updated_since is not None,
             bool(listing.q),
         )
-        params: dict[str, Any] = {"key_hash": key_hash, "limit": listing.limit}
+        params["limit"] = listing.limit
         if listing.after is not None:
             params["after"] = listing.after
         if listing.owner_id is not None:
