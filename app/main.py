@@ -214,8 +214,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if task is not None and dispatcher is not None:
                 await task
                 await dispatcher.close()
-            if applying is not None:
+            if applying is not None and applier is not None:
                 await applying
+                await applier.close()
             await engine.dispose()
             if rate_limits is not None:
                 await rate_limits.close()
@@ -305,9 +306,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     from app.schemas.deals import DealBatchRecord
-    from app.schemas.integrations import PipedriveWebhook
+    from app.schemas.integrations import HubSpotEvent, PipedriveWebhook
 
-    for model in (Problem, DealBatchRecord, PipedriveWebhook):
+    for model in (Problem, DealBatchRecord, PipedriveWebhook, HubSpotEvent):
         definition = model.model_json_schema(ref_template="#/components/schemas/{model}", mode="validation")
         for name, sub in definition.pop("$defs", {}).items():
             components.setdefault(name, sub)
