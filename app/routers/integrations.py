@@ -199,7 +199,7 @@ async def receive_pipedrive_webhook(
                 "in": "header",
                 "required": True,
                 "description": "Epoch milliseconds; no older than five minutes",
-                "schema": {"type": "string", "pattern": "^[0-9]{1,16}$"},
+                "schema": {"type": "string", "pattern": "^[0-9]{1,16}$", "maxLength": 16},
             },
         ],
         "requestBody": {

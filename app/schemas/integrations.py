@@ -169,4 +169,4 @@ class HubSpotEvent(ResponseModel):
     attemptNumber: int | None = None
     changeSource: HubSpotText | None = None
     propertyName: HubSpotText | None = None
-    propertyValue: str | None = None
+    propertyValue: Annotated[str, StringConstraints(max_length=65536, pattern=r"^[^\x00]*$")] | None = None
