@@ -110,6 +110,66 @@ async def _bootstrap(settings: Settings, org: str, email: str, name: str):  # ty
 
 
 @cli.command()
+def demo(
+    seed: Annotated[int, typer.Option(help="The same seed builds the same organisation")] = 7,
+    force: Annotated[bool, typer.Option("--force", help="Add the demo even when organisations exist")] = False,
+    keys_file: Annotated[str, typer.Option("--keys-file", help="Where to write the personas' keys")] = "demo-keys.json",
+) -> None:
+    """Build a realistic demo organisation (people, deals, coaching, losses) and print its personas' keys."""
+    from app.db.migrate import upgrade
+
+    settings = Settings()
+    upgrade(settings.database_url)
+    result = asyncio.run(_demo(settings, seed, force))
+    if result is None:
+        typer.echo(
+            "refusing: this database already holds organisations; the demo writes nothing here "
+            "(use --force to add it anyway, or point DEALCOACH_DATABASE_URL at an empty database)",
+            err=True,
+        )
+        raise typer.Exit(1)
+    personas = [
+        {"name": p.name, "email": p.email, "role": p.role, "member_id": str(p.member_id), "api_key": p.api_key}
+        for p in result.personas
+    ]
+    with open(keys_file, "w") as out:
+        json.dump({"organization_id": str(result.organization_id), "personas": personas}, out, indent=2)
+        out.write("\n")
+    _print_personas(result, keys_file)
+
+
+async def _demo(settings: Settings, seed: int, force: bool):  # type: ignore[no-untyped-def]
+    from app.db.engine import make_engine, make_sessionmaker
+    from app.services.demo import OrganizationsExist, build_demo
+
+    engine = make_engine(settings)
+    try:
+        return await build_demo(make_sessionmaker(engine), seed=seed, force=force)
+    except OrganizationsExist:
+        return None
+    finally:
+        await engine.dispose()
+
+
+def _print_personas(result, keys_file: str) -> None:  # type: ignore[no-untyped-def]
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not console.is_terminal:  # piped or captured: don't squeeze the keys into 80 columns
+        console = Console(width=200)
+    table = Table(title=f"Demo organisation {result.organization_id}")
+    for column in ("Persona", "Role", "Reports to", "Email", "API key"):
+        table.add_column(column, no_wrap=column == "API key")
+    for p in result.personas:
+        table.add_row(p.name, p.role, p.manager or "", p.email, p.api_key)
+    console.print(table)
+    made = ", ".join(f"{name} {count}" for name, count in sorted(result.counts.items()))
+    console.print(f"Made: {made}", soft_wrap=True)
+    console.print(f"Keys written to {keys_file}. Try: curl -H 'Authorization: Bearer <key>' $BASE/v1/me")
+
+
+@cli.command()
 def webhooks() -> None:
     """Run a webhook dispatcher and a CRM inbox applier on their own (as many as you like share the work)."""
     from app.observability import configure_logging
