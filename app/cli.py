@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import tempfile
+import time
 from typing import Annotated
 
 import typer
@@ -225,7 +226,7 @@ def import_deals(
         raise typer.Exit(2)
     errors_path = f"{file.removesuffix('.csv')}.errors.csv"
     columns = (TextColumn("[bold]import"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]} rows/s"))
-    started = __import__("time").monotonic()
+    started = time.monotonic()
     try:
         with (
             httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120) as client,
@@ -236,7 +237,7 @@ def import_deals(
 
             def advance(n: int) -> None:
                 done = progress.tasks[0].completed + n
-                rate = done / max(__import__("time").monotonic() - started, 1e-6)
+                rate = done / max(time.monotonic() - started, 1e-6)
                 progress.update(task, advance=n, rate=f"{rate:,.0f}")
 
             report = transfer.import_deals(file, client, errors_out, dry_run=dry_run, progress=advance)
