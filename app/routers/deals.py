@@ -60,6 +60,7 @@ def fields_of(view: service.DealView | reads.DealRow) -> dict[str, Any]:
         "owner_id": deal.owner_id,
         "closed_at": deal.closed_at,
         "loss": loss,
+        "review_id": view.review_id,
         "external_refs": [{"source": r.source, "external_id": r.external_id} for r in view.refs],
         "version": deal.version,
         "created_at": deal.created_at,

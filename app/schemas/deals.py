@@ -132,6 +132,7 @@ class DealPublic(ResponseModel):
     owner_id: uuid.UUID
     closed_at: dt.datetime | None
     loss: LossPublic | None
+    review_id: uuid.UUID | None = Field(description="The closed-lost review of a lost deal; null otherwise")
     external_refs: list[ExternalRefPublic]
     version: int
     created_at: dt.datetime

@@ -23,7 +23,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.util import greenlet_spawn
 
-from app.db.models import ApiKey, Assignment, Deal, DealExternalRef, Member
+from app.db.models import ApiKey, Assignment, ClosedLostReview, Deal, DealExternalRef, Member
 from app.db.repositories.auth import ACTOR_BY_KEY
 from app.domain.assignments import AssignmentStatus
 from app.domain.deals import Stage
@@ -34,8 +34,18 @@ _m = Member.__table__
 _d = Deal.__table__
 _a = Assignment.__table__
 
+_r = ClosedLostReview.__table__
+
 # What a deal renders: every column but the organisation, then its external references.
 DEAL_COLUMNS = tuple(c for c in _d.c if c.name != "organization_id")
+# A lost deal's review (one per deal, by its unique index); looked up only for a lost deal.
+REVIEW_ID = sa.case(
+    (
+        _d.c.stage == sa.literal_column(f"'{Stage.closed_lost.value}'"),
+        sa.select(_r.c.id).where(_r.c.deal_id == _d.c.id).scalar_subquery(),
+    ),
+    else_=sa.null(),
+).label("review_id")
 
 
 class refs_json(FunctionElement[Any]):
@@ -123,7 +133,7 @@ def _with_actor(deals: sa.Subquery) -> sa.Select[Any]:
 
 
 _DEAL = _with_actor(
-    sa.select(*DEAL_COLUMNS, refs_json(_d.c.id).label("external_refs"))
+    sa.select(*DEAL_COLUMNS, REVIEW_ID, refs_json(_d.c.id).label("external_refs"))
     .where(_d.c.id == sa.bindparam("deal_id", type_=_d.c.id.type), _VISIBLE)
     .subquery("one")
 )
@@ -174,7 +184,7 @@ def _deal_page(
     if after:
         conditions.append(_d.c.id > sa.bindparam("after", type_=_d.c.id.type))
     page = (
-        sa.select(*DEAL_COLUMNS, refs_json(_d.c.id).label("external_refs"))
+        sa.select(*DEAL_COLUMNS, REVIEW_ID, refs_json(_d.c.id).label("external_refs"))
         .where(*conditions)
         .order_by(_d.c.id)
         .limit(sa.bindparam("limit", type_=sa.Integer()))
