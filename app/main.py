@@ -41,6 +41,7 @@ from app.routers import (
     org_settings,
     reviews,
     strategy,
+    tasks,
     webhooks,
 )
 from app.services.webhook_dispatcher import Dispatcher, DispatcherConfig
@@ -91,6 +92,7 @@ TAGS = [
     {"name": "development", "description": "Each member's skill profile: strengths, improvements, loss gaps, trend"},
     {"name": "analytics", "description": "Closed-lost, coaching and team-skill figures, computed in SQL"},
     {"name": "members", "description": "The organisation's people, their roles and reporting lines"},
+    {"name": "tasks", "description": "Everything waiting on the caller, across deals, each linked to what to act on"},
     {"name": "api-keys", "description": "Keys that act as a member; shown once, stored hashed"},
     {"name": "skills", "description": "The organisation's skill catalog"},
     {"name": "loss-reasons", "description": "The organisation's loss-reason catalog"},
@@ -104,6 +106,7 @@ TAGS = [
 # The order the API documents its operations in (openapi/openapi.json).
 ROUTERS = (
     members,
+    tasks,
     api_keys,
     catalogs,
     org_settings,
@@ -125,7 +128,7 @@ ROUTERS = (
 # that answers (a regex each, twice for the router that matches), so the routers of the hot
 # reads (GET /v1/me, GET /v1/deals, GET /v1/deals/{id}) come first; no path of theirs overlaps
 # another router's.
-_HOT_FIRST = (members, deals)
+_HOT_FIRST = (members, deals, tasks)
 
 
 def _documented(routes: list[BaseRoute]) -> list[BaseRoute]:

@@ -80,22 +80,22 @@ def _refs_json_sqlite(element: refs_json, compiler: SQLCompiler, **kw: Any) -> s
 
 
 # The key's member: one row, or none when the key is unknown, revoked or its member inactive.
-_me = (
+ME = (
     sa.select(_m.c.id, _m.c.organization_id, _m.c.role)
     .select_from(_k.join(_m, _m.c.id == _k.c.member_id))
     .where(_k.c.key_hash == sa.bindparam("key_hash"), _k.c.revoked_at.is_(None), _m.c.active.is_(True))
     .cte("me")
 )
-_me_id = sa.select(_me.c.id).scalar_subquery()
-_me_org = sa.select(_me.c.organization_id).scalar_subquery()
-_me_role = sa.select(_me.c.role).scalar_subquery()
+ME_ID = sa.select(ME.c.id).scalar_subquery()
+ME_ORG = sa.select(ME.c.organization_id).scalar_subquery()
+ME_ROLE = sa.select(ME.c.role).scalar_subquery()
 
 # A manager's line: everyone below them, transitively (app/db/repositories/members.py line_ids()).
 _line = (
     sa.select(_m.c.id, sa.literal_column("1").label("depth"))
-    .select_from(_m.join(_me, _m.c.manager_id == _me.c.id))
+    .select_from(_m.join(ME, _m.c.manager_id == ME.c.id))
     .where(
-        _m.c.organization_id == _me.c.organization_id, _me.c.role == sa.literal_column(f"'{MemberRole.manager.value}'")
+        _m.c.organization_id == ME.c.organization_id, ME.c.role == sa.literal_column(f"'{MemberRole.manager.value}'")
     )
     .cte("line", recursive=True)
 )
@@ -109,14 +109,14 @@ _line = _line.union_all(
 # deals.visibility() with the actor read from the key in the same statement: head of sales, admins
 # and integrations see the organisation; others what they own or are actively assigned to; a
 # manager also their line's deals.
-_VISIBLE = sa.and_(
-    _d.c.organization_id == _me_org,
+VISIBLE = sa.and_(
+    _d.c.organization_id == ME_ORG,
     sa.or_(
-        _me_role.in_([sa.literal_column(f"'{role.value}'") for role in sorted(ORG_WIDE_ROLES)]),
-        _d.c.owner_id == _me_id,
+        ME_ROLE.in_([sa.literal_column(f"'{role.value}'") for role in sorted(ORG_WIDE_ROLES)]),
+        _d.c.owner_id == ME_ID,
         _d.c.id.in_(
             sa.select(_a.c.deal_id).where(
-                _a.c.member_id == _me_id, _a.c.status == sa.literal_column(f"'{AssignmentStatus.active.value}'")
+                _a.c.member_id == ME_ID, _a.c.status == sa.literal_column(f"'{AssignmentStatus.active.value}'")
             )
         ),
         _d.c.owner_id.in_(sa.select(_line.c.id)),
@@ -124,17 +124,17 @@ _VISIBLE = sa.and_(
 )
 
 
-def _with_actor(deals: sa.Subquery) -> sa.Select[Any]:
-    """The key's member joined to the deal rows: no row is an unknown key, one row whose deal
-    id is NULL is no deal."""
+def with_actor(rows: sa.Subquery) -> sa.Select[Any]:
+    """The key's member joined to the rows (deals, tasks): no row is an unknown key, one row
+    whose id is NULL is no row."""
     return sa.select(
-        _me.c.id.label("actor_id"), _me.c.organization_id.label("actor_organization_id"), *deals.c
-    ).select_from(_me.outerjoin(deals, sa.true()))
+        ME.c.id.label("actor_id"), ME.c.organization_id.label("actor_organization_id"), *rows.c
+    ).select_from(ME.outerjoin(rows, sa.true()))
 
 
-_DEAL = _with_actor(
+_DEAL = with_actor(
     sa.select(*DEAL_COLUMNS, REVIEW_ID, refs_json(_d.c.id).label("external_refs"))
-    .where(_d.c.id == sa.bindparam("deal_id", type_=_d.c.id.type), _VISIBLE)
+    .where(_d.c.id == sa.bindparam("deal_id", type_=_d.c.id.type), VISIBLE)
     .subquery("one")
 )
 
@@ -162,7 +162,7 @@ def _deal_page(
     after: bool, owner: bool, stages: bool, closed_from: bool, closed_before: bool, updated_since: bool, q: bool
 ) -> sa.Select[Any]:
     """The listing for one combination of filters, built once; filter values are bound at execution."""
-    conditions: list[sa.ColumnElement[bool]] = [_VISIBLE]
+    conditions: list[sa.ColumnElement[bool]] = [VISIBLE]
     if owner:
         conditions.append(_d.c.owner_id == sa.bindparam("owner_id", type_=_d.c.owner_id.type))
     if stages:
@@ -190,10 +190,10 @@ def _deal_page(
         .limit(sa.bindparam("limit", type_=sa.Integer()))
         .subquery("page")
     )
-    return _with_actor(page).order_by(page.c.id)
+    return with_actor(page).order_by(page.c.id)
 
 
-async def _rows(engine: AsyncEngine, stmt: sa.Select[Any], params: dict[str, Any]) -> Sequence[Any]:
+async def fetch_rows(engine: AsyncEngine, stmt: sa.Select[Any], params: dict[str, Any]) -> Sequence[Any]:
     """The statement's rows (attribute access by column label)."""
     driver = _driver_statement(engine.dialect, stmt) if engine.dialect.name == "postgresql" else None
     if driver is None:
@@ -259,7 +259,7 @@ class MemberReads:
 
     async def by_key(self, key_hash: str) -> sa.Row[Any] | None:
         """The key's member, with the key id and the organisation's name; None: unknown key."""
-        rows = await _rows(self.engine, ACTOR_BY_KEY, {"key_hash": key_hash})
+        rows = await fetch_rows(self.engine, ACTOR_BY_KEY, {"key_hash": key_hash})
         return rows[0] if rows else None
 
 
@@ -271,7 +271,7 @@ class DealReads:
 
     async def one(self, key_hash: str, deal_id: uuid.UUID) -> sa.Row[Any] | None:
         """None: the key is unknown. A row whose id is None: no deal the key's member may see."""
-        rows = await _rows(self.engine, _DEAL, {"key_hash": key_hash, "deal_id": deal_id})
+        rows = await fetch_rows(self.engine, _DEAL, {"key_hash": key_hash, "deal_id": deal_id})
         return rows[0] if rows else None
 
     async def page(self, key_hash: str, listing: DealListing) -> tuple[uuid.UUID, list[Any]] | None:
@@ -301,7 +301,7 @@ class DealReads:
             params["updated_since"] = listing.updated_since
         if listing.q:
             params["pattern"] = f"%{_escape_like(listing.q.lower())}%"
-        rows = await _rows(self.engine, stmt, params)
+        rows = await fetch_rows(self.engine, stmt, params)
         if not rows:
             return None
         return rows[0].actor_organization_id, [row for row in rows if row.id is not None]
