@@ -16,6 +16,7 @@ from app.http.conditional import IfMatch, parse_if_match
 from app.http.cursors import MAX_CURSOR_LENGTH, Cursors
 from app.http.idempotency import IDEMPOTENT_CALLER, IDEMPOTENT_TRANSACTION
 from app.openapi import REQUIRED_LATER
+from app.schemas.expand import Expand
 from app.services.auth import AuthContext, Caller, authenticate, context_of
 from app.services.pagination import CallerPageRequest, PageRequest
 
@@ -93,6 +94,23 @@ async def get_caller_page(request: Request, limit: Limit = 50, cursor: CursorQue
 
 
 CallerPageDep = Annotated[CallerPageRequest, Depends(get_caller_page)]
+
+
+async def get_expand(
+    expand: Annotated[
+        list[Expand] | None,
+        Query(
+            max_length=len(Expand),
+            description="`members`: the response also carries `members`, the id, name and role of every "
+            "member it names, by id (one map for a whole page)",
+        ),
+    ] = None,
+) -> frozenset[Expand]:
+    return frozenset(expand or ())
+
+
+# What a read includes besides the objects (`?expand=members`); nothing when absent.
+ExpandDep = Annotated[frozenset[Expand], Depends(get_expand)]
 
 
 async def get_if_match(

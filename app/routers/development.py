@@ -5,12 +5,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from app.deps import ActorDep, UowDep
+from app.deps import ActorDep, ExpandDep, UowDep
 from app.domain.development import TREND_RULE
 from app.errors import problem_responses
 from app.http.responses import json_response
 from app.http.routes import ApiRoute
 from app.routers.commitments import render_commitment
+from app.routers.expansion import expanded
 from app.schemas.common import IsoDate
 from app.schemas.development import CallBrief, DevelopmentProfile, FocusSkill, LastObservation, TeamSkills
 from app.services import development as service
@@ -35,15 +36,15 @@ To = Annotated[IsoDate | None, Query(alias="to", description="Last day (UTC), in
     f"their status today.\n\n{TREND_RULE}",
 )
 async def get_member_development(
-    member_id: uuid.UUID, actor: ActorDep, uow: UowDep, date_from: From = None, date_to: To = None
+    member_id: uuid.UUID, actor: ActorDep, uow: UowDep, expand: ExpandDep, date_from: From = None, date_to: To = None
 ) -> Response:
     """A member's skill profile with its trend, commitments, debriefs and losses over a window."""
     view = await service.get_profile(uow, actor, member_id, date_from, date_to)
-    return json_response(DevelopmentProfile.model_validate(view))
+    return json_response(await expanded(uow, actor, DevelopmentProfile.model_validate(view), expand))
 
 
 @router.get("/calls/{call_id}/brief", tags=["calls"], response_model=CallBrief, responses=problem_responses(404))
-async def get_call_brief(call_id: uuid.UUID, actor: ActorDep, uow: UowDep) -> Response:
+async def get_call_brief(call_id: uuid.UUID, actor: ActorDep, uow: UowDep, expand: ExpandDep) -> Response:
     """What the observer watches for: the lead's open commitments, focus skills and last debrief (whoever sees the call)."""
     view = await service.get_brief(uow, actor, call_id)
     brief = CallBrief(
@@ -55,7 +56,7 @@ async def get_call_brief(call_id: uuid.UUID, actor: ActorDep, uow: UowDep) -> Re
         if view.last_observation is None
         else LastObservation.model_validate(view.last_observation),
     )
-    return json_response(brief)
+    return json_response(await expanded(uow, actor, brief, expand))
 
 
 @router.get(
@@ -71,10 +72,11 @@ async def get_call_brief(call_id: uuid.UUID, actor: ActorDep, uow: UowDep) -> Re
 async def get_skills_analytics(
     actor: ActorDep,
     uow: UowDep,
+    expand: ExpandDep,
     date_from: From = None,
     date_to: To = None,
     manager_id: Annotated[uuid.UUID | None, Query(description="Only this manager's line")] = None,
 ) -> Response:
     """Sellers by skill, with totals: what the team needs to build."""
     view = await service.get_team_skills(uow, actor, date_from, date_to, manager_id)
-    return json_response(TeamSkills.model_validate(view))
+    return json_response(await expanded(uow, actor, TeamSkills.model_validate(view), expand))

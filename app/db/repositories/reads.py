@@ -25,6 +25,7 @@ from sqlalchemy.util import greenlet_spawn
 
 from app.db.models import ApiKey, Assignment, ClosedLostReview, Deal, DealExternalRef, Member
 from app.db.repositories.auth import ACTOR_BY_KEY
+from app.db.repositories.members import MEMBER_REFS
 from app.domain.assignments import AssignmentStatus
 from app.domain.deals import Stage
 from app.domain.members import ORG_WIDE_ROLES, MemberRole
@@ -252,7 +253,8 @@ def _driver_statement(dialect: sa.Dialect, stmt: sa.Select[Any]) -> _DriverState
 
 
 class MemberReads:
-    """Reads of the key's own member, bound to an engine whose connections run in autocommit."""
+    """Reads of members (the key's own, and those a response names), bound to an engine whose
+    connections run in autocommit."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -261,6 +263,10 @@ class MemberReads:
         """The key's member, with the key id and the organisation's name; None: unknown key."""
         rows = await fetch_rows(self.engine, ACTOR_BY_KEY, {"key_hash": key_hash})
         return rows[0] if rows else None
+
+    async def refs(self, organization_id: uuid.UUID, member_ids: list[uuid.UUID]) -> Sequence[Any]:
+        """``MEMBER_REFS`` of these members of the organisation, in id order."""
+        return await fetch_rows(self.engine, MEMBER_REFS, {"org": organization_id, "ids": member_ids})
 
 
 class DealReads:
