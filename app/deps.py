@@ -96,21 +96,16 @@ async def get_caller_page(request: Request, limit: Limit = 50, cursor: CursorQue
 CallerPageDep = Annotated[CallerPageRequest, Depends(get_caller_page)]
 
 
-async def get_expand(
-    expand: Annotated[
-        list[Expand] | None,
-        Query(
-            max_length=len(Expand),
-            description="`members`: the response also carries `members`, the id, name and role of every "
-            "member it names, by id (one map for a whole page)",
-        ),
-    ] = None,
-) -> frozenset[Expand]:
-    return frozenset(expand or ())
-
-
-# What a read includes besides the objects (`?expand=members`); nothing when absent.
-ExpandDep = Annotated[frozenset[Expand], Depends(get_expand)]
+# What a read includes besides the objects (`?expand=members`). A plain query parameter, not a
+# dependency: the hot reads that take it pay nothing more for it when it is absent.
+Expansions = Annotated[
+    list[Expand] | None,
+    Query(
+        max_length=len(Expand),
+        description="`members`: the response also carries `members`, the id, name and role of every "
+        "member it names, by id (one map for a whole page)",
+    ),
+]
 
 
 async def get_if_match(

@@ -4,7 +4,7 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
-from app.deps import ActorDep, ExpandDep, IdempotencyDeps, PageDep, UowDep
+from app.deps import ActorDep, Expansions, IdempotencyDeps, PageDep, UowDep
 from app.errors import problem_responses
 from app.http.responses import LOCATION_HEADER, NO_STORE_HEADER, set_location, set_no_store
 from app.http.routes import ApiRoute
@@ -34,7 +34,11 @@ async def create_api_key(
 
 @router.get("/members/{member_id}/api-keys", response_model=ApiKeyPage, responses=problem_responses(403, 404, 422))
 async def list_api_keys(
-    member_id: uuid.UUID, actor: ActorDep, uow: UowDep, page: PageDep, expand: ExpandDep
+    member_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    page: PageDep,
+    expand: Expansions = None,
 ) -> ApiKeyPage:
     """A member's keys, revoked ones included, without secrets (admin or the member)."""
     result = await service.list_keys(uow, actor, member_id, page)
@@ -43,7 +47,12 @@ async def list_api_keys(
 
 
 @router.get("/api-keys/{key_id}", response_model=ApiKeyPublic, responses=problem_responses(404))
-async def get_api_key(key_id: uuid.UUID, actor: ActorDep, uow: UowDep, expand: ExpandDep) -> ApiKeyPublic:
+async def get_api_key(
+    key_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    expand: Expansions = None,
+) -> ApiKeyPublic:
     """One key, without its secret (admin, or the key's own member)."""
     return await expanded(uow, actor, ApiKeyPublic.model_validate(await service.get_key(uow, actor, key_id)), expand)
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response, status
 
-from app.deps import ActorDep, ExpandDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
+from app.deps import ActorDep, Expansions, IdempotencyDeps, IfMatchDep, PageDep, UowDep
 from app.domain.approvals import ApprovalStatus
 from app.errors import problem_responses
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
@@ -67,8 +67,8 @@ async def list_deal_approvals(
     actor: ActorDep,
     uow: UowDep,
     page: PageDep,
-    expand: ExpandDep,
     status: ApprovalStatus | None = None,
+    expand: Expansions = None,
 ) -> ApprovalPage:
     """The approvals requested on a deal, oldest first."""
     result = await service.list_deal_approvals(uow, actor, deal_id, page, status)
@@ -82,7 +82,11 @@ async def list_deal_approvals(
     responses={200: {"headers": ETAG_HEADER}, **problem_responses(404)},
 )
 async def get_approval(
-    approval_id: uuid.UUID, actor: ActorDep, uow: UowDep, response: Response, expand: ExpandDep
+    approval_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    response: Response,
+    expand: Expansions = None,
 ) -> ApprovalPublic:
     """One approval (visible to its approver and to whoever sees the deal)."""
     approval = await service.get_approval(uow, actor, approval_id)

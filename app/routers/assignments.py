@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from app.deps import ActorDep, ExpandDep, IdempotencyDeps, PageDep, UowDep
+from app.deps import ActorDep, Expansions, IdempotencyDeps, PageDep, UowDep
 from app.domain.assignments import AssignmentStatus
 from app.errors import problem_responses
 from app.http.responses import LOCATION_HEADER, set_location
@@ -41,8 +41,8 @@ async def list_deal_assignments(
     actor: ActorDep,
     uow: UowDep,
     page: PageDep,
-    expand: ExpandDep,
     status: AssignmentStatus | None = None,
+    expand: Expansions = None,
 ) -> AssignmentPage:
     """The roles people hold or were offered on a deal."""
     result = await service.list_deal_assignments(uow, actor, deal_id, page, status)
@@ -55,9 +55,9 @@ async def list_my_assignments(
     actor: ActorDep,
     uow: UowDep,
     page: PageDep,
-    expand: ExpandDep,
     status: AssignmentStatus | None = None,
     deal_id: Annotated[uuid.UUID | None, Query(description="Only the caller's roles on this deal")] = None,
+    expand: Expansions = None,
 ) -> AssignmentPage:
     """The caller's own roles on deals, including requests awaiting their answer."""
     result = await service.list_my_assignments(uow, actor, page, status, deal_id)
@@ -66,7 +66,12 @@ async def list_my_assignments(
 
 
 @router.get("/assignments/{assignment_id}", response_model=AssignmentPublic, responses=problem_responses(404))
-async def get_assignment(assignment_id: uuid.UUID, actor: ActorDep, uow: UowDep, expand: ExpandDep) -> AssignmentPublic:
+async def get_assignment(
+    assignment_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    expand: Expansions = None,
+) -> AssignmentPublic:
     """One assignment (visible to its assignee and to whoever sees the deal)."""
     assignment = AssignmentPublic.model_validate(await service.get_assignment(uow, actor, assignment_id))
     return await expanded(uow, actor, assignment, expand)

@@ -4,7 +4,7 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
-from app.deps import ActorDep, ExpandDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
+from app.deps import ActorDep, Expansions, IdempotencyDeps, IfMatchDep, PageDep, UowDep
 from app.domain.calls import ObservationStatus
 from app.errors import problem_responses
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
@@ -78,7 +78,11 @@ async def create_call(
 
 @calls.get("/deals/{deal_id}/calls", response_model=CallPage, responses=problem_responses(404, 422))
 async def list_deal_calls(
-    deal_id: uuid.UUID, actor: ActorDep, uow: UowDep, page: PageDep, expand: ExpandDep
+    deal_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    page: PageDep,
+    expand: Expansions = None,
 ) -> CallPage:
     """A deal's calls, by scheduled time."""
     result = await service.list_deal_calls(uow, actor, deal_id, page)
@@ -89,7 +93,11 @@ async def list_deal_calls(
 
 @calls.get("/calls/{call_id}", response_model=CallPublic, responses={**_CURRENT, **problem_responses(404)})
 async def get_call(
-    call_id: uuid.UUID, actor: ActorDep, uow: UowDep, response: Response, expand: ExpandDep
+    call_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    response: Response,
+    expand: Expansions = None,
 ) -> CallPublic:
     """One call (visible to its attendees and to whoever sees the deal)."""
     view = await service.get_call(uow, actor, call_id)
@@ -127,7 +135,11 @@ async def create_intervention(
 
 @calls.get("/calls/{call_id}/interventions", response_model=InterventionPage, responses=problem_responses(404, 422))
 async def list_call_interventions(
-    call_id: uuid.UUID, actor: ActorDep, uow: UowDep, page: PageDep, expand: ExpandDep
+    call_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    page: PageDep,
+    expand: Expansions = None,
 ) -> InterventionPage:
     """What attendees did during a call, in the order recorded."""
     result = await service.list_call_interventions(uow, actor, call_id, page)
@@ -141,7 +153,11 @@ async def list_call_interventions(
     responses=problem_responses(404),
 )
 async def get_intervention(
-    call_id: uuid.UUID, intervention_id: uuid.UUID, actor: ActorDep, uow: UowDep, expand: ExpandDep
+    call_id: uuid.UUID,
+    intervention_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    expand: Expansions = None,
 ) -> InterventionPublic:
     """One intervention (visible to whoever sees its call); interventions never change."""
     intervention = await service.get_intervention(uow, actor, call_id, intervention_id)
@@ -172,10 +188,10 @@ async def list_observations(
     actor: ActorDep,
     uow: UowDep,
     page: PageDep,
-    expand: ExpandDep,
     seller_id: uuid.UUID | None = None,
     observer_id: uuid.UUID | None = None,
     status: ObservationStatus | None = None,
+    expand: Expansions = None,
 ) -> ObservationPage:
     """Observations the caller may see, newest first."""
     result = await service.list_observations(
@@ -189,7 +205,11 @@ async def list_observations(
     "/observations/{observation_id}", response_model=ObservationPublic, responses={**_CURRENT, **problem_responses(404)}
 )
 async def get_observation(
-    observation_id: uuid.UUID, actor: ActorDep, uow: UowDep, response: Response, expand: ExpandDep
+    observation_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    response: Response,
+    expand: Expansions = None,
 ) -> ObservationPublic:
     """One observation (the observer, the seller's management line, heads of sales; the seller once shared)."""
     observation = render_observation(await service.get_observation(uow, actor, observation_id), response)

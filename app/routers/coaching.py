@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.deps import ActorDep, ExpandDep, UowDep
+from app.deps import ActorDep, Expansions, UowDep
 from app.errors import problem_responses
 from app.http.routes import ApiRoute
 from app.routers.expansion import expanded
@@ -20,10 +20,10 @@ router = APIRouter(prefix="/v1", tags=["analytics"], route_class=ApiRoute)
 async def get_coaching_analytics(
     actor: ActorDep,
     uow: UowDep,
-    expand: ExpandDep,
     date_from: Annotated[IsoDate | None, Query(alias="from", description="From this day (UTC), inclusive")] = None,
     date_to: Annotated[IsoDate | None, Query(alias="to", description="Up to this day (UTC), inclusive")] = None,
     manager_id: Annotated[uuid.UUID | None, Query(description="One manager only")] = None,
+    expand: Expansions = None,
 ) -> CoachingAnalytics:
     """Per manager: early coaching or late rescue — involvement, takeovers, observations, debriefs, reviews."""
     figures = await service.coaching_analytics(uow, actor, date_from=date_from, date_to=date_to, manager_id=manager_id)

@@ -4,7 +4,7 @@ import uuid
 
 from fastapi import APIRouter, Response
 
-from app.deps import ActorDep, ExpandDep, IdempotencyDeps, PageDep, UowDep
+from app.deps import ActorDep, Expansions, IdempotencyDeps, PageDep, UowDep
 from app.domain.development import CommitmentStatus
 from app.errors import problem_responses
 from app.http.responses import ETAG_HEADER, set_etag
@@ -44,10 +44,10 @@ async def list_commitments(
     actor: ActorDep,
     uow: UowDep,
     page: PageDep,
-    expand: ExpandDep,
     member_id: uuid.UUID | None = None,
     status: CommitmentStatus | None = None,
     deal_id: uuid.UUID | None = None,
+    expand: Expansions = None,
 ) -> CommitmentPage:
     """Commitments the caller may see (their own, their line's, all for heads of sales), newest first."""
     result = await service.list_commitments(uow, actor, page, member_id=member_id, status=status, deal_id=deal_id)
@@ -61,7 +61,11 @@ async def list_commitments(
     responses={**_CURRENT, **problem_responses(404)},
 )
 async def get_commitment(
-    commitment_id: uuid.UUID, actor: ActorDep, uow: UowDep, response: Response, expand: ExpandDep
+    commitment_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    response: Response,
+    expand: Expansions = None,
 ) -> CommitmentPublic:
     """One commitment (the member who made it, their management line, heads of sales)."""
     commitment = render_commitment(await service.get_commitment(uow, actor, commitment_id), response)

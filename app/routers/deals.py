@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 from pydantic import TypeAdapter, ValidationError
 
-from app.deps import ActorDep, CallerDep, CallerPageDep, ExpandDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
+from app.deps import ActorDep, CallerDep, CallerPageDep, Expansions, IdempotencyDeps, IfMatchDep, PageDep, UowDep
 from app.domain.deals import DealStatus, Loss, Stage, status_of
 from app.domain.money import Money
 from app.errors import problem_fields, problem_responses, read_only_fields, validation_problem_fields
@@ -108,7 +108,10 @@ async def create_deal(body: DealCreate, actor: ActorDep, uow: UowDep, response: 
 
 @router.get("/deals", response_model=DealPage, responses=problem_responses(422))
 async def list_deals(
-    caller: CallerDep, page: CallerPageDep, expand: ExpandDep, filters: Annotated[ListFilters, Depends(list_filters)]
+    caller: CallerDep,
+    page: CallerPageDep,
+    filters: Annotated[ListFilters, Depends(list_filters)],
+    expand: Expansions = None,
 ) -> Response:
     """Deals the caller can see, oldest first, filtered."""
     result = await reads.list_deals(caller, page, filters)
@@ -191,7 +194,11 @@ async def upsert_deal_by_external_ref(
 @router.get(
     "/deals/{deal_id}", response_model=DealPublic, responses={200: {"headers": ETAG_HEADER}, **problem_responses(404)}
 )
-async def get_deal(deal_id: uuid.UUID, caller: CallerDep, expand: ExpandDep) -> Response:
+async def get_deal(
+    deal_id: uuid.UUID,
+    caller: CallerDep,
+    expand: Expansions = None,
+) -> Response:
     """One deal the caller can see."""
     view = await reads.read_deal(caller, deal_id)
     document = await _with_members(caller, fields_of(view), [view], expand)
@@ -199,10 +206,10 @@ async def get_deal(deal_id: uuid.UUID, caller: CallerDep, expand: ExpandDep) -> 
 
 
 async def _with_members(
-    caller: Caller, document: dict[str, Any], views: list[reads.DealRow], expand: frozenset[Expand]
+    caller: Caller, document: dict[str, Any], views: list[reads.DealRow], expand: list[Expand] | None
 ) -> dict[str, Any]:
     """A hot read's document, with the deals' owners when asked (one more statement then)."""
-    if Expand.members in expand:
+    if expand and Expand.members in expand:
         organization_id = views[0].deal.actor_organization_id if views else None
         owners = [view.deal.owner_id for view in views]
         document["members"] = await expansion.plain_members(caller, organization_id, owners)
@@ -225,7 +232,11 @@ async def update_deal(
 
 @router.get("/deals/{deal_id}/history", response_model=EventPage, responses=problem_responses(404, 422))
 async def get_deal_history(
-    deal_id: uuid.UUID, actor: ActorDep, uow: UowDep, page: PageDep, expand: ExpandDep
+    deal_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    page: PageDep,
+    expand: Expansions = None,
 ) -> EventPage:
     """Everything that happened to one deal, oldest first."""
     result = await events_service.deal_history(uow, actor, deal_id, page)

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from app.deps import ActorDep, ExpandDep, UowDep
+from app.deps import ActorDep, Expansions, UowDep
 from app.domain.development import TREND_RULE
 from app.errors import problem_responses
 from app.http.responses import json_response
@@ -36,7 +36,12 @@ To = Annotated[IsoDate | None, Query(alias="to", description="Last day (UTC), in
     f"their status today.\n\n{TREND_RULE}",
 )
 async def get_member_development(
-    member_id: uuid.UUID, actor: ActorDep, uow: UowDep, expand: ExpandDep, date_from: From = None, date_to: To = None
+    member_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    date_from: From = None,
+    date_to: To = None,
+    expand: Expansions = None,
 ) -> Response:
     """A member's skill profile with its trend, commitments, debriefs and losses over a window."""
     view = await service.get_profile(uow, actor, member_id, date_from, date_to)
@@ -44,7 +49,12 @@ async def get_member_development(
 
 
 @router.get("/calls/{call_id}/brief", tags=["calls"], response_model=CallBrief, responses=problem_responses(404))
-async def get_call_brief(call_id: uuid.UUID, actor: ActorDep, uow: UowDep, expand: ExpandDep) -> Response:
+async def get_call_brief(
+    call_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    expand: Expansions = None,
+) -> Response:
     """What the observer watches for: the lead's open commitments, focus skills and last debrief (whoever sees the call)."""
     view = await service.get_brief(uow, actor, call_id)
     brief = CallBrief(
@@ -72,10 +82,10 @@ async def get_call_brief(call_id: uuid.UUID, actor: ActorDep, uow: UowDep, expan
 async def get_skills_analytics(
     actor: ActorDep,
     uow: UowDep,
-    expand: ExpandDep,
     date_from: From = None,
     date_to: To = None,
     manager_id: Annotated[uuid.UUID | None, Query(description="Only this manager's line")] = None,
+    expand: Expansions = None,
 ) -> Response:
     """Sellers by skill, with totals: what the team needs to build."""
     view = await service.get_team_skills(uow, actor, date_from, date_to, manager_id)

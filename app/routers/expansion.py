@@ -17,10 +17,10 @@ from app.services.auth import Caller
 M = TypeVar("M", bound=BaseModel)
 
 
-async def expanded(uow: Any, actor: Actor, model: M, expand: Collection[Expand]) -> M:
+async def expanded(uow: Any, actor: Actor, model: M, expand: Collection[Expand] | None) -> M:
     """``model`` (an object or a page) with what ``expand`` asks for; as it was otherwise. ``uow``
     is the request's unit of work: the lookup runs on its connection."""
-    if Expand.members in expand:
+    if expand and Expand.members in expand:
         rows = await members.member_refs(uow, actor, member_ids(model))
         model.members = {row.id: MemberRef(id=row.id, name=row.name, role=row.role) for row in rows}  # type: ignore[attr-defined]
     return model

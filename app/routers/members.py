@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from app.deps import ActorDep, CallerDep, ExpandDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
+from app.deps import ActorDep, CallerDep, Expansions, IdempotencyDeps, IfMatchDep, PageDep, UowDep
 from app.domain.members import MemberRole
 from app.errors import problem_responses
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, json_response, plain_json_response, set_etag, set_location
@@ -20,7 +20,10 @@ router = APIRouter(prefix="/v1", tags=["members"], route_class=ApiRoute)
 
 
 @router.get("/me", response_model=MePublic, responses=problem_responses())
-async def get_me(caller: CallerDep, expand: ExpandDep) -> Response:
+async def get_me(
+    caller: CallerDep,
+    expand: Expansions = None,
+) -> Response:
     """The member the API key acts as, with their organisation."""
     row = (await auth_service.authenticate(caller)).row
     document = {
@@ -37,7 +40,7 @@ async def get_me(caller: CallerDep, expand: ExpandDep) -> Response:
         "organization": {"id": row.organization_id, "name": row.organization_name},
         "api_key_id": row.api_key_id,
     }
-    if Expand.members in expand:
+    if expand and Expand.members in expand:
         document["members"] = await expansion.plain_members(caller, row.organization_id, [row.manager_id])
     return plain_json_response(document)
 
@@ -62,10 +65,10 @@ async def list_members(
     actor: ActorDep,
     uow: UowDep,
     page: PageDep,
-    expand: ExpandDep,
     role: MemberRole | None = None,
     manager_id: Annotated[uuid.UUID | None, Query(description="Direct reports of this member")] = None,
     active: bool | None = None,
+    expand: Expansions = None,
 ) -> Response:
     """Members of the organisation, oldest first."""
     result = await service.list_members(uow, actor, page, role=role, manager_id=manager_id, active=active)
@@ -80,7 +83,11 @@ async def list_members(
     responses={200: {"headers": ETAG_HEADER}, **problem_responses(404)},
 )
 async def get_member(
-    member_id: uuid.UUID, actor: ActorDep, uow: UowDep, response: Response, expand: ExpandDep
+    member_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    response: Response,
+    expand: Expansions = None,
 ) -> MemberPublic:
     """One member of the organisation."""
     member = await service.read_member(uow, actor, member_id)

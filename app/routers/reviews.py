@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
-from app.deps import ActorDep, ExpandDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
+from app.deps import ActorDep, Expansions, IdempotencyDeps, IfMatchDep, PageDep, UowDep
 from app.domain.development import FeedbackKind
 from app.domain.reviews import ReviewStatus
 from app.errors import problem_responses
@@ -88,8 +88,8 @@ async def list_reviews(
     actor: ActorDep,
     uow: UowDep,
     page: PageDep,
-    expand: ExpandDep,
     filters: Annotated[ReviewFilters, Depends(list_filters)],
+    expand: Expansions = None,
 ) -> ReviewPage:
     """Closed-lost reviews the caller can see (their own, their line's, or all for leadership), oldest first."""
     result = await service.list_reviews(uow, actor, page, filters)
@@ -102,10 +102,10 @@ async def list_reviews(
 async def get_weekly_reviews(
     actor: ActorDep,
     uow: UowDep,
-    expand: ExpandDep,
     week: Annotated[
         IsoWeek | None, Query(description="ISO week, e.g. 2026-W47; the current week (UTC) when absent")
     ] = None,
+    expand: Expansions = None,
 ) -> WeeklyReviews:
     """A week's losses grouped by reviewer: a manager's own group, every group for leadership."""
     weekly = WeeklyReviews.model_validate(await service.get_weekly_reviews(uow, actor, week))
@@ -134,7 +134,11 @@ async def list_closed_lost_feedback(
     responses={200: {"headers": ETAG_HEADER}, **problem_responses(404)},
 )
 async def get_review(
-    review_id: uuid.UUID, actor: ActorDep, uow: UowDep, response: Response, expand: ExpandDep
+    review_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    response: Response,
+    expand: Expansions = None,
 ) -> ReviewPublic:
     """One closed-lost review (the seller, the reviewer, the seller's management line and leadership)."""
     view = await service.get_review(uow, actor, review_id)

@@ -4,7 +4,7 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
-from app.deps import ActorDep, ExpandDep, IdempotencyDeps, PageDep, RequiredIfMatchDep, UowDep
+from app.deps import ActorDep, Expansions, IdempotencyDeps, PageDep, RequiredIfMatchDep, UowDep
 from app.domain.strategy import SuggestionStatus
 from app.errors import problem_responses
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
@@ -49,7 +49,11 @@ def render_version(view: service.StrategyView) -> StrategyVersionPublic:
     responses={200: {"headers": ETAG_HEADER}, **problem_responses(404)},
 )
 async def get_strategy(
-    deal_id: uuid.UUID, actor: ActorDep, uow: UowDep, response: Response, expand: ExpandDep
+    deal_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    response: Response,
+    expand: Expansions = None,
 ) -> StrategyPublic:
     """The deal's current strategy (version 0, empty, before the owner first writes it)."""
     view = await service.get_strategy(uow, actor, deal_id)
@@ -84,7 +88,11 @@ async def put_strategy(
     "/deals/{deal_id}/strategy/versions", response_model=StrategyVersionPage, responses=problem_responses(404, 422)
 )
 async def list_strategy_versions(
-    deal_id: uuid.UUID, actor: ActorDep, uow: UowDep, page: PageDep, expand: ExpandDep
+    deal_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    page: PageDep,
+    expand: Expansions = None,
 ) -> StrategyVersionPage:
     """Every written version of the strategy, oldest first (version 0, the empty document, is not listed)."""
     result = await service.list_versions(uow, actor, deal_id, page)
@@ -114,8 +122,8 @@ async def list_suggestions(
     actor: ActorDep,
     uow: UowDep,
     page: PageDep,
-    expand: ExpandDep,
     status: SuggestionStatus | None = None,
+    expand: Expansions = None,
 ) -> SuggestionPage:
     """Suggestions made on the deal's strategy, oldest first."""
     result = await service.list_suggestions(uow, actor, deal_id, page, status)
@@ -125,7 +133,11 @@ async def list_suggestions(
 
 @router.get(_SUGGESTIONS + "/{suggestion_id}", response_model=SuggestionPublic, responses=problem_responses(404))
 async def get_suggestion(
-    deal_id: uuid.UUID, suggestion_id: uuid.UUID, actor: ActorDep, uow: UowDep, expand: ExpandDep
+    deal_id: uuid.UUID,
+    suggestion_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    expand: Expansions = None,
 ) -> SuggestionPublic:
     """One suggestion on the deal's strategy."""
     suggestion = await service.get_suggestion(uow, actor, deal_id, suggestion_id)
