@@ -1,7 +1,8 @@
 """My tasks, in one statement: the API key's member, and everything waiting on them across deals.
 
-Each kind of task is one SELECT that finds the member's rows in the state that waits on them by
-an index on (organisation, member, state, time), newest first, at most a page of them; the kinds
+Each kind of task is one SELECT that finds the rows in the state that waits on the member by an
+index on (organisation, member, state, time) (for what waits on a deal's owner, (organisation,
+state, time), joined to the deal), newest first, at most a page of them; the kinds
 are a UNION ALL of those, ordered by (created_at, id) and cut to the page. A page after the
 first resumes below the last (created_at, id) in every kind alike (keyset), so a deep page costs
 what the first does. Like the deal reads (app/db/repositories/reads.py), the statement reads the
@@ -243,7 +244,8 @@ class TaskReads:
     async def page(self, key_hash: str, listing: TaskListing) -> tuple[uuid.UUID, list[Any]] | None:
         """None: the key is unknown. Otherwise the key's organisation and up to ``listing.limit``
         tasks, newest first (rows of kind, id, deal_id, deal_name, label, detail, due_on, created_at)."""
-        kinds = tuple(TaskKind) if not listing.kinds else tuple(k for k in TaskKind if k in set(listing.kinds))
+        wanted = set(listing.kinds or TaskKind)
+        kinds = tuple(kind for kind in TaskKind if kind in wanted)  # one statement per set of kinds
         stmt = _tasks_page(kinds, listing.after is not None)
         params: dict[str, Any] = {"key_hash": key_hash, "limit": listing.limit}
         if listing.after is not None:
