@@ -15,7 +15,7 @@ import datetime as dt
 import functools
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,7 +31,7 @@ from app.db.models import (
     StrategyNextStep,
     Suggestion,
 )
-from app.db.repositories.reads import ME_ID, ME_ORG, VISIBLE, fetch_rows, with_actor
+from app.db.repositories.reads import ME, VISIBLE, fetch_rows, with_actor
 from app.db.types import UTCDateTime
 from app.domain.approvals import ApprovalStatus
 from app.domain.assignments import AssignmentStatus
@@ -76,12 +76,15 @@ class _Kind:
     waiting: tuple[sa.ColumnElement[bool], ...]  # the member it waits on, in the state that waits
 
 
-def _kinds() -> dict[TaskKind, _Kind]:
+def _kinds(me: sa.CTE, visible: sa.ColumnElement[bool]) -> dict[TaskKind, _Kind]:
+    """The kinds, for the caller's member ``me`` (a CTE of id, organization_id, role) and the deals
+    they see (``visible``, a condition on Deal)."""
     s, a, g, p, o, r, c = _step.c, _assignment.c, _suggestion.c, _approval.c, _observation.c, _review.c, _commitment.c
+    me_id, me_org = sa.select(me.c.id).scalar_subquery(), sa.select(me.c.organization_id).scalar_subquery()
     open_deal = _d.c.stage.not_in([sa.literal_column(f"'{stage.value}'") for stage in sorted(CLOSED_STAGES)])
-    owned = (_d.c.organization_id == ME_ORG, _d.c.owner_id == ME_ID)
+    owned = (_d.c.organization_id == me_org, _d.c.owner_id == me_id)
     review_open = (_is(r.status, ReviewStatus.pending), sa.not_(r.deal_reopened))
-    return {
+    kinds = {
         # A step of a closed deal's strategy can no longer be done (the strategy is read-only), and
         # one on a deal the member does not see (a request for help not yet accepted) waits on that.
         TaskKind.next_step: _Kind(
@@ -91,7 +94,7 @@ def _kinds() -> dict[TaskKind, _Kind]:
             s.description,
             s.due_date,
             s.assigned_at,
-            (s.assignee_id == ME_ID, _is(s.status, NextStepStatus.open), open_deal, VISIBLE),
+            (s.assignee_id == me_id, _is(s.status, NextStepStatus.open), open_deal, visible),
         ),
         TaskKind.assignment_request: _Kind(
             _assignment,
@@ -100,7 +103,7 @@ def _kinds() -> dict[TaskKind, _Kind]:
             a.purpose,
             _NO_DATE,
             a.created_at,
-            (a.member_id == ME_ID, _is(a.status, AssignmentStatus.requested)),
+            (a.member_id == me_id, _is(a.status, AssignmentStatus.requested)),
         ),
         TaskKind.assignment_proposal: _Kind(
             _assignment,
@@ -127,7 +130,7 @@ def _kinds() -> dict[TaskKind, _Kind]:
             _NO_TEXT,
             _NO_DATE,
             p.created_at,
-            (p.approver_id == ME_ID, _is(p.status, ApprovalStatus.pending)),
+            (p.approver_id == me_id, _is(p.status, ApprovalStatus.pending)),
         ),
         TaskKind.observation_to_share: _Kind(
             _observation,
@@ -136,7 +139,7 @@ def _kinds() -> dict[TaskKind, _Kind]:
             o.summary,
             _NO_DATE,
             o.created_at,
-            (o.observer_id == ME_ID, _is(o.status, ObservationStatus.draft)),
+            (o.observer_id == me_id, _is(o.status, ObservationStatus.draft)),
         ),
         # Waiting since it was shared.
         TaskKind.observation_to_acknowledge: _Kind(
@@ -146,7 +149,7 @@ def _kinds() -> dict[TaskKind, _Kind]:
             o.summary,
             _NO_DATE,
             o.shared_at,
-            (o.seller_id == ME_ID, _is(o.status, ObservationStatus.shared)),
+            (o.seller_id == me_id, _is(o.status, ObservationStatus.shared)),
         ),
         # Waiting since the loss that (re)opened it; a review whose deal was reopened waits on no one.
         TaskKind.review_to_complete: _Kind(
@@ -156,7 +159,7 @@ def _kinds() -> dict[TaskKind, _Kind]:
             _NO_TEXT,
             r.due_on,
             r.closed_at,
-            (r.reviewer_id == ME_ID, *review_open),
+            (r.reviewer_id == me_id, *review_open),
         ),
         TaskKind.review_to_reflect: _Kind(
             _review,
@@ -166,7 +169,7 @@ def _kinds() -> dict[TaskKind, _Kind]:
             r.due_on,
             r.closed_at,
             (
-                r.owner_id == ME_ID,
+                r.owner_id == me_id,
                 *review_open,
                 sa.or_(r.seller_reflection.is_(None), r.seller_reflection == sa.literal_column("''")),
             ),
@@ -178,18 +181,19 @@ def _kinds() -> dict[TaskKind, _Kind]:
             c.text,
             c.due_on,
             c.created_at,
-            (c.member_id == ME_ID, _is(c.status, CommitmentStatus.open)),
+            (c.member_id == me_id, _is(c.status, CommitmentStatus.open)),
         ),
+    }
+    # Every row of the member's own organisation only.
+    return {
+        kind: replace(spec, waiting=(spec.table.c.organization_id == me_org, *spec.waiting))
+        for kind, spec in kinds.items()
     }
 
 
-_KINDS = _kinds()
-
-
-def _branch(kind: TaskKind, after: bool) -> sa.Select[Any]:
+def _branch(kind: TaskKind, spec: _Kind, after: bool) -> sa.Select[Any]:
     """One kind's tasks: at most a page, newest first, below the cursor when there is one."""
-    spec = _KINDS[kind]
-    conditions = [spec.table.c.organization_id == ME_ORG, *spec.waiting]
+    conditions = list(spec.waiting)
     if after:
         # The first bound is implied by the second; it is there for the index: the scan starts at
         # the cursor instead of filtering out everything newer (what makes a deep page cost more).
@@ -216,13 +220,19 @@ def _branch(kind: TaskKind, after: bool) -> sa.Select[Any]:
     return sa.select(*rows.c)
 
 
+def _listing(me: sa.CTE, visible: sa.ColumnElement[bool], kinds: tuple[TaskKind, ...], after: bool) -> sa.Subquery:
+    """A page of the tasks of these kinds of the member ``me``, newest first."""
+    specs = _kinds(me, visible)
+    branches = [_branch(kind, specs[kind], after) for kind in kinds]
+    tasks = (branches[0] if len(branches) == 1 else sa.union_all(*branches)).subquery("tasks")
+    newest_first = (tasks.c.created_at.desc(), tasks.c.id.desc())
+    return sa.select(*tasks.c).order_by(*newest_first).limit(_LIMIT).subquery("page")
+
+
 @functools.cache
 def _tasks_page(kinds: tuple[TaskKind, ...], after: bool) -> sa.Select[Any]:
     """The listing for one set of kinds, built once; the cursor and the limit are bound at execution."""
-    branches = [_branch(kind, after) for kind in kinds]
-    tasks = (branches[0] if len(branches) == 1 else sa.union_all(*branches)).subquery("tasks")
-    newest_first = (tasks.c.created_at.desc(), tasks.c.id.desc())
-    page = sa.select(*tasks.c).order_by(*newest_first).limit(_LIMIT).subquery("page")
+    page = _listing(ME, VISIBLE, kinds, after)
     return with_actor(page).order_by(page.c.created_at.desc(), page.c.id.desc())
 
 
