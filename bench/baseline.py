@@ -90,6 +90,9 @@ DEAL_COLUMNS = (
 REFS = """(SELECT json_agg(json_build_object('source', r.source, 'external_id', r.external_id)
                   ORDER BY r.source, r.external_id)
            FROM deal_external_ref r WHERE r.deal_id = d.id)"""
+# A lost deal's review (one per deal), looked up only for a lost deal, as Dealcoach does.
+REVIEW_ID = """CASE WHEN d.stage = 'closed_lost'
+                THEN (SELECT cr.id FROM closed_lost_review cr WHERE cr.deal_id = d.id) END"""
 
 GET_ME = """
 SELECT k.id AS api_key_id, m.id, m.organization_id, m.name, m.email, m.role, m.manager_id, m.active, m.version,
@@ -103,7 +106,7 @@ WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND m.active
 # No row: the key is unknown (401). A row whose id is NULL: no such deal for this member (404).
 GET_DEAL = f"""
 WITH {ME}
-SELECT d.*, {REFS} AS external_refs
+SELECT d.*, {REVIEW_ID} AS review_id, {REFS} AS external_refs
 FROM me LEFT JOIN LATERAL (
   SELECT {DEAL_COLUMNS} FROM deal d
   WHERE d.id = $2 AND d.organization_id = me.organization_id
@@ -123,7 +126,7 @@ WITH RECURSIVE {ME}, line (id, depth) AS (
   UNION ALL
   SELECT m.id, line.depth + 1 FROM member m JOIN line ON m.manager_id = line.id WHERE line.depth < 64
 )
-SELECT me.organization_id AS actor_organization_id, d.*, {REFS} AS external_refs
+SELECT me.organization_id AS actor_organization_id, d.*, {REVIEW_ID} AS review_id, {REFS} AS external_refs
 FROM me LEFT JOIN LATERAL (
   SELECT {DEAL_COLUMNS} FROM deal d
   WHERE d.organization_id = me.organization_id AND d.id > $3
@@ -443,6 +446,8 @@ def deal_doc(row: Any, refs: Any) -> dict[str, Any]:
         "loss": None
         if code is None
         else {"reason_code": code, "competitor": row["loss_competitor"], "detail": row["loss_detail"]},
+        # Only reads select it: the floor writes open and won deals, which have no review.
+        "review_id": row.get("review_id"),
         "external_refs": orjson.Fragment(refs) if isinstance(refs, str) else (refs or []),
         "version": row["version"],
         "created_at": row["created_at"],
