@@ -4,7 +4,8 @@ Creates a fresh PostgreSQL database, migrates and seeds it (four organisations a
 members through the API, 100,000 deals in SQL), starts `dealcoach serve` and the floor
 (bench/baseline.py: a bare ASGI callable + asyncpg + orjson sending the fewest statements each
 request needs), checks that they answer alike, then measures every row of ROWS on each app --
-only the app under load running, so each has PostgreSQL's connections to itself -- in
+only the app under load running, so each has PostgreSQL's connections to itself; the reads the
+floor does not serve (my tasks, ?expand=members) on Dealcoach only -- in
 BENCH_ROUNDS interleaved rounds, and prints the medians with the ratio Dealcoach / floor and
 whether each target of issue 10 holds. Results also go to bench/results/latest.txt (and
 latest.json).
@@ -63,7 +64,9 @@ class Row:
     kind "get": wrk with a fixed URL and one key (bench/report.lua); "write": wrk building
     every request in bench/writes.lua (mode post, post_idem or patch); "batch": bench/batch_load.py.
     actor names the keys (see Seed.actors); ratio and p99 are the row's targets: Dealcoach's
-    req/s at least `ratio` times the floor's, its p99 at most `p99` times the floor's.
+    req/s at least `ratio` times the floor's, its p99 at most `p99` times the floor's. A row with
+    floor=False is measured on Dealcoach only (the floor does not serve it): no ratio, no targets
+    of its own; it feeds the targets across rows.
     """
 
     name: str
@@ -74,6 +77,7 @@ class Row:
     ratio: float | None = None
     p99: float | None = None
     with_batch: bool = False  # a batch upsert loop runs on the same app alongside
+    floor: bool = True  # False: Dealcoach only
 
 
 P99_TIMES = 3.0  # every targeted row: p99 <= 3x the floor's p99
@@ -82,10 +86,14 @@ FOUR_ORGS = "POST /v1/deals (20 sellers, four orgs)"
 ALONE = "POST /v1/deals"
 DURING = "POST /v1/deals (during batch upsert)"
 BATCH = "POST /v1/deals/batch-upsert (deals/s)"
+DEAL_GET = "GET /v1/deals/{id} (seller)"
+TASKS = "GET /v1/me/tasks (seller, 200 open)"
+EXPAND = "GET /v1/deals/{id}?expand=members (seller)"
+EXPAND_LIST = "GET /v1/deals?limit=50&expand=members (seller)"
 
 ROWS: list[Row] = [
     Row("GET /v1/me", "get", "/v1/me", ratio=0.6, p99=P99_TIMES),
-    Row("GET /v1/deals/{id} (seller)", "get", "/v1/deals/{seller_deal}", ratio=0.5, p99=P99_TIMES),
+    Row(DEAL_GET, "get", "/v1/deals/{seller_deal}", ratio=0.5, p99=P99_TIMES),
     Row("GET /v1/deals/{id} (manager)", "get", "/v1/deals/{manager_deal}", "manager", ratio=0.5, p99=P99_TIMES),
     Row("GET /v1/deals/{id} (head of sales)", "get", "/v1/deals/{head_deal}", "head", ratio=0.5, p99=P99_TIMES),
     Row("GET /v1/deals (first page)", "get", "/v1/deals?limit=50", ratio=0.5, p99=P99_TIMES),
@@ -97,12 +105,19 @@ ROWS: list[Row] = [
     Row(FOUR_ORGS, "write", actor="four_orgs", mode="post"),
     Row(DURING, "write", actor="writer", mode="post", with_batch=True),
     Row(BATCH, "batch", actor="integration"),
+    # Dealcoach only: the floor serves none of these (see the targets across rows).
+    Row(TASKS, "get", "/v1/me/tasks", floor=False),
+    Row(EXPAND, "get", "/v1/deals/{seller_deal}?expand=members", floor=False),
+    Row(EXPAND_LIST, "get", "/v1/deals?limit=50&expand=members", floor=False),
 ]
 # Targets across rows (issue 10).
 ONE_ORG_MIN = 0.90  # 20 sellers of one org: req/s within 10 % of the same load over four orgs
 DURING_MAX = 2.0  # a concurrent batch upsert raises single-POST p99 by at most 2x
 BATCH_MIN = 5000.0  # deals/s in 500-record batches
 RSS_MAX_MB = 200.0  # worker RSS under load
+OPEN_TASKS = 200  # open items waiting on the reading seller (GET /v1/me/tasks); at most 200, one page
+# Dealcoach-only reads: their p99 at most this many times the seller's plain deal GET's, same round.
+VS_DEAL_GET = {TASKS: 3.0, EXPAND: 3.0}
 
 # The baseline's pool per worker (bench/baseline.py POOL_MAX): the same budget as Dealcoach's.
 POOL_BUDGET_BASELINE = int(os.environ.get("BENCH_BASELINE_POOL_MAX", "30"))
@@ -534,6 +549,31 @@ WITH owned AS (
   FROM deal d WHERE d.organization_id = $1 AND d.owner_id = ANY($2::uuid[]))
 SELECT id FROM owned ORDER BY refs DESC, abs(n - total / 2), id LIMIT 1
 """
+# What waits on the reading seller (app/db/repositories/tasks.py): on $4 of their newest open deals
+# (never $5, the deal the GET rows read), one open item each, alternately a role their manager ($3)
+# proposed to take (assignment `proposed`: the owner decides) and a suggestion of the manager's on
+# the deal's strategy (`open`), a few minutes apart. $1 org, $2 the seller.
+_SEED_TASKS = """
+WITH deals AS (
+  SELECT id, row_number() OVER (ORDER BY id DESC)::int AS i FROM deal
+  WHERE organization_id = $1 AND owner_id = $2 AND stage NOT IN ('closed_won', 'closed_lost') AND id <> $5::uuid
+  ORDER BY id DESC LIMIT $4::int
+),
+proposals AS (
+  INSERT INTO assignment (id, organization_id, deal_id, member_id, role, purpose, status, requested_by,
+                          late_involvement, version, created_at)
+  SELECT ('01900002-0000-7000-8000-' || lpad(to_hex(i), 12, '0'))::uuid, $1, id, $3,
+         (ARRAY['coach','observer','executive_sponsor','subject_matter_expert','sales_engineer'])[1 + i % 5],
+         'Bench proposal ' || i, 'proposed', $3, false, 1, now() - i * interval '7 minutes'
+  FROM deals WHERE i % 2 = 1
+)
+INSERT INTO suggestion (id, organization_id, deal_id, author_id, section, body, status, late_involvement, created_at)
+SELECT ('01900003-0000-7000-8000-' || lpad(to_hex(i), 12, '0'))::uuid, $1, id, $3,
+       (ARRAY['customer_objectives','decision_process','stakeholders','competition','risks'])[1 + i % 5],
+       'Bench suggestion ' || i || ': name the economic buyer before the proposal', 'open', false,
+       now() - i * interval '7 minutes'
+FROM deals WHERE i % 2 = 0
+"""
 
 
 def _b64(raw: bytes) -> str:
@@ -563,7 +603,8 @@ class Seed:
 async def seed_deals(bench: Org, other: Org, seller_id: str, writer_id: str) -> tuple[dict[str, str], list[str], int]:
     """DEALS deals in the benchmarked org (every 4th the reading seller's, the rest spread over
     the other sellers), a tenth as many in the other org, with external refs, and the PATCH
-    row's deals, straight in SQL; then ANALYZE. Returns the values row paths name."""
+    row's deals, straight in SQL; then ANALYZE; then OPEN_TASKS open items on the seller's deals
+    for the tasks row. Returns the values row paths name."""
     conn = await asyncpg.connect(asyncpg_dsn(), timeout=5)
     try:
         async with conn.transaction():
@@ -596,6 +637,10 @@ async def seed_deals(bench: Org, other: Org, seller_id: str, writer_id: str) -> 
         patch = await conn.fetch(
             "SELECT id FROM deal WHERE owner_id = $1 AND name LIKE 'Patched deal %' ORDER BY id", writer_id
         )
+        # The seller's manager (seller i reports to manager i mod managers; the seller is sellers[0]).
+        manager = bench.managers[bench.sellers.index(seller_id) % len(bench.managers)]
+        await conn.execute(_SEED_TASKS, bench.id, seller_id, manager, OPEN_TASKS, values["seller_deal"])
+        await conn.execute("ANALYZE assignment, suggestion")
     finally:
         await conn.close()
     return values, [str(r["id"]) for r in patch], int(visible)
@@ -906,7 +951,9 @@ def preflight(rows: list[Row], urls: dict[str, str], seed: Seed) -> None:
     If-Match, a batch record with a manager as owner)."""
     volatile = frozenset({"id", "created_at", "updated_at"})
     for row in rows:
-        if row.kind == "get":
+        if row.kind == "get" and not row.floor:
+            preflight_dealcoach_only(row, urls["dealcoach"], seed)
+        elif row.kind == "get":
             path = row.path.format_map(seed.values)
             key = seed.actors[row.actor][0][0]
             responses = {app: _call(url, "GET", path, key) for app, url in urls.items()}
@@ -993,6 +1040,46 @@ def preflight(rows: list[Row], urls: dict[str, str], seed: Seed) -> None:
             if outcomes["dealcoach"] != outcomes["baseline"]:
                 raise BenchError(f"{row.name}: outcomes differ: {outcomes}")
             say(f"{row.name}: the same outcomes on both apps ({', '.join(o for o, _c in outcomes['dealcoach'])})")
+
+
+def preflight_dealcoach_only(row: Row, url: str, seed: Seed) -> None:
+    """A row the floor does not serve: Dealcoach answers 200 with the document the row is about --
+    a full first page of the seller's tasks (and all OPEN_TASKS of them in one page of 200), or
+    the deal or page with a `members` map naming every owner."""
+    path = row.path.format_map(seed.values)
+    key = seed.actors[row.actor][0][0]
+    doc = _expect("dealcoach", row.name, _call(url, "GET", path, key), 200)
+    items = doc.get("items")
+    if items is not None:
+        limit = int(m.group(1)) if (m := re.search(r"[?&]limit=(\d+)", path)) else 50
+        if len(items) != limit or not doc.get("next_cursor"):
+            raise BenchError(f"{row.name}: {len(items)} items, expected a full page of {limit} and a next_cursor")
+    if path.startswith("/v1/me/tasks"):
+        full = _expect("dealcoach", f"{row.name} ?limit=200", _call(url, "GET", "/v1/me/tasks?limit=200", key), 200)
+        kinds: dict[str, int] = {}
+        for item in full["items"]:
+            kinds[item["kind"]] = kinds.get(item["kind"], 0) + 1
+        if len(full["items"]) != OPEN_TASKS or full["next_cursor"] is not None:
+            raise BenchError(
+                f"{row.name}: GET /v1/me/tasks?limit=200 gave {len(full['items'])} tasks "
+                f"({kinds}), expected the {OPEN_TASKS} seeded and no next_cursor"
+            )
+        say(f"{row.name}: 200 on Dealcoach (not in the floor), a full page; {OPEN_TASKS} tasks in all: {kinds}")
+        return
+    if "expand=members" in path:
+        members = doc.get("members")
+        owners = {str(item["owner_id"]) for item in (items if items is not None else [doc])}
+        if not isinstance(members, dict) or not owners <= set(members):
+            raise BenchError(f"{row.name}: `members` missing or without every owner: {json.dumps(doc)[:600]}")
+        if any(set(m) != {"id", "name", "role"} for m in members.values()):
+            raise BenchError(f"{row.name}: a member of `members` is not {{id, name, role}}: {members}")
+        say(
+            f"{row.name}: 200 on Dealcoach (not in the floor)"
+            + (f", {len(items)} items" if items is not None else "")
+            + f", members of {len(members)} owner(s)"
+        )
+        return
+    say(f"{row.name}: 200 on Dealcoach (not in the floor)")
 
 
 # --- Report -----------------------------------------------------------------------------------
@@ -1093,6 +1180,8 @@ def cross_targets(lines: list[Line]) -> list[Target]:
 
     targets.append(pair(ONE_ORG, FOUR_ORGS, "rps", "{:.2f}", f"≥ {ONE_ORG_MIN:.2f}", lambda v: v >= ONE_ORG_MIN))
     targets.append(pair(DURING, ALONE, "p99_ms", "{:.2f}×", f"≤ {DURING_MAX:g}×", lambda v: v <= DURING_MAX))
+    for row_name, most in VS_DEAL_GET.items():
+        targets.append(vs_deal_get(by_name, row_name, most))
     if BATCH in by_name:
         line = by_name[BATCH]
         values = {app: line.median(app, "rps") or 0.0 for app in APPS}
@@ -1128,6 +1217,21 @@ def cross_targets(lines: list[Line]) -> list[Target]:
         )
     )
     return targets
+
+
+def vs_deal_get(by_name: dict[str, Line], row_name: str, most: float) -> Target:
+    """A Dealcoach-only read's p99 ÷ the seller's plain deal GET's p99, paired by round, at most `most`."""
+    name = f"{row_name} p99 ÷ {DEAL_GET} p99"
+    target = f"≤ {most:g}×"
+    if row_name not in by_name or DEAL_GET not in by_name:
+        return Target(name, "not run", "—", target, None)
+    a, b = by_name[row_name].runs["dealcoach"], by_name[DEAL_GET].runs["dealcoach"]
+    if any(r.raw.get("stalled") for r in (*a, *b)):
+        return Target(name, "stalled", "—", target, False)
+    if any(r.raw.get("p99_censored") for r in (*a, *b)):
+        return Target(name, "p99 ≥ run", "—", target, False)
+    value = _ratios(a, b, "p99_ms")
+    return Target(name, "—" if value is None else f"{value:.2f}×", "—", target, value is not None and value <= most)
 
 
 def _fmt_ms(value: float | None) -> str:
@@ -1175,7 +1279,7 @@ def render(lines: list[Line], targets: list[Target], meta: dict[str, Any], notes
             line.p99("baseline"),
             "—" if line.ratio is None else f"{line.ratio:.2f}",
             "—" if line.p99_times is None else f"{line.p99_times:.2f}×",
-            f"{line.errors('dealcoach')}/{line.errors('baseline')}",
+            f"{line.errors('dealcoach')}/{line.errors('baseline') if row.floor else '—'}",
             target or "—",
             line.verdict,
         )
@@ -1192,7 +1296,8 @@ def render(lines: list[Line], targets: list[Target], meta: dict[str, Any], notes
         f"targets held: {sum(held)} of {len(held)}",
         "ratio = Dealcoach req/s ÷ the floor's, p99 ÷ floor = Dealcoach p99 ÷ the floor's: medians over the rounds "
         "of the two apps' runs in the same round; errors = Dealcoach/floor non-2xx + socket errors + timeouts "
-        "(batch: failed batches + refused records), summed over the rounds",
+        "(batch: failed batches + refused records), summed over the rounds; — under the floor: a read the floor "
+        "does not serve, measured on Dealcoach only",
         f"commit {meta['commit']} · {meta['cpus']} CPUs · Python {meta['python']} · PostgreSQL {meta['postgres']} · "
         f"{meta['workers']} uvicorn workers each · {meta['members']} members and {meta['deals']:,} deals in the org "
         f"({meta['seller_deals']:,} the reading seller's) · {meta['when']}",
@@ -1229,8 +1334,9 @@ def report_json(lines: list[Line], targets: list[Target], meta: dict[str, Any]) 
             {
                 "row": line.row.name,
                 "targets": {"ratio": line.row.ratio, "p99_times": line.row.p99},
+                "floor": line.row.floor,
                 "dealcoach": app_doc(line, "dealcoach"),
-                "baseline": app_doc(line, "baseline"),
+                "baseline": app_doc(line, "baseline") if line.row.floor else None,
                 "ratio": line.ratio,
                 "p99_times": line.p99_times,
                 "verdict": line.verdict,
@@ -1387,17 +1493,19 @@ def main() -> int:
                 order = APPS if turn % 2 == 0 else tuple(reversed(APPS))
                 turn += 1
                 for app in order:
+                    if app == "baseline" and not row.floor:
+                        continue  # the floor does not serve it
                     for other, server in servers.items():
                         if other != app:
                             server.stop(procs)
                     servers[app].start(procs)
                     servers[app].wait_ready()
-                    say(f"round {rnd}/{ROUNDS} {row.name:<40} {app:<9} {WARMUP} + {DURATION} s ...")
+                    say(f"round {rnd}/{ROUNDS} {row.name:<48} {app:<9} {WARMUP} + {DURATION} s ...")
                     run = measure(procs, row, app, servers[app], seeded, rnd)
                     results[row.name][app].append(run)
                     unit = "deals/s" if row.kind == "batch" else "req/s"
                     say(
-                        f"round {rnd}/{ROUNDS} {row.name:<40} {app:<9} {run.rps:>8,.0f} {unit}  "
+                        f"round {rnd}/{ROUNDS} {row.name:<48} {app:<9} {run.rps:>8,.0f} {unit}  "
                         f"p50 {_fmt_ms(run.p50_ms):>9}  p99 {_fmt_ms(run.p99_ms):>9}  errors {run.errors}  "
                         f"RSS {run.rss_mb:.0f} MB"
                         + (
