@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,11 +19,12 @@ import orjson
 
 from app.db.types import utcnow
 from app.db.uow import UnitOfWork
-from app.domain import pipedrive
+from app.domain import pipedrive, salesforce
 from app.domain.errors import DomainError, InvalidSignature, NotProviderFormat
 from app.domain.ids import uuid7
 from app.domain.integrations import (
     PROVIDER_NAMES,
+    CrmDeal,
     InboxOutcome,
     IntegrationMaps,
     Provider,
@@ -57,36 +59,104 @@ async def receive_pipedrive(uow: UnitOfWork, raw: bytes, authorization: str | No
     body = _json(raw)
     account_id = pipedrive.account_of(body)
     async with uow:
-        integration = await uow.integrations.by_account(Provider.pipedrive, account_id)
-        credentials = {} if integration is None else integration.credentials
-        authentic = pipedrive.basic_auth_matches(
-            authorization, str(credentials.get("username", "")), str(credentials.get("password", ""))
+        integration = await _authenticated(
+            uow,
+            Provider.pipedrive,
+            account_id,
+            lambda credentials: pipedrive.basic_auth_matches(
+                authorization, str(credentials.get("username", "")), str(credentials.get("password", ""))
+            ),
         )
-        if integration is None or not integration.enabled or not credentials or not authentic:
-            raise InvalidSignature("No enabled Pipedrive integration of this company accepts these credentials.")
         event = pipedrive.read_event(body)
-        now = utcnow()
-        relevant = event.is_deal_event
-        row = {
-            "id": uuid7(),
-            "organization_id": integration.organization_id,
-            "integration_id": integration.id,
-            "provider": Provider.pipedrive.value,
-            "provider_event_id": event.event_id,
-            "received_at": now,
-            "action": event.action,
-            "object_type": event.entity,
-            "object_id": event.entity_id,
-            "provider_timestamp": event.timestamp,
-            "payload": body,
-            "outcome": (InboxOutcome.pending if relevant else InboxOutcome.ignored).value,
-            "attempts": 0,
-            "next_attempt_at": now,
-            "applied_at": None if relevant else now,
-        }
+        row = _inbox_row(
+            integration,
+            event.event_id,
+            action=event.action,
+            object_type=event.entity,
+            object_id=event.entity_id,
+            timestamp=event.timestamp,
+            payload=body,
+            relevant=event.is_deal_event,
+        )
         stored_id, outcome, stored = await uow.integrations.store(row)
         await uow.commit()
     return Receipt(stored_id, event.event_id, outcome, duplicate=not stored)
+
+
+async def receive_salesforce(uow: UnitOfWork, raw: bytes, token: str | None) -> list[Receipt]:
+    """Store each notification of one Salesforce Outbound Message, once, if the endpoint's token is
+    the credential of the integration its OrganizationId routes to (401 invalid_signature otherwise,
+    nothing stored). All of the message's notifications are stored together, or none."""
+    message = salesforce.read_message(raw)
+    async with uow:
+        integration = await _authenticated(
+            uow,
+            Provider.salesforce,
+            message.organization_id,
+            lambda credentials: salesforce.token_matches(token, str(credentials.get("token", ""))),
+        )
+        receipts = []
+        for notification in message.notifications:
+            row = _inbox_row(
+                integration,
+                notification.notification_id,
+                action=salesforce.ACTION,
+                object_type=notification.sobject_type,
+                object_id=notification.object_id,
+                timestamp=notification.timestamp,
+                payload=notification.payload(message),
+                relevant=notification.is_opportunity,
+            )
+            stored_id, outcome, stored = await uow.integrations.store(row)
+            receipts.append(Receipt(stored_id, notification.notification_id, outcome, duplicate=not stored))
+        await uow.commit()
+    return receipts
+
+
+async def _authenticated(
+    uow: UnitOfWork, provider: Provider, account_id: str, authentic: Callable[[Mapping[str, Any]], bool]
+) -> Any:
+    """The enabled integration an inbound event's account routes to, if the event proves it comes
+    from it (checked even when there is none, so that no answer says which accounts exist)."""
+    integration = await uow.integrations.by_account(provider, account_id)
+    credentials = {} if integration is None else integration.credentials
+    proven = authentic(credentials)
+    if integration is None or not integration.enabled or not credentials or not proven:
+        name = PROVIDER_NAMES[provider]
+        raise InvalidSignature(f"No enabled {name} integration of this account accepts these credentials.")
+    return integration
+
+
+def _inbox_row(
+    integration: Any,
+    event_id: str,
+    *,
+    action: str,
+    object_type: str,
+    object_id: str | None,
+    timestamp: dt.datetime | None,
+    payload: Any,
+    relevant: bool,
+) -> dict[str, Any]:
+    """An inbox entry: pending when it is about a deal, otherwise stored as already `ignored`."""
+    now = utcnow()
+    return {
+        "id": uuid7(),
+        "organization_id": integration.organization_id,
+        "integration_id": integration.id,
+        "provider": integration.provider,
+        "provider_event_id": event_id,
+        "received_at": now,
+        "action": action,
+        "object_type": object_type,
+        "object_id": object_id,
+        "provider_timestamp": timestamp,
+        "payload": payload,
+        "outcome": (InboxOutcome.pending if relevant else InboxOutcome.ignored).value,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "applied_at": None if relevant else now,
+    }
 
 
 # --- applying -----------------------------------------------------------------------
@@ -151,7 +221,7 @@ async def _apply(uow: UnitOfWork, actor: Actor, row: Any) -> Applied:
         await deal_service.record_deleted_in_crm(uow, actor, deal_id, row.provider, external_id)
         return Applied(InboxOutcome.applied, deal_id)
 
-    crm = pipedrive.deal_of(row.payload)
+    crm = crm_deal(provider, row)
     owner_member = None
     mapped = row.owner_map.get(crm.owner) if crm.owner is not None else None
     if mapped is not None:
@@ -168,6 +238,13 @@ async def _apply(uow: UnitOfWork, actor: Actor, row: Any) -> Applied:
     if owner_problem is not None:
         return Applied(InboxOutcome.rejected, view.deal.id, _owner_problem(owner_problem, crm.owner, provider))
     return Applied(InboxOutcome.unchanged if outcome == "unchanged" else InboxOutcome.applied, view.deal.id)
+
+
+def crm_deal(provider: Provider, row: Any) -> CrmDeal:
+    """What a stored event says about its deal, read by its provider's module."""
+    if provider == Provider.salesforce:
+        return salesforce.deal_of(row.payload, row.loss_reason_field)
+    return pipedrive.deal_of(row.payload)
 
 
 def _owner_problem(code: str, crm_owner: str | None, provider: Provider) -> dict[str, str]:
