@@ -106,8 +106,10 @@ class InboundEventPublic(ResponseModel):
     id: uuid.UUID
     provider_event_id: str
     received_at: dt.datetime
-    action: str = Field(examples=["change"], description="The provider's action (Pipedrive: create, change, delete)")
-    object_type: str = Field(examples=["deal"])
+    action: str = Field(
+        examples=["change"], description="The provider's action (Pipedrive: create, change, delete; Salesforce: upsert)"
+    )
+    object_type: str = Field(examples=["deal"], description="Pipedrive's entity, Salesforce's sObject type")
     object_id: str | None = Field(description="The CRM's id of the object", examples=["8812739"])
     provider_timestamp: dt.datetime | None = Field(description="When the CRM says it happened")
     outcome: InboxOutcome

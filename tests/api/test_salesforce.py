@@ -143,7 +143,7 @@ async def test_the_documented_message_makes_the_deal_as_the_integration(
     await apply(app)
     [entry] = await inbox(api)
     assert entry["outcome"] == "applied" and entry["problem"] is None
-    assert (entry["object_type"], entry["object_id"]) == ("Opportunity", OPPORTUNITY)
+    assert (entry["action"], entry["object_type"], entry["object_id"]) == ("upsert", "Opportunity", OPPORTUNITY)
     assert entry["provider_timestamp"] == "2025-04-15T15:39:01Z"
     deal = await deal_of(api, entry)
     assert deal["name"] == "Acme - 200 seats" and deal["account_name"] == "Salesforce account 0015e00000ZkM3hAAF"
@@ -213,6 +213,7 @@ async def test_entities_and_dtds_are_refused_unexpanded(api: Api, crm: dict[str,
 async def test_a_resent_message_is_acknowledged_and_applied_once(api: Api, crm: dict[str, Any], app: Any) -> None:
     for _ in range(5):
         assert_acked(await send(api, message()))
+    assert_acked(await send(api, message(), content_type="application/soap+xml"))
     [entry] = await inbox(api)
     await apply(app)
     assert_acked(await send(api, message()))
