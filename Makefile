@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run lint test openapi bench clean
+.PHONY: install run demo lint test openapi bench clean
 
 $(STAMP): pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,12 @@ install: $(STAMP)
 # Development: local webhook receivers (http, loopback) are allowed.
 run: install
 	$(BIN)/dealcoach migrate
+	DEALCOACH_WEBHOOKS_ALLOW_PRIVATE=$${DEALCOACH_WEBHOOKS_ALLOW_PRIVATE:-true} $(BIN)/dealcoach serve --host $(HOST) --port $(PORT)
+
+# A realistic demo organisation (refused when the database holds organisations), then serve it.
+demo: install
+	$(BIN)/dealcoach migrate
+	$(BIN)/dealcoach demo $(DEMO_ARGS)
 	DEALCOACH_WEBHOOKS_ALLOW_PRIVATE=$${DEALCOACH_WEBHOOKS_ALLOW_PRIVATE:-true} $(BIN)/dealcoach serve --host $(HOST) --port $(PORT)
 
 # The architecture is checked, not hoped for: layering contracts (pyproject.toml), lint, format, types.
@@ -40,4 +46,4 @@ bench: install
 	bash bench/run.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis dealcoach.db dealcoach.db-wal dealcoach.db-shm
+	rm -rf $(VENV) .pytest_cache .hypothesis dealcoach.db dealcoach.db-wal dealcoach.db-shm demo-keys.json

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import tempfile
+import time
 from typing import Annotated
 
 import typer
@@ -110,6 +111,66 @@ async def _bootstrap(settings: Settings, org: str, email: str, name: str):  # ty
 
 
 @cli.command()
+def demo(
+    seed: Annotated[int, typer.Option(help="The same seed builds the same organisation")] = 7,
+    force: Annotated[bool, typer.Option("--force", help="Add the demo even when organisations exist")] = False,
+    keys_file: Annotated[str, typer.Option("--keys-file", help="Where to write the personas' keys")] = "demo-keys.json",
+) -> None:
+    """Build a realistic demo organisation (people, deals, coaching, losses) and print its personas' keys."""
+    from app.db.migrate import upgrade
+
+    settings = Settings()
+    upgrade(settings.database_url)
+    result = asyncio.run(_demo(settings, seed, force))
+    if result is None:
+        typer.echo(
+            "refusing: this database already holds organisations; the demo writes nothing here "
+            "(use --force to add it anyway, or point DEALCOACH_DATABASE_URL at an empty database)",
+            err=True,
+        )
+        raise typer.Exit(1)
+    personas = [
+        {"name": p.name, "email": p.email, "role": p.role, "member_id": str(p.member_id), "api_key": p.api_key}
+        for p in result.personas
+    ]
+    with open(keys_file, "w") as out:
+        json.dump({"organization_id": str(result.organization_id), "personas": personas}, out, indent=2)
+        out.write("\n")
+    _print_personas(result, keys_file)
+
+
+async def _demo(settings: Settings, seed: int, force: bool):  # type: ignore[no-untyped-def]
+    from app.db.engine import make_engine, make_sessionmaker
+    from app.services.demo import OrganizationsExist, build_demo
+
+    engine = make_engine(settings)
+    try:
+        return await build_demo(make_sessionmaker(engine), seed=seed, force=force)
+    except OrganizationsExist:
+        return None
+    finally:
+        await engine.dispose()
+
+
+def _print_personas(result, keys_file: str) -> None:  # type: ignore[no-untyped-def]
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not console.is_terminal:  # piped or captured: don't squeeze the keys into 80 columns
+        console = Console(width=200)
+    table = Table(title=f"Demo organisation {result.organization_id}")
+    for column in ("Persona", "Role", "Reports to", "Email", "API key"):
+        table.add_column(column, no_wrap=column == "API key")
+    for p in result.personas:
+        table.add_row(p.name, p.role, p.manager or "", p.email, p.api_key)
+    console.print(table)
+    made = ", ".join(f"{name} {count}" for name, count in sorted(result.counts.items()))
+    console.print(f"Made: {made}", soft_wrap=True)
+    console.print(f"Keys written to {keys_file}. Try: curl -H 'Authorization: Bearer <key>' $BASE/v1/me")
+
+
+@cli.command()
 def webhooks() -> None:
     """Run a webhook dispatcher and a CRM inbox applier on their own (as many as you like share the work)."""
     from app.observability import configure_logging
@@ -141,6 +202,126 @@ async def _dispatch(settings: Settings) -> None:
         await dispatcher.close()
         await applier.close()
         await engine.dispose()
+
+
+import_app = typer.Typer(help="Bring data in over the API.", no_args_is_help=True)
+cli.add_typer(import_app, name="import")
+
+
+@import_app.command("deals")
+def import_deals(
+    file: Annotated[str, typer.Argument(help="CSV: source,external_id,name,account_name,amount,currency,...")],
+    url: Annotated[str, typer.Option(help="The API's base URL")] = "http://127.0.0.1:8000",
+    key: Annotated[str, typer.Option(help="An API key (an admin or integration member)", envvar="DEALCOACH_KEY")] = "",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check every row, send nothing")] = False,
+) -> None:
+    """Upsert deals from a CSV file in batches of 500; rejected rows go to FILE.errors.csv."""
+    import httpx
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from app import transfer
+
+    if not os.path.isfile(file):
+        typer.echo(f"error: no such file: {file}", err=True)
+        raise typer.Exit(2)
+    errors_path = f"{file.removesuffix('.csv')}.errors.csv"
+    columns = (TextColumn("[bold]import"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]} rows/s"))
+    started = time.monotonic()
+    try:
+        with (
+            httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120) as client,
+            open(errors_path, "w", newline="", encoding="utf-8") as errors_out,
+            Progress(*columns, TimeElapsedColumn(), console=_err_console(), transient=False) as progress,
+        ):
+            task = progress.add_task("rows", total=None, rate="0")
+
+            def advance(n: int) -> None:
+                done = progress.tasks[0].completed + n
+                rate = done / max(time.monotonic() - started, 1e-6)
+                progress.update(task, advance=n, rate=f"{rate:,.0f}")
+
+            report = transfer.import_deals(file, client, errors_out, dry_run=dry_run, progress=advance)
+    except transfer.HeaderError as exc:
+        os.unlink(errors_path)
+        typer.echo(f"error: {file}: bad header: {exc}", err=True)
+        typer.echo(
+            f"expected columns: {', '.join(transfer.REQUIRED)}, owner_email or owner_id, "
+            f"optionally {', '.join(transfer.OPTIONAL)}",
+            err=True,
+        )
+        raise typer.Exit(2) from None
+    except (transfer.ApiError, httpx.HTTPError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    summary = {
+        "rows": report.rows, "created": report.created, "updated": report.updated,
+        "unchanged": report.unchanged, "failed": report.failed, "dry_run": dry_run,
+    }  # fmt: skip
+    typer.echo(json.dumps(summary))
+    if report.failed:
+        typer.echo(f"{report.failed} row(s) rejected: see {errors_path}", err=True)
+        raise typer.Exit(1)
+    os.unlink(errors_path)
+
+
+@cli.command()
+def export(
+    what: Annotated[str, typer.Argument(help="deals, reviews or events")],
+    url: Annotated[str, typer.Option(help="The API's base URL")] = "http://127.0.0.1:8000",
+    key: Annotated[str, typer.Option(help="An API key", envvar="DEALCOACH_KEY")] = "",
+    fmt: Annotated[str, typer.Option("--format", help="csv or jsonl")] = "jsonl",
+    output: Annotated[str | None, typer.Option(help="A file (default: standard output)")] = None,
+    owner_id: Annotated[str | None, typer.Option(help="deals, reviews")] = None,
+    stage: Annotated[str | None, typer.Option(help="deals")] = None,
+    status: Annotated[str | None, typer.Option(help="deals, reviews")] = None,
+    closed_from: Annotated[str | None, typer.Option(help="deals, reviews: YYYY-MM-DD")] = None,
+    closed_to: Annotated[str | None, typer.Option(help="deals, reviews: YYYY-MM-DD")] = None,
+    updated_since: Annotated[str | None, typer.Option(help="deals: an instant")] = None,
+    q: Annotated[str | None, typer.Option(help="deals: text in the name or account")] = None,
+    reviewer_id: Annotated[str | None, typer.Option(help="reviews")] = None,
+    week: Annotated[str | None, typer.Option(help="reviews: 2026-W47")] = None,
+    deal_id: Annotated[str | None, typer.Option(help="reviews, events")] = None,
+    type: Annotated[list[str] | None, typer.Option("--type", help="events: an event type (repeatable)")] = None,
+    after_seq: Annotated[int | None, typer.Option(help="events: only events after this seq")] = None,
+) -> None:
+    """Export a listing page by page, following cursors, as CSV or JSON lines."""
+    import sys
+
+    import httpx
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from app import transfer
+
+    if what not in transfer.LISTINGS or fmt not in ("csv", "jsonl"):
+        typer.echo("error: export deals|reviews|events --format csv|jsonl", err=True)
+        raise typer.Exit(2)
+    given = {
+        "owner_id": owner_id, "stage": stage, "status": status, "closed_from": closed_from, "closed_to": closed_to,
+        "updated_since": updated_since, "q": q, "reviewer_id": reviewer_id, "week": week, "deal_id": deal_id,
+        "type": type or None, "after_seq": after_seq,
+    }  # fmt: skip
+    params = {k: v for k, v in given.items() if v is not None}
+    out = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout
+    try:
+        with (
+            httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client,
+            Progress(SpinnerColumn(), TextColumn("export {task.completed:,.0f} " + what), console=_err_console()) as p,
+        ):
+            task = p.add_task(what, total=None)
+            count = transfer.export(client, what, params, out, fmt, lambda n: p.update(task, advance=n))
+    except (transfer.ApiError, httpx.HTTPError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        if output:
+            out.close()
+    typer.echo(json.dumps({"exported": count, "what": what}), err=True)
+
+
+def _err_console():  # type: ignore[no-untyped-def]
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from app.http.conditional import IfMatch, parse_if_match
 from app.http.cursors import MAX_CURSOR_LENGTH, Cursors
 from app.http.idempotency import IDEMPOTENT_CALLER, IDEMPOTENT_TRANSACTION, SIGNED_IN
 from app.openapi import REQUIRED_LATER
+from app.schemas.expand import Expand
 from app.services.auth import AuthContext, Caller, authenticate, context_of, is_sign_in_token, sign_in
 from app.services.pagination import CallerPageRequest, PageRequest
 
@@ -106,6 +107,18 @@ async def get_caller_page(request: Request, limit: Limit = 50, cursor: CursorQue
 
 
 CallerPageDep = Annotated[CallerPageRequest, Depends(get_caller_page)]
+
+
+# What a read includes besides the objects (`?expand=members`). A plain query parameter, not a
+# dependency: the hot reads that take it pay nothing more for it when it is absent.
+Expansions = Annotated[
+    list[Expand] | None,
+    Query(
+        max_length=len(Expand),
+        description="`members`: the response also carries `members`, the id, name and role of every "
+        "member it names, by id (one map for a whole page)",
+    ),
+]
 
 
 async def get_if_match(

@@ -53,6 +53,7 @@ from app.routers import (
     org_settings,
     reviews,
     strategy,
+    tasks,
     webhooks,
 )
 from app.services.inbox_applier import ApplierConfig, InboxApplier
@@ -109,6 +110,7 @@ TAGS = [
     {"name": "development", "description": "Each member's skill profile: strengths, improvements, loss gaps, trend"},
     {"name": "analytics", "description": "Closed-lost, coaching and team-skill figures, computed in SQL"},
     {"name": "members", "description": "The organisation's people, their roles and reporting lines"},
+    {"name": "tasks", "description": "Everything waiting on the caller, across deals, each linked to what to act on"},
     {"name": "api-keys", "description": "Keys that act as a member; shown once, stored hashed"},
     {"name": "skills", "description": "The organisation's skill catalog"},
     {"name": "loss-reasons", "description": "The organisation's loss-reason catalog"},
@@ -127,6 +129,7 @@ TAGS = [
 # The order the API documents its operations in (openapi/openapi.json).
 ROUTERS = (
     members,
+    tasks,
     api_keys,
     catalogs,
     org_settings,
@@ -149,7 +152,7 @@ ROUTERS = (
 # that answers (a regex each, twice for the router that matches), so the routers of the hot
 # reads (GET /v1/me, GET /v1/deals, GET /v1/deals/{id}) come first; no path of theirs overlaps
 # another router's.
-_HOT_FIRST = (members, deals)
+_HOT_FIRST = (members, deals, tasks)
 
 
 # What a page on an allowed origin may send and read. Credentials are bearer tokens the page sends
@@ -214,8 +217,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if task is not None and dispatcher is not None:
                 await task
                 await dispatcher.close()
-            if applying is not None:
+            if applying is not None and applier is not None:
                 await applying
+                await applier.close()
             await engine.dispose()
             if rate_limits is not None:
                 await rate_limits.close()
@@ -305,9 +309,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     from app.schemas.deals import DealBatchRecord
-    from app.schemas.integrations import PipedriveWebhook
+    from app.schemas.integrations import HubSpotEvent, PipedriveWebhook
 
-    for model in (Problem, DealBatchRecord, PipedriveWebhook):
+    for model in (Problem, DealBatchRecord, PipedriveWebhook, HubSpotEvent):
         definition = model.model_json_schema(ref_template="#/components/schemas/{model}", mode="validation")
         for name, sub in definition.pop("$defs", {}).items():
             components.setdefault(name, sub)

@@ -60,6 +60,16 @@ class Settings(BaseSettings):
         default="on", description="Apply CRM events from the inbox inside each `dealcoach serve` worker"
     )
     inbox_poll_interval: float = Field(default=0.25, gt=0, le=60)
+    hubspot_api_url: str = Field(
+        default="https://api.hubapi.com",
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="HubSpot's API, where the inbox applier reads the deals HubSpot's webhooks name",
+    )
+    trust_forwarded_headers: bool = Field(
+        default=False,
+        description="Behind a proxy: take the request's scheme and host from X-Forwarded-Proto and "
+        "X-Forwarded-Host (the URI HubSpot signs); only when the proxy sets them",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     access_log: bool = True
     rate_limit_per_second: int = Field(

@@ -39,9 +39,9 @@ from tests.process import free_port, wait_until_ready
 from tests.test_docs_offline import chromium  # noqa: F401  # the fixture: Chromium, or skip
 
 PAGE_DIR = Path(__file__).resolve().parent / "front_end"
-# What the page lists. GET /v1/me/tasks once it exists: everything the page shows is compared with
-# what the API answers the same token, whatever the path.
-LISTED = "/v1/me"
+# What the page lists: the signed-in seller's tasks. Everything the page shows is compared with what
+# the API answers the same token.
+LISTED = "/v1/me/tasks"
 
 
 @pytest.fixture
@@ -126,6 +126,16 @@ def test_a_page_on_another_origin_signs_in_and_reads_dealcoach(
         member = {"name": "Sam Seller", "email": "sam.seller@acme.test", "role": "seller"}
         seller = http.post("/v1/members", json=member)
         assert seller.status_code == 201, seller.text
+        coach = http.post("/v1/members", json={"name": "Mia Manager", "email": "mia@acme.test", "role": "manager"})
+        deal = http.post(
+            "/v1/deals", json={"name": "Globex", "account_name": "Globex", "owner_id": seller.json()["id"]}
+        )
+        assert deal.status_code == 201, deal.text
+        # An admin proposes a coach on Sam's deal: a proposal waits on Sam, the owner.
+        proposed = http.post(
+            f"/v1/deals/{deal.json()['id']}/assignments", json={"member_id": coach.json()["id"], "role": "coach"}
+        )
+        assert proposed.status_code == 201, proposed.text
     token = issuer.token("sam.seller@acme.test")
     expected = httpx.get(f"{api}{LISTED}", headers={"Authorization": f"Bearer {token}"})
     assert expected.status_code == 200, expected.text
@@ -161,4 +171,5 @@ def test_a_page_on_another_origin_signs_in_and_reads_dealcoach(
     assert result["status"] == 200
     assert result["request_id"]  # a response field only CORS exposes to the page
     assert result["body"] == expected.json()
-    assert result["body"]["id"] == seller.json()["id"] and result["body"]["api_key_id"] is None
+    [task] = result["body"]["items"]
+    assert (task["kind"], task["id"], task["deal_name"]) == ("assignment_proposal", proposed.json()["id"], "Globex")

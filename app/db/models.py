@@ -20,7 +20,7 @@ from app.domain.integrations import InboxOutcome, Provider
 from app.domain.members import MemberRole
 from app.domain.oidc import MAX_AUDIENCE_LENGTH, MAX_ISSUER_LENGTH
 from app.domain.reviews import ReviewStatus
-from app.domain.strategy import SuggestionStatus
+from app.domain.strategy import NextStepStatus, SuggestionStatus
 from app.domain.webhooks import DeliveryStatus, DisabledReason
 
 SQLModel.metadata.naming_convention = {
@@ -228,10 +228,41 @@ class StrategyVersion(SQLModel, table=True):
     created_at: dt.datetime = _ts()
 
 
+class StrategyNextStep(SQLModel, table=True):
+    """A next step of a deal's current strategy, a row each, rewritten with every version that
+    changes them: the steps assigned to a member are found by index (their tasks), not by reading
+    every deal's latest document."""
+
+    __tablename__ = "strategy_next_step"
+    __table_args__ = (
+        # Named: the convention's name is longer than PostgreSQL's 63 characters.
+        sa.Index(
+            "ix_strategy_next_step_org_assignee_id_status_assigned_at",
+            "organization_id",
+            "assignee_id",
+            "status",
+            "assigned_at",
+        ),
+        sa.CheckConstraint(_in("status", NextStepStatus), name="status"),
+    )
+
+    deal_id: uuid.UUID = Field(foreign_key="deal.id", primary_key=True, ondelete="CASCADE")
+    id: uuid.UUID = Field(primary_key=True)
+    organization_id: uuid.UUID = Field(foreign_key="organization.id", ondelete="CASCADE")
+    position: int
+    description: str = Field(sa_type=sa.String(2000))
+    assignee_id: uuid.UUID | None = Field(default=None, foreign_key="member.id")
+    due_date: dt.date | None = None
+    status: NextStepStatus = Field(sa_type=sa.String(16))
+    # When the step got its current assignee: kept while a new version leaves the assignee as it was.
+    assigned_at: dt.datetime | None = _ts(nullable=True)
+
+
 class Suggestion(SQLModel, table=True):
     __tablename__ = "suggestion"
     __table_args__ = (
         sa.Index(None, "deal_id", "id"),
+        sa.Index(None, "organization_id", "status", "created_at"),
         sa.CheckConstraint(_in("status", SuggestionStatus), name="status"),
     )
 
@@ -253,6 +284,7 @@ class Assignment(SQLModel, table=True):
     __table_args__ = (
         sa.Index(None, "deal_id", "id"),
         sa.Index(None, "member_id", "status", "deal_id"),
+        sa.Index(None, "organization_id", "status", "created_at"),
         sa.CheckConstraint(_in("status", AssignmentStatus), name="status"),
         sa.CheckConstraint(_in("role", AssignmentRole), name="role"),
     )
@@ -357,6 +389,8 @@ class Observation(SQLModel, table=True):
         sa.Index(None, "organization_id", "observer_id", "id"),
         sa.Index(None, "organization_id", "seller_id", "shared_at"),
         sa.Index(None, "organization_id", "seller_id", "acknowledged_at"),
+        sa.Index(None, "organization_id", "observer_id", "status", "created_at"),
+        sa.Index(None, "organization_id", "seller_id", "status", "shared_at"),
         sa.Index(None, "call_id"),
         sa.CheckConstraint(_in("status", ObservationStatus), name="status"),
     )
@@ -418,6 +452,15 @@ class ClosedLostReview(SQLModel, table=True):
         sa.Index(None, "organization_id", "closed_at"),
         sa.Index(None, "organization_id", "owner_id", "closed_at"),
         sa.Index(None, "organization_id", "completed_at", "id"),
+        # Named: the convention's name is longer than PostgreSQL's 63 characters.
+        sa.Index(
+            "ix_closed_lost_review_org_reviewer_id_status_closed_at",
+            "organization_id",
+            "reviewer_id",
+            "status",
+            "closed_at",
+        ),
+        sa.Index(None, "organization_id", "owner_id", "status", "closed_at"),
         sa.CheckConstraint(_in("status", ReviewStatus), name="status"),
     )
 
@@ -524,6 +567,7 @@ class Approval(SQLModel, table=True):
     __table_args__ = (
         sa.Index(None, "deal_id", "id"),
         sa.Index(None, "organization_id", "approver_id", "id"),
+        sa.Index(None, "organization_id", "approver_id", "status", "created_at"),
         sa.CheckConstraint(_in("status", ApprovalStatus), name="status"),
     )
 

@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.engine import autocommit
 from app.db.repositories.reads import DealListing, DealReads, MemberReads, OrganizationReads
+from app.db.repositories.tasks import TaskListing, TaskReads
 
-__all__ = ["DealListing", "Reads"]
+__all__ = ["DealListing", "Reads", "TaskListing"]
 
 
 class Reads:
@@ -24,3 +25,4 @@ class Reads:
         self.deals = DealReads(engine)
         self.members = MemberReads(engine)
         self.organizations = OrganizationReads(engine)
+        self.tasks = TaskReads(engine)

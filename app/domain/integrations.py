@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Protocol
+from typing import Any, Protocol
 
 from app.domain.deals import UNSENT, DealEdit, Loss, Stage, Unsent
 from app.domain.errors import FieldProblem, MissingFields, OwnerMustBeSeller, UnknownLossReason, UnknownMember
@@ -44,6 +44,40 @@ class InboxOutcome(enum.StrEnum):
 
 # Outcomes after which a deal reflects the event's time: later events of that deal must be newer.
 APPLIED_OUTCOMES = (InboxOutcome.applied, InboxOutcome.rejected)
+
+# The action each provider names a deal's deletion with: recorded (`deal.deleted_in_crm`), never done.
+DELETION_ACTIONS = {Provider.hubspot: "deletion", Provider.pipedrive: "delete"}
+
+
+def is_deletion(provider: Provider, action: str) -> bool:
+    return DELETION_ACTIONS.get(provider) == action
+
+
+@dataclass(frozen=True, slots=True)
+class CrmEvent:
+    """One inbound event, as the inbox stores it, whatever the provider."""
+
+    event_id: str  # the provider's identity of the event: the inbox is deduplicated on it
+    account_id: str
+    action: str
+    object_type: str
+    object_id: str | None
+    timestamp: dt.datetime | None
+    is_deal_event: bool  # applied (pending) when true, else stored as ignored
+
+
+MAX_DEPTH = 32
+
+
+def storable(value: Any, depth: int = MAX_DEPTH) -> bool:
+    """JSON the inbox can store: no NUL anywhere (PostgreSQL holds none), bounded nesting."""
+    if isinstance(value, str):
+        return "\x00" not in value
+    if isinstance(value, dict):
+        return depth > 0 and all(storable(k, depth) and storable(v, depth - 1) for k, v in value.items())
+    if isinstance(value, list):
+        return depth > 0 and all(storable(v, depth - 1) for v in value)
+    return True
 
 
 class HasRole(Protocol):

@@ -15,40 +15,20 @@ import base64
 import binascii
 import datetime as dt
 import hmac
-from dataclasses import dataclass
 from typing import Any
 
 from app.domain.errors import NotProviderFormat
-from app.domain.integrations import CrmDeal
+from app.domain.integrations import MAX_DEPTH, CrmDeal, CrmEvent, storable
 
 ACTIONS = ("create", "change", "delete")
 DEAL = "deal"
 MAX_ID_LENGTH = 200
 
 
-@dataclass(frozen=True, slots=True)
-class PipedriveEvent:
-    """One webhook, as the inbox stores it."""
-
-    event_id: str
-    account_id: str
-    action: str
-    entity: str
-    entity_id: str | None
-    timestamp: dt.datetime | None
-
-    @property
-    def is_deal_event(self) -> bool:
-        return self.entity == DEAL and self.action in ACTIONS
-
-
-MAX_DEPTH = 32
-
-
 def account_of(body: Any) -> str:
     """The Pipedrive company a body names (``meta.company_id``): it chooses the integration whose
     credentials must authenticate it. Anything without one is not Pipedrive's format."""
-    if not _storable(body, MAX_DEPTH):
+    if not storable(body):
         raise NotProviderFormat(f"The body holds NUL characters or is nested deeper than {MAX_DEPTH} levels.")
     meta = body.get("meta") if isinstance(body, dict) else None
     if not isinstance(meta, dict):
@@ -56,7 +36,7 @@ def account_of(body: Any) -> str:
     return _id(meta, "company_id")
 
 
-def read_event(body: dict[str, Any]) -> PipedriveEvent:
+def read_event(body: dict[str, Any]) -> CrmEvent:
     """The event a (authenticated) body carries; refused when it is not Pipedrive's webhooks v2 format."""
     meta = body["meta"]
     for key in ("data", "previous"):
@@ -66,13 +46,14 @@ def read_event(body: dict[str, Any]) -> PipedriveEvent:
     if not isinstance(action, str) or not isinstance(entity, str) or not action or not entity:
         raise NotProviderFormat("`meta.action` and `meta.entity` are required strings (webhooks v2).")
     entity_id = _id(meta, "entity_id") if meta.get("entity_id") is not None else None
-    return PipedriveEvent(
+    return CrmEvent(
         event_id=_id(meta, "id"),
         account_id=_id(meta, "company_id"),
         action=action[:32],
-        entity=entity[:64],
-        entity_id=entity_id,
+        object_type=entity[:64],
+        object_id=entity_id,
         timestamp=_timestamp(meta.get("timestamp")),
+        is_deal_event=entity == DEAL and action in ACTIONS,
     )
 
 
@@ -116,17 +97,6 @@ def basic_auth_matches(header: str | None, username: str, password: str) -> bool
     user_ok = hmac.compare_digest(sent_user.encode(), username.encode())
     password_ok = hmac.compare_digest(sent_password.encode(), password.encode())
     return scheme.lower() == "basic" and user_ok and password_ok
-
-
-def _storable(value: Any, depth: int) -> bool:
-    """JSON the inbox can store: no NUL anywhere (PostgreSQL holds none), bounded nesting."""
-    if isinstance(value, str):
-        return "\x00" not in value
-    if isinstance(value, dict):
-        return depth > 0 and all(_storable(k, depth) and _storable(v, depth - 1) for k, v in value.items())
-    if isinstance(value, list):
-        return depth > 0 and all(_storable(v, depth - 1) for v in value)
-    return True
 
 
 def _scalar(value: Any) -> bool:

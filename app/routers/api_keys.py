@@ -4,11 +4,12 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
-from app.deps import ActorDep, IdempotencyDeps, PageDep, UowDep
+from app.deps import ActorDep, Expansions, IdempotencyDeps, PageDep, UowDep
 from app.domain import errors as de
 from app.errors import problem_responses
 from app.http.responses import LOCATION_HEADER, NO_STORE_HEADER, set_location, set_no_store
 from app.http.routes import ApiRoute
+from app.routers.expansion import expanded
 from app.schemas.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyPage, ApiKeyPublic
 from app.services import api_keys as service
 
@@ -33,16 +34,28 @@ async def create_api_key(
 
 
 @router.get("/members/{member_id}/api-keys", response_model=ApiKeyPage, responses=problem_responses(404, de.Forbidden))
-async def list_api_keys(member_id: uuid.UUID, actor: ActorDep, uow: UowDep, page: PageDep) -> ApiKeyPage:
+async def list_api_keys(
+    member_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    page: PageDep,
+    expand: Expansions = None,
+) -> ApiKeyPage:
     """A member's keys, revoked ones included, without secrets (admin or the member)."""
     result = await service.list_keys(uow, actor, member_id, page)
-    return ApiKeyPage(items=[ApiKeyPublic.model_validate(k) for k in result.items], next_cursor=result.next_cursor)
+    items = [ApiKeyPublic.model_validate(k) for k in result.items]
+    return await expanded(uow, actor, ApiKeyPage(items=items, next_cursor=result.next_cursor), expand)
 
 
 @router.get("/api-keys/{key_id}", response_model=ApiKeyPublic, responses=problem_responses(404))
-async def get_api_key(key_id: uuid.UUID, actor: ActorDep, uow: UowDep) -> ApiKeyPublic:
+async def get_api_key(
+    key_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    expand: Expansions = None,
+) -> ApiKeyPublic:
     """One key, without its secret (admin, or the key's own member)."""
-    return ApiKeyPublic.model_validate(await service.get_key(uow, actor, key_id))
+    return await expanded(uow, actor, ApiKeyPublic.model_validate(await service.get_key(uow, actor, key_id)), expand)
 
 
 @router.delete(

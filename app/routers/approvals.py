@@ -5,12 +5,13 @@ from typing import Any
 
 from fastapi import APIRouter, Response, status
 
-from app.deps import ActorDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
+from app.deps import ActorDep, Expansions, IdempotencyDeps, IfMatchDep, PageDep, UowDep
 from app.domain import errors as de
 from app.domain.approvals import ApprovalStatus
 from app.errors import problem_responses
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
 from app.http.routes import ApiRoute
+from app.routers.expansion import expanded
 from app.schemas.approvals import (
     ApprovalCreate,
     ApprovalDecision,
@@ -69,11 +70,17 @@ async def create_approval(
 
 @router.get("/deals/{deal_id}/approvals", response_model=ApprovalPage, responses=problem_responses(404))
 async def list_deal_approvals(
-    deal_id: uuid.UUID, actor: ActorDep, uow: UowDep, page: PageDep, status: ApprovalStatus | None = None
+    deal_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    page: PageDep,
+    status: ApprovalStatus | None = None,
+    expand: Expansions = None,
 ) -> ApprovalPage:
     """The approvals requested on a deal, oldest first."""
     result = await service.list_deal_approvals(uow, actor, deal_id, page, status)
-    return ApprovalPage(items=[ApprovalPublic.model_validate(a) for a in result.items], next_cursor=result.next_cursor)
+    items = [ApprovalPublic.model_validate(a) for a in result.items]
+    return await expanded(uow, actor, ApprovalPage(items=items, next_cursor=result.next_cursor), expand)
 
 
 @router.get(
@@ -81,11 +88,17 @@ async def list_deal_approvals(
     response_model=ApprovalPublic,
     responses={200: {"headers": ETAG_HEADER}, **problem_responses(404)},
 )
-async def get_approval(approval_id: uuid.UUID, actor: ActorDep, uow: UowDep, response: Response) -> ApprovalPublic:
+async def get_approval(
+    approval_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    response: Response,
+    expand: Expansions = None,
+) -> ApprovalPublic:
     """One approval (visible to its approver and to whoever sees the deal)."""
     approval = await service.get_approval(uow, actor, approval_id)
     set_etag(response, approval.version)
-    return ApprovalPublic.model_validate(approval)
+    return await expanded(uow, actor, ApprovalPublic.model_validate(approval), expand)
 
 
 @router.patch(

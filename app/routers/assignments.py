@@ -5,12 +5,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from app.deps import ActorDep, IdempotencyDeps, PageDep, UowDep
+from app.deps import ActorDep, Expansions, IdempotencyDeps, PageDep, UowDep
 from app.domain import errors as de
 from app.domain.assignments import AssignmentStatus
 from app.errors import problem_responses
 from app.http.responses import LOCATION_HEADER, set_location
 from app.http.routes import ApiRoute
+from app.routers.expansion import expanded
 from app.schemas.assignments import AssignmentCreate, AssignmentPage, AssignmentPublic
 from app.services import assignments as service
 
@@ -43,13 +44,17 @@ async def create_assignment(
 
 @router.get("/deals/{deal_id}/assignments", response_model=AssignmentPage, responses=problem_responses(404))
 async def list_deal_assignments(
-    deal_id: uuid.UUID, actor: ActorDep, uow: UowDep, page: PageDep, status: AssignmentStatus | None = None
+    deal_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    page: PageDep,
+    status: AssignmentStatus | None = None,
+    expand: Expansions = None,
 ) -> AssignmentPage:
     """The roles people hold or were offered on a deal."""
     result = await service.list_deal_assignments(uow, actor, deal_id, page, status)
-    return AssignmentPage(
-        items=[AssignmentPublic.model_validate(a) for a in result.items], next_cursor=result.next_cursor
-    )
+    items = [AssignmentPublic.model_validate(a) for a in result.items]
+    return await expanded(uow, actor, AssignmentPage(items=items, next_cursor=result.next_cursor), expand)
 
 
 @router.get("/assignments", response_model=AssignmentPage, responses=problem_responses())
@@ -59,18 +64,24 @@ async def list_my_assignments(
     page: PageDep,
     status: AssignmentStatus | None = None,
     deal_id: Annotated[uuid.UUID | None, Query(description="Only the caller's roles on this deal")] = None,
+    expand: Expansions = None,
 ) -> AssignmentPage:
     """The caller's own roles on deals, including requests awaiting their answer."""
     result = await service.list_my_assignments(uow, actor, page, status, deal_id)
-    return AssignmentPage(
-        items=[AssignmentPublic.model_validate(a) for a in result.items], next_cursor=result.next_cursor
-    )
+    items = [AssignmentPublic.model_validate(a) for a in result.items]
+    return await expanded(uow, actor, AssignmentPage(items=items, next_cursor=result.next_cursor), expand)
 
 
 @router.get("/assignments/{assignment_id}", response_model=AssignmentPublic, responses=problem_responses(404))
-async def get_assignment(assignment_id: uuid.UUID, actor: ActorDep, uow: UowDep) -> AssignmentPublic:
+async def get_assignment(
+    assignment_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    expand: Expansions = None,
+) -> AssignmentPublic:
     """One assignment (visible to its assignee and to whoever sees the deal)."""
-    return AssignmentPublic.model_validate(await service.get_assignment(uow, actor, assignment_id))
+    assignment = AssignmentPublic.model_validate(await service.get_assignment(uow, actor, assignment_id))
+    return await expanded(uow, actor, assignment, expand)
 
 
 @router.post("/assignments/{assignment_id}/accept", response_model=AssignmentPublic, **_DECISION)

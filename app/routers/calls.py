@@ -4,12 +4,13 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
-from app.deps import ActorDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
+from app.deps import ActorDep, Expansions, IdempotencyDeps, IfMatchDep, PageDep, UowDep
 from app.domain import errors as de
 from app.domain.calls import ObservationStatus
 from app.errors import problem_responses
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
 from app.http.routes import ApiRoute
+from app.routers.expansion import expanded
 from app.schemas.calls import (
     AttendeePublic,
     CallCreate,
@@ -88,18 +89,32 @@ async def create_call(
 
 
 @calls.get("/deals/{deal_id}/calls", response_model=CallPage, responses=problem_responses(404))
-async def list_deal_calls(deal_id: uuid.UUID, actor: ActorDep, uow: UowDep, page: PageDep) -> CallPage:
+async def list_deal_calls(
+    deal_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    page: PageDep,
+    expand: Expansions = None,
+) -> CallPage:
     """A deal's calls, by scheduled time."""
     result = await service.list_deal_calls(uow, actor, deal_id, page)
-    return CallPage(items=[render(v) for v in result.items], next_cursor=result.next_cursor)
+    return await expanded(
+        uow, actor, CallPage(items=[render(v) for v in result.items], next_cursor=result.next_cursor), expand
+    )
 
 
 @calls.get("/calls/{call_id}", response_model=CallPublic, responses={**_CURRENT, **problem_responses(404)})
-async def get_call(call_id: uuid.UUID, actor: ActorDep, uow: UowDep, response: Response) -> CallPublic:
+async def get_call(
+    call_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    response: Response,
+    expand: Expansions = None,
+) -> CallPublic:
     """One call (visible to its attendees and to whoever sees the deal)."""
     view = await service.get_call(uow, actor, call_id)
     set_etag(response, view.call.version)
-    return render(view)
+    return await expanded(uow, actor, render(view), expand)
 
 
 @calls.patch(
@@ -150,12 +165,17 @@ async def create_intervention(
 
 
 @calls.get("/calls/{call_id}/interventions", response_model=InterventionPage, responses=problem_responses(404))
-async def list_call_interventions(call_id: uuid.UUID, actor: ActorDep, uow: UowDep, page: PageDep) -> InterventionPage:
+async def list_call_interventions(
+    call_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    page: PageDep,
+    expand: Expansions = None,
+) -> InterventionPage:
     """What attendees did during a call, in the order recorded."""
     result = await service.list_call_interventions(uow, actor, call_id, page)
-    return InterventionPage(
-        items=[InterventionPublic.model_validate(i) for i in result.items], next_cursor=result.next_cursor
-    )
+    items = [InterventionPublic.model_validate(i) for i in result.items]
+    return await expanded(uow, actor, InterventionPage(items=items, next_cursor=result.next_cursor), expand)
 
 
 @calls.get(
@@ -164,10 +184,15 @@ async def list_call_interventions(call_id: uuid.UUID, actor: ActorDep, uow: UowD
     responses=problem_responses(404),
 )
 async def get_intervention(
-    call_id: uuid.UUID, intervention_id: uuid.UUID, actor: ActorDep, uow: UowDep
+    call_id: uuid.UUID,
+    intervention_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    expand: Expansions = None,
 ) -> InterventionPublic:
     """One intervention (visible to whoever sees its call); interventions never change."""
-    return InterventionPublic.model_validate(await service.get_intervention(uow, actor, call_id, intervention_id))
+    intervention = await service.get_intervention(uow, actor, call_id, intervention_id)
+    return await expanded(uow, actor, InterventionPublic.model_validate(intervention), expand)
 
 
 # --- observations ---------------------------------------------------------------------
@@ -202,22 +227,29 @@ async def list_observations(
     seller_id: uuid.UUID | None = None,
     observer_id: uuid.UUID | None = None,
     status: ObservationStatus | None = None,
+    expand: Expansions = None,
 ) -> ObservationPage:
     """Observations the caller may see, newest first."""
     result = await service.list_observations(
         uow, actor, page, seller_id=seller_id, observer_id=observer_id, status=status
     )
-    return ObservationPage(items=[render_observation(o) for o in result.items], next_cursor=result.next_cursor)
+    items = [render_observation(o) for o in result.items]
+    return await expanded(uow, actor, ObservationPage(items=items, next_cursor=result.next_cursor), expand)
 
 
 @observations.get(
     "/observations/{observation_id}", response_model=ObservationPublic, responses={**_CURRENT, **problem_responses(404)}
 )
 async def get_observation(
-    observation_id: uuid.UUID, actor: ActorDep, uow: UowDep, response: Response
+    observation_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    response: Response,
+    expand: Expansions = None,
 ) -> ObservationPublic:
     """One observation (the observer, the seller's management line, heads of sales; the seller once shared)."""
-    return render_observation(await service.get_observation(uow, actor, observation_id), response)
+    observation = render_observation(await service.get_observation(uow, actor, observation_id), response)
+    return await expanded(uow, actor, observation, expand)
 
 
 @observations.patch(

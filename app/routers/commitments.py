@@ -4,12 +4,13 @@ import uuid
 
 from fastapi import APIRouter, Response
 
-from app.deps import ActorDep, IdempotencyDeps, PageDep, UowDep
+from app.deps import ActorDep, Expansions, IdempotencyDeps, PageDep, UowDep
 from app.domain import errors as de
 from app.domain.development import CommitmentStatus
 from app.errors import problem_responses
 from app.http.responses import ETAG_HEADER, set_etag
 from app.http.routes import ApiRoute
+from app.routers.expansion import expanded
 from app.schemas.development import CommitmentClose, CommitmentPage, CommitmentPublic
 from app.services import commitments as service
 
@@ -47,10 +48,12 @@ async def list_commitments(
     member_id: uuid.UUID | None = None,
     status: CommitmentStatus | None = None,
     deal_id: uuid.UUID | None = None,
+    expand: Expansions = None,
 ) -> CommitmentPage:
     """Commitments the caller may see (their own, their line's, all for heads of sales), newest first."""
     result = await service.list_commitments(uow, actor, page, member_id=member_id, status=status, deal_id=deal_id)
-    return CommitmentPage(items=[render_commitment(v) for v in result.items], next_cursor=result.next_cursor)
+    items = [render_commitment(v) for v in result.items]
+    return await expanded(uow, actor, CommitmentPage(items=items, next_cursor=result.next_cursor), expand)
 
 
 @router.get(
@@ -59,10 +62,15 @@ async def list_commitments(
     responses={**_CURRENT, **problem_responses(404)},
 )
 async def get_commitment(
-    commitment_id: uuid.UUID, actor: ActorDep, uow: UowDep, response: Response
+    commitment_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    response: Response,
+    expand: Expansions = None,
 ) -> CommitmentPublic:
     """One commitment (the member who made it, their management line, heads of sales)."""
-    return render_commitment(await service.get_commitment(uow, actor, commitment_id), response)
+    commitment = render_commitment(await service.get_commitment(uow, actor, commitment_id), response)
+    return await expanded(uow, actor, commitment, expand)
 
 
 @router.post(

@@ -6,13 +6,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 from pydantic import TypeAdapter, ValidationError
 
-from app.deps import ActorDep, CallerDep, CallerPageDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
+from app.deps import ActorDep, CallerDep, CallerPageDep, Expansions, IdempotencyDeps, IfMatchDep, PageDep, UowDep
 from app.domain import errors as de
 from app.domain.deals import DealStatus, Loss, Stage, status_of
 from app.domain.money import Money
 from app.errors import problem_fields, problem_responses, read_only_fields, validation_problem_fields
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, plain_json_response, set_etag, set_location
 from app.http.routes import ApiRoute
+from app.routers import expansion
 from app.schemas.common import JSON_INSPECTED, IsoDate, SafeText, UtcDatetime
 from app.schemas.deals import (
     DealBatch,
@@ -29,10 +30,12 @@ from app.schemas.deals import (
     Source,
 )
 from app.schemas.events import EventPage, EventPublic
+from app.schemas.expand import Expand
 from app.services import deal_batch
 from app.services import deal_reads as reads
 from app.services import deals as service
 from app.services import events as events_service
+from app.services.auth import Caller
 
 router = APIRouter(prefix="/v1", tags=["deals"], route_class=ApiRoute)
 
@@ -61,6 +64,7 @@ def fields_of(view: service.DealView | reads.DealRow) -> dict[str, Any]:
         "owner_id": deal.owner_id,
         "closed_at": deal.closed_at,
         "loss": loss,
+        "review_id": view.review_id,
         "external_refs": [{"source": r.source, "external_id": r.external_id} for r in view.refs],
         "version": deal.version,
         "created_at": deal.created_at,
@@ -115,11 +119,15 @@ async def create_deal(body: DealCreate, actor: ActorDep, uow: UowDep, response: 
 
 @router.get("/deals", response_model=DealPage, responses=problem_responses())
 async def list_deals(
-    caller: CallerDep, page: CallerPageDep, filters: Annotated[ListFilters, Depends(list_filters)]
+    caller: CallerDep,
+    page: CallerPageDep,
+    filters: Annotated[ListFilters, Depends(list_filters)],
+    expand: Expansions = None,
 ) -> Response:
     """Deals the caller can see, oldest first, filtered."""
     result = await reads.list_deals(caller, page, filters)
-    return plain_json_response({"items": [fields_of(v) for v in result.items], "next_cursor": result.next_cursor})
+    document = {"items": [fields_of(v) for v in result.items], "next_cursor": result.next_cursor}
+    return plain_json_response(await _with_members(caller, document, result.items, expand))
 
 
 @router.post(
@@ -208,10 +216,26 @@ async def upsert_deal_by_external_ref(
 @router.get(
     "/deals/{deal_id}", response_model=DealPublic, responses={200: {"headers": ETAG_HEADER}, **problem_responses(404)}
 )
-async def get_deal(deal_id: uuid.UUID, caller: CallerDep) -> Response:
+async def get_deal(
+    deal_id: uuid.UUID,
+    caller: CallerDep,
+    expand: Expansions = None,
+) -> Response:
     """One deal the caller can see."""
     view = await reads.read_deal(caller, deal_id)
-    return plain_json_response(fields_of(view), headers={"ETag": f'"{view.deal.version}"'})
+    document = await _with_members(caller, fields_of(view), [view], expand)
+    return plain_json_response(document, headers={"ETag": f'"{view.deal.version}"'})
+
+
+async def _with_members(
+    caller: Caller, document: dict[str, Any], views: list[reads.DealRow], expand: list[Expand] | None
+) -> dict[str, Any]:
+    """A hot read's document, with the deals' owners when asked (one more statement then)."""
+    if expand and Expand.members in expand:
+        organization_id = views[0].deal.actor_organization_id if views else None
+        owners = [view.deal.owner_id for view in views]
+        document["members"] = await expansion.plain_members(caller, organization_id, owners)
+    return document
 
 
 @router.patch(
@@ -242,7 +266,14 @@ async def update_deal(
 
 
 @router.get("/deals/{deal_id}/history", response_model=EventPage, responses=problem_responses(404))
-async def get_deal_history(deal_id: uuid.UUID, actor: ActorDep, uow: UowDep, page: PageDep) -> EventPage:
+async def get_deal_history(
+    deal_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    page: PageDep,
+    expand: Expansions = None,
+) -> EventPage:
     """Everything that happened to one deal, oldest first."""
     result = await events_service.deal_history(uow, actor, deal_id, page)
-    return EventPage(items=[EventPublic.model_validate(e) for e in result.items], next_cursor=result.next_cursor)
+    items = [EventPublic.model_validate(e) for e in result.items]
+    return await expansion.expanded(uow, actor, EventPage(items=items, next_cursor=result.next_cursor), expand)

@@ -5,13 +5,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from app.deps import ActorDep, UowDep
+from app.deps import ActorDep, Expansions, UowDep
 from app.domain import errors as de
 from app.domain.development import TREND_RULE
 from app.errors import problem_responses
 from app.http.responses import json_response
 from app.http.routes import ApiRoute
 from app.routers.commitments import render_commitment
+from app.routers.expansion import expanded
 from app.schemas.common import IsoDate
 from app.schemas.development import CallBrief, DevelopmentProfile, FocusSkill, LastObservation, TeamSkills
 from app.services import development as service
@@ -36,15 +37,25 @@ To = Annotated[IsoDate | None, Query(alias="to", description="Last day (UTC), in
     f"their status today.\n\n{TREND_RULE}",
 )
 async def get_member_development(
-    member_id: uuid.UUID, actor: ActorDep, uow: UowDep, date_from: From = None, date_to: To = None
+    member_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    date_from: From = None,
+    date_to: To = None,
+    expand: Expansions = None,
 ) -> Response:
     """A member's skill profile with its trend, commitments, debriefs and losses over a window."""
     view = await service.get_profile(uow, actor, member_id, date_from, date_to)
-    return json_response(DevelopmentProfile.model_validate(view))
+    return json_response(await expanded(uow, actor, DevelopmentProfile.model_validate(view), expand))
 
 
 @router.get("/calls/{call_id}/brief", tags=["calls"], response_model=CallBrief, responses=problem_responses(404))
-async def get_call_brief(call_id: uuid.UUID, actor: ActorDep, uow: UowDep) -> Response:
+async def get_call_brief(
+    call_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    expand: Expansions = None,
+) -> Response:
     """What the observer watches for: the lead's open commitments, focus skills and last debrief (whoever sees the call)."""
     view = await service.get_brief(uow, actor, call_id)
     brief = CallBrief(
@@ -56,7 +67,7 @@ async def get_call_brief(call_id: uuid.UUID, actor: ActorDep, uow: UowDep) -> Re
         if view.last_observation is None
         else LastObservation.model_validate(view.last_observation),
     )
-    return json_response(brief)
+    return json_response(await expanded(uow, actor, brief, expand))
 
 
 @router.get(
@@ -75,7 +86,8 @@ async def get_skills_analytics(
     date_from: From = None,
     date_to: To = None,
     manager_id: Annotated[uuid.UUID | None, Query(description="Only this manager's line")] = None,
+    expand: Expansions = None,
 ) -> Response:
     """Sellers by skill, with totals: what the team needs to build."""
     view = await service.get_team_skills(uow, actor, date_from, date_to, manager_id)
-    return json_response(TeamSkills.model_validate(view))
+    return json_response(await expanded(uow, actor, TeamSkills.model_validate(view), expand))

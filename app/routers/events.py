@@ -6,9 +6,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import StringConstraints
 
-from app.deps import ActorDep, PageDep, UowDep
+from app.deps import ActorDep, Expansions, PageDep, UowDep
 from app.errors import problem_responses
 from app.http.routes import ApiRoute
+from app.routers.expansion import expanded
 from app.schemas.events import EventPage, EventPublic
 from app.services import events as service
 
@@ -26,7 +27,9 @@ async def list_events(
         Query(max_length=20, description="Event types to include, e.g. member.created"),
     ] = None,
     deal_id: uuid.UUID | None = None,
+    expand: Expansions = None,
 ) -> EventPage:
     """The organisation's change feed in seq order (events the caller may see)."""
     result = await service.list_events(uow, actor, page, after_seq=after_seq, types=type, deal_id=deal_id)
-    return EventPage(items=[EventPublic.model_validate(e) for e in result.items], next_cursor=result.next_cursor)
+    items = [EventPublic.model_validate(e) for e in result.items]
+    return await expanded(uow, actor, EventPage(items=items, next_cursor=result.next_cursor), expand)

@@ -14,6 +14,7 @@ from app.http.responses import ETAG_HEADER, set_etag
 from app.http.routes import ApiRoute
 from app.schemas.integrations import (
     SALESFORCE_OUTBOUND_MESSAGE_EXAMPLE,
+    InboundBatchReceipt,
     InboundEventPage,
     InboundEventPublic,
     InboundReceipt,
@@ -177,9 +178,95 @@ async def receive_pipedrive_webhook(
     if media != "application/json":
         return unsupported_media_type(request)
     receipt = await crm_inbox.receive_pipedrive(uow, await request.body(), authorization)
+    _wake_applier(request, [receipt])
+    return _receipt(receipt)
+
+
+@router.post(
+    "/integrations/hubspot/webhooks",
+    response_model=InboundBatchReceipt,
+    responses={
+        200: {"description": "Stored (or stored before: `duplicate`); applied in the background"},
+        **problem_responses(415, de.NotProviderFormat, de.InvalidSignature, auth=False),
+    },
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "X-HubSpot-Signature-v3",
+                "in": "header",
+                "required": True,
+                "description": "base64(HMAC-SHA256(client_secret, method + URI + body + timestamp))",
+                "schema": {"type": "string", "maxLength": 200},
+            },
+            {
+                "name": "X-HubSpot-Request-Timestamp",
+                "in": "header",
+                "required": True,
+                "description": "Epoch milliseconds; no older than five minutes",
+                "schema": {"type": "string", "pattern": "^[0-9]{1,16}$", "maxLength": 16},
+            },
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "array",
+                        "minItems": 1,
+                        "maxItems": 100,
+                        "items": {"$ref": "#/components/schemas/HubSpotEvent"},
+                    }
+                }
+            },
+        },
+    },
+)
+async def receive_hubspot_webhook(request: Request, uow: UowDep) -> InboundBatchReceipt | Response:
+    """A HubSpot webhook batch (a JSON array of up to 100 events), signed with signature v3: base64
+    HMAC-SHA256, keyed with the integration's `client_secret`, of method + the full request URI +
+    raw body + `X-HubSpot-Request-Timestamp`, no older than five minutes; every `portalId` must be
+    an enabled integration's `account_id` (401 `invalid_signature` otherwise, nothing stored). Each
+    event is stored once per `portalId:eventId` and answered at once; deal events (`deal.creation`,
+    `deal.propertyChange`, `deal.deletion`, by `subscriptionType` or `eventType`) are then applied
+    by the inbox applier, which reads the deal from HubSpot's CRM API; other objects are stored as
+    `ignored`. Over 100 events, or not HubSpot's format → 400 `malformed_payload`."""
+    media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if media != "application/json":
+        return unsupported_media_type(request)
+    signed = crm_inbox.SignedRequest(
+        method=request.method,
+        uri=_request_uri(request, request.app.state.settings.trust_forwarded_headers),
+        body=await request.body(),
+        signature=request.headers.get("x-hubspot-signature-v3"),
+        timestamp=request.headers.get("x-hubspot-request-timestamp"),
+    )
+    receipts = await crm_inbox.receive_hubspot(uow, signed)
+    _wake_applier(request, receipts)
+    return InboundBatchReceipt(items=[_receipt(receipt) for receipt in receipts])
+
+
+def _request_uri(request: Request, trust_forwarded: bool) -> str:
+    """The URI the sender called, as received: scheme, host, raw path and query (a proxy's
+    X-Forwarded-Proto and X-Forwarded-Host only when the service is configured to trust them)."""
+    scheme = request.scope.get("scheme", "http")
+    host = request.headers.get("host", "")
+    if trust_forwarded:
+        proto = (request.headers.get("x-forwarded-proto") or "").split(",")[0].strip()
+        forwarded_host = (request.headers.get("x-forwarded-host") or "").split(",")[0].strip()
+        scheme, host = proto or scheme, forwarded_host or host
+    raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
+    path = raw_path.split(b"?", 1)[0].decode("latin-1")
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    return f"{scheme}://{host}{path}" + (f"?{query}" if query else "")
+
+
+def _wake_applier(request: Request, receipts: list[crm_inbox.Receipt]) -> None:
     applier = getattr(request.app.state, "inbox_applier", None)
-    if applier is not None and not receipt.duplicate:
+    if applier is not None and any(not receipt.duplicate for receipt in receipts):
         applier.wake()
+
+
+def _receipt(receipt: crm_inbox.Receipt) -> InboundReceipt:
     return InboundReceipt(
         id=receipt.id,
         provider_event_id=receipt.provider_event_id,

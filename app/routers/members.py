@@ -5,12 +5,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from app.deps import ActorDep, CallerDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
+from app.deps import ActorDep, CallerDep, Expansions, IdempotencyDeps, IfMatchDep, PageDep, UowDep
 from app.domain import errors as de
 from app.domain.members import MemberRole
 from app.errors import problem_responses
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, json_response, plain_json_response, set_etag, set_location
 from app.http.routes import ApiRoute
+from app.routers import expansion
+from app.schemas.expand import Expand
 from app.schemas.members import MemberCreate, MemberPage, MemberPublic, MemberUpdate, MePublic
 from app.services import auth as auth_service
 from app.services import members as service
@@ -19,25 +21,29 @@ router = APIRouter(prefix="/v1", tags=["members"], route_class=ApiRoute)
 
 
 @router.get("/me", response_model=MePublic, responses=problem_responses())
-async def get_me(caller: CallerDep) -> Response:
+async def get_me(
+    caller: CallerDep,
+    expand: Expansions = None,
+) -> Response:
     """The member the API key (or sign-in token) acts as, with their organisation."""
     row = (await auth_service.authenticate(caller)).row
-    return plain_json_response(
-        {
-            "id": row.id,
-            "organization_id": row.organization_id,
-            "name": row.name,
-            "email": row.email,
-            "role": row.role,
-            "manager_id": row.manager_id,
-            "active": row.active,
-            "version": row.version,
-            "created_at": row.created_at,
-            "updated_at": row.updated_at,
-            "organization": {"id": row.organization_id, "name": row.organization_name},
-            "api_key_id": row.api_key_id,
-        }
-    )
+    document = {
+        "id": row.id,
+        "organization_id": row.organization_id,
+        "name": row.name,
+        "email": row.email,
+        "role": row.role,
+        "manager_id": row.manager_id,
+        "active": row.active,
+        "version": row.version,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "organization": {"id": row.organization_id, "name": row.organization_name},
+        "api_key_id": row.api_key_id,
+    }
+    if expand and Expand.members in expand:
+        document["members"] = await expansion.plain_members(caller, row.organization_id, [row.manager_id])
+    return plain_json_response(document)
 
 
 @router.post(
@@ -66,11 +72,13 @@ async def list_members(
     role: MemberRole | None = None,
     manager_id: Annotated[uuid.UUID | None, Query(description="Direct reports of this member")] = None,
     active: bool | None = None,
+    expand: Expansions = None,
 ) -> Response:
     """Members of the organisation, oldest first."""
     result = await service.list_members(uow, actor, page, role=role, manager_id=manager_id, active=active)
     items = [row._mapping for row in result.items]
-    return json_response(MemberPage.model_validate({"items": items, "next_cursor": result.next_cursor}))
+    members = MemberPage.model_validate({"items": items, "next_cursor": result.next_cursor})
+    return json_response(await expansion.expanded(uow, actor, members, expand))
 
 
 @router.get(
@@ -78,11 +86,17 @@ async def list_members(
     response_model=MemberPublic,
     responses={200: {"headers": ETAG_HEADER}, **problem_responses(404)},
 )
-async def get_member(member_id: uuid.UUID, actor: ActorDep, uow: UowDep, response: Response) -> MemberPublic:
+async def get_member(
+    member_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    response: Response,
+    expand: Expansions = None,
+) -> MemberPublic:
     """One member of the organisation."""
     member = await service.read_member(uow, actor, member_id)
     set_etag(response, member.version)
-    return MemberPublic.model_validate(member)
+    return await expansion.expanded(uow, actor, MemberPublic.model_validate(member), expand)
 
 
 @router.patch(

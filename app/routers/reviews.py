@@ -5,13 +5,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
-from app.deps import ActorDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
+from app.deps import ActorDep, Expansions, IdempotencyDeps, IfMatchDep, PageDep, UowDep
 from app.domain import errors as de
 from app.domain.development import FeedbackKind
 from app.domain.reviews import ReviewStatus
 from app.errors import problem_responses
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
 from app.http.routes import ApiRoute
+from app.routers.expansion import expanded
 from app.schemas.common import IsoDate
 from app.schemas.development import FeedbackItem, FeedbackPage
 from app.schemas.reviews import (
@@ -85,11 +86,16 @@ def list_filters(
 
 @router.get(_REVIEWS, response_model=ReviewPage, responses=problem_responses())
 async def list_reviews(
-    actor: ActorDep, uow: UowDep, page: PageDep, filters: Annotated[ReviewFilters, Depends(list_filters)]
+    actor: ActorDep,
+    uow: UowDep,
+    page: PageDep,
+    filters: Annotated[ReviewFilters, Depends(list_filters)],
+    expand: Expansions = None,
 ) -> ReviewPage:
     """Closed-lost reviews the caller can see (their own, their line's, or all for leadership), oldest first."""
     result = await service.list_reviews(uow, actor, page, filters)
-    return ReviewPage(items=[render(v) for v in result.items], next_cursor=result.next_cursor)
+    items = [render(v) for v in result.items]
+    return await expanded(uow, actor, ReviewPage(items=items, next_cursor=result.next_cursor), expand)
 
 
 # Declared before /{review_id}, which would otherwise take "weekly" for an id.
@@ -100,9 +106,11 @@ async def get_weekly_reviews(
     week: Annotated[
         IsoWeek | None, Query(description="ISO week, e.g. 2026-W47; the current week (UTC) when absent")
     ] = None,
+    expand: Expansions = None,
 ) -> WeeklyReviews:
     """A week's losses grouped by reviewer: a manager's own group, every group for leadership."""
-    return WeeklyReviews.model_validate(await service.get_weekly_reviews(uow, actor, week))
+    weekly = WeeklyReviews.model_validate(await service.get_weekly_reviews(uow, actor, week))
+    return await expanded(uow, actor, weekly, expand)
 
 
 @router.get(_REVIEWS + "/feedback", response_model=FeedbackPage, responses=problem_responses(de.Forbidden))
@@ -126,11 +134,17 @@ async def list_closed_lost_feedback(
     response_model=ReviewPublic,
     responses={200: {"headers": ETAG_HEADER}, **problem_responses(404)},
 )
-async def get_review(review_id: uuid.UUID, actor: ActorDep, uow: UowDep, response: Response) -> ReviewPublic:
+async def get_review(
+    review_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    response: Response,
+    expand: Expansions = None,
+) -> ReviewPublic:
     """One closed-lost review (the seller, the reviewer, the seller's management line and leadership)."""
     view = await service.get_review(uow, actor, review_id)
     set_etag(response, view.review.version)
-    return render(view)
+    return await expanded(uow, actor, render(view), expand)
 
 
 @router.patch(

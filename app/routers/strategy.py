@@ -4,12 +4,13 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
-from app.deps import ActorDep, IdempotencyDeps, PageDep, RequiredIfMatchDep, UowDep
+from app.deps import ActorDep, Expansions, IdempotencyDeps, PageDep, RequiredIfMatchDep, UowDep
 from app.domain import errors as de
 from app.domain.strategy import SuggestionStatus
 from app.errors import problem_responses
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
 from app.http.routes import ApiRoute
+from app.routers.expansion import expanded
 from app.schemas.strategy import (
     StrategyPublic,
     StrategyUpdate,
@@ -51,11 +52,17 @@ def render_version(view: service.StrategyView) -> StrategyVersionPublic:
     response_model=StrategyPublic,
     responses={200: {"headers": ETAG_HEADER}, **problem_responses(404)},
 )
-async def get_strategy(deal_id: uuid.UUID, actor: ActorDep, uow: UowDep, response: Response) -> StrategyPublic:
+async def get_strategy(
+    deal_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    response: Response,
+    expand: Expansions = None,
+) -> StrategyPublic:
     """The deal's current strategy (version 0, empty, before the owner first writes it)."""
     view = await service.get_strategy(uow, actor, deal_id)
     set_etag(response, view.version)
-    return render(view)
+    return await expanded(uow, actor, render(view), expand)
 
 
 @router.put(
@@ -94,11 +101,16 @@ async def put_strategy(
 
 @router.get("/deals/{deal_id}/strategy/versions", response_model=StrategyVersionPage, responses=problem_responses(404))
 async def list_strategy_versions(
-    deal_id: uuid.UUID, actor: ActorDep, uow: UowDep, page: PageDep
+    deal_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    page: PageDep,
+    expand: Expansions = None,
 ) -> StrategyVersionPage:
     """Every written version of the strategy, oldest first (version 0, the empty document, is not listed)."""
     result = await service.list_versions(uow, actor, deal_id, page)
-    return StrategyVersionPage(items=[render_version(v) for v in result.items], next_cursor=result.next_cursor)
+    items = [render_version(v) for v in result.items]
+    return await expanded(uow, actor, StrategyVersionPage(items=items, next_cursor=result.next_cursor), expand)
 
 
 @router.post(
@@ -119,20 +131,30 @@ async def create_suggestion(
 
 @router.get(_SUGGESTIONS, response_model=SuggestionPage, responses=problem_responses(404))
 async def list_suggestions(
-    deal_id: uuid.UUID, actor: ActorDep, uow: UowDep, page: PageDep, status: SuggestionStatus | None = None
+    deal_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    page: PageDep,
+    status: SuggestionStatus | None = None,
+    expand: Expansions = None,
 ) -> SuggestionPage:
     """Suggestions made on the deal's strategy, oldest first."""
     result = await service.list_suggestions(uow, actor, deal_id, page, status)
     items = [SuggestionPublic.model_validate(s) for s in result.items]
-    return SuggestionPage(items=items, next_cursor=result.next_cursor)
+    return await expanded(uow, actor, SuggestionPage(items=items, next_cursor=result.next_cursor), expand)
 
 
 @router.get(_SUGGESTIONS + "/{suggestion_id}", response_model=SuggestionPublic, responses=problem_responses(404))
 async def get_suggestion(
-    deal_id: uuid.UUID, suggestion_id: uuid.UUID, actor: ActorDep, uow: UowDep
+    deal_id: uuid.UUID,
+    suggestion_id: uuid.UUID,
+    actor: ActorDep,
+    uow: UowDep,
+    expand: Expansions = None,
 ) -> SuggestionPublic:
     """One suggestion on the deal's strategy."""
-    return SuggestionPublic.model_validate(await service.get_suggestion(uow, actor, deal_id, suggestion_id))
+    suggestion = await service.get_suggestion(uow, actor, deal_id, suggestion_id)
+    return await expanded(uow, actor, SuggestionPublic.model_validate(suggestion), expand)
 
 
 @router.post(_SUGGESTIONS + "/{suggestion_id}/accept", response_model=SuggestionPublic, **_DECISION)

@@ -6,6 +6,7 @@ import uuid
 from pydantic import Field
 
 from app.schemas.common import Page, RequestModel, ResponseModel, trimmed
+from app.schemas.expand import MemberId, Members
 
 
 class ApiKeyCreate(RequestModel):
@@ -14,11 +15,12 @@ class ApiKeyCreate(RequestModel):
 
 class ApiKeyPublic(ResponseModel):
     id: uuid.UUID
-    member_id: uuid.UUID
+    member_id: MemberId
     prefix: str = Field(examples=["dc_1a2b3c4d"], description="The key's first characters, to recognise it")
     label: str | None
     created_at: dt.datetime
     revoked_at: dt.datetime | None
+    members: Members = None
 
 
 class ApiKeyCreated(ApiKeyPublic):
@@ -29,4 +31,4 @@ class ApiKeyCreated(ApiKeyPublic):
 
 
 class ApiKeyPage(Page[ApiKeyPublic]):
-    pass
+    members: Members = None

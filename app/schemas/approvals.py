@@ -8,6 +8,7 @@ from pydantic import Field
 
 from app.domain.approvals import ApprovalStatus, TermKind
 from app.schemas.common import IsoDate, Page, RequestModel, ResponseModel, omitted, trimmed
+from app.schemas.expand import MemberId, Members
 
 TermText = trimmed(2000, min_length=1)
 TermValue = trimmed(200, min_length=1)
@@ -63,8 +64,8 @@ class TermPublic(ResponseModel):
 class ApprovalPublic(ResponseModel):
     id: uuid.UUID
     deal_id: uuid.UUID
-    requested_by: uuid.UUID
-    approver_id: uuid.UUID
+    requested_by: MemberId
+    approver_id: MemberId
     terms: list[TermPublic]
     status: ApprovalStatus
     decision_note: str | None
@@ -73,12 +74,13 @@ class ApprovalPublic(ResponseModel):
         description="When the owner recorded that an offer relying on this approval went to the customer"
     )
     revoked_at: dt.datetime | None
-    revoked_by: uuid.UUID | None
+    revoked_by: MemberId | None
     revoke_reason: str | None
     version: int
     created_at: dt.datetime
     updated_at: dt.datetime
+    members: Members = None
 
 
 class ApprovalPage(Page[ApprovalPublic]):
-    pass
+    members: Members = None

@@ -8,6 +8,7 @@ from pydantic import Field, WithJsonSchema
 
 from app.domain.assignments import AssignmentRole, AssignmentStatus
 from app.schemas.common import Page, RequestModel, ResponseModel, trimmed
+from app.schemas.expand import MemberId, Members
 
 
 class AssignmentCreate(RequestModel):
@@ -23,11 +24,11 @@ class AssignmentCreate(RequestModel):
 class AssignmentPublic(ResponseModel):
     id: uuid.UUID
     deal_id: uuid.UUID
-    member_id: uuid.UUID
+    member_id: MemberId
     role: AssignmentRole
     purpose: str | None
     status: AssignmentStatus
-    requested_by: uuid.UUID
+    requested_by: MemberId
     late_involvement: bool = Field(
         description="The member is a manager or head of sales whose first involvement came in a late stage"
     )
@@ -35,7 +36,8 @@ class AssignmentPublic(ResponseModel):
     created_at: dt.datetime
     decided_at: dt.datetime | None
     ended_at: dt.datetime | None
+    members: Members = None
 
 
 class AssignmentPage(Page[AssignmentPublic]):
-    pass
+    members: Members = None

@@ -17,6 +17,7 @@ from app.schemas.common import (
     required_in_schema,
     trimmed,
 )
+from app.schemas.expand import MemberId, Members
 
 Text = trimmed(2000)
 LongText = trimmed(5000)
@@ -78,7 +79,7 @@ class CallUpdate(RequestModel):
 
 
 class AttendeePublic(ResponseModel):
-    member_id: uuid.UUID
+    member_id: MemberId
     call_role: CallRole
     agreed_part: str | None
 
@@ -86,7 +87,7 @@ class AttendeePublic(ResponseModel):
 class CallPublic(ResponseModel):
     id: uuid.UUID
     deal_id: uuid.UUID
-    lead_id: uuid.UUID = Field(description="The deal's owner, who leads the call")
+    lead_id: MemberId = Field(description="The deal's owner, who leads the call")
     scheduled_at: dt.datetime
     purpose: str | None
     attendees: list[AttendeePublic]
@@ -95,10 +96,11 @@ class CallPublic(ResponseModel):
     version: int
     created_at: dt.datetime
     updated_at: dt.datetime
+    members: Members = None
 
 
 class CallPage(Page[CallPublic]):
-    pass
+    members: Members = None
 
 
 # --- interventions ----------------------------------------------------------------
@@ -114,16 +116,17 @@ class InterventionPublic(ResponseModel):
     id: uuid.UUID
     call_id: uuid.UUID
     deal_id: uuid.UUID
-    member_id: uuid.UUID
+    member_id: MemberId
     kind: InterventionKind
     note: str | None
     is_takeover: bool = Field(description="`took_over` by anyone but the lead")
-    recorded_by: uuid.UUID
+    recorded_by: MemberId
     created_at: dt.datetime
+    members: Members = None
 
 
 class InterventionPage(Page[InterventionPublic]):
-    pass
+    members: Members = None
 
 
 # --- observations ---------------------------------------------------------------------
@@ -212,8 +215,8 @@ class ObservationPublic(ResponseModel):
     id: uuid.UUID
     call_id: uuid.UUID
     deal_id: uuid.UUID
-    observer_id: uuid.UUID
-    seller_id: uuid.UUID = Field(description="The seller who led the call")
+    observer_id: MemberId
+    seller_id: MemberId = Field(description="The seller who led the call")
     strengths: list[StrengthPublic]
     improvements: list[ImprovementPublic]
     summary: str | None
@@ -225,7 +228,8 @@ class ObservationPublic(ResponseModel):
     version: int
     created_at: dt.datetime
     updated_at: dt.datetime
+    members: Members = None
 
 
 class ObservationPage(Page[ObservationPublic]):
-    pass
+    members: Members = None

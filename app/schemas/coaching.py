@@ -1,14 +1,13 @@
 from __future__ import annotations
 
-import uuid
-
 from pydantic import Field
 
 from app.schemas.common import ResponseModel
+from app.schemas.expand import MemberId, Members
 
 
 class ManagerCoaching(ResponseModel):
-    manager_id: uuid.UUID
+    manager_id: MemberId
     deals_involved: int = Field(description="Deals whose first involvement by this manager falls in the period")
     late_first_involvement_share: float | None = Field(
         ge=0, le=1, description="Share of those first involvements that came in a late stage", examples=[0.25]
@@ -34,3 +33,4 @@ class ManagerCoaching(ResponseModel):
 
 class CoachingAnalytics(ResponseModel):
     managers: list[ManagerCoaching] = Field(description="One entry per manager and head of sales in scope, by id")
+    members: Members = None

@@ -10,6 +10,7 @@ from pydantic import Field, StringConstraints, model_validator
 from app.domain.deals import DealStatus, Stage
 from app.domain.money import CURRENCIES, InvalidMoney, to_minor
 from app.schemas.common import TOKEN_CHAR, IsoDate, Name, Page, RequestModel, ResponseModel, omitted, trimmed
+from app.schemas.expand import MemberId, Members
 
 Source = Annotated[
     str,
@@ -129,17 +130,19 @@ class DealPublic(ResponseModel):
     expected_close_date: dt.date | None
     stage: Stage
     status: DealStatus
-    owner_id: uuid.UUID
+    owner_id: MemberId
     closed_at: dt.datetime | None
     loss: LossPublic | None
+    review_id: uuid.UUID | None = Field(description="The closed-lost review of a lost deal; null otherwise")
     external_refs: list[ExternalRefPublic]
     version: int
     created_at: dt.datetime
     updated_at: dt.datetime
+    members: Members = None
 
 
 class DealPage(Page[DealPublic]):
-    pass
+    members: Members = None
 
 
 class BatchProblem(ResponseModel):

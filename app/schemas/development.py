@@ -10,6 +10,7 @@ from pydantic import ConfigDict, Field
 
 from app.domain.development import CommitmentSource, CommitmentStatus, Trend
 from app.schemas.common import Page, RequestModel, ResponseModel, trimmed
+from app.schemas.expand import MemberId, Members
 
 Note = trimmed(2000)
 
@@ -25,7 +26,7 @@ class CommitmentClose(RequestModel):
 
 class CommitmentPublic(ResponseModel):
     id: uuid.UUID
-    member_id: uuid.UUID = Field(description="The member who committed")
+    member_id: MemberId = Field(description="The member who committed")
     source: CommitmentSource = Field(
         description="`observation`: a commitment in a debrief; `closed_lost_review`: a completed review's action item"
     )
@@ -40,10 +41,11 @@ class CommitmentPublic(ResponseModel):
     version: int
     created_at: dt.datetime
     closed_at: dt.datetime | None = Field(description="When it was completed or dropped")
+    members: Members = None
 
 
 class CommitmentPage(Page[CommitmentPublic]):
-    pass
+    members: Members = None
 
 
 # --- the profile -------------------------------------------------------------------------
@@ -80,13 +82,14 @@ class ReviewCounts(ResponseModel):
 class DevelopmentProfile(ResponseModel):
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
-    member_id: uuid.UUID
+    member_id: MemberId
     date_from: dt.date = Field(alias="from", description="First day of the window (UTC)")
     date_to: dt.date = Field(alias="to", description="Last day of the window (UTC), inclusive")
     skills: list[SkillProfile] = Field(description="Every skill mentioned in the window, by skill code")
     commitments: CommitmentCounts = Field(description="Commitments the member made in the window, by status today")
     debriefs: DebriefCounts
     reviews: ReviewCounts
+    members: Members = None
 
 
 # --- the brief ------------------------------------------------------------------------------
@@ -106,7 +109,7 @@ class LastObservation(ResponseModel):
 
 class CallBrief(ResponseModel):
     call_id: uuid.UUID
-    seller_id: uuid.UUID = Field(description="The call's lead, whose development the brief is about")
+    seller_id: MemberId = Field(description="The call's lead, whose development the brief is about")
     open_commitments: list[CommitmentPublic] = Field(
         description="The seller's open commitments, soonest due first (at most 50)"
     )
@@ -116,6 +119,7 @@ class CallBrief(ResponseModel):
     last_observation: LastObservation | None = Field(
         description="The seller's most recently acknowledged observation, on any deal"
     )
+    members: Members = None
 
 
 # --- the team -------------------------------------------------------------------------------
@@ -129,7 +133,7 @@ class SkillFigures(ResponseModel):
 
 
 class SellerSkills(ResponseModel):
-    member_id: uuid.UUID
+    member_id: MemberId
     skills: list[SkillFigures] = Field(description="By skill code")
 
 
@@ -142,6 +146,7 @@ class TeamSkills(ResponseModel):
     totals: list[SkillFigures] = Field(
         description="Per skill over the sellers in scope; the most needed first (improvements + loss gaps)"
     )
+    members: Members = None
 
 
 # --- the feedback digest ------------------------------------------------------------------

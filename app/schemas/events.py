@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from app.schemas.common import Page, ResponseModel
+from app.schemas.expand import MemberId, Members
 
 
 class EventPublic(ResponseModel):
@@ -16,7 +17,7 @@ class EventPublic(ResponseModel):
         examples=[42],
     )
     type: str = Field(examples=["member.created"])
-    actor_id: uuid.UUID | None = Field(description="The member who made the change; null for system changes")
+    actor_id: MemberId | None = Field(description="The member who made the change; null for system changes")
     deal_id: uuid.UUID | None
     subject_type: str = Field(examples=["member"])
     subject_id: uuid.UUID
@@ -25,4 +26,4 @@ class EventPublic(ResponseModel):
 
 
 class EventPage(Page[EventPublic]):
-    pass
+    members: Members = None

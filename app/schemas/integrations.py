@@ -130,6 +130,12 @@ class InboundReceipt(ResponseModel):
     duplicate: bool = Field(description="true when this provider event was already stored: nothing new is stored")
 
 
+class InboundBatchReceipt(ResponseModel):
+    """What HubSpot is answered once its batch is stored: each event's receipt, in the batch's order."""
+
+    items: list[InboundReceipt]
+
+
 # The webhooks v2 body Pipedrive sends (documentation: the endpoint reads it itself, so that a body
 # that is not Pipedrive's answers 400).
 PipedriveText = Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x00]*$")]
@@ -184,3 +190,30 @@ SALESFORCE_OUTBOUND_MESSAGE_EXAMPLE = """<?xml version="1.0" encoding="UTF-8"?>
  </soapenv:Body>
 </soapenv:Envelope>
 """
+
+
+# One event of the batch HubSpot sends (documentation, as above).
+HubSpotText = Annotated[str, StringConstraints(max_length=100, pattern=r"^[^\x00]*$")]
+
+
+class HubSpotEvent(ResponseModel):
+    eventId: HubSpotText | int = Field(
+        description="With `portalId`, the event's identity: the inbox is deduplicated on it"
+    )
+    portalId: HubSpotText | int = Field(description="The HubSpot account: the integration's `account_id`")
+    objectId: HubSpotText | int = Field(description="The deal's id (for `deal.*` events)")
+    subscriptionType: HubSpotText | None = Field(
+        default=None,
+        examples=["deal.propertyChange"],
+        description="deal.creation | deal.propertyChange | deal.deletion | ...",
+    )
+    eventType: HubSpotText | None = Field(
+        default=None, description="Instead of `subscriptionType` in some subscriptions"
+    )
+    occurredAt: int = Field(description="When it happened, epoch milliseconds")
+    subscriptionId: int | None = None
+    appId: int | None = None
+    attemptNumber: int | None = None
+    changeSource: HubSpotText | None = None
+    propertyName: HubSpotText | None = None
+    propertyValue: Annotated[str, StringConstraints(max_length=65536, pattern=r"^[^\x00]*$")] | None = None

@@ -8,6 +8,7 @@ from pydantic import AfterValidator, Field, StrictBool, StringConstraints
 
 from app.domain.members import MemberRole
 from app.schemas.common import TOKEN_CHAR, Name, Page, Ref, RequestModel, ResponseModel, omitted
+from app.schemas.expand import MemberId, Members
 
 # No whitespace or control character anywhere, so an address is taken as sent or refused, never
 # trimmed into another one.
@@ -46,15 +47,16 @@ class MemberPublic(ResponseModel):
     name: str
     email: str
     role: MemberRole
-    manager_id: uuid.UUID | None
+    manager_id: MemberId | None
     active: bool
     version: int
     created_at: dt.datetime
     updated_at: dt.datetime
+    members: Members = None
 
 
 class MemberPage(Page[MemberPublic]):
-    pass
+    members: Members = None
 
 
 class MePublic(MemberPublic):

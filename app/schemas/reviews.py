@@ -10,6 +10,7 @@ from pydantic import AfterValidator, Field, StrictBool, StringConstraints, field
 from app.domain.reviews import ReviewStatus, parse_iso_week
 from app.schemas.common import Code, IsoDate, Page, RequestModel, ResponseModel, omitted, trimmed
 from app.schemas.deals import MoneyPublic
+from app.schemas.expand import MemberId, Members
 
 LongText = trimmed(5000)
 Line = trimmed(2000, min_length=1)
@@ -64,22 +65,22 @@ class LeadershipNoteCreate(RequestModel):
 class LeadershipNotePublic(ResponseModel):
     id: uuid.UUID
     review_id: uuid.UUID
-    author_id: uuid.UUID
+    author_id: MemberId
     note: str
     created_at: dt.datetime
 
 
 class ActionItemPublic(ResponseModel):
     description: str
-    assignee_id: uuid.UUID | None
+    assignee_id: MemberId | None
     due_date: dt.date | None
 
 
 class ReviewPublic(ResponseModel):
     id: uuid.UUID
     deal_id: uuid.UUID
-    owner_id: uuid.UUID = Field(description="The seller who owned the deal when it was lost")
-    reviewer_id: uuid.UUID | None = Field(
+    owner_id: MemberId = Field(description="The seller who owned the deal when it was lost")
+    reviewer_id: MemberId | None = Field(
         description="The owner's manager at the loss (a head of sales when the owner had none)"
     )
     status: ReviewStatus
@@ -104,17 +105,18 @@ class ReviewPublic(ResponseModel):
     version: int
     created_at: dt.datetime
     updated_at: dt.datetime
+    members: Members = None
 
 
 class ReviewPage(Page[ReviewPublic]):
-    pass
+    members: Members = None
 
 
 class WeeklyReview(ResponseModel):
     id: uuid.UUID
     deal_id: uuid.UUID
     deal_name: str
-    owner_id: uuid.UUID
+    owner_id: MemberId
     amount: MoneyPublic | None
     status: ReviewStatus
     due_on: dt.date
@@ -122,7 +124,7 @@ class WeeklyReview(ResponseModel):
 
 
 class WeeklyGroup(ResponseModel):
-    reviewer_id: uuid.UUID | None
+    reviewer_id: MemberId | None
     pending: int
     completed: int
     overdue: int
@@ -133,6 +135,7 @@ class WeeklyGroup(ResponseModel):
 class WeeklyReviews(ResponseModel):
     week: str = Field(examples=["2026-W47"])
     groups: list[WeeklyGroup]
+    members: Members = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from pydantic import Field, model_validator
 
 from app.domain.strategy import NextStepStatus, StakeholderRole, Stance, StrategySection, SuggestionStatus
 from app.schemas.common import IsoDate, Name, Page, RequestModel, ResponseModel, trimmed
+from app.schemas.expand import MemberId, Members
 
 LongText = trimmed(5000)
 Line = trimmed(2000, min_length=1)
@@ -62,7 +63,7 @@ class StakeholderPublic(ResponseModel):
 class NextStepPublic(ResponseModel):
     id: uuid.UUID
     description: str
-    assignee_id: uuid.UUID | None
+    assignee_id: MemberId | None
     due_date: dt.date | None
     status: NextStepStatus
 
@@ -80,19 +81,20 @@ class StrategyDocument(ResponseModel):
 class StrategyPublic(StrategyDocument):
     deal_id: uuid.UUID
     version: int = Field(description="0 before the first write")
-    author_id: uuid.UUID | None = Field(description="The deal's owner, who wrote this version; null at version 0")
+    author_id: MemberId | None = Field(description="The deal's owner, who wrote this version; null at version 0")
     updated_at: dt.datetime | None = Field(description="When this version was written; null at version 0")
+    members: Members = None
 
 
 class StrategyVersionPublic(ResponseModel):
     version: int
-    author_id: uuid.UUID
+    author_id: MemberId
     created_at: dt.datetime
     document: StrategyDocument
 
 
 class StrategyVersionPage(Page[StrategyVersionPublic]):
-    pass
+    members: Members = None
 
 
 class SuggestionCreate(RequestModel):
@@ -109,7 +111,7 @@ class SuggestionDecision(RequestModel):
 class SuggestionPublic(ResponseModel):
     id: uuid.UUID
     deal_id: uuid.UUID
-    author_id: uuid.UUID
+    author_id: MemberId
     section: StrategySection
     body: str
     status: SuggestionStatus
@@ -119,7 +121,8 @@ class SuggestionPublic(ResponseModel):
     decided_at: dt.datetime | None
     note: str | None
     created_at: dt.datetime
+    members: Members = None
 
 
 class SuggestionPage(Page[SuggestionPublic]):
-    pass
+    members: Members = None

@@ -2,7 +2,7 @@
 answered at once; the inbox applier (app/services/inbox_applier.py) applies it later, as the
 integration's member, through the same deal code as `PUT /v1/deals/by-external-ref/...`.
 
-A replayed provider event (the same `meta.id`) is not stored twice: the sender is answered 200
+A replayed provider event (Pipedrive's `meta.id`, HubSpot's `portalId:eventId`, a Salesforce notification's `Id`) is not stored twice: the sender is answered 200
 with the entry stored the first time (`duplicate: true`), and nothing is applied again. The
 `duplicate` outcome is kept for providers whose events carry no identity of their own.
 """
@@ -19,20 +19,24 @@ import orjson
 
 from app.db.types import utcnow
 from app.db.uow import UnitOfWork
-from app.domain import pipedrive, salesforce
+from app.domain import hubspot, pipedrive, salesforce
 from app.domain.errors import DomainError, InvalidSignature, NotProviderFormat
 from app.domain.ids import uuid7
 from app.domain.integrations import (
+    APPLIED_OUTCOMES,
     PROVIDER_NAMES,
     CrmDeal,
+    CrmEvent,
     InboxOutcome,
     IntegrationMaps,
     Provider,
     deal_edit,
+    is_deletion,
     resolve_owner,
 )
 from app.domain.members import Actor, MemberRole
 from app.services import deals as deal_service
+from app.services.hubspot_api import HubSpotClient
 
 # The applier acts as the integration's member, with no API key: this names none.
 NO_API_KEY = uuid.UUID(int=0)
@@ -68,19 +72,87 @@ async def receive_pipedrive(uow: UnitOfWork, raw: bytes, authorization: str | No
             ),
         )
         event = pipedrive.read_event(body)
-        row = _inbox_row(
-            integration,
-            event.event_id,
-            action=event.action,
-            object_type=event.entity,
-            object_id=event.entity_id,
-            timestamp=event.timestamp,
-            payload=body,
-            relevant=event.is_deal_event,
-        )
-        stored_id, outcome, stored = await uow.integrations.store(row)
+        [receipt] = await _store(uow, Provider.pipedrive, [(integration, event, body)])
         await uow.commit()
-    return Receipt(stored_id, event.event_id, outcome, duplicate=not stored)
+    return receipt
+
+
+@dataclass(frozen=True, slots=True)
+class SignedRequest:
+    """What HubSpot's signature v3 covers: the method, the URI it called, the raw body; and the
+    signature and timestamp headers."""
+
+    method: str
+    uri: str
+    body: bytes
+    signature: str | None
+    timestamp: str | None
+
+
+async def receive_hubspot(uow: UnitOfWork, request: SignedRequest) -> list[Receipt]:
+    """Store a HubSpot webhook batch, each event once, if every portal it names routes to an enabled
+    integration whose client secret signed it, less than five minutes ago (401 invalid_signature
+    otherwise, nothing stored)."""
+    body = _json(request.body)
+    portals = hubspot.accounts_of(body)
+    now = utcnow()
+    async with uow:
+        integrations = {}
+        for portal in portals:
+            integration = await uow.integrations.by_account(Provider.hubspot, portal)
+            secret = None if integration is None else integration.credentials.get("client_secret")
+            signed = secret is not None and hubspot.signature_matches(
+                str(secret),
+                method=request.method,
+                uri=request.uri,
+                body=request.body,
+                timestamp=request.timestamp,
+                signature=request.signature,
+                now=now,
+            )
+            if integration is None or not integration.enabled or not signed:
+                raise InvalidSignature(
+                    "No enabled HubSpot integration of this portal signed this request in the last five minutes."
+                )
+            integrations[portal] = integration
+        events = [hubspot.read_event(event, index) for index, event in enumerate(body)]
+        receipts = await _store(
+            uow,
+            Provider.hubspot,
+            [(integrations[e.account_id], e, payload) for e, payload in zip(events, body, strict=True)],
+        )
+        await uow.commit()
+    return receipts
+
+
+async def _store(uow: UnitOfWork, provider: Provider, events: list[tuple[Any, CrmEvent, Any]]) -> list[Receipt]:
+    """Store events of their integrations once each: a deal event pending, anything else ignored."""
+    now = utcnow()
+    rows = [
+        {
+            "id": uuid7(),
+            "organization_id": integration.organization_id,
+            "integration_id": integration.id,
+            "provider": provider.value,
+            "provider_event_id": event.event_id,
+            "received_at": now,
+            "action": event.action,
+            "object_type": event.object_type,
+            "object_id": event.object_id,
+            "provider_timestamp": event.timestamp,
+            "payload": payload,
+            "outcome": (InboxOutcome.pending if event.is_deal_event else InboxOutcome.ignored).value,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "applied_at": None if event.is_deal_event else now,
+        }
+        for integration, event, payload in events
+    ]
+    stored = await uow.integrations.store(rows)
+    return [
+        Receipt(stored_id, event.event_id, outcome, duplicate=not first)
+        for (stored_id, outcome, first), (_, event, _) in zip(stored, events, strict=True)
+    ]
 
 
 async def receive_salesforce(uow: UnitOfWork, raw: bytes, token: str | None) -> list[Receipt]:
@@ -95,20 +167,23 @@ async def receive_salesforce(uow: UnitOfWork, raw: bytes, token: str | None) -> 
             message.organization_id,
             lambda credentials: salesforce.token_matches(token, str(credentials.get("token", ""))),
         )
-        receipts = []
-        for notification in message.notifications:
-            row = _inbox_row(
+        events = [
+            (
                 integration,
-                notification.notification_id,
-                action=salesforce.ACTION,
-                object_type=notification.sobject_type,
-                object_id=notification.object_id,
-                timestamp=notification.timestamp,
-                payload=notification.payload(message),
-                relevant=notification.is_opportunity,
+                CrmEvent(
+                    event_id=notification.notification_id,
+                    account_id=message.organization_id,
+                    action=salesforce.ACTION,
+                    object_type=notification.sobject_type,
+                    object_id=notification.object_id,
+                    timestamp=notification.timestamp,
+                    is_deal_event=notification.is_opportunity,
+                ),
+                notification.payload(message),
             )
-            stored_id, outcome, stored = await uow.integrations.store(row)
-            receipts.append(Receipt(stored_id, notification.notification_id, outcome, duplicate=not stored))
+            for notification in message.notifications
+        ]
+        receipts = await _store(uow, Provider.salesforce, events)
         await uow.commit()
     return receipts
 
@@ -127,38 +202,6 @@ async def _authenticated(
     return integration
 
 
-def _inbox_row(
-    integration: Any,
-    event_id: str,
-    *,
-    action: str,
-    object_type: str,
-    object_id: str | None,
-    timestamp: dt.datetime | None,
-    payload: Any,
-    relevant: bool,
-) -> dict[str, Any]:
-    """An inbox entry: pending when it is about a deal, otherwise stored as already `ignored`."""
-    now = utcnow()
-    return {
-        "id": uuid7(),
-        "organization_id": integration.organization_id,
-        "integration_id": integration.id,
-        "provider": integration.provider,
-        "provider_event_id": event_id,
-        "received_at": now,
-        "action": action,
-        "object_type": object_type,
-        "object_id": object_id,
-        "provider_timestamp": timestamp,
-        "payload": payload,
-        "outcome": (InboxOutcome.pending if relevant else InboxOutcome.ignored).value,
-        "attempts": 0,
-        "next_attempt_at": now,
-        "applied_at": None if relevant else now,
-    }
-
-
 # --- applying -----------------------------------------------------------------------
 
 
@@ -169,7 +212,33 @@ class Applied:
     problem: dict[str, str] | None = None
 
 
-async def apply_event(uow: UnitOfWork, row: Any) -> bool:
+@dataclass(frozen=True, slots=True)
+class DealState:
+    """What an event says the deal is now: from its payload (Pipedrive) or read back from the CRM
+    (HubSpot, whose events are thin); None for a deletion, or a deal the CRM no longer has."""
+
+    crm: CrmDeal | None
+    observed_at: dt.datetime | None = None  # when the CRM last changed the state read back
+    gone: bool = False
+
+
+async def read_state(row: Any, hubspot_api: HubSpotClient) -> DealState:
+    """The deal state an event applies; reading HubSpot may raise CrmUnavailable (try again later)."""
+    provider = Provider(row.provider)
+    if is_deletion(provider, row.action) or row.object_id is None:
+        return DealState(None)
+    if provider == Provider.pipedrive:
+        return DealState(pipedrive.deal_of(row.payload))
+    if provider == Provider.salesforce:
+        return DealState(salesforce.deal_of(row.payload, row.loss_reason_field))
+    read = await hubspot_api.read_deal(row.object_id, str(row.credentials.get("access_token", "")))
+    if read.properties is None:
+        return DealState(None, gone=True)
+    crm = hubspot.deal_of(read.properties, row.stage_map, row.account_id)
+    return DealState(crm, hubspot.modified_at(read.properties))
+
+
+async def apply_event(uow: UnitOfWork, row: Any, state: DealState) -> bool:
     """Apply one claimed inbox event in one transaction with its outcome, so it is applied once;
     a rule that refuses it leaves nothing behind but the outcome. False when it was no longer
     pending (another applier finished it)."""
@@ -181,16 +250,22 @@ async def apply_event(uow: UnitOfWork, row: Any) -> bool:
         api_key_id=NO_API_KEY,
     )
     refused: DomainError | None = None
+    at = _newest(row.provider_timestamp, state.observed_at)
     async with uow:
         if not await uow.integrations.take(row.id):
             return False
         try:
-            result = await _apply(uow, actor, row)
+            result = await _apply(uow, actor, row, state)
         except DomainError as exc:
             refused = exc
         else:
             await uow.integrations.finish(
-                row.id, result.outcome, now=utcnow(), deal_id=result.deal_id, problem=result.problem
+                row.id,
+                result.outcome,
+                now=utcnow(),
+                deal_id=result.deal_id,
+                problem=result.problem,
+                provider_timestamp=at if result.outcome in APPLIED_OUTCOMES else None,
             )
             await uow.commit()
             return True
@@ -204,24 +279,26 @@ async def apply_event(uow: UnitOfWork, row: Any) -> bool:
     return True
 
 
-async def _apply(uow: UnitOfWork, actor: Actor, row: Any) -> Applied:
+async def _apply(uow: UnitOfWork, actor: Actor, row: Any, state: DealState) -> Applied:
     provider = Provider(row.provider)
     external_id = row.object_id
     if external_id is None:
         return Applied(InboxOutcome.ignored)
-    if row.provider_timestamp is not None:
-        last = await uow.integrations.last_applied_at(row.organization_id, row.provider, external_id, other_than=row.id)
-        if last is not None and _utc(row.provider_timestamp) < last:
-            deal_id = await uow.deals.deal_id_by_ref(row.organization_id, row.provider, external_id)
-            return Applied(InboxOutcome.unchanged, deal_id)
+    last = await uow.integrations.last_applied_at(row.organization_id, row.provider, external_id, other_than=row.id)
     deal_id = await uow.deals.deal_id_by_ref(row.organization_id, row.provider, external_id)
-    if row.action == "delete":
+    # Older (by the provider's time) than what the deal already reflects: nothing to do.
+    if last is not None and any(t is not None and _utc(t) < last for t in (row.provider_timestamp, state.observed_at)):
+        return Applied(InboxOutcome.unchanged, deal_id)
+    if is_deletion(provider, row.action):
         if deal_id is None:
             return Applied(InboxOutcome.ignored)
         await deal_service.record_deleted_in_crm(uow, actor, deal_id, row.provider, external_id)
         return Applied(InboxOutcome.applied, deal_id)
+    if state.crm is None:
+        detail = f"{PROVIDER_NAMES[provider]} has no deal {external_id} any more; a deletion event records it."
+        return Applied(InboxOutcome.ignored, deal_id, {"code": "not_in_crm", "detail": detail})
 
-    crm = crm_deal(provider, row)
+    crm = state.crm
     owner_member = None
     mapped = row.owner_map.get(crm.owner) if crm.owner is not None else None
     if mapped is not None:
@@ -240,13 +317,6 @@ async def _apply(uow: UnitOfWork, actor: Actor, row: Any) -> Applied:
     return Applied(InboxOutcome.unchanged if outcome == "unchanged" else InboxOutcome.applied, view.deal.id)
 
 
-def crm_deal(provider: Provider, row: Any) -> CrmDeal:
-    """What a stored event says about its deal, read by its provider's module."""
-    if provider == Provider.salesforce:
-        return salesforce.deal_of(row.payload, row.loss_reason_field)
-    return pipedrive.deal_of(row.payload)
-
-
 def _owner_problem(code: str, crm_owner: str | None, provider: Provider) -> dict[str, str]:
     name = PROVIDER_NAMES[provider]
     if code == "unknown_owner":
@@ -263,3 +333,8 @@ def _problem(error: DomainError | None) -> dict[str, str]:
 
 def _utc(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+
+
+def _newest(*times: dt.datetime | None) -> dt.datetime | None:
+    known = [_utc(t) for t in times if t is not None]
+    return max(known) if known else None

@@ -27,10 +27,14 @@ class ExternalRefRow(NamedTuple):
 
 
 class DealRow(NamedTuple):
-    """A deal as its row reads, with its external references."""
+    """A deal as its row reads, with its external references (and its review's id)."""
 
     deal: Any
     refs: list[ExternalRefRow]
+
+    @property
+    def review_id(self) -> Any:
+        return self.deal.review_id
 
 
 def _view(row: Any) -> DealRow:

@@ -38,10 +38,12 @@ LISTING = "deals"
 
 @dataclass
 class DealView:
-    """A deal with its external references; on read paths both are plain rows, not ORM objects."""
+    """A deal with its external references, and the review of a lost deal; on read paths the deal
+    and its references are plain rows, not ORM objects."""
 
     deal: Any
     refs: list[Any] = field(default_factory=list)
+    review_id: uuid.UUID | None = None
 
 
 # --- reading ---------------------------------------------------------------
@@ -50,7 +52,7 @@ class DealView:
 async def get_deal(uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID) -> DealView:
     deal = await visible_deal(uow, actor, deal_id)
     refs = await uow.deals.refs_of([deal.id])
-    return DealView(deal, refs[deal.id])
+    return DealView(deal, refs[deal.id], await _review_id(uow, deal))
 
 
 # --- writing ---------------------------------------------------------------
@@ -81,7 +83,8 @@ async def update_deal(
         if await _apply(uow, actor, deal, edit_of(data)):
             await uow.commit()
         refs = await uow.deals.refs_of([deal.id])
-    return DealView(deal, refs[deal.id])
+        review_id = await _review_id(uow, deal)
+    return DealView(deal, refs[deal.id], review_id)
 
 
 async def upsert_deal(
@@ -128,7 +131,7 @@ async def _upsert(
     ensure_version(deal.version, if_match)
     changed = await _apply(uow, actor, deal, edit)
     refs = await uow.deals.refs_of([deal.id])
-    return DealView(deal, refs[deal.id]), "updated" if changed else "unchanged"
+    return DealView(deal, refs[deal.id], await _review_id(uow, deal)), "updated" if changed else "unchanged"
 
 
 async def _create(uow: UnitOfWork, actor: Actor, facts: DealFacts, refs: list[tuple[str, str]]) -> DealView:
@@ -158,9 +161,10 @@ async def _create(uow: UnitOfWork, actor: Actor, facts: DealFacts, refs: list[tu
         "external_refs": [{"source": r.source, "external_id": r.external_id} for r in saved_refs],
     }
     await _event(uow, actor, deal, "deal.created", snapshot)
+    review_id = None
     if facts.stage == Stage.closed_lost:
-        await reviews.open_or_reuse_review(uow, actor, deal)
-    return DealView(deal, saved_refs)
+        review_id = (await reviews.open_or_reuse_review(uow, actor, deal)).id
+    return DealView(deal, saved_refs, review_id)
 
 
 async def _apply(uow: UnitOfWork, actor: Actor, deal: Deal, edit: DealEdit) -> bool:
@@ -195,6 +199,13 @@ async def _apply(uow: UnitOfWork, actor: Actor, deal: Deal, edit: DealEdit) -> b
     elif stage is not None and stage.reopens and stage.before == Stage.closed_lost:
         await reviews.mark_reopened(uow, actor, deal)
     return True
+
+
+async def _review_id(uow: UnitOfWork, deal: Deal) -> uuid.UUID | None:
+    """The review of a lost deal (opened in the same transaction when it was just lost)."""
+    if deal.stage != Stage.closed_lost:
+        return None
+    return await uow.reviews.id_of_deal(deal.id)
 
 
 async def _ensure_loss_reason(uow: UnitOfWork, actor: Actor, code: str) -> None:

@@ -16,12 +16,16 @@ from app.db.types import utcnow
 from app.db.uow import UnitOfWork
 from app.domain.integrations import InboxOutcome
 from app.services.background import LeasingWorker
-from app.services.crm_inbox import apply_event
+from app.services.crm_inbox import apply_event, read_state
+from app.services.hubspot_api import CrmUnavailable, HubSpotClient
 from app.settings import Settings
 
 # An event that keeps failing for no rule's reason (a bug, a database error) is tried again after
 # 1, 2, 4, ... seconds, up to this many times; then it is rejected as `apply_failed`.
 MAX_ATTEMPTS = 8
+# An event whose CRM does not answer (down, rate-limited) waits 1, 2, 4, ... seconds, at most this
+# long, or what the CRM's Retry-After says; it stays pending however long that lasts.
+MAX_CRM_BACKOFF = dt.timedelta(minutes=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +34,11 @@ class ApplierConfig:
     max_in_flight: int = 8
     lease: dt.timedelta = dt.timedelta(seconds=60)
     housekeeping_every: float = 5.0
+    hubspot_api_url: str = "https://api.hubapi.com"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ApplierConfig:
-        return cls(poll_interval=settings.inbox_poll_interval)
+        return cls(poll_interval=settings.inbox_poll_interval, hubspot_api_url=settings.hubspot_api_url)
 
 
 class InboxApplier(LeasingWorker):
@@ -50,6 +55,10 @@ class InboxApplier(LeasingWorker):
         )
         self.config = config
         self.applied = 0
+        self.hubspot = HubSpotClient(config.hubspot_api_url)
+
+    async def close(self) -> None:
+        await self.hubspot.close()
 
     async def claim(self, uow: UnitOfWork, limit: int) -> list[Any]:
         now = utcnow()
@@ -63,9 +72,15 @@ class InboxApplier(LeasingWorker):
         return {"inbound_event_id": str(row.id), "provider": row.provider}
 
     async def handle(self, row: Any) -> None:
+        try:
+            state = await read_state(row, self.hubspot)  # before the transaction: no lock held on the CRM
+        except CrmUnavailable as exc:
+            self.log.warning("CRM unavailable; the event stays pending", detail=exc.detail, **self.describe(row))
+            await self._when_crm_answers(row, exc)
+            return
         uow = UnitOfWork(self.sessionmaker)
         try:
-            if await apply_event(uow, row):
+            if await apply_event(uow, row, state):
                 self.applied += 1
         except Exception:
             self.log.exception("inbound event not applied; trying again later", **self.describe(row))
@@ -83,6 +98,19 @@ class InboxApplier(LeasingWorker):
                     await uow.integrations.finish(row.id, InboxOutcome.rejected, now=now, problem=problem)
                 else:
                     await uow.integrations.retry_later(row.id, at=now + dt.timedelta(seconds=2**row.attempts))
+                await uow.commit()
+        finally:
+            await uow.close()
+
+    async def _when_crm_answers(self, row: Any, exc: CrmUnavailable) -> None:
+        """Try again after Retry-After, or a growing backoff; the event is never given up on."""
+        backoff = min(dt.timedelta(seconds=2 ** min(row.attempts, 20)), MAX_CRM_BACKOFF)
+        delay = backoff if exc.retry_after is None else dt.timedelta(seconds=max(exc.retry_after, 1.0))
+        uow = UnitOfWork(self.sessionmaker)
+        try:
+            async with uow:
+                problem = {"code": "crm_unavailable", "detail": exc.detail[:500]}
+                await uow.integrations.retry_later(row.id, at=utcnow() + delay, problem=problem)
                 await uow.commit()
         finally:
             await uow.close()

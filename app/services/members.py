@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from app.db.models import Member
@@ -14,6 +15,7 @@ from app.domain.ids import uuid7
 from app.domain.members import Actor, MemberRole, ensure_admin, ensure_reporting_line
 from app.domain.versioning import ensure_version
 from app.schemas.members import MemberCreate, MemberUpdate
+from app.services.auth import Caller
 from app.services.pagination import PageRequest, PageResult, after_id, build_page
 
 LISTING = "members"
@@ -160,3 +162,28 @@ async def update_member(
 
 def _str(value: uuid.UUID | None) -> str | None:
     return None if value is None else str(value)
+
+
+# --- what `?expand=members` shows of the members a response names ----------------------
+
+
+async def member_refs(uow: UnitOfWork, actor: Actor, ids: Iterable[uuid.UUID | None]) -> list[Any]:
+    """Id, name and role of these members of the actor's organisation, in id order: one query,
+    none when there are no ids."""
+    wanted = _wanted(ids)
+    return await uow.members.refs(actor.organization_id, wanted) if wanted else []
+
+
+async def read_member_refs(
+    caller: Caller, organization_id: uuid.UUID | None, ids: Iterable[uuid.UUID | None]
+) -> list[Any]:
+    """``member_refs`` for a hot read, outside any transaction; ``organization_id`` (the one the
+    read found the caller's key in) is None only when there are no ids (an empty page)."""
+    wanted = _wanted(ids)
+    if not wanted or organization_id is None:
+        return []
+    return list(await caller.reads.members.refs(organization_id, wanted))
+
+
+def _wanted(ids: Iterable[uuid.UUID | None]) -> list[uuid.UUID]:
+    return sorted({uuid.UUID(str(i)) for i in ids if i is not None})

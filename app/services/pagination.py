@@ -53,12 +53,17 @@ class CallerPageRequest:
 
     def after(self) -> uuid.UUID | None:
         """The id the listing resumes after, not yet verified (see ``bound``)."""
-        return None if self.cursor is None else _uuid_of(self.cursors.peek(self.cursor, 1))
+        key = self.after_key(1)
+        return None if key is None else _uuid_of(key)
 
-    def bound(self, listing: str, organization_id: uuid.UUID) -> PageRequest:
+    def after_key(self, arity: int) -> list[Any] | None:
+        """The sort key the listing resumes after, not yet verified (see ``bound``)."""
+        return None if self.cursor is None else self.cursors.peek(self.cursor, arity)
+
+    def bound(self, listing: str, organization_id: uuid.UUID, arity: int = 1) -> PageRequest:
         """The page request of the caller's organisation; refuses a cursor not sealed for it."""
         page = PageRequest(self.limit, self.cursor, self.cursors.for_organization(organization_id))
-        page.key(listing, 1)
+        page.key(listing, arity)
         return page
 
 

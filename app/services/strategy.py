@@ -19,6 +19,7 @@ from app.domain.strategy import (
     Revision,
     Stakeholder,
     StrategyDocument,
+    StrategySection,
     SuggestionStatus,
     ensure_assignee_active,
     ensure_suggestion_open,
@@ -96,6 +97,9 @@ async def put_strategy(
         )
         uow.add(row)
         await uow.flush(conflict=VersionConflict("The strategy changed meanwhile; read it again."))
+        if StrategySection.next_steps in revision.sections:
+            steps = revision.document.next_steps
+            await uow.strategy.replace_next_steps(deal.organization_id, deal.id, steps, row.created_at)
         event_data = {"version": row.version, "sections": [str(s) for s in revision.sections]}
         await _event(uow, actor, deal, "strategy.updated", "strategy", deal.id, event_data)
         for member, purpose in helpers:

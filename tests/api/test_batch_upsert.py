@@ -143,6 +143,7 @@ async def _state(api: Api, source: str, after_seq: int, upto_seq: int | None) ->
     for key, deal_id in ids.items():
         deal = (await api.get(f"/v1/deals/{deal_id}")).json()
         deal["closed"] = deal.pop("closed_at") is not None
+        deal["reviewed"] = deal.pop("review_id") is not None  # each run's own review
         for name in ("id", "created_at", "updated_at"):
             del deal[name]
         deals[key] = _same_refs(deal, source)

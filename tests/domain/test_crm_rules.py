@@ -100,7 +100,7 @@ def test_the_envelope() -> None:
     }
     assert account_of(body) == "42"
     event = read_event(body)
-    assert (event.event_id, event.entity_id, event.is_deal_event) == ("e1", "7", True)
+    assert (event.event_id, event.object_id, event.is_deal_event) == ("e1", "7", True)
     assert event.timestamp == dt.datetime(2024, 9, 27, 14, 25, 28, tzinfo=dt.UTC)
     for bad in ([], {"meta": {}}, {"meta": {"company_id": True}}, {"meta": {"company_id": "1\x00"}}):
         with pytest.raises(NotProviderFormat):

@@ -52,6 +52,8 @@ _APPLY_INPUT = (
         *_inbox.c,
         _integration.c.member_id,
         _integration.c.enabled,
+        _integration.c.account_id,
+        _integration.c.credentials,
         _integration.c.stage_map,
         _integration.c.owner_map,
         _integration.c.loss_reason_map,
@@ -114,23 +116,30 @@ class IntegrationRepository:
 
     # --- the inbox ---------------------------------------------------------------------
 
-    async def store(self, event: dict[str, Any]) -> tuple[uuid.UUID, InboxOutcome, bool]:
-        """Store an inbound event once: (its id, its outcome, whether this call stored it). The
-        same provider event again (a retry, a replay) finds the row stored the first time."""
+    async def store(self, events: Sequence[dict[str, Any]]) -> list[tuple[uuid.UUID, InboxOutcome, bool]]:
+        """Store inbound events of one provider once, in two statements however many: for each, (its
+        id, its outcome, whether this call stored it). The same provider event again (a retry, a
+        replay, twice in one batch) finds the row stored first."""
+        if not events:
+            return []
+        provider = events[0]["provider"]
         dialect = self.session.bind.dialect.name
         insert = postgresql.insert(_inbox) if dialect == "postgresql" else sqlite.insert(_inbox)
-        stmt = insert.values(**event).on_conflict_do_nothing(index_elements=["provider", "provider_event_id"])
-        stored = (await self.session.execute(stmt.returning(_inbox.c.id))).scalar()
-        if stored is not None:
-            return stored, InboxOutcome(event["outcome"]), True
-        existing = (
-            await self.session.execute(
-                sa.select(_inbox.c.id, _inbox.c.outcome).where(
-                    _inbox.c.provider == event["provider"], _inbox.c.provider_event_id == event["provider_event_id"]
-                )
+        stmt = insert.values(list(events)).on_conflict_do_nothing(index_elements=["provider", "provider_event_id"])
+        stored = set((await self.session.execute(stmt.returning(_inbox.c.id))).scalars())
+        keys = list(dict.fromkeys(event["provider_event_id"] for event in events))
+        rows = await self.session.execute(
+            sa.select(_inbox.c.id, _inbox.c.provider_event_id, _inbox.c.outcome).where(
+                _inbox.c.provider == provider, _inbox.c.provider_event_id.in_(keys)
             )
-        ).one()
-        return existing.id, InboxOutcome(existing.outcome), False
+        )
+        found = {row.provider_event_id: row for row in rows}
+        receipts = []
+        for event in events:
+            row = found[event["provider_event_id"]]
+            first = row.id in stored and row.id == event["id"]
+            receipts.append((row.id, InboxOutcome(row.outcome), first))
+        return receipts
 
     async def list_page(
         self,
@@ -192,26 +201,33 @@ class IntegrationRepository:
         now: dt.datetime,
         deal_id: uuid.UUID | None = None,
         problem: dict[str, str] | None = None,
+        provider_timestamp: dt.datetime | None = None,
     ) -> None:
+        """Record an event's outcome; ``provider_timestamp``, when given, is the time of the state
+        applied (a CRM read back may be newer than the event)."""
+        values: dict[str, Any] = {
+            "outcome": outcome.value,
+            "deal_id": deal_id,
+            "problem": problem,
+            "applied_at": now,
+            "leased_until": None,
+            "attempts": _inbox.c.attempts + 1,
+        }
+        if provider_timestamp is not None:
+            values["provider_timestamp"] = provider_timestamp
         await self.session.execute(
             sa.update(_inbox)
             .where(_inbox.c.id == event_id, _inbox.c.outcome == InboxOutcome.pending.value)
-            .values(
-                outcome=outcome.value,
-                deal_id=deal_id,
-                problem=problem,
-                applied_at=now,
-                leased_until=None,
-                attempts=_inbox.c.attempts + 1,
-            )
+            .values(**values)
         )
 
-    async def retry_later(self, event_id: uuid.UUID, *, at: dt.datetime) -> None:
-        """An attempt that failed for no rule's reason (the database, a bug): tried again at ``at``."""
+    async def retry_later(self, event_id: uuid.UUID, *, at: dt.datetime, problem: dict[str, str] | None = None) -> None:
+        """An attempt that failed for no rule's reason (the database, a bug, the CRM unavailable):
+        tried again at ``at``; ``problem`` says why it is still pending."""
         await self.session.execute(
             sa.update(_inbox)
             .where(_inbox.c.id == event_id)
-            .values(next_attempt_at=at, leased_until=None, attempts=_inbox.c.attempts + 1)
+            .values(next_attempt_at=at, leased_until=None, attempts=_inbox.c.attempts + 1, problem=problem)
         )
 
     async def oldest_pending(self) -> dt.datetime | None:

@@ -42,6 +42,14 @@ _OWNERS = sa.select(
 ).where(_m.c.organization_id == _ORG, _m.c.id.in_(sa.bindparam("ids", expanding=True)))
 
 
+# The id, name and role of some members of an organisation: what `?expand=members` shows of them.
+MEMBER_REFS = (
+    sa.select(_m.c.id, _m.c.name, _m.c.role)
+    .where(_m.c.organization_id == _ORG, _m.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(_m.c.id)
+)
+
+
 class MemberRepository:
     """The queries of this module, bound to one unit of work's session."""
 
@@ -62,6 +70,10 @@ class MemberRepository:
             return {}
         rows = await self.session.execute(_OWNERS, {"org": organization_id, "actor": actor_id, "ids": ids})
         return {row.id: row for row in rows}
+
+    async def refs(self, organization_id: uuid.UUID, member_ids: list[uuid.UUID]) -> list[sa.Row[Any]]:
+        """``MEMBER_REFS`` of these members, in id order."""
+        return list((await self.session.execute(MEMBER_REFS, {"org": organization_id, "ids": member_ids})).all())
 
     async def lock_reporting_lines(self, organization_id: uuid.UUID) -> None:
         """Serialise reporting-line changes in one organisation, so two concurrent edits

@@ -27,3 +27,8 @@ class OrganizationRepository:
         _o = Organization.__table__
         stmt = sa.select(sa.exists().where(_o.c.oidc_issuer == issuer, _o.c.id != exclude))
         return bool((await self.session.execute(stmt)).scalar())
+
+    async def any_exist(self) -> bool:
+        """Whether the database holds any organisation (the demo refuses to mix with real data)."""
+        stmt = sa.select(sa.exists().where(Organization.__table__.c.id.isnot(None)))
+        return bool((await self.session.execute(stmt)).scalar())

@@ -27,8 +27,9 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.util import greenlet_spawn
 
-from app.db.models import ApiKey, Assignment, Deal, DealExternalRef, Member, Organization
+from app.db.models import ApiKey, Assignment, ClosedLostReview, Deal, DealExternalRef, Member, Organization
 from app.db.repositories.auth import actor_params, actor_statement
+from app.db.repositories.members import MEMBER_REFS
 from app.domain.assignments import AssignmentStatus
 from app.domain.deals import Stage
 from app.domain.members import ORG_WIDE_ROLES, MemberRole
@@ -39,6 +40,16 @@ _m = Member.__table__
 _o = Organization.__table__
 _d = Deal.__table__
 _a = Assignment.__table__
+_r = ClosedLostReview.__table__
+
+# A lost deal's review (one per deal, by its unique index); looked up only for a lost deal.
+REVIEW_ID = sa.case(
+    (
+        _d.c.stage == sa.literal_column(f"'{Stage.closed_lost.value}'"),
+        sa.select(_r.c.id).where(_r.c.deal_id == _d.c.id).scalar_subquery(),
+    ),
+    else_=sa.null(),
+).label("review_id")
 
 # What a deal renders: every column but the organisation, then its external references.
 DEAL_COLUMNS = tuple(c for c in _d.c if c.name != "organization_id")
@@ -96,7 +107,7 @@ _ME_BY_TOKEN = (
     )
     .cte("me")
 )
-_ME = {False: _ME_BY_KEY, True: _ME_BY_TOKEN}  # by whether the caller signed in with a token
+ME = {False: _ME_BY_KEY, True: _ME_BY_TOKEN}  # by whether the caller signed in with a token
 
 
 def _visible(me: sa.CTE) -> sa.ColumnElement[bool]:
@@ -137,10 +148,10 @@ def _visible(me: sa.CTE) -> sa.ColumnElement[bool]:
     )
 
 
-_VISIBLE = {by_token: _visible(me) for by_token, me in _ME.items()}
+VISIBLE = {by_token: _visible(me) for by_token, me in ME.items()}
 
 
-def _with_actor(me: sa.CTE, deals: sa.Subquery) -> sa.Select[Any]:
+def with_actor(me: sa.CTE, deals: sa.Subquery) -> sa.Select[Any]:
     """The caller's member joined to the deal rows: no row is an unknown caller, one row whose
     deal id is NULL is no deal."""
     return sa.select(
@@ -149,13 +160,13 @@ def _with_actor(me: sa.CTE, deals: sa.Subquery) -> sa.Select[Any]:
 
 
 _DEAL = {
-    by_token: _with_actor(
+    by_token: with_actor(
         me,
-        sa.select(*DEAL_COLUMNS, refs_json(_d.c.id).label("external_refs"))
-        .where(_d.c.id == sa.bindparam("deal_id", type_=_d.c.id.type), _VISIBLE[by_token])
+        sa.select(*DEAL_COLUMNS, REVIEW_ID, refs_json(_d.c.id).label("external_refs"))
+        .where(_d.c.id == sa.bindparam("deal_id", type_=_d.c.id.type), VISIBLE[by_token])
         .subquery("one"),
     )
-    for by_token, me in _ME.items()
+    for by_token, me in ME.items()
 }
 
 
@@ -190,7 +201,7 @@ def _deal_page(
 ) -> sa.Select[Any]:
     """The listing for one caller kind and combination of filters, built once; filter values are
     bound at execution."""
-    conditions: list[sa.ColumnElement[bool]] = [_VISIBLE[by_token]]
+    conditions: list[sa.ColumnElement[bool]] = [VISIBLE[by_token]]
     if owner:
         conditions.append(_d.c.owner_id == sa.bindparam("owner_id", type_=_d.c.owner_id.type))
     if stages:
@@ -212,16 +223,16 @@ def _deal_page(
     if after:
         conditions.append(_d.c.id > sa.bindparam("after", type_=_d.c.id.type))
     page = (
-        sa.select(*DEAL_COLUMNS, refs_json(_d.c.id).label("external_refs"))
+        sa.select(*DEAL_COLUMNS, REVIEW_ID, refs_json(_d.c.id).label("external_refs"))
         .where(*conditions)
         .order_by(_d.c.id)
         .limit(sa.bindparam("limit", type_=sa.Integer()))
         .subquery("page")
     )
-    return _with_actor(_ME[by_token], page).order_by(page.c.id)
+    return with_actor(ME[by_token], page).order_by(page.c.id)
 
 
-async def _rows(engine: AsyncEngine, stmt: sa.Select[Any], params: dict[str, Any]) -> Sequence[Any]:
+async def fetch_rows(engine: AsyncEngine, stmt: sa.Select[Any], params: dict[str, Any]) -> Sequence[Any]:
     """The statement's rows (attribute access by column label)."""
     driver = _driver_statement(engine.dialect, stmt) if engine.dialect.name == "postgresql" else None
     if driver is None:
@@ -280,7 +291,8 @@ def _driver_statement(dialect: sa.Dialect, stmt: sa.Select[Any]) -> _DriverState
 
 
 class MemberReads:
-    """Reads of the caller's own member, bound to an engine whose connections run in autocommit."""
+    """Reads of members (the caller's own, and those a response names), bound to an engine whose
+    connections run in autocommit."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -288,8 +300,12 @@ class MemberReads:
     async def of(self, credential: str | SignedIn) -> sa.Row[Any] | None:
         """The member an API key (by its hash) or a verified token acts as, with the key id (None
         for a token) and the organisation's name; None: the credential names nobody."""
-        rows = await _rows(self.engine, actor_statement(credential), actor_params(credential))
+        rows = await fetch_rows(self.engine, actor_statement(credential), actor_params(credential))
         return rows[0] if rows else None
+
+    async def refs(self, organization_id: uuid.UUID, member_ids: list[uuid.UUID]) -> Sequence[Any]:
+        """``MEMBER_REFS`` of these members of the organisation, in id order."""
+        return await fetch_rows(self.engine, MEMBER_REFS, {"org": organization_id, "ids": member_ids})
 
 
 _OIDC_AUDIENCE = sa.select(_o.c.oidc_audience).where(_o.c.oidc_issuer == sa.bindparam("issuer"))
@@ -304,7 +320,7 @@ class OrganizationReads:
     async def oidc_audience(self, issuer: str) -> str | None:
         """The audience the organisation that signs in with this issuer accepts tokens for; None
         when no organisation does."""
-        rows = await _rows(self.engine, _OIDC_AUDIENCE, {"issuer": issuer})
+        rows = await fetch_rows(self.engine, _OIDC_AUDIENCE, {"issuer": issuer})
         return rows[0].oidc_audience if rows else None
 
 
@@ -319,7 +335,7 @@ class DealReads:
         None: no deal the caller's member may see."""
         params = actor_params(credential)
         params["deal_id"] = deal_id
-        rows = await _rows(self.engine, _DEAL[not isinstance(credential, str)], params)
+        rows = await fetch_rows(self.engine, _DEAL[not isinstance(credential, str)], params)
         return rows[0] if rows else None
 
     async def page(self, credential: str | SignedIn, listing: DealListing) -> tuple[uuid.UUID, list[Any]] | None:
@@ -351,7 +367,7 @@ class DealReads:
             params["updated_since"] = listing.updated_since
         if listing.q:
             params["pattern"] = f"%{_escape_like(listing.q.lower())}%"
-        rows = await _rows(self.engine, stmt, params)
+        rows = await fetch_rows(self.engine, stmt, params)
         if not rows:
             return None
         return rows[0].actor_organization_id, [row for row in rows if row.id is not None]

@@ -103,6 +103,11 @@ class ReviewRepository:
             stmt = stmt.with_for_update(of=ClosedLostReview).execution_options(populate_existing=True)
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
+    async def id_of_deal(self, deal_id: uuid.UUID) -> uuid.UUID | None:
+        """The id of the deal's review, if it has one."""
+        stmt = sa.select(ClosedLostReview.id).where(ClosedLostReview.deal_id == deal_id)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
     async def get_by_deal(self, deal_id: uuid.UUID) -> ClosedLostReview | None:
         """The deal's review, under a row lock (one review per deal, reused when it is lost again)."""
         stmt = (

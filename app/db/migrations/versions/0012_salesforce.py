@@ -1,8 +1,8 @@
 """Salesforce: the Opportunity field whose value is the lost reason (Salesforce has no standard
 one); null means `Loss_Reason__c`.
 
-Revision ID: 0013
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-09 10:00:00.000000
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0013'
-down_revision: str | None = '0010'
+revision: str = '0012'
+down_revision: str | None = '0011'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
