@@ -128,9 +128,12 @@ async def receive_hubspot(uow: UnitOfWork, request: SignedRequest) -> list[Recei
 async def _store(uow: UnitOfWork, provider: Provider, events: list[tuple[Any, CrmEvent, Any]]) -> list[Receipt]:
     """Store events of their integrations once each: a deal event pending, anything else ignored."""
     now = utcnow()
+    # Ids in the order the events came: one CRM object's events are applied in id order, and
+    # UUIDv7s made within one millisecond are not ordered unless sorted.
+    ids = sorted(uuid7() for _ in events)
     rows = [
         {
-            "id": uuid7(),
+            "id": event_id,
             "organization_id": integration.organization_id,
             "integration_id": integration.id,
             "provider": provider.value,
@@ -146,7 +149,7 @@ async def _store(uow: UnitOfWork, provider: Provider, events: list[tuple[Any, Cr
             "next_attempt_at": now,
             "applied_at": None if event.is_deal_event else now,
         }
-        for integration, event, payload in events
+        for event_id, (integration, event, payload) in zip(ids, events, strict=True)
     ]
     stored = await uow.integrations.store(rows)
     return [
