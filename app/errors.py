@@ -240,15 +240,12 @@ def _unparsed(body: Any) -> bool:
     return isinstance(body, (bytes, bytearray)) and bool(body)
 
 
-def unsupported_media_type(request: Request) -> JSONResponse:
+def unsupported_media_type(
+    request: Request, expected: str = "JSON with `Content-Type: application/json`"
+) -> JSONResponse:
     sent = (request.headers.get("content-type") or "")[:100]
     what = f"`Content-Type: {sent}` is not accepted" if sent.strip() else "The body has no `Content-Type`"
-    return problem(
-        415,
-        "unsupported_media_type",
-        f"{what}: send the body as JSON with `Content-Type: application/json`.",
-        request.url.path,
-    )
+    return problem(415, "unsupported_media_type", f"{what}: send the body as {expected}.", request.url.path)
 
 
 def _allowed_methods(app: FastAPI, request: Request) -> list[str]:

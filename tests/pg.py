@@ -36,7 +36,7 @@ async def pg_exec(*statements: str) -> None:
 
 
 async def _exec(dsn: str, statements: tuple[str, ...]) -> None:
-    conn = await asyncpg.connect(dsn, timeout=3)
+    conn = await asyncpg.connect(dsn, timeout=10)
     try:
         for statement in statements:
             await conn.execute(statement)
@@ -75,7 +75,7 @@ async def pg_exec_on(database_url: str, *statements: str) -> None:
 
 
 async def pg_scalar_on(database_url: str, query: str) -> Any:
-    conn = await asyncpg.connect(_driver_dsn(database_url), timeout=3)
+    conn = await asyncpg.connect(_driver_dsn(database_url), timeout=10)
     try:
         return await conn.fetchval(query)
     finally:

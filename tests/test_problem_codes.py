@@ -30,6 +30,8 @@ def _operations(spec: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
 def _codes(spec: dict[str, Any], response: dict[str, Any]) -> list[str]:
     if "$ref" in response:
         response = spec["components"]["responses"][response["$ref"].rsplit("/", 1)[-1]]
+    if "application/problem+json" not in response["content"]:  # a SOAP fault (Salesforce's refusals)
+        return response["x-problem-codes"]  # type: ignore[no-any-return]
     schema = response["content"]["application/problem+json"]["schema"]
     assert schema["allOf"][0] == {"$ref": "#/components/schemas/Problem"}
     codes: list[str] = schema["allOf"][1]["properties"]["code"]["enum"]

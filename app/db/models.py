@@ -700,6 +700,8 @@ class Integration(SQLModel, table=True):
     owner_map: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
     loss_reason_map: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
     default_currency: str | None = Field(default=None, sa_type=sa.String(3))
+    # Salesforce: the Opportunity field holding the lost reason (null: Loss_Reason__c).
+    loss_reason_field: str | None = Field(default=None, sa_type=sa.String(100))
     member_id: uuid.UUID = Field(foreign_key="member.id")
     version: int = 1
     created_at: dt.datetime = _ts()

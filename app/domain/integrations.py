@@ -105,6 +105,25 @@ def ensure_credentials(provider: Provider, credentials: Mapping[str, str | None]
     return {name: str(credentials[name]) for name in needed}
 
 
+# The Opportunity field holding the lost reason when a Salesforce integration names none (a custom
+# field: Opportunity has no standard one).
+DEFAULT_LOSS_REASON_FIELD = "Loss_Reason__c"
+
+
+def loss_reason_field(provider: Provider, stored: str | None) -> str | None:
+    """The field a Salesforce integration reads the lost reason from; None for other providers."""
+    return (stored or DEFAULT_LOSS_REASON_FIELD) if provider == Provider.salesforce else None
+
+
+def ensure_loss_reason_field(provider: Provider, loss_reason_field: str | None) -> None:
+    """Only Salesforce names the field its lost reason is read from: the others send the reason."""
+    if loss_reason_field is not None and provider != Provider.salesforce:
+        raise MissingFields(
+            f"{PROVIDER_NAMES[provider]} sends its lost reason itself: loss_reason_field is for Salesforce.",
+            fields=[FieldProblem(("loss_reason_field",), "Only for Salesforce", "extra_forbidden")],
+        )
+
+
 def ensure_owner_map(owner_map: Mapping[str, uuid.UUID], members: Mapping[uuid.UUID, HasRole]) -> None:
     """Every CRM user maps to an active seller of the organisation: a CRM cannot make anyone
     else a deal's owner."""

@@ -7,11 +7,13 @@ from fastapi.security import HTTPBasic
 
 from app.deps import ActorDep, IfMatchDep, PageDep, UowDep
 from app.domain import errors as de
-from app.domain.integrations import InboxOutcome, Provider
-from app.errors import problem_responses, unsupported_media_type
+from app.domain import salesforce
+from app.domain.integrations import InboxOutcome, Provider, loss_reason_field
+from app.errors import CODES_KEY, problem_responses, unsupported_media_type
 from app.http.responses import ETAG_HEADER, set_etag
 from app.http.routes import ApiRoute
 from app.schemas.integrations import (
+    SALESFORCE_OUTBOUND_MESSAGE_EXAMPLE,
     InboundBatchReceipt,
     InboundEventPage,
     InboundEventPublic,
@@ -37,6 +39,7 @@ def render(provider: Provider, integration: Any) -> IntegrationPublic:
             owner_map={},
             loss_reason_map={},
             default_currency=None,
+            loss_reason_field=loss_reason_field(provider, None),
             member_id=None,
             credentials_set=False,
             version=0,
@@ -50,6 +53,7 @@ def render(provider: Provider, integration: Any) -> IntegrationPublic:
         owner_map=integration.owner_map,
         loss_reason_map=integration.loss_reason_map,
         default_currency=integration.default_currency,
+        loss_reason_field=loss_reason_field(provider, integration.loss_reason_field),
         member_id=integration.member_id,
         credentials_set=bool(integration.credentials),
         version=integration.version,
@@ -269,3 +273,71 @@ def _receipt(receipt: crm_inbox.Receipt) -> InboundReceipt:
         outcome=receipt.outcome,
         duplicate=receipt.duplicate,
     )
+
+
+_XML = {"schema": {"type": "string", "format": "xml"}}
+_SALESFORCE_REFUSED = problem_responses(415, de.NotProviderFormat, de.InvalidSignature, auth=False)
+# Salesforce reads SOAP: a message that is not an Outbound Message is answered a SOAP 1.1 fault (its
+# `faultstring` shows as the delivery's failure reason in Salesforce), whose `detail` names the code.
+_SALESFORCE_REFUSED[400] = {
+    "description": "Not a Salesforce Outbound Message: malformed XML, a DTD or entity declaration, no "
+    "`notifications` (a SOAP 1.1 fault, `malformed_payload` in its `detail`)",
+    "content": {
+        "text/xml": {**_XML, "example": salesforce.soap_fault("malformed_payload", "The body is not well-formed XML.")}
+    },
+    CODES_KEY: [de.NotProviderFormat.code],
+}
+
+
+@router.post(
+    "/integrations/salesforce/outbound-messages",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Every notification is stored (or was before): Salesforce stops resending them",
+            "content": {"text/xml": {**_XML, "example": salesforce.ACK}},
+        },
+        **_SALESFORCE_REFUSED,
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                media: {
+                    # XML holds no NUL; the body limit (DEALCOACH_MAX_BODY_BYTES, 1 MiB by default) bounds it.
+                    "schema": {"type": "string", "format": "xml", "maxLength": 1_048_576},
+                    "example": SALESFORCE_OUTBOUND_MESSAGE_EXAMPLE,
+                }
+                for media in salesforce.MEDIA_TYPES
+            },
+        }
+    },
+)
+async def receive_salesforce_outbound_message(
+    request: Request,
+    uow: UowDep,
+    token: Annotated[
+        str | None,
+        Query(max_length=500, description="The Salesforce integration's `credentials.token`, in the endpoint URL"),
+    ] = None,
+) -> Response:
+    """A Salesforce Outbound Message (SOAP 1.1 `notifications` of Opportunity sObjects), routed by
+    `OrganizationId` to the integration whose `account_id` it is and authenticated by the endpoint
+    URL's `token` (401 `invalid_signature` otherwise, nothing stored). Each `Notification` is stored
+    once per notification `Id` and the message is answered at once with a `notificationsResponse`
+    whose `Ack` is `true`; a resent message is acknowledged again and stored once. Opportunities
+    are then applied by the inbox applier (`StageName` through the stage map, `IsClosed`/`IsWon` for
+    won and lost, `OwnerId` through the owner map, the lost reason from the integration's
+    `loss_reason_field`); other sObjects are stored as `ignored`. The XML is read with DTDs and
+    entities refused; a body that is not an Outbound Message answers 400 with a SOAP fault."""
+    media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if media not in salesforce.MEDIA_TYPES:
+        return unsupported_media_type(request, "a SOAP 1.1 message with `Content-Type: text/xml`")
+    try:
+        receipts = await crm_inbox.receive_salesforce(uow, await request.body(), token)
+    except de.NotProviderFormat as exc:
+        return Response(salesforce.soap_fault(exc.code, exc.detail), status_code=400, media_type="text/xml")
+    applier = getattr(request.app.state, "inbox_applier", None)
+    if applier is not None and not all(receipt.duplicate for receipt in receipts):
+        applier.wake()
+    return Response(salesforce.ACK, media_type="text/xml")

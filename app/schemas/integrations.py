@@ -17,6 +17,7 @@ MAX_MAP_ENTRIES = 500
 
 CrmKey = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
 Secret = Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=r"^[^\x00]+$")]
+LossReasonField = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
 Currency = Annotated[
     str,
     StringConstraints(max_length=3),
@@ -71,6 +72,12 @@ class IntegrationUpdate(RequestModel):
     default_currency: Currency | None = Field(
         default=None, description="The currency of an amount the CRM sends without one"
     )
+    loss_reason_field: LossReasonField | None = Field(
+        default=None,
+        description="Salesforce only: the Opportunity field whose value is the lost reason (its API name; "
+        "`Loss_Reason__c` when left out). Other providers send their lost reason themselves",
+        examples=["Loss_Reason__c"],
+    )
 
 
 class IntegrationPublic(ResponseModel):
@@ -81,6 +88,9 @@ class IntegrationPublic(ResponseModel):
     owner_map: dict[str, uuid.UUID]
     loss_reason_map: dict[str, str]
     default_currency: str | None
+    loss_reason_field: str | None = Field(
+        default=None, description="Salesforce: the Opportunity field read as the lost reason; null for other providers"
+    )
     member_id: uuid.UUID | None = Field(description="The `integration` member the CRM's writes are made as")
     credentials_set: bool = Field(description="Whether credentials are stored (they are never shown)")
     version: int = Field(description="0 before the integration is first saved")
@@ -96,8 +106,10 @@ class InboundEventPublic(ResponseModel):
     id: uuid.UUID
     provider_event_id: str
     received_at: dt.datetime
-    action: str = Field(examples=["change"], description="The provider's action (Pipedrive: create, change, delete)")
-    object_type: str = Field(examples=["deal"])
+    action: str = Field(
+        examples=["change"], description="The provider's action (Pipedrive: create, change, delete; Salesforce: upsert)"
+    )
+    object_type: str = Field(examples=["deal"], description="Pipedrive's entity, Salesforce's sObject type")
     object_id: str | None = Field(description="The CRM's id of the object", examples=["8812739"])
     provider_timestamp: dt.datetime | None = Field(description="When the CRM says it happened")
     outcome: InboxOutcome
@@ -143,6 +155,41 @@ class PipedriveWebhook(ResponseModel):
     meta: PipedriveMeta
     data: dict[str, Any] | None
     previous: dict[str, Any] | None = None
+
+
+# A Salesforce Outbound Message (SOAP 1.1 `notifications`, one Opportunity notification): the
+# endpoint reads the XML itself; this documents it.
+SALESFORCE_OUTBOUND_MESSAGE_EXAMPLE = """<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"
+    xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+ <soapenv:Body>
+  <notifications xmlns="http://soap.sforce.com/2005/09/outbound">
+   <OrganizationId>00D5e000000KQ2eEAG</OrganizationId>
+   <ActionId>04k5e000000CaRkAAK</ActionId>
+   <SessionId xsi:nil="true"/>
+   <EnterpriseUrl>https://example.my.salesforce.com/services/Soap/c/62.0/00D5e000000KQ2e</EnterpriseUrl>
+   <PartnerUrl>https://example.my.salesforce.com/services/Soap/u/62.0/00D5e000000KQ2e</PartnerUrl>
+   <Notification>
+    <Id>04l5e00000Gx7QzAAJ</Id>
+    <sObject xsi:type="sf:Opportunity" xmlns:sf="urn:sobject.enterprise.soap.sforce.com">
+     <sf:Id>0065e00000B1mXyAAJ</sf:Id>
+     <sf:AccountId>0015e00000ZkM3hAAF</sf:AccountId>
+     <sf:Amount>25000.0</sf:Amount>
+     <sf:CloseDate>2025-06-30</sf:CloseDate>
+     <sf:CurrencyIsoCode>EUR</sf:CurrencyIsoCode>
+     <sf:IsClosed>false</sf:IsClosed>
+     <sf:IsWon>false</sf:IsWon>
+     <sf:LastModifiedDate>2025-04-15T15:39:01.000Z</sf:LastModifiedDate>
+     <sf:Loss_Reason__c xsi:nil="true"/>
+     <sf:Name>Acme - 200 seats</sf:Name>
+     <sf:OwnerId>0055e000001AbCdAAK</sf:OwnerId>
+     <sf:StageName>Qualification</sf:StageName>
+    </sObject>
+   </Notification>
+  </notifications>
+ </soapenv:Body>
+</soapenv:Envelope>
+"""
 
 
 # One event of the batch HubSpot sends (documentation, as above).

@@ -2,7 +2,7 @@
 answered at once; the inbox applier (app/services/inbox_applier.py) applies it later, as the
 integration's member, through the same deal code as `PUT /v1/deals/by-external-ref/...`.
 
-A replayed provider event (Pipedrive's `meta.id`, HubSpot's `portalId:eventId`) is not stored twice: the sender is answered 200
+A replayed provider event (Pipedrive's `meta.id`, HubSpot's `portalId:eventId`, a Salesforce notification's `Id`) is not stored twice: the sender is answered 200
 with the entry stored the first time (`duplicate: true`), and nothing is applied again. The
 `duplicate` outcome is kept for providers whose events carry no identity of their own.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ import orjson
 
 from app.db.types import utcnow
 from app.db.uow import UnitOfWork
-from app.domain import hubspot, pipedrive
+from app.domain import hubspot, pipedrive, salesforce
 from app.domain.errors import DomainError, InvalidSignature, NotProviderFormat
 from app.domain.ids import uuid7
 from app.domain.integrations import (
@@ -62,13 +63,14 @@ async def receive_pipedrive(uow: UnitOfWork, raw: bytes, authorization: str | No
     body = _json(raw)
     account_id = pipedrive.account_of(body)
     async with uow:
-        integration = await uow.integrations.by_account(Provider.pipedrive, account_id)
-        credentials = {} if integration is None else integration.credentials
-        authentic = pipedrive.basic_auth_matches(
-            authorization, str(credentials.get("username", "")), str(credentials.get("password", ""))
+        integration = await _authenticated(
+            uow,
+            Provider.pipedrive,
+            account_id,
+            lambda credentials: pipedrive.basic_auth_matches(
+                authorization, str(credentials.get("username", "")), str(credentials.get("password", ""))
+            ),
         )
-        if integration is None or not integration.enabled or not credentials or not authentic:
-            raise InvalidSignature("No enabled Pipedrive integration of this company accepts these credentials.")
         event = pipedrive.read_event(body)
         [receipt] = await _store(uow, Provider.pipedrive, [(integration, event, body)])
         await uow.commit()
@@ -126,9 +128,12 @@ async def receive_hubspot(uow: UnitOfWork, request: SignedRequest) -> list[Recei
 async def _store(uow: UnitOfWork, provider: Provider, events: list[tuple[Any, CrmEvent, Any]]) -> list[Receipt]:
     """Store events of their integrations once each: a deal event pending, anything else ignored."""
     now = utcnow()
+    # Ids in the order the events came: one CRM object's events are applied in id order, and
+    # UUIDv7s made within one millisecond are not ordered unless sorted.
+    ids = sorted(uuid7() for _ in events)
     rows = [
         {
-            "id": uuid7(),
+            "id": event_id,
             "organization_id": integration.organization_id,
             "integration_id": integration.id,
             "provider": provider.value,
@@ -144,13 +149,60 @@ async def _store(uow: UnitOfWork, provider: Provider, events: list[tuple[Any, Cr
             "next_attempt_at": now,
             "applied_at": None if event.is_deal_event else now,
         }
-        for integration, event, payload in events
+        for event_id, (integration, event, payload) in zip(ids, events, strict=True)
     ]
     stored = await uow.integrations.store(rows)
     return [
         Receipt(stored_id, event.event_id, outcome, duplicate=not first)
         for (stored_id, outcome, first), (_, event, _) in zip(stored, events, strict=True)
     ]
+
+
+async def receive_salesforce(uow: UnitOfWork, raw: bytes, token: str | None) -> list[Receipt]:
+    """Store each notification of one Salesforce Outbound Message, once, if the endpoint's token is
+    the credential of the integration its OrganizationId routes to (401 invalid_signature otherwise,
+    nothing stored). All of the message's notifications are stored together, or none."""
+    message = salesforce.read_message(raw)
+    async with uow:
+        integration = await _authenticated(
+            uow,
+            Provider.salesforce,
+            message.organization_id,
+            lambda credentials: salesforce.token_matches(token, str(credentials.get("token", ""))),
+        )
+        events = [
+            (
+                integration,
+                CrmEvent(
+                    event_id=notification.notification_id,
+                    account_id=message.organization_id,
+                    action=salesforce.ACTION,
+                    object_type=notification.sobject_type,
+                    object_id=notification.object_id,
+                    timestamp=notification.timestamp,
+                    is_deal_event=notification.is_opportunity,
+                ),
+                notification.payload(message),
+            )
+            for notification in message.notifications
+        ]
+        receipts = await _store(uow, Provider.salesforce, events)
+        await uow.commit()
+    return receipts
+
+
+async def _authenticated(
+    uow: UnitOfWork, provider: Provider, account_id: str, authentic: Callable[[Mapping[str, Any]], bool]
+) -> Any:
+    """The enabled integration an inbound event's account routes to, if the event proves it comes
+    from it (checked even when there is none, so that no answer says which accounts exist)."""
+    integration = await uow.integrations.by_account(provider, account_id)
+    credentials = {} if integration is None else integration.credentials
+    proven = authentic(credentials)
+    if integration is None or not integration.enabled or not credentials or not proven:
+        name = PROVIDER_NAMES[provider]
+        raise InvalidSignature(f"No enabled {name} integration of this account accepts these credentials.")
+    return integration
 
 
 # --- applying -----------------------------------------------------------------------
@@ -180,6 +232,8 @@ async def read_state(row: Any, hubspot_api: HubSpotClient) -> DealState:
         return DealState(None)
     if provider == Provider.pipedrive:
         return DealState(pipedrive.deal_of(row.payload))
+    if provider == Provider.salesforce:
+        return DealState(salesforce.deal_of(row.payload, row.loss_reason_field))
     read = await hubspot_api.read_deal(row.object_id, str(row.credentials.get("access_token", "")))
     if read.properties is None:
         return DealState(None, gone=True)

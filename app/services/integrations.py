@@ -15,6 +15,7 @@ from app.domain.integrations import (
     InboxOutcome,
     Provider,
     ensure_credentials,
+    ensure_loss_reason_field,
     ensure_loss_reason_map,
     ensure_owner_map,
 )
@@ -25,7 +26,15 @@ from app.services.pagination import PageRequest, PageResult, after_id, build_pag
 
 INBOX = "integration_events"
 # What the configuration's events name as changed: never the credentials' values.
-_CONFIG_FIELDS = ("enabled", "account_id", "stage_map", "owner_map", "loss_reason_map", "default_currency")
+_CONFIG_FIELDS = (
+    "enabled",
+    "account_id",
+    "stage_map",
+    "owner_map",
+    "loss_reason_map",
+    "default_currency",
+    "loss_reason_field",
+)
 
 
 async def get_integration(uow: UnitOfWork, actor: Actor, provider: Provider) -> Integration | None:
@@ -41,6 +50,7 @@ async def put_integration(
     ensure_admin(actor)
     sent_credentials = None if data.credentials is None else data.credentials.model_dump()
     credentials = None if sent_credentials is None else ensure_credentials(provider, sent_credentials)
+    ensure_loss_reason_field(provider, data.loss_reason_field)
     owner_map = {crm_user: member_id for crm_user, member_id in data.owner_map.items()}
     async with uow:
         integration = await uow.integrations.get(actor.organization_id, provider, for_update=True)
@@ -61,6 +71,7 @@ async def put_integration(
             "owner_map": {key: str(member_id) for key, member_id in owner_map.items()},
             "loss_reason_map": dict(data.loss_reason_map),
             "default_currency": data.default_currency,
+            "loss_reason_field": data.loss_reason_field,
         }
         now = utcnow()
         if integration is None:

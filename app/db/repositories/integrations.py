@@ -58,6 +58,7 @@ _APPLY_INPUT = (
         _integration.c.owner_map,
         _integration.c.loss_reason_map,
         _integration.c.default_currency,
+        _integration.c.loss_reason_field,
     )
     .select_from(_inbox.join(_integration, _integration.c.id == _inbox.c.integration_id))
     .where(_inbox.c.id.in_(sa.bindparam("ids", expanding=True)))
