@@ -20,6 +20,7 @@ from app.db.uow import UnitOfWork
 from app.main import create_app
 from app.services.bootstrap import bootstrap_organization
 from app.settings import Settings
+from tests.browser import chromium  # noqa: F401  # the fixture: Debian's headless Chromium, or skip
 from tests.helpers import Api, Org, Person
 from tests.pg import PG_URL, REQUIRE_POSTGRES, ClonePool, fresh_pg_database, pg_unreachable
 from tests.problem_codes import DeclaredCodes

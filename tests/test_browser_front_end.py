@@ -15,8 +15,6 @@ import html
 import json
 import re
 import shutil
-import socket
-import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -33,10 +31,10 @@ from app.db.uow import UnitOfWork
 from app.main import create_app
 from app.services.bootstrap import bootstrap_organization
 from app.settings import Settings
+from tests.browser import dump_dom
 from tests.conftest import settings_for
 from tests.oidc_issuer import AUDIENCE, LocalIssuer
 from tests.process import free_port, wait_until_ready
-from tests.test_docs_offline import chromium  # noqa: F401  # the fixture: Chromium, or skip
 
 PAGE_DIR = Path(__file__).resolve().parent / "front_end"
 # What the page lists: the signed-in seller's tasks. Everything the page shows is compared with what
@@ -112,7 +110,7 @@ def _admin_key(settings: Settings) -> str:
 
 @pytest.mark.slow  # one headless browser: a few seconds
 def test_a_page_on_another_origin_signs_in_and_reads_dealcoach(
-    chromium: str,  # noqa: F811
+    chromium: str,
     dealcoach: tuple[str, Settings],
     issuer: LocalIssuer,
     page_origin: str,
@@ -141,30 +139,9 @@ def test_a_page_on_another_origin_signs_in_and_reads_dealcoach(
     assert expected.status_code == 200, expected.text
 
     page = f"{page_origin}/index.html#api={quote(api, safe='')}&path={quote(LISTED, safe='')}&token={token}"
-    with socket.socket() as refusing:  # bound, never listening: every connection to it is refused
-        refusing.bind(("127.0.0.1", 0))
-        proxy = f"http://127.0.0.1:{refusing.getsockname()[1]}"
-        browser = subprocess.run(
-            [
-                chromium,
-                "--headless",
-                "--no-sandbox",  # CI runs as root
-                "--disable-gpu",
-                f"--user-data-dir={tmp_path / 'profile'}",
-                f"--proxy-server={proxy}",
-                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-                # Run the page's fetch to completion before dumping.
-                "--virtual-time-budget=10000",
-                "--dump-dom",
-                page,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=90,
-        )
-    assert browser.returncode == 0, browser.stderr[-2000:]
-    shown = re.search(r'<pre id="result">(.*?)</pre>', browser.stdout, re.S)
-    assert shown is not None, browser.stdout[-2000:]
+    dom = dump_dom(chromium, page, tmp_path / "profile")
+    shown = re.search(r'<pre id="result">(.*?)</pre>', dom, re.S)
+    assert shown is not None, dom[-2000:]
     text = html.unescape(shown[1])
     assert text.startswith("{"), text  # not "loading", nor "failed: TypeError: Failed to fetch" (CORS)
     result = json.loads(text)

@@ -1,6 +1,6 @@
 """`/docs` works without internet: Swagger UI's assets are served by the app itself.
 
-The browser test loads `/docs` from a real server in Debian's headless Chromium with every
+The browser test loads `/docs` from a real server in headless Chromium (tests/browser.py) with every
 host but 127.0.0.1 unreachable (no name resolves, and any other request goes to a proxy that
 refuses connections). It is skipped when Chromium is not installed, unless REQUIRE_BROWSER=1
 (CI sets it) makes that a failure.
@@ -8,10 +8,7 @@ refuses connections). It is skipped when Chromium is not installed, unless REQUI
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,10 +19,9 @@ import uvicorn
 
 from app.main import create_app
 from app.settings import Settings
+from tests.browser import dump_dom
 from tests.process import free_port, wait_until_ready
 
-CHROMIUM = "/usr/bin/chromium"
-REQUIRE_BROWSER = os.environ.get("REQUIRE_BROWSER") == "1"
 # Any absolute or scheme-relative URL: the docs page may name none, only paths on its own server.
 ABSOLUTE_URL = re.compile(r"""(?:[a-z][a-z0-9+.-]*:)?//[^\s'"<>]+""", re.I)
 
@@ -56,15 +52,6 @@ async def test_docs_page_and_its_assets_come_from_the_app() -> None:
 
 
 @pytest.fixture
-def chromium() -> str:
-    if not os.access(CHROMIUM, os.X_OK):
-        if REQUIRE_BROWSER:
-            pytest.fail(f"REQUIRE_BROWSER=1 but {CHROMIUM} is not installed (apt-get install chromium)")
-        pytest.skip(f"{CHROMIUM} is not installed")
-    return CHROMIUM
-
-
-@pytest.fixture
 def docs_server() -> Iterator[str]:
     """The base URL of a real uvicorn server on loopback, in this process (no second import of the app)."""
     port = free_port()
@@ -86,31 +73,7 @@ def docs_server() -> Iterator[str]:
 def test_docs_render_every_operation_in_a_browser_without_internet(
     chromium: str, docs_server: str, tmp_path: Path
 ) -> None:
-    with socket.socket() as refusing:  # bound, never listening: every connection to it is refused
-        refusing.bind(("127.0.0.1", 0))
-        proxy = f"http://127.0.0.1:{refusing.getsockname()[1]}"
-        browser = subprocess.run(
-            [
-                chromium,
-                "--headless",
-                "--no-sandbox",  # CI runs as root
-                "--disable-gpu",
-                f"--user-data-dir={tmp_path / 'profile'}",
-                # Loopback bypasses the proxy; every other host goes to the refusing proxy and
-                # resolves to nothing.
-                f"--proxy-server={proxy}",
-                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-                # Run the page's scripts and its fetch of /openapi.json to completion before dumping.
-                "--virtual-time-budget=10000",
-                "--dump-dom",
-                f"{docs_server}/docs",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=90,
-        )
-    assert browser.returncode == 0, browser.stderr[-2000:]
-    dom = browser.stdout
+    dom = dump_dom(chromium, f"{docs_server}/docs", tmp_path / "profile")
     assert '<h1 class="title">Dealcoach API' in dom, dom[-2000:]
     spec = httpx.get(f"{docs_server}/openapi.json").json()  # what the page rendered
     missing = [
