@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run demo lint test openapi bench clean
+.PHONY: install run demo lint test openapi sdk bench clean
 
 $(STAMP): pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,16 @@ test: lint
 
 openapi: install
 	$(BIN)/python -m app.openapi openapi/openapi.json
+
+# Clients generated from openapi/openapi.json (not committed): Python into sdk/python, and, when npm
+# is installed, TypeScript types into sdk/typescript (used with openapi-fetch).
+sdk: install
+	rm -rf sdk/python
+	$(BIN)/openapi-python-client generate --path openapi/openapi.json --config openapi/python-client.yaml \
+		--output-path sdk/python --meta setup --fail-on-warning
+	@if command -v npx >/dev/null; then \
+		mkdir -p sdk/typescript && npx --yes openapi-typescript@7 openapi/openapi.json -o sdk/typescript/schema.d.ts; \
+	else echo "npm is missing: TypeScript types skipped"; fi
 
 bench: install
 	bash bench/run.sh
