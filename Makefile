@@ -43,13 +43,14 @@ openapi: install
 	$(BIN)/python -m app.openapi openapi/openapi.json
 
 # Clients generated from openapi/openapi.json (not committed): Python into sdk/python, and, when npm
-# is installed, TypeScript types into sdk/typescript (used with openapi-fetch).
+# is installed, TypeScript types into sdk/typescript for openapi-fetch (openapi/typescript/example.ts).
 sdk: install
 	rm -rf sdk/python
 	$(BIN)/openapi-python-client generate --path openapi/openapi.json --config openapi/python-client.yaml \
 		--output-path sdk/python --meta setup --fail-on-warning
-	@if command -v npx >/dev/null; then \
-		mkdir -p sdk/typescript && npx --yes openapi-typescript@7 openapi/openapi.json -o sdk/typescript/schema.d.ts; \
+	@if command -v npm >/dev/null; then \
+		npm ci --prefix openapi/typescript --no-audit --no-fund && mkdir -p sdk/typescript && \
+		openapi/typescript/node_modules/.bin/openapi-typescript openapi/openapi.json -o sdk/typescript/schema.d.ts; \
 	else echo "npm is missing: TypeScript types skipped"; fi
 
 bench: install

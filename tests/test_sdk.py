@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -158,3 +159,30 @@ def _flow(base: str, admin_key: str) -> None:
     )
     assert isinstance(review, models.ReviewPublic), review
     assert review.id == lost.review_id and review.deal_id == deal.id
+
+
+@pytest.mark.skipif(
+    shutil.which("npm") is None and not os.environ.get("REQUIRE_NPM"), reason="npm is missing (CI sets REQUIRE_NPM=1)"
+)
+def test_typescript_example_compiles_strictly_against_the_generated_types(tmp_path: Path) -> None:
+    tools = ROOT / "openapi" / "typescript"
+    for name in ("package.json", "package-lock.json", "example.ts"):
+        shutil.copy(tools / name, tmp_path / name)
+    npm = shutil.which("npm") or "npm"
+    subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=tmp_path, check=True, capture_output=True, timeout=300)
+    bin_ = tmp_path / "node_modules" / ".bin"
+    subprocess.run(
+        [str(bin_ / "openapi-typescript"), str(ROOT / "openapi" / "openapi.json"), "-o", "schema.d.ts"],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    done = subprocess.run(
+        [str(bin_ / "tsc"), "--noEmit", "--strict", "--module", "nodenext", "--target", "es2022", "example.ts"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
