@@ -11,6 +11,7 @@ JSON lines instead (for auditing what the suite reaches).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -25,25 +26,34 @@ class UndeclaredProblemCode(AssertionError):
     pass
 
 
-def _operation(spec: dict[str, Any], path: str, method: str) -> dict[str, Any] | None:
-    """The operation serving ``method`` at ``path``: the most literal path that matches (as routing
-    picks ``/v1/deals/batch-upsert`` over ``/v1/deals/{deal_id}``), if it serves the method."""
-    found = []
-    for template, item in spec["paths"].items():
-        pattern = re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template))
-        if re.fullmatch(pattern, path):
-            found.append((template.count("{"), item))
-    if not found:
-        return None
-    operation: dict[str, Any] | None = min(found, key=lambda pair: pair[0])[1].get(method)
-    return operation
+@functools.cache
+def _table(spec_id: int) -> list[tuple[int, re.Pattern[str], dict[str, Any]]]:
+    """Each path of the spec as a pattern, most literal first (as routing picks
+    ``/v1/deals/batch-upsert`` over ``/v1/deals/{deal_id}``)."""
+    table = [
+        (template.count("{"), re.compile(re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template))), item)
+        for template, item in _SPECS[spec_id]["paths"].items()
+    ]
+    return sorted(table, key=lambda row: row[0])
+
+
+# The OpenAPI document of the app the suite tests: the same for every app a test makes (settings
+# do not change it), and over a second to render, so rendered once per process.
+_SPECS: dict[int, dict[str, Any]] = {}
+
+
+def _spec(app: Any) -> tuple[int, dict[str, Any]]:
+    if not _SPECS:
+        _SPECS[0] = app.openapi()
+    return 0, _SPECS[0]
 
 
 def declared_codes(app: Any, scope: Scope, status: int) -> tuple[str, set[str]] | None:
     """The operation a request reached and the codes it declares for ``status``; None when the
     request reached no operation (an unknown path, a method not served there)."""
-    spec = app.openapi()
-    operation = _operation(spec, scope["path"], scope["method"].lower())
+    spec_id, spec = _spec(app)
+    item = next((item for _, pattern, item in _table(spec_id) if pattern.fullmatch(scope["path"])), None)
+    operation = None if item is None else item.get(scope["method"].lower())
     if operation is None:
         return None
     response = operation["responses"].get(str(status))
