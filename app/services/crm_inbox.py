@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from defusedxml import DefusedXmlException
+from defusedxml import ElementTree as defused
 
 from app.db.types import utcnow
 from app.db.uow import UnitOfWork
@@ -48,6 +51,18 @@ class Receipt:
     provider_event_id: str
     outcome: InboxOutcome
     duplicate: bool
+
+
+def _xml(raw: bytes) -> ElementTree.Element:
+    """Well-formed XML that declares no DTD, entity or external reference: refused before any is
+    expanded or fetched (defusedxml)."""
+    try:
+        root: ElementTree.Element = defused.fromstring(raw, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException:
+        raise NotProviderFormat("DTDs and entities are refused: an Outbound Message declares none.") from None
+    except (ElementTree.ParseError, ValueError):
+        raise NotProviderFormat("The body is not well-formed XML.") from None
+    return root
 
 
 def _json(raw: bytes) -> Any:
@@ -162,7 +177,7 @@ async def receive_salesforce(uow: UnitOfWork, raw: bytes, token: str | None) -> 
     """Store each notification of one Salesforce Outbound Message, once, if the endpoint's token is
     the credential of the integration its OrganizationId routes to (401 invalid_signature otherwise,
     nothing stored). All of the message's notifications are stored together, or none."""
-    message = salesforce.read_message(raw)
+    message = salesforce.read_message(_xml(raw))
     async with uow:
         integration = await _authenticated(
             uow,

@@ -99,7 +99,10 @@ async def test_deep_pages_cost_the_same_as_the_first(big_org, who: str, monkeypa
     # Jump near the end with a cursor sealed the way the API seals it.
     org_id = uuid.UUID((await caller.get("/v1/me")).json()["organization"]["id"])
     near_end = app.state.cursors.encode(org_id, "deals", [f"01900000-0000-7000-8000-{N - 60:012x}"])
-    queries_first, buffers_first, _ = await _page_cost(app, caller, {}, monkeypatch)
-    queries_last, buffers_last, _ = await _page_cost(app, caller, {"cursor": near_end}, monkeypatch)
-    assert queries_first == queries_last
+    # Each page twice, the second counted: a pooled connection's first use of a statement also
+    # prepares it, which is the connection's cost, not the page's.
+    for _ in range(2):
+        queries_first, buffers_first, _ = await _page_cost(app, caller, {}, monkeypatch)
+        queries_last, buffers_last, _ = await _page_cost(app, caller, {"cursor": near_end}, monkeypatch)
+    assert queries_first == queries_last, (queries_first, queries_last)
     assert buffers_last <= 2 * buffers_first + 20, (buffers_first, buffers_last)
