@@ -13,9 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from app.main import create_app
-from app.settings import Settings
 from tests.api.test_deal_pagination_scale import _buffers, _explain
-from tests.conftest import bootstrap
+from tests.conftest import bootstrap, settings_for
 from tests.helpers import Api
 from tests.statements import record_statements
 
@@ -26,15 +25,7 @@ OPEN = 250  # per kind: what waits on the member
 
 @pytest.fixture
 async def long_history(pg_database: str):  # type: ignore[no-untyped-def]
-    app = create_app(
-        Settings(
-            database_url=pg_database,
-            access_log=False,
-            log_level="WARNING",
-            rate_limit_per_second=0,
-            webhooks_dispatcher="off",
-        )
-    )
+    app = create_app(settings_for(pg_database))
     async with app.router.lifespan_context(app):
         org = await bootstrap(app)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
