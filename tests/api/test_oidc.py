@@ -262,7 +262,13 @@ async def test_rotated_keys_are_fetched_again_but_not_more_than_every_five_secon
     clock.now += 300
     assert await status("rsa2") == 200
     await until(lambda: issuer.jwks_fetches == 4)
+    # The provider has answered; the service stores the new set once it has read the answer.
+    deadline = asyncio.get_running_loop().time() + 5
+    while await status("rsa2") == 200:
+        assert asyncio.get_running_loop().time() < deadline, "the fresh keys were never used"
+        await asyncio.sleep(0.01)
     assert await status("rsa2") == 401 and await status("ec1") == 200
+    assert issuer.jwks_fetches == 4  # while the refresh ran, no token asked for another
 
 
 async def test_a_provider_that_cannot_be_reached_refuses_its_tokens_until_it_answers(
