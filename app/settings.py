@@ -76,6 +76,12 @@ class Settings(BaseSettings):
         default=50, ge=0, description="Sustained requests a second per API key (or client address); 0 turns limits off"
     )
     rate_limit_burst: int = Field(default=100, ge=1, description="Requests a client that kept quiet may send at once")
+    rate_limit_inbound_per_second: int = Field(
+        default=500, ge=1, description="CRM webhooks in: sustained requests a second per sending address (own budget)"
+    )
+    rate_limit_inbound_burst: int = Field(
+        default=1000, ge=1, description="CRM webhooks in: requests a sending address that kept quiet may send at once"
+    )
     rate_limit_storage_url: str | None = Field(
         default=None,
         pattern=r"^(redis|rediss|unix)://",

@@ -15,6 +15,12 @@ behind a shared address (an office's) thus does not share that address's budget;
 (the provider issues one every few minutes) starts a new budget, which is no more than a client
 could have by asking the provider for tokens.
 
+A CRM's webhooks (HubSpot's, Pipedrive's, Salesforce's Outbound Messages) spend a budget of their
+own per sending address, `inbound`, larger than a client's: a CRM sends one request per changed
+deal from a few addresses, and a bulk edit there must not be refused here. They carry no API key,
+so a webhook the CRM's credentials do not sign (401) spends the address's ordinary budget too, as an
+invalid key does: forged webhooks are slowed like guessed keys.
+
 The `limits` library has no token bucket; its sliding-window counter comes closest: RATE units a
 second with bursts of BURST becomes QUOTA = RATE x ceil(BURST / RATE) units per WINDOW =
 ceil(BURST / RATE) seconds (limits counts whole seconds), the count of the previous window fading
@@ -55,6 +61,14 @@ log = structlog.get_logger("dealcoach.rate_limit")
 
 # Probes and scrapes must keep working while a client is throttled.
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# CRM webhooks in (app/routers/integrations.py): their own budget per address.
+INBOUND_PATHS = frozenset(
+    {
+        "/v1/integrations/hubspot/webhooks",
+        "/v1/integrations/pipedrive/webhooks",
+        "/v1/integrations/salesforce/outbound-messages",
+    }
+)
 # A batch upsert writes up to 500 deals; an analytics request scans an organisation's reviews.
 EXPENSIVE_COST = 10
 # After the shared store failed, requests pass unlimited for this long instead of each waiting on it.
@@ -190,9 +204,14 @@ class LocalStorage(Storage, SlidingWindowCounterSupport):
 class RateLimits:
     """The budgets of one app and where they are kept: this worker's memory, or Redis."""
 
-    def __init__(self, per_second: int, burst: int, storage_url: str | None = None) -> None:
+    def __init__(
+        self, per_second: int, burst: int, storage_url: str | None = None, *, inbound: tuple[int, int] | None = None
+    ) -> None:
         self.policy = Policy.of(per_second, burst)
-        self.item = RateLimitItemPerSecond(self.policy.quota, self.policy.window)
+        self.inbound_policy = Policy.of(*inbound) if inbound else self.policy
+        self.items = {
+            policy: RateLimitItemPerSecond(policy.quota, policy.window) for policy in (self.policy, self.inbound_policy)
+        }
         self.pool: redis.asyncio.ConnectionPool | None = None
         self.storage: RedisStorage | LocalStorage
         if storage_url:
@@ -217,27 +236,34 @@ class RateLimits:
     def from_settings(cls, settings: Settings) -> RateLimits | None:
         if settings.rate_limit_per_second == 0:
             return None
-        return cls(settings.rate_limit_per_second, settings.rate_limit_burst, settings.rate_limit_storage_url)
+        return cls(
+            settings.rate_limit_per_second,
+            settings.rate_limit_burst,
+            settings.rate_limit_storage_url,
+            inbound=(settings.rate_limit_inbound_per_second, settings.rate_limit_inbound_burst),
+        )
 
     async def close(self) -> None:
         if self.pool is not None:
             await self.pool.aclose()
 
-    async def charge(self, identity: str, cost: int) -> Budget | None:
-        """Spend `cost` units of `identity`'s budget; None when the store cannot be reached (fail open)."""
+    async def charge(self, identity: str, cost: int, policy: Policy | None = None) -> Budget | None:
+        """Spend `cost` units of `identity`'s budget (under `policy`, the clients' by default);
+        None when the store cannot be reached (fail open)."""
         now = time.monotonic()
         if now < self.store_down_until:
             return None
-        cost, key = min(cost, self.policy.quota), self.item.key_for(identity)
+        policy = policy or self.policy
+        cost, key = min(cost, policy.quota), self.items[policy].key_for(identity)
         try:
             # limits' SlidingWindowCounterRateLimiter.hit, with the key built once for both calls
-            allowed = await self.storage.acquire_sliding_window_entry(key, self.policy.quota, self.policy.window, cost)
-            window = await self.storage.get_sliding_window(key, self.policy.window)
+            allowed = await self.storage.acquire_sliding_window_entry(key, policy.quota, policy.window, cost)
+            window = await self.storage.get_sliding_window(key, policy.window)
         except (StorageError, OSError) as exc:
             self.store_down_until = now + STORE_RETRY_SECONDS
             log.warning("rate limit store unreachable: not limiting for a while", error=repr(exc))
             return None
-        return budget_of(allowed, window, self.policy, cost)
+        return budget_of(allowed, window, policy, cost)
 
     async def charge_invalid_key(self, address: str) -> Budget | None:
         """The app refused a key: its address pays, and is refused outright once it cannot."""
@@ -266,10 +292,14 @@ class RateLimitMiddleware:
     def __init__(self, app: ASGIApp, *, limits: RateLimits) -> None:
         self.app = app
         self.limits = limits
-        policy = limits.policy
         self.policy_fields = {
             name: (b"ratelimit-policy", f'"{name}";q={policy.quota};w={policy.window}'.encode())
-            for name in ("key", "token", "address")
+            for name, policy in (
+                ("key", limits.policy),
+                ("token", limits.policy),
+                ("address", limits.policy),
+                ("inbound", limits.inbound_policy),
+            )
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -278,16 +308,21 @@ class RateLimitMiddleware:
             return
         token, name = _bearer_token(scope)
         address = ""
-        if token is None:
-            name, address = "address", _address(scope)
-            spent = await self.limits.charge("address:" + address, _cost(scope))
-        else:
+        inbound = scope["path"] in INBOUND_PATHS
+        if inbound or token is not None:
             if self.limits.penalised:
                 address = _address(scope)
                 refused = self.limits.penalty(address)
                 if refused is not None:
                     await self._refuse(scope, receive, send, "address", refused)
                     return
+        if inbound:
+            name, address = "inbound", address or _address(scope)
+            spent = await self.limits.charge("inbound:" + address, 1, self.limits.inbound_policy)
+        elif token is None:
+            name, address = "address", _address(scope)
+            spent = await self.limits.charge("address:" + address, _cost(scope))
+        else:
             spent = await self.limits.charge(f"{name}:{hash_key(token)[:32]}", _cost(scope))
         if spent is None:
             await self.app(scope, receive, send)
@@ -299,7 +334,7 @@ class RateLimitMiddleware:
         async def send_with_fields(message: Message) -> None:
             if message["type"] == "http.response.start":
                 fields = self._fields(name, spent)
-                if token is not None and message["status"] == 401:
+                if (token is not None or inbound) and message["status"] == 401:
                     paid = await self.limits.charge_invalid_key(address or _address(scope))
                     if paid is not None:
                         fields = self._fields("address", paid)
@@ -312,7 +347,9 @@ class RateLimitMiddleware:
         return [self.policy_fields[name], (b"ratelimit", f'"{name}";r={spent.remaining};t={spent.reset}'.encode())]
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, name: str, spent: Budget) -> None:
-        whose = {"key": "this API key", "token": "this token"}.get(name, "this address")
+        whose = {"key": "this API key", "token": "this token", "inbound": "this address's webhooks"}.get(
+            name, "this address"
+        )
         response = problem(
             429,
             "rate_limited",

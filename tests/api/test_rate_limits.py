@@ -19,12 +19,20 @@ import pytest
 
 from app.main import create_app
 from app.settings import Settings
+from tests.api.test_pipedrive import HOOK as PIPEDRIVE_HOOK
+from tests.api.test_pipedrive import basic, crm  # noqa: F401  # crm: the fixture the webhooks need
+from tests.api.test_pipedrive import event as pipedrive_event
 from tests.conftest import bootstrap
 from tests.helpers import Api, assert_problem
 
 QUOTA, WINDOW = 20, 10
-POLICY = {"key": f'"key";q={QUOTA};w={WINDOW}', "address": f'"address";q={QUOTA};w={WINDOW}'}
-FIELD = re.compile(r'^"(key|address)";r=(\d+);t=(\d+)$')
+INBOUND_QUOTA = 30  # CRM webhooks in: 3 a second with bursts of 30, 30 units per 10 s
+POLICY = {
+    "key": f'"key";q={QUOTA};w={WINDOW}',
+    "address": f'"address";q={QUOTA};w={WINDOW}',
+    "inbound": f'"inbound";q={INBOUND_QUOTA};w={WINDOW}',
+}
+FIELD = re.compile(r'^"(key|address|inbound)";r=(\d+);t=(\d+)$')
 
 
 def limited(database_url: str, **overrides: object) -> Settings:
@@ -33,7 +41,13 @@ def limited(database_url: str, **overrides: object) -> Settings:
         access_log=False,
         log_level="WARNING",
         webhooks_dispatcher="off",
-        **{"rate_limit_per_second": 2, "rate_limit_burst": 20, **overrides},  # type: ignore[arg-type]
+        **{  # type: ignore[arg-type]
+            "rate_limit_per_second": 2,
+            "rate_limit_burst": 20,
+            "rate_limit_inbound_per_second": 3,
+            "rate_limit_inbound_burst": 30,
+            **overrides,
+        },
     )
 
 
@@ -134,6 +148,31 @@ async def test_invalid_keys_from_one_address_are_slowed(app, client: httpx.Async
         response = await elsewhere.get("/v1/me", headers={"Authorization": f"Bearer {api.key}"})
         assert response.status_code == 200
         assert budget(response) == ("key", QUOTA - 1, 0)
+
+
+@pytest.mark.usefixtures("crm")
+async def test_crm_webhooks_spend_a_budget_of_their_own(client: httpx.AsyncClient) -> None:
+    # Pipedrive sends a request per changed deal: more than a client's budget, from one address.
+    for n in range(INBOUND_QUOTA):
+        response = await client.post(PIPEDRIVE_HOOK, json=pipedrive_event(n=n), headers=basic())
+        assert response.status_code == 200, response.text
+        assert budget(response)[:2] == ("inbound", INBOUND_QUOTA - 1 - n)
+    assert_rate_limited(await client.post(PIPEDRIVE_HOOK, json=pipedrive_event(n=99), headers=basic()), "inbound")
+    # The address's own budget is untouched.
+    assert budget(await client.get("/v1/me"))[:2] == ("address", QUOTA - 1)
+
+
+@pytest.mark.usefixtures("crm")
+async def test_unsigned_crm_webhooks_spend_the_address_budget(app, client: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
+    for n in range(QUOTA + 1):
+        response = await client.post(PIPEDRIVE_HOOK, json=pipedrive_event(n=n), headers=basic(password="guess"))
+        assert_problem(response, 401, "invalid_signature")
+        assert budget(response)[:2] == ("address", max(0, QUOTA - 1 - n))
+    # Spent by forgeries: this address's webhooks are refused, even signed ones.
+    assert_rate_limited(await client.post(PIPEDRIVE_HOOK, json=pipedrive_event(n=1), headers=basic()), "address")
+    async with client_for(app, random_address()) as elsewhere:
+        response = await elsewhere.post(PIPEDRIVE_HOOK, json=pipedrive_event(n=1), headers=basic())
+        assert response.status_code == 200 and budget(response)[:2] == ("inbound", INBOUND_QUOTA - 1)
 
 
 async def test_health_and_metrics_are_not_limited(client: httpx.AsyncClient) -> None:
