@@ -718,7 +718,24 @@ class InboundEvent(SQLModel, table=True):
         sa.Index(None, "organization_id", "provider", "id"),
         sa.Index(None, "organization_id", "provider", "outcome", "id"),
         sa.Index(None, "organization_id", "provider", "object_id"),
-        sa.Index(None, "outcome", "next_attempt_at"),
+        # The applier's claim (app/db/repositories/integrations.py): the pending events in arrival
+        # order, and per CRM object the pending ones before it; only pending rows, so the claim
+        # never steps over the events already applied, however many there are.
+        sa.Index(
+            "ix_inbound_event_pending",
+            "id",
+            postgresql_where=sa.text("outcome = 'pending'"),
+            sqlite_where=sa.text("outcome = 'pending'"),
+        ),
+        sa.Index(
+            "ix_inbound_event_pending_object",
+            "organization_id",
+            "provider",
+            "object_id",
+            "id",
+            postgresql_where=sa.text("outcome = 'pending'"),
+            sqlite_where=sa.text("outcome = 'pending'"),
+        ),
         sa.CheckConstraint(_in("provider", Provider), name="provider"),
         sa.CheckConstraint(_in("outcome", InboxOutcome), name="outcome"),
     )

@@ -1,6 +1,7 @@
 """What the background workers share (the webhook dispatcher, the CRM inbox applier): a loop that
 leases due rows from its table and handles each as a task of its own, at most ``max_in_flight``
-at once, until told to stop.
+at once, until told to stop; a worker that handles rows better together (one transaction for
+many) takes them ``rows_per_task`` at a time.
 
 Leasing is the worker's repository's job: a claim marks rows ``leased_until`` in one statement
 (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so any number of workers in any number of processes
@@ -37,10 +38,12 @@ class LeasingWorker(ABC):
         max_in_flight: int,
         housekeeping_every: float,
         stop_grace: float,
+        rows_per_task: int = 1,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.poll_interval = poll_interval
         self.max_in_flight = max_in_flight
+        self.rows_per_task = rows_per_task
         self.housekeeping_every = housekeeping_every
         self.stop_grace = stop_grace  # how long a stop waits for the work under way
         self.log = structlog.get_logger(f"dealcoach.{self.name}")
@@ -58,6 +61,11 @@ class LeasingWorker(ABC):
     async def handle(self, row: Any) -> None:
         """Handle one claimed row and record the outcome; an exception leaves the row's lease to
         run out (it is then due again)."""
+
+    async def handle_many(self, rows: Sequence[Any]) -> None:
+        """Handle up to ``rows_per_task`` claimed rows in one task; by default one after another."""
+        for row in rows:
+            await self._handle_safely(row)
 
     async def housekeeping(self) -> None:
         """Every ``housekeeping_every`` seconds while running: metrics, pruning."""
@@ -117,18 +125,23 @@ class LeasingWorker(ABC):
             elif not started:
                 return
 
-    async def _claim_and_start(self, limit: int) -> int:
+    async def _claim_and_start(self, tasks: int) -> int:
+        """Claim rows for up to ``tasks`` tasks and start them; how many were started."""
         try:
-            rows = await self._claim(limit)
+            rows = await self._claim(tasks * self.rows_per_task)
         except Exception:
             self.log.warning(f"{self.name}: its table is unavailable", exc_info=True)
             await asyncio.sleep(self.poll_interval)
             return 0
-        for row in rows:
-            task = asyncio.create_task(self._handle_safely(row))
+        started = 0
+        for start in range(0, len(rows), self.rows_per_task):
+            chunk = rows[start : start + self.rows_per_task]
+            work = self._handle_safely(chunk[0]) if self.rows_per_task == 1 else self._handle_many_safely(chunk)
+            task = asyncio.create_task(work)
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
-        return len(rows)
+            started += 1
+        return started
 
     async def _claim(self, limit: int) -> Sequence[Any]:
         uow = UnitOfWork(self.sessionmaker)
@@ -145,6 +158,14 @@ class LeasingWorker(ABC):
             raise
         except Exception:  # the lease runs out and the row is taken again
             self.log.exception(f"{self.name}: a row could not be handled", **self.describe(row))
+
+    async def _handle_many_safely(self, rows: Sequence[Any]) -> None:
+        try:
+            await self.handle_many(rows)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # their leases run out and the rows are taken again
+            self.log.exception(f"{self.name}: rows could not be handled", ids=[self.describe(row) for row in rows])
 
     async def _housekeeping_safely(self) -> None:
         try:

@@ -23,6 +23,7 @@ from defusedxml import ElementTree as defused
 from app.db.types import utcnow
 from app.db.uow import UnitOfWork
 from app.domain import hubspot, pipedrive, salesforce
+from app.domain.deals import DealEdit
 from app.domain.errors import DomainError, InvalidSignature, NotProviderFormat
 from app.domain.ids import uuid7
 from app.domain.integrations import (
@@ -39,6 +40,7 @@ from app.domain.integrations import (
 )
 from app.domain.members import Actor, MemberRole
 from app.services import deals as deal_service
+from app.services.deal_batch import DealBatch
 from app.services.hubspot_api import HubSpotClient
 
 # The applier acts as the integration's member, with no API key: this names none.
@@ -256,17 +258,123 @@ async def read_state(row: Any, hubspot_api: HubSpotClient) -> DealState:
     return DealState(crm, hubspot.modified_at(read.properties))
 
 
-async def apply_event(uow: UnitOfWork, row: Any, state: DealState) -> bool:
-    """Apply one claimed inbox event in one transaction with its outcome, so it is applied once;
-    a rule that refuses it leaves nothing behind but the outcome. False when it was no longer
-    pending (another applier finished it)."""
-    actor = Actor(
+def _actor(row: Any) -> Actor:
+    """The integration's member, acting on an event of its integration."""
+    return Actor(
         member_id=row.member_id,
         organization_id=row.organization_id,
         role=MemberRole.integration,
         manager_id=None,
         api_key_id=NO_API_KEY,
     )
+
+
+def upserts(row: Any, state: DealState) -> bool:
+    """Whether an event upserts a deal the CRM has (what ``apply_upserts`` applies); a deletion, an
+    event naming no object and a deal gone from the CRM are applied by ``apply_event``."""
+    return row.object_id is not None and state.crm is not None and not is_deletion(Provider(row.provider), row.action)
+
+
+async def apply_upserts(uow: UnitOfWork, events: list[tuple[Any, DealState]]) -> int:
+    """Apply claimed events of one integration, each upserting a deal (``upserts``), set-based in one
+    transaction with their outcomes (app/services/deal_batch.py: the rules of
+    `PUT /v1/deals/by-external-ref`, record by record, a handful of statements for them all). Each
+    event's outcome is the one ``apply_event`` records for it alone: an event a rule refuses leaves
+    nothing behind but its outcome. The claim gives one event per CRM object at most. How many
+    were still pending (the others another applier finished)."""
+    first = events[0][0]
+    assert all(row.integration_id == first.integration_id and upserts(row, state) for row, state in events)
+    actor, provider, now = _actor(first), Provider(first.provider), utcnow()
+    async with uow:
+        taken = await uow.integrations.take_many([row.id for row, _ in events])
+        events = [(row, state) for row, state in events if row.id in taken]
+        if not events:
+            return 0
+        batch = DealBatch(actor, now)
+        await batch.load_deals(uow, [(row.provider, row.object_id) for row, _ in events])
+        last = await uow.integrations.last_applied_many(
+            first.organization_id, first.provider, [row.object_id for row, _ in events]
+        )
+        owners = {row.id: _mapped_owner(row, state) for row, state in events}
+        await batch.load_owners(uow, {owner for owner in owners.values() if owner is not None})
+        finished: list[dict[str, Any]] = []
+        planned: list[tuple[Any, DealState, DealEdit, str | None]] = []
+        for row, state in events:
+            crm, deal_id = state.crm, batch.existing(row.provider, row.object_id)
+            assert crm is not None
+            if _stale(last.get(row.object_id), row, state):
+                finished.append(_outcome(row, InboxOutcome.unchanged, deal_id))
+                continue
+            mapped = owners[row.id]
+            owner = resolve_owner(crm.owner, row.owner_map, None if mapped is None else batch.owners.get(mapped))
+            owner_problem = None if owner is None else owner.problem
+            if owner_problem is not None and deal_id is None:
+                problem = _owner_problem(owner_problem, crm.owner, provider)
+                finished.append(_outcome(row, InboxOutcome.rejected, None, problem))
+                continue
+            maps = IntegrationMaps(row.stage_map, row.loss_reason_map, row.default_currency)
+            owner_id = None if owner is None else owner.member_id
+            edit = deal_edit(crm, maps, owner_id=owner_id, provider=provider, new=deal_id is None)
+            planned.append((row, state, edit, owner_problem))
+        await batch.load_loss_reasons(uow, {edit.loss.reason_code for _, _, edit, _ in planned if edit.loss})
+        results = [
+            batch.apply_edit(n, row.provider, row.object_id, edit) for n, (row, _, edit, _) in enumerate(planned)
+        ]
+        await batch.write(uow, results)
+        for (row, state, _, owner_problem), result in zip(planned, results, strict=True):
+            at = _newest(row.provider_timestamp, state.observed_at)
+            if result.error is not None:
+                deal_id = batch.existing(row.provider, row.object_id)
+                if deal_id is None:  # another transaction created it meanwhile (external_ref_taken)
+                    deal_id = await uow.deals.deal_id_by_ref(row.organization_id, row.provider, row.object_id)
+                finished.append(_outcome(row, InboxOutcome.rejected, deal_id, _problem(result.error)))
+            elif owner_problem is not None:
+                problem = _owner_problem(owner_problem, state.crm.owner if state.crm else None, provider)
+                finished.append(_outcome(row, InboxOutcome.rejected, result.deal_id, problem, at))
+            elif result.outcome == "unchanged":
+                finished.append(_outcome(row, InboxOutcome.unchanged, result.deal_id))
+            else:
+                finished.append(_outcome(row, InboxOutcome.applied, result.deal_id, None, at))
+        await uow.integrations.finish_many(finished, now=now)
+        await uow.commit()
+    return len(events)
+
+
+def _mapped_owner(row: Any, state: DealState) -> uuid.UUID | None:
+    """The member the integration's owner map names for the event's CRM owner, if any."""
+    owner = None if state.crm is None else state.crm.owner
+    mapped = None if owner is None else row.owner_map.get(owner)
+    return None if mapped is None else uuid.UUID(mapped)
+
+
+def _stale(last: dt.datetime | None, row: Any, state: DealState) -> bool:
+    """Older (by the provider's time) than what the deal already reflects."""
+    return last is not None and any(
+        t is not None and _utc(t) < last for t in (row.provider_timestamp, state.observed_at)
+    )
+
+
+def _outcome(
+    row: Any,
+    outcome: InboxOutcome,
+    deal_id: uuid.UUID | None,
+    problem: dict[str, str] | None = None,
+    provider_timestamp: dt.datetime | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "outcome": outcome,
+        "deal_id": deal_id,
+        "problem": problem,
+        "provider_timestamp": provider_timestamp,
+    }
+
+
+async def apply_event(uow: UnitOfWork, row: Any, state: DealState) -> bool:
+    """Apply one claimed inbox event in one transaction with its outcome, so it is applied once;
+    a rule that refuses it leaves nothing behind but the outcome. False when it was no longer
+    pending (another applier finished it)."""
+    actor = _actor(row)
     refused: DomainError | None = None
     at = _newest(row.provider_timestamp, state.observed_at)
     async with uow:
@@ -304,8 +412,7 @@ async def _apply(uow: UnitOfWork, actor: Actor, row: Any, state: DealState) -> A
         return Applied(InboxOutcome.ignored)
     last = await uow.integrations.last_applied_at(row.organization_id, row.provider, external_id, other_than=row.id)
     deal_id = await uow.deals.deal_id_by_ref(row.organization_id, row.provider, external_id)
-    # Older (by the provider's time) than what the deal already reflects: nothing to do.
-    if last is not None and any(t is not None and _utc(t) < last for t in (row.provider_timestamp, state.observed_at)):
+    if _stale(last, row, state):
         return Applied(InboxOutcome.unchanged, deal_id)
     if is_deletion(provider, row.action):
         if deal_id is None:

@@ -106,7 +106,7 @@ class _Review:
 
 
 @dataclass
-class _Batch:
+class DealBatch:
     actor: Actor
     now: dt.datetime
     deals: dict[tuple[str, str], _Deal] = field(default_factory=dict)
@@ -119,10 +119,14 @@ class _Batch:
     # --- reading: one statement per kind ----------------------------------------
 
     async def load(self, uow: UnitOfWork, records: list[tuple[int, DealBatchRecord]]) -> None:
-        actor = self.actor
-        refs = list(dict.fromkeys((record.source, record.external_id) for _, record in records))
+        await self.load_deals(uow, [(record.source, record.external_id) for _, record in records])
+        await self.load_owners(uow, {record.owner_id for _, record in records if record.owner_id is not None})
+        await self.load_loss_reasons(uow, {record.loss.reason_code for _, record in records if record.loss is not None})
+
+    async def load_deals(self, uow: UnitOfWork, refs: list[tuple[str, str]]) -> None:
+        """The deals the references name, locked."""
         by_id: dict[uuid.UUID, _Deal] = {}
-        for row in await uow.deals.by_refs(actor, refs):
+        for row in await uow.deals.by_refs(self.actor, list(dict.fromkeys(refs))):
             deal = by_id.get(row.id)
             if deal is None:  # one deal may have several references
                 deal = by_id[row.id] = _Deal(
@@ -145,29 +149,42 @@ class _Batch:
                 )
                 self.in_line[row.owner_id] = bool(row.owner_in_line)
             self.deals[(row.source, row.external_id)] = deal
-        owner_ids = {record.owner_id for _, record in records if record.owner_id is not None}
-        self.owners = await uow.members.owners(actor.organization_id, actor.member_id, owner_ids)
-        self.in_line |= {owner.id: bool(owner.in_line) for owner in self.owners.values()}
-        codes = {record.loss.reason_code for _, record in records if record.loss is not None}
+
+    async def load_owners(self, uow: UnitOfWork, owner_ids: set[uuid.UUID]) -> None:
+        """The members the records name as owners (id, role, active, in the actor's line)."""
+        owners = await uow.members.owners(self.actor.organization_id, self.actor.member_id, owner_ids)
+        self.owners |= owners
+        self.in_line |= {owner.id: bool(owner.in_line) for owner in owners.values()}
+
+    async def load_loss_reasons(self, uow: UnitOfWork, codes: set[str]) -> None:
         if codes:
-            self.loss_reasons = await uow.catalogs.loss_reasons(actor.organization_id, codes)
+            self.loss_reasons |= await uow.catalogs.loss_reasons(self.actor.organization_id, codes)
+
+    def existing(self, source: str, external_id: str) -> uuid.UUID | None:
+        """The id of the deal a reference names, as the batch has left it so far."""
+        deal = self.deals.get((source, external_id))
+        return None if deal is None else deal.id
 
     # --- the rules, record by record, in memory -----------------------------------
 
     def apply(self, index: int, record: DealBatchRecord) -> BatchOutcome:
         """One record under the rules of ``PUT /v1/deals/by-external-ref``; a record that breaks
         one changes nothing."""
-        key = (record.source, record.external_id)
+        return self.apply_edit(index, record.source, record.external_id, edit_of(record))
+
+    def apply_edit(self, index: int, source: str, external_id: str, edit: DealEdit) -> BatchOutcome:
+        """An upsert by external reference (a record's, or a CRM event's), under the same rules."""
+        key = (source, external_id)
         deal = self.deals.get(key)
         try:
             if deal is None:
-                deal = self.deals[key] = self._create(key, edit_of(record))
+                deal = self.deals[key] = self._create(key, edit)
                 outcome = "created"
             else:
-                outcome = self._update(deal, edit_of(record))
+                outcome = self._update(deal, edit)
         except DomainError as error:
-            return BatchOutcome(index, record.source, record.external_id, "error", error=error)
-        return BatchOutcome(index, record.source, record.external_id, outcome, deal_id=deal.id)
+            return BatchOutcome(index, source, external_id, "error", error=error)
+        return BatchOutcome(index, source, external_id, outcome, deal_id=deal.id)
 
     def _create(self, ref: tuple[str, str], edit: DealEdit) -> _Deal:
         actor = self.actor
@@ -347,7 +364,7 @@ async def batch_upsert(uow: UnitOfWork, actor: Actor, records: list[tuple[int, D
     """Upsert the records by external reference, in order, in one transaction: each record's
     outcome as if it had been upserted on its own, a bad one reported and leaving nothing behind."""
     async with uow:
-        batch = _Batch(actor, utcnow())
+        batch = DealBatch(actor, utcnow())
         await batch.load(uow, records)
         outcomes = [batch.apply(index, record) for index, record in records]
         await batch.write(uow, outcomes)

@@ -6,7 +6,10 @@ applied in the order they arrived."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +19,7 @@ from app.db.types import utcnow
 from app.db.uow import UnitOfWork
 from app.domain.integrations import InboxOutcome
 from app.services.background import LeasingWorker
-from app.services.crm_inbox import apply_event, read_state
+from app.services.crm_inbox import DealState, apply_event, apply_upserts, read_state, upserts
 from app.services.hubspot_api import CrmUnavailable, HubSpotClient
 from app.settings import Settings
 
@@ -32,6 +35,8 @@ MAX_CRM_BACKOFF = dt.timedelta(minutes=10)
 class ApplierConfig:
     poll_interval: float = 0.25
     max_in_flight: int = 8
+    # Events applied together, in one transaction (set-based: app/services/deal_batch.py).
+    events_per_task: int = 50
     lease: dt.timedelta = dt.timedelta(seconds=60)
     housekeeping_every: float = 5.0
     hubspot_api_url: str = "https://api.hubapi.com"
@@ -52,6 +57,7 @@ class InboxApplier(LeasingWorker):
             max_in_flight=config.max_in_flight,
             housekeeping_every=config.housekeeping_every,
             stop_grace=config.lease.total_seconds() / 4,
+            rows_per_task=config.events_per_task,
         )
         self.config = config
         self.applied = 0
@@ -71,13 +77,49 @@ class InboxApplier(LeasingWorker):
     def describe(self, row: Any) -> dict[str, Any]:
         return {"inbound_event_id": str(row.id), "provider": row.provider}
 
+    async def handle_many(self, rows: Sequence[Any]) -> None:
+        """Read what the events say (HubSpot's from its API, all at once), then apply the upserts
+        of each integration together, and the rest (deletions, deals gone from the CRM) one by
+        one. Should applying together fail for no rule's reason, each event is applied alone."""
+        read = await asyncio.gather(*(self._read(row) for row in rows))
+        together: dict[Any, list[tuple[Any, DealState]]] = defaultdict(list)
+        alone: list[tuple[Any, DealState]] = []
+        for row, state in zip(rows, read, strict=True):
+            if state is None:
+                continue
+            if upserts(row, state):
+                together[row.integration_id].append((row, state))
+            else:
+                alone.append((row, state))
+        for events in together.values():
+            uow = UnitOfWork(self.sessionmaker)
+            try:
+                applied = await apply_upserts(uow, events)
+                self.applied += applied  # not `+= await`: that reads the count before awaiting
+            except Exception:
+                self.log.warning("events not applied together; applying each alone", exc_info=True)
+                alone.extend(events)
+            finally:
+                await uow.close()
+        for row, state in alone:
+            await self._apply_alone(row, state)
+
     async def handle(self, row: Any) -> None:
+        state = await self._read(row)
+        if state is not None:
+            await self._apply_alone(row, state)
+
+    async def _read(self, row: Any) -> DealState | None:
+        """The state the event applies (before any transaction: no lock is held while a CRM answers);
+        None when its CRM does not answer (the event stays pending)."""
         try:
-            state = await read_state(row, self.hubspot)  # before the transaction: no lock held on the CRM
+            return await read_state(row, self.hubspot)
         except CrmUnavailable as exc:
             self.log.warning("CRM unavailable; the event stays pending", detail=exc.detail, **self.describe(row))
             await self._when_crm_answers(row, exc)
-            return
+            return None
+
+    async def _apply_alone(self, row: Any, state: DealState) -> None:
         uow = UnitOfWork(self.sessionmaker)
         try:
             if await apply_event(uow, row, state):

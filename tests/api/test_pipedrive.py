@@ -12,6 +12,7 @@ import copy
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from app.services.inbox_applier import InboxApplier
 from app.settings import Settings
@@ -324,3 +325,70 @@ async def test_appliers_share_the_inbox_and_apply_each_event_once(api: Api, crm:
         history = (await api.get(f"/v1/deals/{deal['id']}/history")).json()["items"]
         assert [e["type"] for e in history] == ["deal.created", "deal.updated"]
         assert deal["name"].endswith("b")
+
+
+async def test_events_applied_together_each_end_as_they_would_alone(api: Api, crm: dict[str, Any], app: Any) -> None:
+    """An applier applies the upserts of one claim together, in one transaction; each event still
+    gets its own outcome, and one a rule refuses leaves nothing behind but that outcome."""
+    await send(api, event(n=1))  # deal 123, the seller's
+    await send(api, event(n=2, deal=124, status="won"))
+    await apply(app)
+    await send(api, event("change", n=3, at="2025-04-16T10:00:00Z", owner_id=777, title="Renamed"))  # owner unmapped
+    await send(api, event(n=4, deal=456, owner_id=777))  # a new deal for an unmapped owner
+    await send(api, event(n=5, deal=789, title="Fresh"))
+    await send(api, event(n=6, deal=790, status="lost", lost_reason="Too expensive", currency="EUR"))
+    await send(api, event("change", n=7, deal=124, at="2025-04-16T10:00:00Z", status="won", title="After the win"))
+    applier = await apply(app)
+    assert applier.applied == 5
+    newest: dict[str, dict[str, Any]] = {}
+    for entry in await inbox(api):  # newest first
+        newest.setdefault(entry["object_id"], entry)
+    assert {k: (e["outcome"], (e["problem"] or {}).get("code")) for k, e in newest.items()} == {
+        "123": ("rejected", "unknown_owner"),
+        "124": ("rejected", "deal_closed"),
+        "456": ("rejected", "unknown_owner"),
+        "789": ("applied", None),
+        "790": ("applied", None),
+    }
+    renamed = await deal_of(api, newest["123"])
+    assert renamed["name"] == "Renamed" and renamed["owner_id"] == crm["seller"].id  # the other fields apply
+    won = await deal_of(api, newest["124"])
+    assert won["name"] == "Deal 01" and won["version"] == 1  # refused: nothing changed
+    assert newest["456"]["deal_id"] is None
+    assert (await deal_of(api, newest["789"]))["name"] == "Fresh"
+    lost = await deal_of(api, newest["790"])
+    assert lost["stage"] == "closed_lost" and lost["loss"]["reason_code"] == "price" and lost["review_id"]
+
+
+async def test_events_that_fail_together_for_no_rules_reason_are_applied_alone(
+    api: Api, crm: dict[str, Any], app: Any
+) -> None:
+    """The database refuses one deal (a trigger stands for any failure that is no rule's): the
+    claim's transaction fails as a whole, so each of its events is applied alone; the others are
+    applied, the one that fails stays pending, to be tried again."""
+    if app.state.engine.dialect.name == "postgresql":
+        statements = [
+            """CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.name = 'Poison' THEN RAISE EXCEPTION 'poisoned'; END IF;
+                RETURN NEW;
+            END $$""",
+            "CREATE TRIGGER refuse_poison BEFORE INSERT ON deal FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
+        ]
+    else:
+        statements = [
+            "CREATE TRIGGER refuse_poison BEFORE INSERT ON deal WHEN NEW.name = 'Poison' "
+            "BEGIN SELECT RAISE(ABORT, 'poisoned'); END"
+        ]
+    async with app.state.engine.begin() as connection:
+        for statement in statements:
+            await connection.execute(sa.text(statement))
+    await send(api, event(n=1, deal=1, title="One"))
+    await send(api, event(n=2, deal=2, title="Poison"))
+    await send(api, event(n=3, deal=3, title="Three"))
+    applier = await apply(app)
+    assert applier.applied == 2
+    outcomes = {e["object_id"]: e["outcome"] for e in await inbox(api)}
+    assert outcomes == {"1": "applied", "2": "pending", "3": "applied"}
+    [poisoned] = await inbox(api, outcome="pending")
+    assert poisoned["deal_id"] is None

@@ -19,19 +19,23 @@ _inbox = InboundEvent.__table__
 _integration = Integration.__table__
 _earlier = _inbox.alias("earlier")
 
+# Written as a literal, not a parameter, so that PostgreSQL's generic plan of the claim can use
+# the partial indexes on the pending events (ix_inbound_event_pending, ..._pending_object).
+_PENDING = sa.literal_column(f"'{InboxOutcome.pending.value}'")
+
 # Pending events whose lease (if any) ran out and which no earlier pending event of the same CRM
 # object holds back: one object's events are applied in the order they arrived, never two at once.
 _DUE = (
     sa.select(_inbox.c.id)
     .where(
-        _inbox.c.outcome == InboxOutcome.pending.value,
+        _inbox.c.outcome == _PENDING,
         _inbox.c.next_attempt_at <= sa.bindparam("now"),
         sa.or_(_inbox.c.leased_until.is_(None), _inbox.c.leased_until < sa.bindparam("now")),
         ~sa.exists().where(
             _earlier.c.organization_id == _inbox.c.organization_id,
             _earlier.c.provider == _inbox.c.provider,
             _earlier.c.object_id == _inbox.c.object_id,
-            _earlier.c.outcome == InboxOutcome.pending.value,
+            _earlier.c.outcome == _PENDING,
             _earlier.c.id < _inbox.c.id,
         ),
     )
@@ -74,7 +78,27 @@ _LAST_APPLIED = sa.select(sa.func.max(_inbox.c.provider_timestamp)).where(
     _inbox.c.id != sa.bindparam("id"),
 )
 
-_OLDEST_PENDING = sa.select(sa.func.min(_inbox.c.received_at)).where(_inbox.c.outcome == InboxOutcome.pending.value)
+# The same, for many objects of one integration at once.
+_LAST_APPLIED_MANY = (
+    sa.select(_inbox.c.object_id, sa.func.max(_inbox.c.provider_timestamp))
+    .where(
+        _inbox.c.organization_id == sa.bindparam("org"),
+        _inbox.c.provider == sa.bindparam("provider"),
+        _inbox.c.object_id.in_(sa.bindparam("object_ids", expanding=True)),
+        _inbox.c.outcome.in_([o.value for o in APPLIED_OUTCOMES]),
+        _inbox.c.deal_id.is_not(None),
+    )
+    .group_by(_inbox.c.object_id)
+)
+
+_TAKE_MANY = (
+    sa.update(_inbox)
+    .where(_inbox.c.id.in_(sa.bindparam("ids", expanding=True)), _inbox.c.outcome == _PENDING)
+    .values(attempts=_inbox.c.attempts)
+    .returning(_inbox.c.id)
+)
+
+_OLDEST_PENDING = sa.select(sa.func.min(_inbox.c.received_at)).where(_inbox.c.outcome == _PENDING)
 
 
 class IntegrationRepository:
@@ -182,6 +206,23 @@ class IntegrationRepository:
             value = value.replace(tzinfo=dt.UTC)
         return value  # type: ignore[no-any-return]
 
+    async def last_applied_many(
+        self, organization_id: uuid.UUID, provider: str, object_ids: Sequence[str]
+    ) -> dict[str, dt.datetime]:
+        """``last_applied_at`` of many objects in one query (pending events are never counted)."""
+        if not object_ids:
+            return {}
+        params = {"org": organization_id, "provider": provider, "object_ids": list(set(object_ids))}
+        return {
+            object_id: value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+            for object_id, value in await self.session.execute(_LAST_APPLIED_MANY, params)
+            if value is not None
+        }
+
+    async def take_many(self, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """``take`` for many claimed events at once: those still pending, locked."""
+        return set((await self.session.execute(_TAKE_MANY, {"ids": list(event_ids)})).scalars())
+
     async def take(self, event_id: uuid.UUID) -> bool:
         """Lock a claimed event for the transaction that applies it; False when it is no longer
         pending (an applier whose lease ran out finished it meanwhile)."""
@@ -220,6 +261,39 @@ class IntegrationRepository:
             .where(_inbox.c.id == event_id, _inbox.c.outcome == InboxOutcome.pending.value)
             .values(**values)
         )
+
+    async def finish_many(self, outcomes: Sequence[dict[str, Any]], *, now: dt.datetime) -> None:
+        """``finish`` for many events in one round trip: each a dict of ``id``, ``outcome``,
+        ``deal_id``, ``problem`` and ``provider_timestamp`` (None keeps the event's own)."""
+        if not outcomes:
+            return
+        stmt = (
+            sa.update(_inbox)
+            .where(_inbox.c.id == sa.bindparam("b_id"), _inbox.c.outcome == _PENDING)
+            .values(
+                outcome=sa.bindparam("b_outcome"),
+                deal_id=sa.bindparam("b_deal_id"),
+                problem=sa.bindparam("b_problem", type_=_inbox.c.problem.type),
+                provider_timestamp=sa.func.coalesce(
+                    sa.bindparam("b_provider_timestamp", type_=_inbox.c.provider_timestamp.type),
+                    _inbox.c.provider_timestamp,
+                ),
+                applied_at=now,
+                leased_until=None,
+                attempts=_inbox.c.attempts + 1,
+            )
+        )
+        rows = [
+            {
+                "b_id": o["id"],
+                "b_outcome": o["outcome"].value,
+                "b_deal_id": o["deal_id"],
+                "b_problem": o["problem"],
+                "b_provider_timestamp": o["provider_timestamp"],
+            }
+            for o in outcomes
+        ]
+        await self.session.execute(stmt, rows)
 
     async def retry_later(self, event_id: uuid.UUID, *, at: dt.datetime, problem: dict[str, str] | None = None) -> None:
         """An attempt that failed for no rule's reason (the database, a bug, the CRM unavailable):

@@ -33,6 +33,26 @@ def line_ids(
 
 _ORG = sa.bindparam("org", type_=_m.c.organization_id.type)
 
+
+def _chain() -> sa.Select[Any]:
+    """``member`` and the managers above it, nearest first (built once: a recursive CTE costs more
+    to construct than to run)."""
+    chain = (
+        sa.select(_m.c.id, _m.c.manager_id, sa.literal(1).label("depth"))
+        .where(_m.c.id == sa.bindparam("member", type_=_m.c.id.type), _m.c.organization_id == _ORG)
+        .cte("chain", recursive=True)
+    )
+    parent = _m.alias("parent")
+    chain = chain.union_all(
+        sa.select(parent.c.id, parent.c.manager_id, chain.c.depth + 1).where(
+            parent.c.id == chain.c.manager_id, chain.c.depth < 10_000
+        )
+    )
+    return sa.select(chain.c.id).order_by(chain.c.depth)
+
+
+_CHAIN = _chain()
+
 # The members a batch names as owners, with whether each is in the acting member's line.
 _OWNERS = sa.select(
     _m.c.id,
@@ -85,18 +105,7 @@ class MemberRepository:
 
     async def manager_chain(self, organization_id: uuid.UUID, manager_id: uuid.UUID) -> list[uuid.UUID]:
         """The ids from ``manager_id`` up to the top of its line, nearest first."""
-        chain = (
-            sa.select(_m.c.id, _m.c.manager_id, sa.literal(1).label("depth"))
-            .where(_m.c.id == manager_id, _m.c.organization_id == organization_id)
-            .cte("chain", recursive=True)
-        )
-        parent = _m.alias("parent")
-        chain = chain.union_all(
-            sa.select(parent.c.id, parent.c.manager_id, chain.c.depth + 1).where(
-                parent.c.id == chain.c.manager_id, chain.c.depth < 10_000
-            )
-        )
-        rows = await self.session.execute(sa.select(chain.c.id).order_by(chain.c.depth))
+        rows = await self.session.execute(_CHAIN, {"org": organization_id, "member": manager_id})
         return list(rows.scalars())
 
     async def has_active_reports(self, member_id: uuid.UUID) -> bool:
