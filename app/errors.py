@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.domain import errors as de
@@ -60,6 +60,10 @@ HTTP_CODES = {
 
 
 class ValidationErrorItem(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"loc": ["body", "owner_id"], "msg": "Field required", "type": "missing"}]}
+    )
+
     loc: list[str | int]
     msg: str
     type: str
@@ -69,7 +73,7 @@ class Problem(BaseModel):
     """An RFC 9457 problem document."""
 
     type: str = Field(examples=["urn:dealcoach:problem:not_found"])
-    title: str = Field(examples=["Not found"])
+    title: str = Field(examples=["Not Found"])
     status: int = Field(examples=[404])
     detail: str = Field(examples=["No member with this id."])
     instance: str = Field(examples=["/v1/members/0190c8a4-6f1e-7000-8000-000000000000"])
@@ -87,7 +91,22 @@ class Problem(BaseModel):
         description="Present on 422 `review_incomplete`: the fields the review still needs before it completes",
         examples=[["lessons", "seller_reflection"]],
     )
-    model_config = {"extra": "allow"}
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "urn:dealcoach:problem:validation_error",
+                    "title": "Validation error",
+                    "status": 422,
+                    "detail": "The request is invalid; see errors.",
+                    "instance": "/v1/deals",
+                    "code": "validation_error",
+                    "errors": [{"loc": ["body", "owner_id"], "msg": "Field required", "type": "missing"}],
+                }
+            ]
+        },
+    )
 
 
 def status_for(error: de.DomainError) -> int:

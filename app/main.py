@@ -34,7 +34,7 @@ from app.middleware.idempotency import IdempotencyMiddleware
 from app.middleware.rate_limit import EXEMPT_PATHS, RateLimitMiddleware, RateLimits
 from app.middleware.request_context import RequestContextMiddleware
 from app.observability import configure_logging
-from app.openapi import add_links, declare_required_headers
+from app.openapi import add_links, declare_required_headers, restore_example_nulls
 from app.routers import (
     analytics,
     api_keys,
@@ -307,6 +307,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         tags=app.openapi_tags,
         separate_input_output_schemas=True,
     )
+    restore_example_nulls(schema)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     from app.schemas.deals import DealBatchRecord
     from app.schemas.integrations import HubSpotEvent, PipedriveWebhook
