@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import typing
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from http import HTTPStatus
 from typing import Any
 
@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.domain import errors as de
@@ -60,6 +60,10 @@ HTTP_CODES = {
 
 
 class ValidationErrorItem(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"loc": ["body", "owner_id"], "msg": "Field required", "type": "missing"}]}
+    )
+
     loc: list[str | int]
     msg: str
     type: str
@@ -69,7 +73,7 @@ class Problem(BaseModel):
     """An RFC 9457 problem document."""
 
     type: str = Field(examples=["urn:dealcoach:problem:not_found"])
-    title: str = Field(examples=["Not found"])
+    title: str = Field(examples=["Not Found"])
     status: int = Field(examples=[404])
     detail: str = Field(examples=["No member with this id."])
     instance: str = Field(examples=["/v1/members/0190c8a4-6f1e-7000-8000-000000000000"])
@@ -87,7 +91,22 @@ class Problem(BaseModel):
         description="Present on 422 `review_incomplete`: the fields the review still needs before it completes",
         examples=[["lessons", "seller_reflection"]],
     )
-    model_config = {"extra": "allow"}
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "urn:dealcoach:problem:validation_error",
+                    "title": "Validation error",
+                    "status": 422,
+                    "detail": "The request is invalid; see errors.",
+                    "instance": "/v1/deals",
+                    "code": "validation_error",
+                    "errors": [{"loc": ["body", "owner_id"], "msg": "Field required", "type": "missing"}],
+                }
+            ]
+        },
+    )
 
 
 def status_for(error: de.DomainError) -> int:
@@ -111,6 +130,14 @@ def problem(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
+    body = problem_body(status, code, detail, instance, title=title, **extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def problem_body(
+    status: int, code: str, detail: str, instance: str, *, title: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """The members of a problem document (what ``problem`` answers, and the spec's examples show)."""
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_PREFIX + code,
         "title": title or HTTPStatus(status).phrase,
@@ -120,7 +147,7 @@ def problem(
         "code": code,
     }
     body.update(extra)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return body
 
 
 def _field_errors(error: de.DomainError, source: str = "body") -> list[dict[str, Any]]:
@@ -423,7 +450,12 @@ def rate_limited_response() -> dict[str, Any]:
             },
             "RateLimit-Policy": {"description": 'The budget, e.g. `"key";q=100;w=2`', **field},
         },
-        "content": {PROBLEM_JSON: {"schema": problem_schema(["rate_limited"])}},
+        "content": {
+            PROBLEM_JSON: {
+                "schema": problem_schema(["rate_limited"]),
+                "examples": problem_examples(429, ["rate_limited"], "/v1/deals"),
+            }
+        },
     }
 
 
@@ -454,3 +486,72 @@ def problem_responses(*declared: int | type[de.DomainError], auth: bool = True) 
         }
         for status in sorted(codes)
     }
+
+
+# --- examples ---------------------------------------------------------------------
+# Each problem response of the spec shows one example per code it declares, as the API renders it.
+
+# The codes no domain error carries: rendered above and by the middleware, with these title and detail.
+_HTTP_PROBLEMS: dict[str, tuple[str | None, str]] = {
+    "malformed_json": (None, "The request body is not valid JSON."),
+    "method_not_allowed": (None, "Method Not Allowed"),
+    "payload_too_large": ("Content Too Large", "The request body is larger than 1048576 bytes."),
+    "unsupported_media_type": (
+        None,
+        "`Content-Type: text/plain` is not accepted: send the body as JSON with `Content-Type: application/json`.",
+    ),
+    "rate_limited": (None, "Too many requests for this API key; retry after 2 s."),
+    "validation_error": ("Validation error", "The request is invalid; see errors."),
+}
+
+
+def _domain_errors(kind: type[de.DomainError] = de.DomainError) -> Iterator[type[de.DomainError]]:
+    yield kind
+    for sub in kind.__subclasses__():
+        yield from _domain_errors(sub)
+
+
+def _domain_error(code: str) -> type[de.DomainError] | None:
+    return next((kind for kind in _domain_errors() if kind.code == code), None)
+
+
+def problem_example(
+    status: int, code: str, instance: str, *, query: Collection[str] = (), body: bool = False
+) -> dict[str, Any]:
+    """A realistic problem document of ``code`` answered at ``instance``: what a request with a
+    body (or, without one, the ``query`` parameters) would get."""
+    extra: dict[str, Any] = {}
+    if code in _HTTP_PROBLEMS:
+        title, detail = _HTTP_PROBLEMS[code]
+    else:
+        kind = _domain_error(code)
+        title = kind.title if kind is not None else None
+        detail = title or HTTPStatus(status).phrase
+    if code == de.NotFound.code:
+        detail = "No such resource."
+    elif code == "validation_error":
+        if body:
+            error = {"loc": ["body", "colour"], "msg": "Extra inputs are not permitted", "type": "extra_forbidden"}
+        else:
+            takes = ", ".join(f"`{p}`" for p in sorted(query)) or "none"
+            error = {
+                "loc": ["query", "colour"],
+                "msg": f"Unknown query parameter `colour`; this operation takes {takes}",
+                "type": "extra_forbidden",
+            }
+        extra["errors"] = [error]
+    elif code == de.ReviewIncomplete.code:
+        extra["missing"] = ["lessons", "seller_reflection"]
+        detail = "Completion needs: lessons, seller_reflection."
+    return problem_body(status, code, detail, instance, title=title, **extra)
+
+
+def problem_examples(
+    status: int, codes: Collection[str], instance: str, *, query: Collection[str] = (), body: bool = False
+) -> dict[str, Any]:
+    """OpenAPI ``examples`` of a problem response: one per code, named by it."""
+    found = {}
+    for code in sorted(codes):
+        value = problem_example(status, code, instance, query=query, body=body)
+        found[code] = {"summary": value["title"], "value": value}
+    return found

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -25,6 +26,7 @@ from app.errors import (
     PROBLEM_JSON,
     Problem,
     install_error_handlers,
+    problem_examples,
     problem_schema,
     rate_limited_response,
 )
@@ -34,7 +36,7 @@ from app.middleware.idempotency import IdempotencyMiddleware
 from app.middleware.rate_limit import EXEMPT_PATHS, RateLimitMiddleware, RateLimits
 from app.middleware.request_context import RequestContextMiddleware
 from app.observability import configure_logging
-from app.openapi import add_links, declare_required_headers
+from app.openapi import add_links, declare_required_headers, restore_example_nulls
 from app.routers import (
     analytics,
     api_keys,
@@ -56,6 +58,7 @@ from app.routers import (
     tasks,
     webhooks,
 )
+from app.schemas.acme import PATH_EXAMPLES
 from app.services.inbox_applier import ApplierConfig, InboxApplier
 from app.services.oidc import IdentityProviders
 from app.services.webhook_dispatcher import Dispatcher, DispatcherConfig
@@ -269,10 +272,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def declare_problem_codes(method: str, operation: dict[str, Any]) -> None:
+def declare_problem_codes(method: str, operation: dict[str, Any], path: str = "/") -> None:
     """Each problem response's ``code`` as an enum: the codes the route declared, and those every
-    operation of its kind may answer (a POST's idempotency, a listing's cursor, a status's own)."""
+    operation of its kind may answer (a POST's idempotency, a listing's cursor, a status's own);
+    each code shown by an example as the operation at ``path`` answers it."""
     query = {p["name"] for p in operation.get("parameters", []) if p.get("in") == "query"}
+    instance = re.sub(r"{(\w+)}", lambda m: PATH_EXAMPLES.get(m[1], m[0]), path)
     for status, response in operation["responses"].items():
         content = response.get("content", {})
         if not status.isdigit() or int(status) < 400 or PROBLEM_JSON not in content:
@@ -285,6 +290,9 @@ def declare_problem_codes(method: str, operation: dict[str, Any]) -> None:
         if "cursor" in query:
             codes |= set(CURSOR_CODES.get(code, ()))
         content[PROBLEM_JSON]["schema"] = problem_schema(codes)
+        content[PROBLEM_JSON]["examples"] = problem_examples(
+            code, codes, instance, query=query, body="requestBody" in operation
+        )
         listed = ", ".join(f"`{c}`" for c in sorted(codes))
         response["description"] = f"{response['description'].split(' (`')[0]} ({listed})"
 
@@ -307,6 +315,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         tags=app.openapi_tags,
         separate_input_output_schemas=True,
     )
+    restore_example_nulls(schema)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     from app.schemas.deals import DealBatchRecord
     from app.schemas.integrations import HubSpotEvent, PipedriveWebhook
@@ -354,9 +363,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 content = response.get("content", {})
                 if status >= "400" and "application/problem+json" in content:
                     content.pop("application/json", None)
-    for path_item in schema.get("paths", {}).values():
+    for path, path_item in schema.get("paths", {}).items():
         for method, operation in path_item.items():
-            declare_problem_codes(method, operation)
+            declare_problem_codes(method, operation, path)
     schema["components"].setdefault("responses", {})["RateLimited"] = rate_limited_response()
     for path, path_item in schema.get("paths", {}).items():
         if path not in EXEMPT_PATHS:

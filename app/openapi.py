@@ -29,7 +29,7 @@ import json
 import re
 import sys
 import typing
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -197,6 +197,37 @@ def _page_item(model: type[BaseModel]) -> type[BaseModel] | None:
 
 def _is_model(value: Any) -> bool:
     return isinstance(value, type) and issubclass(value, BaseModel)
+
+
+def restore_example_nulls(schema: dict[str, Any]) -> None:
+    """Put back the nulls of the models' examples: FastAPI renders the document without any null
+    (`exclude_none`), which would turn `"closed_at": null` into a missing required field."""
+    components = schema.get("components", {}).get("schemas", {})
+    for name, model in _app_models().items():
+        if "examples" in components.get(name, {}):
+            components[name]["examples"] = _model_examples(model)
+
+
+def _app_models() -> dict[str, type[BaseModel]]:
+    """The app's models by name (the name of their component), those of ambiguous names left out."""
+    found: dict[str, list[type[BaseModel]]] = {}
+    stack: list[type[BaseModel]] = [BaseModel]
+    while stack:
+        for sub in stack.pop().__subclasses__():
+            stack.append(sub)
+            if sub.__module__.startswith("app."):
+                found.setdefault(sub.__name__, []).append(sub)
+    return {name: models[0] for name, models in found.items() if len(models) == 1}
+
+
+def _model_examples(model: type[BaseModel]) -> Any:
+    extra = model.model_config.get("json_schema_extra")
+    if isinstance(extra, dict):
+        return extra.get("examples")
+    scratch: dict[str, Any] = {}
+    if callable(extra):  # the (schema, model) kind: Examples, a page's
+        typing.cast(Callable[[dict[str, Any], type], None], extra)(scratch, model)
+    return scratch.get("examples")
 
 
 def generate() -> dict[str, Any]:

@@ -5,15 +5,29 @@ import uuid
 
 from pydantic import Field
 
-from app.schemas.common import Page, RequestModel, ResponseModel, trimmed
+from app.schemas import acme
+from app.schemas.common import Page, RequestModel, ResponseModel, examples, trimmed
 from app.schemas.expand import MemberId, Members
 
 
 class ApiKeyCreate(RequestModel):
+    model_config = examples({"label": "HubSpot sync"})
+
     label: trimmed(200) | None = Field(default=None, examples=["HubSpot sync"])
 
 
 class ApiKeyPublic(ResponseModel):
+    model_config = examples(
+        {
+            "id": acme.KEY_ID,
+            "member_id": acme.SAM_ID,
+            "prefix": acme.KEY_PREFIX,
+            "label": "HubSpot sync",
+            "created_at": "2026-10-01T08:00:00Z",
+            "revoked_at": None,
+        }
+    )
+
     id: uuid.UUID
     member_id: MemberId
     prefix: str = Field(examples=["dc_1a2b3c4d"], description="The key's first characters, to recognise it")
@@ -24,6 +38,18 @@ class ApiKeyPublic(ResponseModel):
 
 
 class ApiKeyCreated(ApiKeyPublic):
+    model_config = examples(
+        {
+            "id": acme.KEY_ID,
+            "member_id": acme.SAM_ID,
+            "prefix": acme.KEY_PREFIX,
+            "label": "HubSpot sync",
+            "created_at": "2026-10-01T08:00:00Z",
+            "revoked_at": None,
+            "api_key": acme.API_KEY,
+        }
+    )
+
     api_key: str = Field(
         description="The secret key. It is shown only in this response; store it now.",
         examples=["dc_1a2b3c4d_0cRkJ6m2Yw8dY3WzZl2oQ9uXb4e1sT7aVnH5pK3jLq0"],

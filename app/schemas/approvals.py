@@ -7,7 +7,8 @@ from typing import Annotated
 from pydantic import Field
 
 from app.domain.approvals import ApprovalStatus, TermKind
-from app.schemas.common import IsoDate, Page, RequestModel, ResponseModel, omitted, trimmed
+from app.schemas import acme
+from app.schemas.common import IsoDate, Page, RequestModel, ResponseModel, examples, omitted, trimmed
 from app.schemas.expand import MemberId, Members
 
 TermText = trimmed(2000, min_length=1)
@@ -17,6 +18,16 @@ Reason = trimmed(5000, min_length=1)
 
 
 class Term(RequestModel):
+    model_config = examples(
+        {
+            "kind": "price_hold",
+            "description": "Hold the 2026 list price for the Globex renewal",
+            "value": "EUR 48,000 / year",
+            "applies_to": "The renewal only; expansion orders are priced at list",
+            "valid_until": "2026-12-31",
+        }
+    )
+
     kind: TermKind = Field(examples=["price_hold"])
     description: TermText = Field(examples=["Hold the 2026 list price for the Globex renewal"])
     value: TermValue = Field(
@@ -33,6 +44,21 @@ Terms = Annotated[list[Term], Field(min_length=1, max_length=20)]
 
 
 class ApprovalCreate(RequestModel):
+    model_config = examples(
+        {
+            "approver_id": acme.MIA_ID,
+            "terms": [
+                {
+                    "kind": "price_hold",
+                    "description": "Hold the 2026 list price for the Globex renewal",
+                    "value": "EUR 48,000 / year",
+                    "applies_to": "The renewal only; expansion orders are priced at list",
+                    "valid_until": "2026-12-31",
+                }
+            ],
+        }
+    )
+
     approver_id: uuid.UUID = Field(description="A manager or head of sales above the deal's owner")
     terms: Terms
 
@@ -40,20 +66,36 @@ class ApprovalCreate(RequestModel):
 class ApprovalUpdate(RequestModel):
     """Accepted so an attempt is well-formed; approvals have no write path, so it is always refused."""
 
+    model_config = examples({"note": "Extend the price hold to expansion orders"})
+
     terms: list[Term] | None = omitted(max_length=20)
     approver_id: uuid.UUID | None = omitted()
     note: Note | None = omitted()
 
 
 class ApprovalDecision(RequestModel):
+    model_config = examples({"note": "Approved for this renewal only"})
+
     note: Note | None = Field(default=None, examples=["Approved for this renewal only"])
 
 
 class ApprovalRevocation(RequestModel):
+    model_config = examples({"reason": "Finance withdrew the discount budget for Q4"})
+
     reason: Reason = Field(examples=["Finance withdrew the discount budget for Q4"])
 
 
 class TermPublic(ResponseModel):
+    model_config = examples(
+        {
+            "kind": "price_hold",
+            "description": "Hold the 2026 list price for the Globex renewal",
+            "value": "EUR 48,000 / year",
+            "applies_to": "The renewal only; expansion orders are priced at list",
+            "valid_until": "2026-12-31",
+        }
+    )
+
     kind: TermKind
     description: str
     value: str
@@ -62,6 +104,34 @@ class TermPublic(ResponseModel):
 
 
 class ApprovalPublic(ResponseModel):
+    model_config = examples(
+        {
+            "id": acme.APPROVAL_ID,
+            "deal_id": acme.DEAL_ID,
+            "requested_by": acme.SAM_ID,
+            "approver_id": acme.MIA_ID,
+            "terms": [
+                {
+                    "kind": "price_hold",
+                    "description": "Hold the 2026 list price for the Globex renewal",
+                    "value": "EUR 48,000 / year",
+                    "applies_to": "The renewal only; expansion orders are priced at list",
+                    "valid_until": "2026-12-31",
+                }
+            ],
+            "status": "approved",
+            "decision_note": "Approved for this renewal only",
+            "decided_at": "2026-11-05T14:20:00Z",
+            "relied_on_at": None,
+            "revoked_at": None,
+            "revoked_by": None,
+            "revoke_reason": None,
+            "version": 2,
+            "created_at": "2026-11-05T10:00:00Z",
+            "updated_at": "2026-11-05T14:20:00Z",
+        }
+    )
+
     id: uuid.UUID
     deal_id: uuid.UUID
     requested_by: MemberId

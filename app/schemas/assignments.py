@@ -7,11 +7,20 @@ from typing import Annotated, Literal
 from pydantic import Field, WithJsonSchema
 
 from app.domain.assignments import AssignmentRole, AssignmentStatus
-from app.schemas.common import Page, RequestModel, ResponseModel, trimmed
+from app.schemas import acme
+from app.schemas.common import Page, RequestModel, ResponseModel, examples, trimmed
 from app.schemas.expand import MemberId, Members
 
 
 class AssignmentCreate(RequestModel):
+    model_config = examples(
+        {
+            "member_id": acme.MIA_ID,
+            "role": "coach",
+            "purpose": "Help me prepare the pricing conversation",
+        }
+    )
+
     member_id: uuid.UUID = Field(description="The member asked or offered to take the role")
     # `owner` is read, to be refused with its own code, but it is no role one may send.
     role: Annotated[
@@ -22,6 +31,23 @@ class AssignmentCreate(RequestModel):
 
 
 class AssignmentPublic(ResponseModel):
+    model_config = examples(
+        {
+            "id": acme.ASSIGNMENT_ID,
+            "deal_id": acme.DEAL_ID,
+            "member_id": acme.MIA_ID,
+            "role": "coach",
+            "purpose": "Help me prepare the pricing conversation",
+            "status": "active",
+            "requested_by": acme.SAM_ID,
+            "late_involvement": False,
+            "version": 2,
+            "created_at": "2026-10-20T09:00:00Z",
+            "decided_at": "2026-10-20T11:30:00Z",
+            "ended_at": None,
+        }
+    )
+
     id: uuid.UUID
     deal_id: uuid.UUID
     member_id: MemberId

@@ -4,15 +4,17 @@ import datetime as dt
 import uuid
 from typing import Annotated
 
-from pydantic import AfterValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from app.domain.calls import CallRole, InterventionKind, ObservationStatus
+from app.schemas import acme
 from app.schemas.common import (
     AlsoInSchema,
     Page,
     RequestModel,
     ResponseModel,
     UtcDatetime,
+    examples,
     omitted,
     required_in_schema,
     trimmed,
@@ -30,6 +32,10 @@ SkillCode = Annotated[str, Field(max_length=64, description="A code from the ski
 
 
 class Attendee(RequestModel):
+    model_config = examples(
+        {"member_id": acme.MIA_ID, "call_role": "observer", "agreed_part": "Observe discovery questions"}
+    )
+
     member_id: uuid.UUID = Field(description="An active seller, manager or head of sales")
     call_role: CallRole = Field(
         description="The deal's owner is the one `lead`; managers attend as `observer` or `contributor`",
@@ -60,6 +66,17 @@ Attendees = Annotated[list[Attendee], Field(max_length=50), AfterValidator(_one_
 
 
 class CallCreate(RequestModel):
+    model_config = examples(
+        {
+            "scheduled_at": acme.CALL_AT,
+            "purpose": "Discovery with the CFO",
+            "attendees": [
+                {"member_id": acme.SAM_ID, "call_role": "lead"},
+                {"member_id": acme.MIA_ID, "call_role": "observer", "agreed_part": "Observe discovery questions"},
+            ],
+        }
+    )
+
     scheduled_at: UtcDatetime = Field(examples=["2026-11-03T14:00:00Z"])
     purpose: Text | None = Field(default=None, examples=["Discovery with the CFO"])
     attendees: Attendees = Field(description="Everyone attending, each once; the deal's owner leads")
@@ -67,6 +84,8 @@ class CallCreate(RequestModel):
 
 class CallUpdate(RequestModel):
     """Fields to change (by the lead); omitted fields stay as they are."""
+
+    model_config = examples({"held_at": acme.CALL_HELD, "outcome": "CFO agreed to a pilot"})
 
     scheduled_at: UtcDatetime = omitted()
     purpose: Text | None = omitted()
@@ -79,12 +98,35 @@ class CallUpdate(RequestModel):
 
 
 class AttendeePublic(ResponseModel):
+    model_config = examples(
+        {"member_id": acme.MIA_ID, "call_role": "observer", "agreed_part": "Observe discovery questions"}
+    )
+
     member_id: MemberId
     call_role: CallRole
     agreed_part: str | None
 
 
 class CallPublic(ResponseModel):
+    model_config = examples(
+        {
+            "id": acme.CALL_ID,
+            "deal_id": acme.DEAL_ID,
+            "lead_id": acme.SAM_ID,
+            "scheduled_at": acme.CALL_AT,
+            "purpose": "Discovery with the CFO",
+            "attendees": [
+                {"member_id": acme.SAM_ID, "call_role": "lead", "agreed_part": None},
+                {"member_id": acme.MIA_ID, "call_role": "observer", "agreed_part": "Observe discovery questions"},
+            ],
+            "held_at": acme.CALL_HELD,
+            "outcome": "CFO agreed to a pilot",
+            "version": 2,
+            "created_at": "2026-10-28T10:00:00Z",
+            "updated_at": "2026-11-03T15:10:00Z",
+        }
+    )
+
     id: uuid.UUID
     deal_id: uuid.UUID
     lead_id: MemberId = Field(description="The deal's owner, who leads the call")
@@ -107,12 +149,34 @@ class CallPage(Page[CallPublic]):
 
 
 class InterventionCreate(RequestModel):
+    model_config = examples(
+        {
+            "member_id": acme.MIA_ID,
+            "kind": "answered_question",
+            "note": "Answered the security question on SSO",
+        }
+    )
+
     member_id: uuid.UUID = Field(description="The attendee who intervened")
     kind: InterventionKind = Field(examples=["answered_question"])
     note: Text | None = Field(default=None, examples=["Answered the security question on SSO"])
 
 
 class InterventionPublic(ResponseModel):
+    model_config = examples(
+        {
+            "id": acme.INTERVENTION_ID,
+            "call_id": acme.CALL_ID,
+            "deal_id": acme.DEAL_ID,
+            "member_id": acme.MIA_ID,
+            "kind": "answered_question",
+            "note": "Answered the security question on SSO",
+            "is_takeover": False,
+            "recorded_by": acme.SAM_ID,
+            "created_at": "2026-11-03T15:12:00Z",
+        }
+    )
+
     id: uuid.UUID
     call_id: uuid.UUID
     deal_id: uuid.UUID
@@ -133,11 +197,21 @@ class InterventionPage(Page[InterventionPublic]):
 
 
 class Strength(RequestModel):
+    model_config = examples({"skill_code": "discovery", "note": "Open questions uncovered the month-end pain"})
+
     skill_code: SkillCode
     note: Line = Field(examples=["Open questions uncovered the month-end pain"])
 
 
 class Improvement(RequestModel):
+    model_config = examples(
+        {
+            "skill_code": "negotiation",
+            "note": "Pricing came up before the value was agreed",
+            "suggestion": "Confirm the business case before quoting",
+        }
+    )
+
     skill_code: SkillCode
     note: Line = Field(examples=["Pricing came up before the value was agreed"])
     suggestion: Text | None = Field(default=None, examples=["Confirm the business case before quoting"])
@@ -162,7 +236,20 @@ Improvements = Annotated[
 
 
 class ObservationCreate(RequestModel):
-    model_config = ConfigDict(json_schema_extra=required_in_schema("strengths"))
+    model_config = examples(
+        {
+            "strengths": [{"skill_code": "discovery", "note": "Open questions uncovered the month-end pain"}],
+            "improvements": [
+                {
+                    "skill_code": "negotiation",
+                    "note": "Pricing came up before the value was agreed",
+                    "suggestion": "Confirm the business case before quoting",
+                }
+            ],
+            "summary": "Strong discovery with the CFO; hold pricing until the business case is agreed",
+        },
+        then=required_in_schema("strengths"),
+    )
 
     strengths: Strengths = Field(default_factory=list)
     improvements: Improvements = Field(default_factory=list)
@@ -172,12 +259,18 @@ class ObservationCreate(RequestModel):
 class ObservationUpdate(RequestModel):
     """Fields to change in a draft (by the observer); omitted fields stay as they are."""
 
+    model_config = examples(
+        {"summary": "Strong discovery with the CFO; hold pricing until the business case is agreed"}
+    )
+
     strengths: Strengths = omitted()
     improvements: Improvements = omitted()
     summary: LongText | None = omitted()
 
 
 class CommitmentItem(RequestModel):
+    model_config = examples({"text": "Confirm the business case before pricing", "skill_code": "negotiation"})
+
     text: Line = Field(examples=["Confirm the business case before pricing"])
     skill_code: SkillCode | None = Field(
         default=None, description="One of the observation's improvements that this commitment answers"
@@ -185,6 +278,16 @@ class CommitmentItem(RequestModel):
 
 
 class ObservationAcknowledgement(RequestModel):
+    model_config = examples(
+        {
+            "reflection": "I quoted too early; next time I confirm value first",
+            "commitments": [
+                "Agree a next step before the call ends",
+                {"text": "Confirm the business case before pricing", "skill_code": "negotiation"},
+            ],
+        }
+    )
+
     reflection: trimmed(5000, min_length=1) = Field(
         description="The seller's own reflection on the call",
         examples=["I quoted too early; next time I confirm value first"],
@@ -201,17 +304,54 @@ class ObservationAcknowledgement(RequestModel):
 
 
 class StrengthPublic(ResponseModel):
+    model_config = examples({"skill_code": "discovery", "note": "Open questions uncovered the month-end pain"})
+
     skill_code: str
     note: str
 
 
 class ImprovementPublic(ResponseModel):
+    model_config = examples(
+        {
+            "skill_code": "negotiation",
+            "note": "Pricing came up before the value was agreed",
+            "suggestion": "Confirm the business case before quoting",
+        }
+    )
+
     skill_code: str
     note: str
     suggestion: str | None
 
 
 class ObservationPublic(ResponseModel):
+    model_config = examples(
+        {
+            "id": acme.OBSERVATION_ID,
+            "call_id": acme.CALL_ID,
+            "deal_id": acme.DEAL_ID,
+            "observer_id": acme.MIA_ID,
+            "seller_id": acme.SAM_ID,
+            "strengths": [{"skill_code": "discovery", "note": "Open questions uncovered the month-end pain"}],
+            "improvements": [
+                {
+                    "skill_code": "negotiation",
+                    "note": "Pricing came up before the value was agreed",
+                    "suggestion": "Confirm the business case before quoting",
+                }
+            ],
+            "summary": "Strong discovery with the CFO; hold pricing until the business case is agreed",
+            "status": "acknowledged",
+            "shared_at": acme.SHARED_AT,
+            "acknowledged_at": acme.ACKNOWLEDGED_AT,
+            "reflection": "I quoted too early; next time I confirm value first",
+            "commitments": ["Agree a next step before the call ends", "Confirm the business case before pricing"],
+            "version": 3,
+            "created_at": "2026-11-03T16:00:00Z",
+            "updated_at": acme.ACKNOWLEDGED_AT,
+        }
+    )
+
     id: uuid.UUID
     call_id: uuid.UUID
     deal_id: uuid.UUID

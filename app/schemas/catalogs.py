@@ -5,20 +5,37 @@ import uuid
 
 from pydantic import Field, StrictBool
 
-from app.schemas.common import Code, Label, Page, RequestModel, ResponseModel, omitted
+from app.schemas import acme
+from app.schemas.common import Code, Label, Page, RequestModel, ResponseModel, examples, omitted
 
 
 class SkillCreate(RequestModel):
+    model_config = examples({"code": "negotiation", "label": "Negotiation"})
+
     code: Code
     label: Label = Field(examples=["Negotiation"])
 
 
 class SkillUpdate(RequestModel):
+    model_config = examples({"label": "Negotiation and pricing"})
+
     label: Label = omitted()
     active: StrictBool = omitted(description="Inactive entries stay on old records but cannot be used anew")
 
 
 class SkillPublic(ResponseModel):
+    model_config = examples(
+        {
+            "id": acme.SKILL_ID,
+            "code": "negotiation",
+            "label": "Negotiation",
+            "active": True,
+            "version": 1,
+            "created_at": acme.ORG_CREATED,
+            "updated_at": acme.ORG_CREATED,
+        }
+    )
+
     id: uuid.UUID
     code: str
     label: str
@@ -33,6 +50,8 @@ class SkillPage(Page[SkillPublic]):
 
 
 class LossReasonCreate(RequestModel):
+    model_config = examples({"code": "price", "label": "Price", "suggested_skills": ["negotiation", "closing"]})
+
     code: Code = Field(examples=["price"])
     label: Label = Field(examples=["Price"])
     suggested_skills: list[Code] = Field(
@@ -44,12 +63,27 @@ class LossReasonCreate(RequestModel):
 
 
 class LossReasonUpdate(RequestModel):
+    model_config = examples({"suggested_skills": ["negotiation"]})
+
     label: Label = omitted()
     suggested_skills: list[Code] = omitted(max_length=20)
     active: StrictBool = omitted(description="Inactive reasons stay on old records but cannot be used anew")
 
 
 class LossReasonPublic(SkillPublic):
+    model_config = examples(
+        {
+            "id": acme.LOSS_REASON_ID,
+            "code": "price",
+            "label": "Price",
+            "active": True,
+            "suggested_skills": ["negotiation", "closing"],
+            "version": 1,
+            "created_at": acme.ORG_CREATED,
+            "updated_at": acme.ORG_CREATED,
+        }
+    )
+
     suggested_skills: list[str]
 
 

@@ -2,11 +2,29 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from app.schemas.common import ResponseModel
+from app.schemas import acme
+from app.schemas.common import ResponseModel, examples
 from app.schemas.expand import MemberId, Members
 
 
 class ManagerCoaching(ResponseModel):
+    model_config = examples(
+        {
+            "manager_id": acme.MIA_ID,
+            "deals_involved": 12,
+            "late_first_involvement_share": 0.25,
+            "calls_attended": 20,
+            "takeovers": 2,
+            "takeovers_per_call": 0.1,
+            "observations_given": 15,
+            "strengths_per_improvement": 1.5,
+            "debrief_completion_rate": 0.8,
+            "reviews_completed": 9,
+            "review_completion_rate": 0.9,
+            "median_days_to_review": 3.0,
+        }
+    )
+
     manager_id: MemberId
     deals_involved: int = Field(description="Deals whose first involvement by this manager falls in the period")
     late_first_involvement_share: float | None = Field(
@@ -32,5 +50,26 @@ class ManagerCoaching(ResponseModel):
 
 
 class CoachingAnalytics(ResponseModel):
+    model_config = examples(
+        {
+            "managers": [
+                {
+                    "manager_id": acme.MIA_ID,
+                    "deals_involved": 12,
+                    "late_first_involvement_share": 0.25,
+                    "calls_attended": 20,
+                    "takeovers": 2,
+                    "takeovers_per_call": 0.1,
+                    "observations_given": 15,
+                    "strengths_per_improvement": 1.5,
+                    "debrief_completion_rate": 0.8,
+                    "reviews_completed": 9,
+                    "review_completion_rate": 0.9,
+                    "median_days_to_review": 3.0,
+                }
+            ]
+        }
+    )
+
     managers: list[ManagerCoaching] = Field(description="One entry per manager and head of sales in scope, by id")
     members: Members = None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import re
+import typing
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
@@ -113,6 +115,30 @@ def required_in_schema(*names: str) -> Any:
         required.extend(name for name in names if name not in required)
 
     return extra
+
+
+@dataclass(frozen=True, eq=False)
+class Examples:
+    """A model's ``json_schema_extra``: realistic values of the whole model, shown in /docs and in
+    generated SDKs (tests/test_openapi_examples.py validates each against the schema). Setting it
+    replaces the base's ``json_schema_extra``, so a request model's own (``_storable_text``, or
+    ``required_in_schema``) is applied here too."""
+
+    values: tuple[dict[str, Any], ...]
+    then: Any = None
+
+    def __call__(self, schema: dict[str, Any], model: type) -> None:
+        if self.then is not None:
+            self.then(schema, model)
+        elif issubclass(model, RequestModel):
+            _storable_text(schema, model)
+        schema["examples"] = copy.deepcopy(list(self.values))
+
+
+def examples(*values: dict[str, Any], then: Any = None) -> ConfigDict:
+    """``model_config`` of a model shown with ``values``; ``then`` is a ``json_schema_extra`` it also
+    applies (``required_in_schema(...)``)."""
+    return ConfigDict(json_schema_extra=Examples(values, then))
 
 
 @dataclass(frozen=True)
@@ -238,7 +264,25 @@ ShortText = Annotated[str, StringConstraints(max_length=2000)]
 T = TypeVar("T")
 
 
+def _page_examples(schema: dict[str, Any], model: type) -> None:
+    """A page's example: its item model's first example, on a page with more to come."""
+    (item,) = typing.get_args(model.model_fields["items"].annotation)  # type: ignore[attr-defined]
+    extra = (
+        item.model_config.get("json_schema_extra") if isinstance(item, type) and issubclass(item, BaseModel) else None
+    )
+    if isinstance(extra, Examples):
+        schema["examples"] = [{"items": copy.deepcopy(list(extra.values[:1])), "next_cursor": EXAMPLE_CURSOR}]
+
+
+# What `next_cursor` looks like (opaque to clients).
+EXAMPLE_CURSOR = (
+    "WyIyMDI2LTExLTAzVDE0OjAwOjAwWiIsIjAxYTEyYjRjLThlYzAtNzg2Yy04NDQ2LWNkMzA3NTYyOTg2NiJd.LXEWQrcmsEQBYnyp-6wy9Q"
+)
+
+
 class Page(BaseModel, Generic[T]):
+    model_config = ConfigDict(json_schema_extra=_page_examples)
+
     items: list[T]
     next_cursor: str | None = Field(
         description="Pass as `cursor` to get the next page; null on the last page", examples=[None]
@@ -246,5 +290,7 @@ class Page(BaseModel, Generic[T]):
 
 
 class Ref(ResponseModel):
+    model_config = examples({"id": "01a0f67a-3800-70e6-b39c-d5c48f9356c7", "name": "Acme"})
+
     id: uuid.UUID
     name: str

@@ -9,7 +9,8 @@ from pydantic import Field, StringConstraints, model_validator
 
 from app.domain.deals import DealStatus, Stage
 from app.domain.money import CURRENCIES, InvalidMoney, to_minor
-from app.schemas.common import TOKEN_CHAR, IsoDate, Name, Page, RequestModel, ResponseModel, omitted, trimmed
+from app.schemas import acme
+from app.schemas.common import TOKEN_CHAR, IsoDate, Name, Page, RequestModel, ResponseModel, examples, omitted, trimmed
 from app.schemas.expand import MemberId, Members
 
 Source = Annotated[
@@ -30,6 +31,8 @@ AMOUNT = r"^(0|[1-9][0-9]{0,14})(\.[0-9]{1,3})?$"
 
 
 class Money(RequestModel):
+    model_config = examples(acme.GLOBEX_AMOUNT)
+
     amount: str = Field(
         max_length=19,
         pattern=AMOUNT,
@@ -53,33 +56,59 @@ class Money(RequestModel):
 
 
 class MoneyPublic(ResponseModel):
+    model_config = examples(acme.GLOBEX_AMOUNT)
+
     amount: str = Field(examples=["12500.00"])
     currency: str = Field(examples=["EUR"])
 
 
 class ExternalRef(RequestModel):
+    model_config = examples({"source": "hubspot", "external_id": "8812739"})
+
     source: Source
     external_id: ExternalId
 
 
 class ExternalRefPublic(ResponseModel):
+    model_config = examples({"source": "hubspot", "external_id": "8812739"})
+
     source: str
     external_id: str
 
 
 class Loss(RequestModel):
+    model_config = examples(
+        {"reason_code": "price", "competitor": "Initech", "detail": "Initech offered 20% below our renewal price"}
+    )
+
     reason_code: str = Field(max_length=64, description="A code from the loss-reason catalog", examples=["price"])
     competitor: trimmed(200) | None = None
     detail: Reason | None = None
 
 
 class LossPublic(ResponseModel):
+    model_config = examples(
+        {"reason_code": "price", "competitor": "Initech", "detail": "Initech offered 20% below our renewal price"}
+    )
+
     reason_code: str
     competitor: str | None
     detail: str | None
 
 
 class DealCreate(RequestModel):
+    model_config = examples(
+        {
+            "name": "Globex platform renewal",
+            "account_name": "Globex",
+            "amount": acme.GLOBEX_AMOUNT,
+            "expected_close_date": "2026-12-15",
+            "stage": "discovery",
+            "owner_id": acme.SAM_ID,
+            "external_refs": [{"source": "hubspot", "external_id": "8812739"}],
+        }
+    )
+
     name: Name = Field(examples=["Globex platform renewal"])
     account_name: Name = Field(examples=["Globex"])
     amount: Money | None = None
@@ -92,6 +121,8 @@ class DealCreate(RequestModel):
 
 class DealUpdate(RequestModel):
     """Fields to change; omitted fields stay as they are."""
+
+    model_config = examples({"stage": "proposal", "amount": {"amount": "52000.00", "currency": "EUR"}})
 
     name: Name = omitted()
     account_name: Name = omitted()
@@ -107,13 +138,58 @@ class DealUpsert(DealUpdate):
     """A CRM's view of the deal: given fields are set, omitted ones kept; name, account_name
     and owner_id are needed when the deal is new."""
 
+    model_config = examples(
+        {
+            "name": "Globex platform renewal",
+            "account_name": "Globex",
+            "amount": acme.GLOBEX_AMOUNT,
+            "expected_close_date": "2026-12-15",
+            "stage": "proposal",
+            "owner_id": acme.SAM_ID,
+        }
+    )
+
 
 class DealBatchRecord(DealUpsert):
+    model_config = examples(
+        {
+            "source": "hubspot",
+            "external_id": "8812739",
+            "name": "Globex platform renewal",
+            "account_name": "Globex",
+            "amount": acme.GLOBEX_AMOUNT,
+            "stage": "proposal",
+            "owner_id": acme.SAM_ID,
+        }
+    )
+
     source: Source
     external_id: ExternalId
 
 
 class DealBatch(RequestModel):
+    model_config = examples(
+        {
+            "records": [
+                {
+                    "source": "hubspot",
+                    "external_id": "8812739",
+                    "name": "Globex platform renewal",
+                    "account_name": "Globex",
+                    "amount": acme.GLOBEX_AMOUNT,
+                    "stage": "proposal",
+                    "owner_id": acme.SAM_ID,
+                },
+                {
+                    "source": "hubspot",
+                    "external_id": "8812740",
+                    "stage": "closed_lost",
+                    "loss": {"reason_code": "price", "competitor": "Initech"},
+                },
+            ]
+        }
+    )
+
     records: list[dict[str, Any]] = Field(
         min_length=1,
         max_length=500,
@@ -123,6 +199,26 @@ class DealBatch(RequestModel):
 
 
 class DealPublic(ResponseModel):
+    model_config = examples(
+        {
+            "id": acme.DEAL_ID,
+            "name": "Globex platform renewal",
+            "account_name": "Globex",
+            "amount": acme.GLOBEX_AMOUNT,
+            "expected_close_date": "2026-12-15",
+            "stage": "proposal",
+            "status": "open",
+            "owner_id": acme.SAM_ID,
+            "closed_at": None,
+            "loss": None,
+            "review_id": None,
+            "external_refs": [{"source": "hubspot", "external_id": "8812739"}],
+            "version": 4,
+            "created_at": acme.DEAL_CREATED,
+            "updated_at": acme.DEAL_UPDATED,
+        }
+    )
+
     id: uuid.UUID
     name: str
     account_name: str
@@ -146,6 +242,14 @@ class DealPage(Page[DealPublic]):
 
 
 class BatchProblem(ResponseModel):
+    model_config = examples(
+        {
+            "status": 422,
+            "code": "owner_must_be_seller",
+            "detail": "A deal's owner must be an active seller",
+        }
+    )
+
     status: int
     code: str
     detail: str
@@ -153,6 +257,17 @@ class BatchProblem(ResponseModel):
 
 
 class DealBatchResult(ResponseModel):
+    model_config = examples(
+        {
+            "index": 0,
+            "source": "hubspot",
+            "external_id": "8812739",
+            "outcome": "created",
+            "deal_id": acme.DEAL_ID,
+            "problem": None,
+        }
+    )
+
     index: int
     source: str | None
     external_id: str | None
@@ -162,6 +277,33 @@ class DealBatchResult(ResponseModel):
 
 
 class DealBatchResults(ResponseModel):
+    model_config = examples(
+        {
+            "results": [
+                {
+                    "index": 0,
+                    "source": "hubspot",
+                    "external_id": "8812739",
+                    "outcome": "created",
+                    "deal_id": acme.DEAL_ID,
+                    "problem": None,
+                },
+                {
+                    "index": 1,
+                    "source": "hubspot",
+                    "external_id": "8812740",
+                    "outcome": "error",
+                    "deal_id": None,
+                    "problem": {
+                        "status": 422,
+                        "code": "unknown_loss_reason",
+                        "detail": "The loss reason is not in the organisation's catalog",
+                    },
+                },
+            ]
+        }
+    )
+
     results: list[DealBatchResult]
 
 

@@ -9,7 +9,8 @@ import uuid
 from pydantic import ConfigDict, Field
 
 from app.domain.development import CommitmentSource, CommitmentStatus, Trend
-from app.schemas.common import Page, RequestModel, ResponseModel, trimmed
+from app.schemas import acme
+from app.schemas.common import Examples, Page, RequestModel, ResponseModel, examples, trimmed
 from app.schemas.expand import MemberId, Members
 
 Note = trimmed(2000)
@@ -19,12 +20,33 @@ Note = trimmed(2000)
 
 
 class CommitmentClose(RequestModel):
+    model_config = examples({"note": "Rehearsed with enablement"})
+
     note: Note | None = Field(
         default=None, description="What was done, or why it was dropped", examples=["Rehearsed with enablement"]
     )
 
 
 class CommitmentPublic(ResponseModel):
+    model_config = examples(
+        {
+            "id": acme.COMMITMENT_ID,
+            "member_id": acme.SAM_ID,
+            "source": "observation",
+            "source_id": acme.OBSERVATION_ID,
+            "deal_id": acme.DEAL_ID,
+            "text": "Confirm the business case before pricing",
+            "skill_code": "negotiation",
+            "due_on": None,
+            "status": "open",
+            "overdue": False,
+            "note": None,
+            "version": 1,
+            "created_at": acme.ACKNOWLEDGED_AT,
+            "closed_at": None,
+        }
+    )
+
     id: uuid.UUID
     member_id: MemberId = Field(description="The member who committed")
     source: CommitmentSource = Field(
@@ -52,6 +74,18 @@ class CommitmentPage(Page[CommitmentPublic]):
 
 
 class SkillProfile(ResponseModel):
+    model_config = examples(
+        {
+            "skill_code": "negotiation",
+            "strengths": 1,
+            "improvements": 3,
+            "loss_gaps": 1,
+            "last_recognised_at": "2026-09-14T10:00:00Z",
+            "last_improvement_at": acme.SHARED_AT,
+            "trend": "needs_attention",
+        }
+    )
+
     skill_code: str
     strengths: int = Field(description="Shared observations of the member's calls recognising the skill")
     improvements: int = Field(description="Shared observations of the member's calls asking to improve it")
@@ -62,6 +96,8 @@ class SkillProfile(ResponseModel):
 
 
 class CommitmentCounts(ResponseModel):
+    model_config = examples({"open": 2, "done": 5, "dropped": 1, "overdue": 0})
+
     open: int
     done: int
     dropped: int
@@ -69,18 +105,57 @@ class CommitmentCounts(ResponseModel):
 
 
 class DebriefCounts(ResponseModel):
+    model_config = examples({"shared": 6, "acknowledged": 5, "pending": 1})
+
     shared: int = Field(description="Observations of the member's calls shared in the window, acknowledged or not")
     acknowledged: int
     pending: int = Field(description="Shared but not yet acknowledged")
 
 
 class ReviewCounts(ResponseModel):
+    model_config = examples({"lost": 2, "completed": 2})
+
     lost: int = Field(description="The member's deals lost in the window (not since reopened)")
     completed: int = Field(description="Of those, the ones whose review is completed")
 
 
 class DevelopmentProfile(ResponseModel):
-    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+    model_config = ConfigDict(
+        populate_by_name=True,
+        serialize_by_alias=True,
+        json_schema_extra=Examples(
+            (
+                {
+                    "member_id": acme.SAM_ID,
+                    "from": "2026-08-08",
+                    "to": "2026-11-05",
+                    "skills": [
+                        {
+                            "skill_code": "discovery",
+                            "strengths": 4,
+                            "improvements": 0,
+                            "loss_gaps": 0,
+                            "last_recognised_at": acme.SHARED_AT,
+                            "last_improvement_at": None,
+                            "trend": "improving",
+                        },
+                        {
+                            "skill_code": "negotiation",
+                            "strengths": 1,
+                            "improvements": 3,
+                            "loss_gaps": 1,
+                            "last_recognised_at": "2026-09-14T10:00:00Z",
+                            "last_improvement_at": acme.SHARED_AT,
+                            "trend": "needs_attention",
+                        },
+                    ],
+                    "commitments": {"open": 2, "done": 5, "dropped": 1, "overdue": 0},
+                    "debriefs": {"shared": 6, "acknowledged": 5, "pending": 1},
+                    "reviews": {"lost": 2, "completed": 2},
+                },
+            )
+        ),
+    )
 
     member_id: MemberId
     date_from: dt.date = Field(alias="from", description="First day of the window (UTC)")
@@ -96,18 +171,59 @@ class DevelopmentProfile(ResponseModel):
 
 
 class FocusSkill(ResponseModel):
+    model_config = examples({"skill_code": "negotiation", "improvements": 3, "last_improvement_at": acme.SHARED_AT})
+
     skill_code: str
     improvements: int = Field(description="Shared observations of the seller's calls asking to improve it, ever")
     last_improvement_at: dt.datetime
 
 
 class LastObservation(ResponseModel):
+    model_config = examples(
+        {
+            "id": acme.OBSERVATION_ID,
+            "summary": "Strong discovery with the CFO; hold pricing until the business case is agreed",
+            "acknowledged_at": acme.ACKNOWLEDGED_AT,
+        }
+    )
+
     id: uuid.UUID
     summary: str | None
     acknowledged_at: dt.datetime
 
 
 class CallBrief(ResponseModel):
+    model_config = examples(
+        {
+            "call_id": acme.CALL_ID,
+            "seller_id": acme.SAM_ID,
+            "open_commitments": [
+                {
+                    "id": acme.COMMITMENT_ID,
+                    "member_id": acme.SAM_ID,
+                    "source": "observation",
+                    "source_id": acme.OBSERVATION_ID,
+                    "deal_id": acme.DEAL_ID,
+                    "text": "Confirm the business case before pricing",
+                    "skill_code": "negotiation",
+                    "due_on": None,
+                    "status": "open",
+                    "overdue": False,
+                    "note": None,
+                    "version": 1,
+                    "created_at": acme.ACKNOWLEDGED_AT,
+                    "closed_at": None,
+                }
+            ],
+            "focus_skills": [{"skill_code": "negotiation", "improvements": 3, "last_improvement_at": acme.SHARED_AT}],
+            "last_observation": {
+                "id": acme.OBSERVATION_ID,
+                "summary": "Strong discovery with the CFO; hold pricing until the business case is agreed",
+                "acknowledged_at": acme.ACKNOWLEDGED_AT,
+            },
+        }
+    )
+
     call_id: uuid.UUID
     seller_id: MemberId = Field(description="The call's lead, whose development the brief is about")
     open_commitments: list[CommitmentPublic] = Field(
@@ -126,6 +242,8 @@ class CallBrief(ResponseModel):
 
 
 class SkillFigures(ResponseModel):
+    model_config = examples({"skill_code": "negotiation", "strengths": 1, "improvements": 3, "loss_gaps": 1})
+
     skill_code: str
     strengths: int
     improvements: int
@@ -133,12 +251,46 @@ class SkillFigures(ResponseModel):
 
 
 class SellerSkills(ResponseModel):
+    model_config = examples(
+        {
+            "member_id": acme.SAM_ID,
+            "skills": [
+                {"skill_code": "discovery", "strengths": 4, "improvements": 0, "loss_gaps": 0},
+                {"skill_code": "negotiation", "strengths": 1, "improvements": 3, "loss_gaps": 1},
+            ],
+        }
+    )
+
     member_id: MemberId
     skills: list[SkillFigures] = Field(description="By skill code")
 
 
 class TeamSkills(ResponseModel):
-    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+    model_config = ConfigDict(
+        populate_by_name=True,
+        serialize_by_alias=True,
+        json_schema_extra=Examples(
+            (
+                {
+                    "from": "2026-08-08",
+                    "to": "2026-11-05",
+                    "sellers": [
+                        {
+                            "member_id": acme.SAM_ID,
+                            "skills": [
+                                {"skill_code": "discovery", "strengths": 4, "improvements": 0, "loss_gaps": 0},
+                                {"skill_code": "negotiation", "strengths": 1, "improvements": 3, "loss_gaps": 1},
+                            ],
+                        }
+                    ],
+                    "totals": [
+                        {"skill_code": "negotiation", "strengths": 3, "improvements": 7, "loss_gaps": 2},
+                        {"skill_code": "discovery", "strengths": 11, "improvements": 2, "loss_gaps": 0},
+                    ],
+                },
+            )
+        ),
+    )
 
     date_from: dt.date = Field(alias="from", description="First day of the window (UTC)")
     date_to: dt.date = Field(alias="to", description="Last day of the window (UTC), inclusive")
@@ -153,6 +305,17 @@ class TeamSkills(ResponseModel):
 
 
 class FeedbackItem(ResponseModel):
+    model_config = examples(
+        {
+            "review_id": acme.REVIEW_ID,
+            "deal_id": acme.LOST_DEAL_ID,
+            "loss_reason_code": "price",
+            "competitor": "Initech",
+            "completed_at": "2026-11-20T16:45:00Z",
+            "feedback": "Usage-based pricing would have matched Initech's offer",
+        }
+    )
+
     review_id: uuid.UUID
     deal_id: uuid.UUID
     loss_reason_code: str

@@ -6,11 +6,26 @@ from typing import Any
 
 from pydantic import Field
 
-from app.schemas.common import Page, ResponseModel
+from app.schemas import acme
+from app.schemas.common import Page, ResponseModel, examples
 from app.schemas.expand import MemberId, Members
 
 
 class EventPublic(ResponseModel):
+    model_config = examples(
+        {
+            "id": acme.EVENT_ID,
+            "seq": 1842,
+            "type": "deal.stage_changed",
+            "actor_id": acme.SAM_ID,
+            "deal_id": acme.DEAL_ID,
+            "subject_type": "deal",
+            "subject_id": acme.DEAL_ID,
+            "data": {"from": "discovery", "to": "proposal", "reopened": False},
+            "occurred_at": acme.DEAL_UPDATED,
+        }
+    )
+
     id: uuid.UUID
     seq: int = Field(
         description="Grows monotonically per organisation; a number may be skipped (a write that rolled back)",

@@ -21,7 +21,8 @@ from pydantic import BaseModel, Field
 from pydantic.fields import FieldInfo
 
 from app.domain.members import MemberRole
-from app.schemas.common import ResponseModel
+from app.schemas import acme
+from app.schemas.common import ResponseModel, examples
 
 
 class Expand(enum.StrEnum):
@@ -42,6 +43,8 @@ MemberId = Annotated[uuid.UUID, NAMES_MEMBER]
 
 
 class MemberRef(ResponseModel):
+    model_config = examples(acme.SAM)
+
     id: uuid.UUID
     name: str = Field(examples=["Sam Seller"])
     role: MemberRole

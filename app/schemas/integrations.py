@@ -11,7 +11,8 @@ from pydantic import Field, StrictBool, StringConstraints
 from app.domain.deals import Stage
 from app.domain.integrations import InboxOutcome, Provider
 from app.domain.money import CURRENCIES
-from app.schemas.common import Code, Page, RequestModel, ResponseModel
+from app.schemas import acme
+from app.schemas.common import Code, Page, RequestModel, ResponseModel, examples
 
 MAX_MAP_ENTRIES = 500
 
@@ -29,6 +30,13 @@ class Credentials(RequestModel):
     """What the provider needs: HubSpot `client_secret` and `access_token`, Pipedrive `username`
     and `password` (the HTTP Basic auth its webhooks send), Salesforce `token`. Write-only."""
 
+    model_config = examples(
+        {
+            "client_secret": "4f1c2b7e-93d1-4f7a-b2f6-0d8e5c1a9b37",
+            "access_token": "pat-eu1-7c9a1e52-0b6f-4d3e-9a84-2f51c7d0e6b9",
+        }
+    )
+
     client_secret: Secret | None = None
     access_token: Secret | None = None
     username: Secret | None = None
@@ -39,6 +47,25 @@ class Credentials(RequestModel):
 class IntegrationUpdate(RequestModel):
     """The whole configuration; `credentials` may be left out to keep the stored ones (they are
     needed the first time)."""
+
+    model_config = examples(
+        {
+            "enabled": True,
+            "account_id": "12882925",
+            "credentials": {
+                "client_secret": "4f1c2b7e-93d1-4f7a-b2f6-0d8e5c1a9b37",
+                "access_token": "pat-eu1-7c9a1e52-0b6f-4d3e-9a84-2f51c7d0e6b9",
+            },
+            "stage_map": {
+                "appointmentscheduled": "discovery",
+                "presentationscheduled": "proposal",
+                "closedlost": "closed_lost",
+            },
+            "owner_map": {"18487521": acme.SAM_ID},
+            "loss_reason_map": {"Too expensive": "price"},
+            "default_currency": "EUR",
+        }
+    )
 
     enabled: StrictBool = True
     account_id: Annotated[
@@ -81,6 +108,27 @@ class IntegrationUpdate(RequestModel):
 
 
 class IntegrationPublic(ResponseModel):
+    model_config = examples(
+        {
+            "provider": "hubspot",
+            "enabled": True,
+            "account_id": "12882925",
+            "stage_map": {
+                "appointmentscheduled": "discovery",
+                "presentationscheduled": "proposal",
+                "closedlost": "closed_lost",
+            },
+            "owner_map": {"18487521": acme.SAM_ID},
+            "loss_reason_map": {"Too expensive": "price"},
+            "default_currency": "EUR",
+            "loss_reason_field": None,
+            "member_id": acme.CRM_MEMBER_ID,
+            "credentials_set": True,
+            "version": 2,
+            "updated_at": "2026-10-02T09:10:00Z",
+        }
+    )
+
     provider: Provider
     enabled: bool
     account_id: str | None = Field(description="null before the integration is first saved")
@@ -98,11 +146,28 @@ class IntegrationPublic(ResponseModel):
 
 
 class InboxProblem(ResponseModel):
+    model_config = examples({"code": "owner_must_be_seller", "detail": "A deal's owner must be an active seller"})
+
     code: str = Field(examples=["owner_must_be_seller"])
     detail: str
 
 
 class InboundEventPublic(ResponseModel):
+    model_config = examples(
+        {
+            "id": acme.INBOX_ID,
+            "provider_event_id": "12882925:4126395061",
+            "received_at": "2026-11-05T16:04:58Z",
+            "action": "change",
+            "object_type": "deal",
+            "object_id": "8812739",
+            "provider_timestamp": "2026-11-05T16:04:55Z",
+            "outcome": "applied",
+            "problem": None,
+            "deal_id": acme.DEAL_ID,
+        }
+    )
+
     id: uuid.UUID
     provider_event_id: str
     received_at: dt.datetime
@@ -124,6 +189,15 @@ class InboundEventPage(Page[InboundEventPublic]):
 class InboundReceipt(ResponseModel):
     """What a CRM is answered once its event is stored (before it is applied)."""
 
+    model_config = examples(
+        {
+            "id": acme.INBOX_ID,
+            "provider_event_id": "12882925:4126395061",
+            "outcome": "pending",
+            "duplicate": False,
+        }
+    )
+
     id: uuid.UUID = Field(description="The inbox entry")
     provider_event_id: str
     outcome: InboxOutcome = Field(description="`pending` until the inbox applier has applied it")
@@ -132,6 +206,19 @@ class InboundReceipt(ResponseModel):
 
 class InboundBatchReceipt(ResponseModel):
     """What HubSpot is answered once its batch is stored: each event's receipt, in the batch's order."""
+
+    model_config = examples(
+        {
+            "items": [
+                {
+                    "id": acme.INBOX_ID,
+                    "provider_event_id": "12882925:4126395061",
+                    "outcome": "pending",
+                    "duplicate": False,
+                }
+            ]
+        }
+    )
 
     items: list[InboundReceipt]
 
@@ -142,6 +229,18 @@ PipedriveText = Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x
 
 
 class PipedriveMeta(ResponseModel):
+    model_config = examples(
+        {
+            "id": "c5a9e1d2-4b7f-4e3a-8d6c-1f2e3a4b5c6d",
+            "action": "change",
+            "entity": "deal",
+            "entity_id": "4711",
+            "company_id": "9876543",
+            "timestamp": "2026-11-05T16:04:55Z",
+            "version": "2.0",
+        }
+    )
+
     id: PipedriveText | int = Field(description="The event's id: the inbox is deduplicated on it")
     action: PipedriveText = Field(examples=["change"], description="create | change | delete")
     entity: PipedriveText = Field(examples=["deal"])
@@ -152,6 +251,31 @@ class PipedriveMeta(ResponseModel):
 
 
 class PipedriveWebhook(ResponseModel):
+    model_config = examples(
+        {
+            "meta": {
+                "id": "c5a9e1d2-4b7f-4e3a-8d6c-1f2e3a4b5c6d",
+                "action": "change",
+                "entity": "deal",
+                "entity_id": "4711",
+                "company_id": "9876543",
+                "timestamp": "2026-11-05T16:04:55Z",
+                "version": "2.0",
+            },
+            "data": {
+                "id": 4711,
+                "title": "Globex platform renewal",
+                "value": 48000,
+                "currency": "EUR",
+                "stage_id": 3,
+                "owner_id": 18487521,
+                "status": "open",
+                "expected_close_date": "2026-12-15",
+            },
+            "previous": {"stage_id": 2},
+        }
+    )
+
     meta: PipedriveMeta
     data: dict[str, Any] | None
     previous: dict[str, Any] | None = None
@@ -197,6 +321,22 @@ HubSpotText = Annotated[str, StringConstraints(max_length=100, pattern=r"^[^\x00
 
 
 class HubSpotEvent(ResponseModel):
+    model_config = examples(
+        {
+            "eventId": 4126395061,
+            "subscriptionId": 2412345,
+            "portalId": 12882925,
+            "appId": 3456789,
+            "occurredAt": 1793894695000,
+            "subscriptionType": "deal.propertyChange",
+            "attemptNumber": 0,
+            "objectId": 8812739,
+            "changeSource": "CRM_UI",
+            "propertyName": "dealstage",
+            "propertyValue": "presentationscheduled",
+        }
+    )
+
     eventId: HubSpotText | int = Field(
         description="With `portalId`, the event's identity: the inbox is deduplicated on it"
     )

@@ -7,7 +7,8 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, StrictBool, StringConstraints
 
 from app.domain.members import MemberRole
-from app.schemas.common import TOKEN_CHAR, Name, Page, Ref, RequestModel, ResponseModel, omitted
+from app.schemas import acme
+from app.schemas.common import TOKEN_CHAR, Name, Page, Ref, RequestModel, ResponseModel, examples, omitted
 from app.schemas.expand import MemberId, Members
 
 # No whitespace or control character anywhere, so an address is taken as sent or refused, never
@@ -21,6 +22,16 @@ Email = Annotated[
 
 
 class MemberCreate(RequestModel):
+    model_config = examples(
+        {
+            "name": "Sam Seller",
+            "email": "sam.seller@acme.example",
+            "role": "seller",
+            "manager_id": acme.MIA_ID,
+            "active": True,
+        }
+    )
+
     name: Name = Field(examples=["Sam Seller"])
     email: Email
     role: MemberRole = Field(examples=["seller"])
@@ -33,6 +44,8 @@ class MemberCreate(RequestModel):
 class MemberUpdate(RequestModel):
     """Fields to change; omitted fields stay as they are."""
 
+    model_config = examples({"manager_id": acme.HANNA_ID})
+
     # Non-nullable fields default to None only to mean "omitted": an explicit null is refused.
     name: Name = omitted()
     email: Email = omitted()
@@ -42,6 +55,21 @@ class MemberUpdate(RequestModel):
 
 
 class MemberPublic(ResponseModel):
+    model_config = examples(
+        {
+            "id": acme.SAM_ID,
+            "organization_id": acme.ORG_ID,
+            "name": "Sam Seller",
+            "email": "sam.seller@acme.example",
+            "role": "seller",
+            "manager_id": acme.MIA_ID,
+            "active": True,
+            "version": 2,
+            "created_at": acme.SAM_JOINED,
+            "updated_at": "2026-03-02T10:20:00Z",
+        }
+    )
+
     id: uuid.UUID
     organization_id: uuid.UUID
     name: str
@@ -60,6 +88,23 @@ class MemberPage(Page[MemberPublic]):
 
 
 class MePublic(MemberPublic):
+    model_config = examples(
+        {
+            "id": acme.SAM_ID,
+            "organization_id": acme.ORG_ID,
+            "name": "Sam Seller",
+            "email": "sam.seller@acme.example",
+            "role": "seller",
+            "manager_id": acme.MIA_ID,
+            "active": True,
+            "version": 2,
+            "created_at": acme.SAM_JOINED,
+            "updated_at": "2026-03-02T10:20:00Z",
+            "organization": {"id": acme.ORG_ID, "name": "Acme"},
+            "api_key_id": acme.KEY_ID,
+        }
+    )
+
     organization: Ref
     api_key_id: uuid.UUID | None = Field(
         description="The key this request was made with; null when signed in with a token from the "

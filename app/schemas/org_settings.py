@@ -7,7 +7,7 @@ from pydantic import Field, StrictInt, WithJsonSchema, field_validator
 
 from app.domain.deals import OPEN_STAGES, Stage
 from app.domain.oidc import MAX_AUDIENCE_LENGTH, MAX_ISSUER_LENGTH
-from app.schemas.common import RequestModel, ResponseModel, omitted, trimmed
+from app.schemas.common import RequestModel, ResponseModel, examples, omitted, trimmed
 
 # Only open stages can be "late" (validated below); the schema lists them.
 OpenStage = Annotated[Stage, WithJsonSchema({"type": "string", "enum": [stage.value for stage in OPEN_STAGES]})]
@@ -20,6 +20,15 @@ OidcAudience = Annotated[trimmed(MAX_AUDIENCE_LENGTH, min_length=1), Field(examp
 
 
 class SettingsUpdate(RequestModel):
+    model_config = examples(
+        {
+            "review_due_days": 7,
+            "late_stages": ["proposal", "negotiation"],
+            "oidc_issuer": "https://login.acme.example/realms/acme",
+            "oidc_audience": "dealcoach",
+        }
+    )
+
     max_improvements_per_observation: StrictInt = omitted(ge=1, le=10, examples=[3])
     review_due_days: StrictInt = omitted(ge=1, le=90, examples=[7])
     late_stages: list[OpenStage] = omitted(
@@ -50,6 +59,18 @@ class SettingsUpdate(RequestModel):
 
 
 class SettingsPublic(ResponseModel):
+    model_config = examples(
+        {
+            "max_improvements_per_observation": 3,
+            "review_due_days": 7,
+            "late_stages": ["proposal", "negotiation"],
+            "oidc_issuer": "https://login.acme.example/realms/acme",
+            "oidc_audience": "dealcoach",
+            "version": 3,
+            "updated_at": "2026-02-10T08:45:00Z",
+        }
+    )
+
     max_improvements_per_observation: int
     review_due_days: int
     late_stages: list[Stage]

@@ -8,7 +8,8 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, StrictBool, StringConstraints, field_validator
 
 from app.domain.reviews import ReviewStatus, parse_iso_week
-from app.schemas.common import Code, IsoDate, Page, RequestModel, ResponseModel, omitted, trimmed
+from app.schemas import acme
+from app.schemas.common import Code, IsoDate, Page, RequestModel, ResponseModel, examples, omitted, trimmed
 from app.schemas.deals import MoneyPublic
 from app.schemas.expand import MemberId, Members
 
@@ -27,6 +28,14 @@ IsoWeek = Annotated[
 
 
 class ActionItem(RequestModel):
+    model_config = examples(
+        {
+            "description": "Rehearse the pricing conversation with enablement",
+            "assignee_id": acme.SAM_ID,
+            "due_date": "2026-12-15",
+        }
+    )
+
     description: Line = Field(examples=["Rehearse the pricing conversation with enablement"])
     assignee_id: uuid.UUID | None = Field(default=None, description="An active member of the organisation")
     due_date: IsoDate | None = Field(default=None, examples=["2026-12-15"])
@@ -35,6 +44,23 @@ class ActionItem(RequestModel):
 class ReviewUpdate(RequestModel):
     """Fields to change; omitted fields stay as they are. The reviewer writes every field but
     `seller_reflection`, which only the seller writes (403 not_the_reviewer either way)."""
+
+    model_config = examples(
+        {
+            "loss_reason_confirmed": True,
+            "competitor": "Initech",
+            "root_cause": "We never reached the economic buyer",
+            "lessons": ["Multi-thread before the proposal"],
+            "skill_gaps": ["negotiation"],
+            "action_items": [
+                {
+                    "description": "Rehearse the pricing conversation with enablement",
+                    "assignee_id": acme.SAM_ID,
+                    "due_date": "2026-12-15",
+                }
+            ],
+        }
+    )
 
     loss_reason_code: Code = omitted(description="A code from the loss-reason catalog (may correct the deal's)")
     loss_reason_confirmed: StrictBool = omitted(description="The reviewer confirms the loss reason with the seller")
@@ -57,12 +83,24 @@ class ReviewUpdate(RequestModel):
 
 
 class LeadershipNoteCreate(RequestModel):
+    model_config = examples({"note": "Good depth on root cause; push the product feedback to the roadmap review"})
+
     note: trimmed(5000, min_length=1) = Field(
         examples=["Good depth on root cause; push the product feedback to the roadmap review"]
     )
 
 
 class LeadershipNotePublic(ResponseModel):
+    model_config = examples(
+        {
+            "id": acme.NOTE_ID,
+            "review_id": acme.REVIEW_ID,
+            "author_id": acme.HANNA_ID,
+            "note": "Good depth on root cause; push the product feedback to the roadmap review",
+            "created_at": "2026-11-21T08:30:00Z",
+        }
+    )
+
     id: uuid.UUID
     review_id: uuid.UUID
     author_id: MemberId
@@ -71,12 +109,65 @@ class LeadershipNotePublic(ResponseModel):
 
 
 class ActionItemPublic(ResponseModel):
+    model_config = examples(
+        {
+            "description": "Rehearse the pricing conversation with enablement",
+            "assignee_id": acme.SAM_ID,
+            "due_date": "2026-12-15",
+        }
+    )
+
     description: str
     assignee_id: MemberId | None
     due_date: dt.date | None
 
 
 class ReviewPublic(ResponseModel):
+    model_config = examples(
+        {
+            "id": acme.REVIEW_ID,
+            "deal_id": acme.LOST_DEAL_ID,
+            "owner_id": acme.SAM_ID,
+            "reviewer_id": acme.MIA_ID,
+            "status": "completed",
+            "deal_reopened": False,
+            "closed_at": acme.LOST_AT,
+            "due_on": acme.REVIEW_DUE,
+            "overdue": False,
+            "suggested_skills": ["negotiation", "closing"],
+            "loss_reason_code": "price",
+            "loss_reason_confirmed": True,
+            "competitor": "Initech",
+            "root_cause": "We never reached the economic buyer",
+            "what_went_well": "Fast, clear technical evaluation",
+            "lessons": ["Multi-thread before the proposal"],
+            "skill_gaps": ["negotiation"],
+            "product_feedback": "Usage-based pricing would have matched Initech's offer",
+            "enablement_feedback": None,
+            "action_items": [
+                {
+                    "description": "Rehearse the pricing conversation with enablement",
+                    "assignee_id": acme.SAM_ID,
+                    "due_date": "2026-12-15",
+                }
+            ],
+            "seller_reflection": "I let procurement set the agenda; I will bring the CFO in earlier",
+            "leadership_notes": [
+                {
+                    "id": acme.NOTE_ID,
+                    "review_id": acme.REVIEW_ID,
+                    "author_id": acme.HANNA_ID,
+                    "note": "Good depth on root cause; push the product feedback to the roadmap review",
+                    "created_at": "2026-11-21T08:30:00Z",
+                }
+            ],
+            "completed_at": "2026-11-20T16:45:00Z",
+            "version": 5,
+            "created_at": acme.LOST_AT,
+            "updated_at": "2026-11-20T16:45:00Z",
+        }
+    )
+
     id: uuid.UUID
     deal_id: uuid.UUID
     owner_id: MemberId = Field(description="The seller who owned the deal when it was lost")
@@ -113,6 +204,19 @@ class ReviewPage(Page[ReviewPublic]):
 
 
 class WeeklyReview(ResponseModel):
+    model_config = examples(
+        {
+            "id": acme.REVIEW_ID,
+            "deal_id": acme.LOST_DEAL_ID,
+            "deal_name": "Umbrella analytics pilot",
+            "owner_id": acme.SAM_ID,
+            "amount": acme.UMBRELLA_AMOUNT,
+            "status": "completed",
+            "due_on": acme.REVIEW_DUE,
+            "overdue": False,
+        }
+    )
+
     id: uuid.UUID
     deal_id: uuid.UUID
     deal_name: str
@@ -124,6 +228,28 @@ class WeeklyReview(ResponseModel):
 
 
 class WeeklyGroup(ResponseModel):
+    model_config = examples(
+        {
+            "reviewer_id": acme.MIA_ID,
+            "pending": 0,
+            "completed": 1,
+            "overdue": 0,
+            "lost_amounts": [acme.UMBRELLA_AMOUNT],
+            "reviews": [
+                {
+                    "id": acme.REVIEW_ID,
+                    "deal_id": acme.LOST_DEAL_ID,
+                    "deal_name": "Umbrella analytics pilot",
+                    "owner_id": acme.SAM_ID,
+                    "amount": acme.UMBRELLA_AMOUNT,
+                    "status": "completed",
+                    "due_on": acme.REVIEW_DUE,
+                    "overdue": False,
+                }
+            ],
+        }
+    )
+
     reviewer_id: MemberId | None
     pending: int
     completed: int
@@ -133,6 +259,33 @@ class WeeklyGroup(ResponseModel):
 
 
 class WeeklyReviews(ResponseModel):
+    model_config = examples(
+        {
+            "week": "2026-W47",
+            "groups": [
+                {
+                    "reviewer_id": acme.MIA_ID,
+                    "pending": 0,
+                    "completed": 1,
+                    "overdue": 0,
+                    "lost_amounts": [acme.UMBRELLA_AMOUNT],
+                    "reviews": [
+                        {
+                            "id": acme.REVIEW_ID,
+                            "deal_id": acme.LOST_DEAL_ID,
+                            "deal_name": "Umbrella analytics pilot",
+                            "owner_id": acme.SAM_ID,
+                            "amount": acme.UMBRELLA_AMOUNT,
+                            "status": "completed",
+                            "due_on": acme.REVIEW_DUE,
+                            "overdue": False,
+                        }
+                    ],
+                }
+            ],
+        }
+    )
+
     week: str = Field(examples=["2026-W47"])
     groups: list[WeeklyGroup]
     members: Members = None

@@ -6,7 +6,8 @@ import uuid
 from pydantic import Field, model_validator
 
 from app.domain.strategy import NextStepStatus, StakeholderRole, Stance, StrategySection, SuggestionStatus
-from app.schemas.common import IsoDate, Name, Page, RequestModel, ResponseModel, trimmed
+from app.schemas import acme
+from app.schemas.common import IsoDate, Name, Page, RequestModel, ResponseModel, examples, trimmed
 from app.schemas.expand import MemberId, Members
 
 LongText = trimmed(5000)
@@ -15,6 +16,10 @@ Title = trimmed(200)
 
 
 class Stakeholder(RequestModel):
+    model_config = examples(
+        {"name": "Dana Whitfield", "title": "CFO", "role": "economic_buyer", "stance": "supportive"}
+    )
+
     name: Name = Field(examples=["Dana Whitfield"])
     title: Title | None = Field(default=None, examples=["CFO"])
     role: StakeholderRole = Field(examples=["economic_buyer"])
@@ -22,6 +27,16 @@ class Stakeholder(RequestModel):
 
 
 class NextStep(RequestModel):
+    model_config = examples(
+        {
+            "id": acme.STEP_ID,
+            "description": "Walk the CFO through the business case",
+            "assignee_id": acme.SAM_ID,
+            "due_date": "2026-11-30",
+            "status": "open",
+        }
+    )
+
     id: uuid.UUID | None = Field(
         default=None, description="Keep the id you read; a new step without one gets an id from the server"
     )
@@ -36,6 +51,29 @@ class NextStep(RequestModel):
 
 class StrategyUpdate(RequestModel):
     """The whole document: PUT replaces it, so an omitted section is cleared."""
+
+    model_config = examples(
+        {
+            "customer_objectives": "Cut month-end close from 9 days to 4",
+            "decision_process": "The CFO signs off after a security review by IT; procurement negotiates the contract",
+            "stakeholders": [
+                {"name": "Dana Whitfield", "title": "CFO", "role": "economic_buyer", "stance": "supportive"},
+                {"name": "Raj Patel", "title": "Head of IT", "role": "influencer", "stance": "neutral"},
+            ],
+            "competition": "Initech, on price",
+            "value_hypothesis": "Five days saved at each close frees two FTE in finance",
+            "risks": ["Procurement joins late"],
+            "next_steps": [
+                {
+                    "id": acme.STEP_ID,
+                    "description": "Walk the CFO through the business case",
+                    "assignee_id": acme.SAM_ID,
+                    "due_date": "2026-11-30",
+                    "status": "open",
+                }
+            ],
+        }
+    )
 
     customer_objectives: LongText | None = Field(default=None, examples=["Cut month-end close from 9 days to 4"])
     decision_process: LongText | None = None
@@ -54,6 +92,10 @@ class StrategyUpdate(RequestModel):
 
 
 class StakeholderPublic(ResponseModel):
+    model_config = examples(
+        {"name": "Dana Whitfield", "title": "CFO", "role": "economic_buyer", "stance": "supportive"}
+    )
+
     name: str
     title: str | None
     role: StakeholderRole
@@ -61,6 +103,16 @@ class StakeholderPublic(ResponseModel):
 
 
 class NextStepPublic(ResponseModel):
+    model_config = examples(
+        {
+            "id": acme.STEP_ID,
+            "description": "Walk the CFO through the business case",
+            "assignee_id": acme.SAM_ID,
+            "due_date": "2026-11-30",
+            "status": "open",
+        }
+    )
+
     id: uuid.UUID
     description: str
     assignee_id: MemberId | None
@@ -69,6 +121,29 @@ class NextStepPublic(ResponseModel):
 
 
 class StrategyDocument(ResponseModel):
+    model_config = examples(
+        {
+            "customer_objectives": "Cut month-end close from 9 days to 4",
+            "decision_process": "The CFO signs off after a security review by IT; procurement negotiates the contract",
+            "stakeholders": [
+                {"name": "Dana Whitfield", "title": "CFO", "role": "economic_buyer", "stance": "supportive"},
+                {"name": "Raj Patel", "title": "Head of IT", "role": "influencer", "stance": "neutral"},
+            ],
+            "competition": "Initech, on price",
+            "value_hypothesis": "Five days saved at each close frees two FTE in finance",
+            "risks": ["Procurement joins late"],
+            "next_steps": [
+                {
+                    "id": acme.STEP_ID,
+                    "description": "Walk the CFO through the business case",
+                    "assignee_id": acme.SAM_ID,
+                    "due_date": "2026-11-30",
+                    "status": "open",
+                }
+            ],
+        }
+    )
+
     customer_objectives: str | None
     decision_process: str | None
     stakeholders: list[StakeholderPublic]
@@ -79,6 +154,33 @@ class StrategyDocument(ResponseModel):
 
 
 class StrategyPublic(StrategyDocument):
+    model_config = examples(
+        {
+            "customer_objectives": "Cut month-end close from 9 days to 4",
+            "decision_process": "The CFO signs off after a security review by IT; procurement negotiates the contract",
+            "stakeholders": [
+                {"name": "Dana Whitfield", "title": "CFO", "role": "economic_buyer", "stance": "supportive"},
+                {"name": "Raj Patel", "title": "Head of IT", "role": "influencer", "stance": "neutral"},
+            ],
+            "competition": "Initech, on price",
+            "value_hypothesis": "Five days saved at each close frees two FTE in finance",
+            "risks": ["Procurement joins late"],
+            "next_steps": [
+                {
+                    "id": acme.STEP_ID,
+                    "description": "Walk the CFO through the business case",
+                    "assignee_id": acme.SAM_ID,
+                    "due_date": "2026-11-30",
+                    "status": "open",
+                }
+            ],
+            "deal_id": acme.DEAL_ID,
+            "version": 3,
+            "author_id": acme.SAM_ID,
+            "updated_at": "2026-11-02T15:10:00Z",
+        }
+    )
+
     deal_id: uuid.UUID
     version: int = Field(description="0 before the first write")
     author_id: MemberId | None = Field(description="The deal's owner, who wrote this version; null at version 0")
@@ -87,6 +189,34 @@ class StrategyPublic(StrategyDocument):
 
 
 class StrategyVersionPublic(ResponseModel):
+    model_config = examples(
+        {
+            "version": 3,
+            "author_id": acme.SAM_ID,
+            "created_at": "2026-11-02T15:10:00Z",
+            "document": {
+                "customer_objectives": "Cut month-end close from 9 days to 4",
+                "decision_process": "The CFO signs off after a security review by IT; procurement negotiates the contract",
+                "stakeholders": [
+                    {"name": "Dana Whitfield", "title": "CFO", "role": "economic_buyer", "stance": "supportive"},
+                    {"name": "Raj Patel", "title": "Head of IT", "role": "influencer", "stance": "neutral"},
+                ],
+                "competition": "Initech, on price",
+                "value_hypothesis": "Five days saved at each close frees two FTE in finance",
+                "risks": ["Procurement joins late"],
+                "next_steps": [
+                    {
+                        "id": acme.STEP_ID,
+                        "description": "Walk the CFO through the business case",
+                        "assignee_id": acme.SAM_ID,
+                        "due_date": "2026-11-30",
+                        "status": "open",
+                    }
+                ],
+            },
+        }
+    )
+
     version: int
     author_id: MemberId
     created_at: dt.datetime
@@ -98,6 +228,10 @@ class StrategyVersionPage(Page[StrategyVersionPublic]):
 
 
 class SuggestionCreate(RequestModel):
+    model_config = examples(
+        {"section": "stakeholders", "body": "Procurement joins late at Globex; add them to the stakeholders now"}
+    )
+
     section: StrategySection = Field(description="The strategy section the suggestion is about", examples=["risks"])
     body: trimmed(5000, min_length=1) = Field(
         examples=["Procurement joins late at Globex; add them to the stakeholders now"]
@@ -105,10 +239,27 @@ class SuggestionCreate(RequestModel):
 
 
 class SuggestionDecision(RequestModel):
+    model_config = examples({"note": "Good catch, I'll add procurement"})
+
     note: trimmed(2000) | None = Field(default=None, examples=["Good catch, I'll add procurement"])
 
 
 class SuggestionPublic(ResponseModel):
+    model_config = examples(
+        {
+            "id": acme.SUGGESTION_ID,
+            "deal_id": acme.DEAL_ID,
+            "author_id": acme.MIA_ID,
+            "section": "stakeholders",
+            "body": "Procurement joins late at Globex; add them to the stakeholders now",
+            "status": "accepted",
+            "late_involvement": False,
+            "decided_at": "2026-11-02T15:05:00Z",
+            "note": "Good catch, I'll add procurement",
+            "created_at": "2026-11-02T11:40:00Z",
+        }
+    )
+
     id: uuid.UUID
     deal_id: uuid.UUID
     author_id: MemberId

@@ -6,10 +6,24 @@ import uuid
 from pydantic import Field
 
 from app.domain.tasks import MAX_TITLE, TaskKind
-from app.schemas.common import Page, ResponseModel
+from app.schemas import acme
+from app.schemas.common import Page, ResponseModel, examples
 
 
 class TaskPublic(ResponseModel):
+    model_config = examples(
+        {
+            "kind": "approval",
+            "id": acme.APPROVAL_ID,
+            "deal_id": acme.DEAL_ID,
+            "deal_name": "Globex platform renewal",
+            "title": "Sign-off requested on the deal's terms",
+            "due_on": None,
+            "created_at": "2026-11-05T10:00:00Z",
+            "link": f"/v1/approvals/{acme.APPROVAL_ID}",
+        }
+    )
+
     kind: TaskKind = Field(
         description="`next_step`: an open next step of a deal's strategy assigned to you; "
         "`assignment_request`: a role a deal's owner asked you to take; "

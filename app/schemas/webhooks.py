@@ -9,7 +9,8 @@ from typing import Annotated, Any
 from pydantic import Field, StrictBool, StringConstraints
 
 from app.domain.webhooks import EVENT_TYPES, FAMILIES, MAX_EVENT_TYPES, DeliveryStatus, DisabledReason
-from app.schemas.common import Page, RequestModel, ResponseModel, omitted, trimmed
+from app.schemas import acme
+from app.schemas.common import Page, RequestModel, ResponseModel, examples, omitted, trimmed
 
 WebhookUrl = Annotated[
     trimmed(2048, min_length=1),
@@ -49,6 +50,14 @@ Description = trimmed(500)
 
 
 class WebhookEndpointCreate(RequestModel):
+    model_config = examples(
+        {
+            "url": "https://hooks.acme.example/dealcoach",
+            "event_types": ["deal.*", "review.completed"],
+            "description": "Deal updates for the revenue dashboard",
+        }
+    )
+
     url: WebhookUrl
     event_types: EventPatterns
     description: Description | None = None
@@ -56,6 +65,8 @@ class WebhookEndpointCreate(RequestModel):
 
 
 class WebhookEndpointUpdate(RequestModel):
+    model_config = examples({"event_types": ["deal.*", "review.*"]})
+
     url: WebhookUrl = omitted()
     event_types: EventPatterns = omitted()
     description: Description | None = omitted()
@@ -63,6 +74,20 @@ class WebhookEndpointUpdate(RequestModel):
 
 
 class WebhookEndpointPublic(ResponseModel):
+    model_config = examples(
+        {
+            "id": acme.ENDPOINT_ID,
+            "url": "https://hooks.acme.example/dealcoach",
+            "event_types": ["deal.*", "review.completed"],
+            "description": "Deal updates for the revenue dashboard",
+            "active": True,
+            "disabled_reason": None,
+            "version": 1,
+            "created_at": "2026-10-01T08:30:00Z",
+            "updated_at": "2026-10-01T08:30:00Z",
+        }
+    )
+
     id: uuid.UUID
     url: str
     event_types: list[str]
@@ -75,6 +100,21 @@ class WebhookEndpointPublic(ResponseModel):
 
 
 class WebhookEndpointWithSecret(WebhookEndpointPublic):
+    model_config = examples(
+        {
+            "id": acme.ENDPOINT_ID,
+            "url": "https://hooks.acme.example/dealcoach",
+            "event_types": ["deal.*", "review.completed"],
+            "description": "Deal updates for the revenue dashboard",
+            "active": True,
+            "disabled_reason": None,
+            "version": 1,
+            "created_at": "2026-10-01T08:30:00Z",
+            "updated_at": "2026-10-01T08:30:00Z",
+            "secret": acme.WEBHOOK_SECRET,
+        }
+    )
+
     secret: str = Field(description="Shown only when created and when rotated: store it now")
 
 
@@ -83,6 +123,23 @@ class WebhookEndpointPage(Page[WebhookEndpointPublic]):
 
 
 class WebhookDeliveryPublic(ResponseModel):
+    model_config = examples(
+        {
+            "id": acme.DELIVERY_ID,
+            "endpoint_id": acme.ENDPOINT_ID,
+            "event_id": acme.EVENT_ID,
+            "event_type": "deal.stage_changed",
+            "deal_id": acme.DEAL_ID,
+            "status": "succeeded",
+            "attempts": 1,
+            "next_attempt_at": None,
+            "last_attempt_at": "2026-11-05T16:05:01Z",
+            "last_status_code": 204,
+            "last_error": None,
+            "created_at": acme.DEAL_UPDATED,
+        }
+    )
+
     id: uuid.UUID
     endpoint_id: uuid.UUID
     event_id: uuid.UUID = Field(description="Also the `webhook-id` header of every attempt")
@@ -103,6 +160,24 @@ class WebhookDeliveryPage(Page[WebhookDeliveryPublic]):
 
 class WebhookPayload(ResponseModel):
     """The body of every delivery (`POST` to the endpoint's URL)."""
+
+    model_config = examples(
+        {
+            "type": "deal.stage_changed",
+            "timestamp": acme.DEAL_UPDATED,
+            "data": {
+                "id": acme.EVENT_ID,
+                "seq": 1842,
+                "type": "deal.stage_changed",
+                "actor_id": acme.SAM_ID,
+                "deal_id": acme.DEAL_ID,
+                "subject_type": "deal",
+                "subject_id": acme.DEAL_ID,
+                "data": {"from": "discovery", "to": "proposal", "reopened": False},
+                "occurred_at": acme.DEAL_UPDATED,
+            },
+        }
+    )
 
     type: str = Field(description="The event type", examples=["deal.stage_changed"])
     timestamp: dt.datetime = Field(description="When the event happened")
