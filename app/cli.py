@@ -257,6 +257,13 @@ def import_deals(
     except (transfer.ApiError, httpx.HTTPError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        # The batches in flight were answered before this point (the pool waits for them).
+        typer.echo(
+            "interrupted: run the same command again to finish; batches already applied are replayed, not repeated",
+            err=True,
+        )
+        raise typer.Exit(130) from None
     summary = {
         "rows": report.rows, "created": report.created, "updated": report.updated,
         "unchanged": report.unchanged, "failed": report.failed, "replayed": report.replayed, "dry_run": dry_run,
