@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run demo lint test openapi sdk bench clean
+.PHONY: install run demo lint test openapi sdk bench bench-import clean
 
 $(STAMP): pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ sdk: install
 
 bench: install
 	bash bench/run.sh
+
+# `dealcoach import deals` with a 100,000-row CSV against a real server on PostgreSQL (bench/README.md).
+bench-import: install
+	$(BIN)/python bench/import_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis dealcoach.db dealcoach.db-wal dealcoach.db-shm demo-keys.json

@@ -214,8 +214,10 @@ def import_deals(
     url: Annotated[str, typer.Option(help="The API's base URL")] = "http://127.0.0.1:8000",
     key: Annotated[str, typer.Option(help="An API key (an admin or integration member)", envvar="DEALCOACH_KEY")] = "",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check every row, send nothing")] = False,
+    batch_size: Annotated[int, typer.Option(min=1, max=500, help="Rows per request")] = 500,
+    in_flight: Annotated[int, typer.Option(min=1, max=8, help="Batches sent at once")] = 2,
 ) -> None:
-    """Upsert deals from a CSV file in batches of 500; rejected rows go to FILE.errors.csv."""
+    """Upsert deals from a CSV file in batches of 500, two at once; rejected rows go to FILE.errors.csv."""
     import httpx
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -240,7 +242,9 @@ def import_deals(
                 rate = done / max(time.monotonic() - started, 1e-6)
                 progress.update(task, advance=n, rate=f"{rate:,.0f}")
 
-            report = transfer.import_deals(file, client, errors_out, dry_run=dry_run, progress=advance)
+            report = transfer.import_deals(
+                file, client, errors_out, dry_run=dry_run, progress=advance, batch_size=batch_size, in_flight=in_flight
+            )
     except transfer.HeaderError as exc:
         os.unlink(errors_path)
         typer.echo(f"error: {file}: bad header: {exc}", err=True)
@@ -253,11 +257,24 @@ def import_deals(
     except (transfer.ApiError, httpx.HTTPError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        # The batches in flight were answered before this point (the pool waits for them).
+        typer.echo(
+            "interrupted: run the same command again to finish; batches already applied are replayed, not repeated",
+            err=True,
+        )
+        raise typer.Exit(130) from None
     summary = {
         "rows": report.rows, "created": report.created, "updated": report.updated,
-        "unchanged": report.unchanged, "failed": report.failed, "dry_run": dry_run,
+        "unchanged": report.unchanged, "failed": report.failed, "replayed": report.replayed, "dry_run": dry_run,
     }  # fmt: skip
     typer.echo(json.dumps(summary))
+    if report.replayed:
+        typer.echo(
+            f"{report.replayed_batches} batch(es), {report.replayed} row(s), had been applied by an earlier run: "
+            "nothing was written again, and their outcomes above are those of that run",
+            err=True,
+        )
     if report.failed:
         typer.echo(f"{report.failed} row(s) rejected: see {errors_path}", err=True)
         raise typer.Exit(1)

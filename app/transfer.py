@@ -11,13 +11,16 @@ import os
 import re
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 import httpx
 
 BATCH = 500
+IN_FLIGHT = 2  # batches sent at once: a second keeps the server busy while the first is answered
 REQUIRED = ("source", "external_id", "name", "account_name", "amount", "currency", "expected_close_date", "stage")
 OWNER = ("owner_email", "owner_id")
 OPTIONAL = ("loss_reason_code", "competitor")
@@ -54,6 +57,8 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     failed: int = 0
+    replayed: int = 0  # rows of batches the server had already applied: their outcomes are the first answer's
+    replayed_batches: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
 
 
@@ -185,10 +190,14 @@ def _row_errors(
     return record, "", ""
 
 
-def batch_key(file_id: str, number: int, records: list[dict[str, Any]]) -> str:
+def batch_body(records: list[dict[str, Any]]) -> bytes:
+    """The request body, encoded once: what is sent is what the key is derived from."""
+    return json.dumps({"records": records}, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def batch_key(file_id: str, number: int, body: bytes) -> str:
     """The same batch of the same file gets the same key: a re-run replays, never repeats."""
-    digest = hashlib.sha256(json.dumps(records, sort_keys=True).encode()).hexdigest()[:32]
-    return f"import-{file_id}-{number}-{digest}"
+    return f"import-{file_id}-{number}-{hashlib.sha256(body).hexdigest()[:32]}"
 
 
 def file_identity(path: str) -> str:
@@ -203,8 +212,27 @@ def import_deals(
     *,
     dry_run: bool,
     progress: Callable[[int], None] = lambda n: None,
+    batch_size: int = BATCH,
+    in_flight: int = IN_FLIGHT,
 ) -> ImportReport:
-    """Read, check and send the file in batches of 500; rejected rows go to ``errors_out``."""
+    """Read, check and send the file in batches of ``batch_size`` (500), ``in_flight`` at once;
+    answers are taken in the file's order, and rejected rows go to ``errors_out``."""
+    if not 1 <= batch_size <= BATCH or in_flight < 1:
+        raise ValueError("batch_size is 1..500 and in_flight at least 1")
+    with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="import") as pool:
+        return _import_deals(path, client, errors_out, dry_run, progress, batch_size, in_flight, pool)
+
+
+def _import_deals(
+    path: str,
+    client: httpx.Client,
+    errors_out: IO[str],
+    dry_run: bool,
+    progress: Callable[[int], None],
+    batch_size: int,
+    in_flight: int,
+    pool: ThreadPoolExecutor,
+) -> ImportReport:
     report = ImportReport()
     errors = csv.writer(errors_out)
     errors.writerow(ERROR_COLUMNS)
@@ -222,18 +250,30 @@ def import_deals(
         owners = load_members(client) if "owner_email" in names else None
         seen: set[int] = set()
         batch: list[tuple[int, dict[str, Any]]] = []
+        sending: deque[tuple[int, list[tuple[int, dict[str, Any]]], Future[httpx.Response]]] = deque()
         number = 0
 
+        def answered() -> None:
+            """Take the oldest batch's answer (the file's order, whatever order the answers arrive in)."""
+            done_number, done_batch, future = sending.popleft()
+            _record(future.result(), done_number, done_batch, report, errors)
+            progress(len(done_batch))
+
         def flush() -> None:
-            nonlocal number
+            nonlocal number, batch
             if not batch:
                 return
             number += 1
-            if not dry_run:
-                _send(client, file_id, number, batch, report, errors)
             report.sent += len(batch)
-            progress(len(batch))
-            batch.clear()
+            if dry_run:
+                progress(len(batch))
+            else:
+                body = batch_body([r for _, r in batch])
+                key = batch_key(file_id, number, body)
+                sending.append((number, batch, pool.submit(_post, client, key, body, number, batch[0][0])))
+                if len(sending) >= in_flight:
+                    answered()
+            batch = []
 
         while True:
             try:
@@ -266,40 +306,74 @@ def import_deals(
                 progress(1)
                 continue
             batch.append((line, record))
-            if len(batch) == BATCH:
+            if len(batch) == batch_size:
                 flush()
         flush()
+        while sending:
+            answered()
     return report
 
 
-def _send(
-    client: httpx.Client,
-    file_id: str,
+def _post(client: httpx.Client, key: str, body: bytes, number: int, line: int) -> httpx.Response:
+    """Send one batch, retrying with the same key: a batch the server applied is replayed, not repeated."""
+    response: httpx.Response | None = None
+    waited_for_first = 0.0
+    attempt = 0
+    while True:
+        try:
+            response = client.post(
+                "/v1/deals/batch-upsert",
+                content=body,
+                headers={"Idempotency-Key": key, "Content-Type": "application/json"},
+            )
+        except httpx.TransportError as exc:
+            if attempt == 3:
+                raise ApiError(
+                    f"batch {number} (from line {line}) could not be sent: {exc}; "
+                    "run the same command again to resume (batches already applied are not repeated)"
+                ) from None
+            time.sleep(0.5 * 2**attempt)
+            attempt += 1
+            continue
+        if response.status_code in (429, 502, 503, 504) and attempt < 3:
+            time.sleep(0.5 * 2**attempt)
+            attempt += 1
+            continue
+        if (
+            response.status_code == 409
+            and waited_for_first < IN_PROGRESS_PATIENCE
+            and _code(response) == ("idempotency_in_progress")
+        ):
+            # An earlier run, interrupted, sent this batch and the server is still applying it:
+            # wait for that answer, then this request replays it.
+            time.sleep(1.0)
+            waited_for_first += 1.0
+            continue
+        return response
+
+
+IN_PROGRESS_PATIENCE = 90.0  # seconds; the server takes an abandoned request over after 60
+
+
+def _code(response: httpx.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("code") if isinstance(body, dict) else None
+
+
+def _record(
+    response: httpx.Response,
     number: int,
     batch: list[tuple[int, dict[str, Any]]],
     report: ImportReport,
     errors: Any,
 ) -> None:
-    records = [r for _, r in batch]
-    headers = {"Idempotency-Key": batch_key(file_id, number, records)}
-    response: httpx.Response | None = None
-    for attempt in range(4):  # the same key each time: a batch the server applied is replayed, not repeated
-        try:
-            response = client.post("/v1/deals/batch-upsert", json={"records": records}, headers=headers)
-        except httpx.TransportError as exc:
-            if attempt == 3:
-                raise ApiError(
-                    f"batch {number} (from line {batch[0][0]}) could not be sent: {exc}; "
-                    "run the same command again to resume (batches already applied are not repeated)"
-                ) from None
-            time.sleep(0.5 * 2**attempt)
-            continue
-        if response.status_code in (429, 502, 503, 504) and attempt < 3:
-            time.sleep(0.5 * 2**attempt)
-            continue
-        break
-    assert response is not None
     body = _ensure_ok(response, f"batch {number} (from line {batch[0][0]})")
+    if response.headers.get("Idempotent-Replayed") == "true":
+        report.replayed += len(batch)
+        report.replayed_batches += 1
     for result in body["results"]:
         line, record = batch[result["index"]]
         outcome = result["outcome"]

@@ -88,6 +88,15 @@ ACCOUNTS = [
 ]  # fmt: skip
 PRODUCTS = ("platform renewal", "expansion", "pilot", "multi-year deal", "analytics add-on", "EMEA rollout")
 COMPETITORS = ("Initrode", "Contoso", "Northwind", "Fabrikam")
+PRODUCT_FEEDBACK = (
+    "The buyer wanted an ERP connector out of the box",
+    "Single sign-on only in the top tier put off IT",
+    "Reporting could not split revenue by region",
+)
+ENABLEMENT_FEEDBACK = (
+    "A playbook for reaching the economic buyer before the proposal",
+    "Talk tracks for the incumbent's renewal discount",
+)
 WEBHOOK_URL = "http://127.0.0.1:9/dealcoach-demo"  # the discard port: nothing listens, and it is disabled
 
 
@@ -396,6 +405,8 @@ class _Demo:
                     root_cause="We never reached the economic buyer",
                     lessons=["Multi-thread before the proposal"],
                     skill_gaps=["stakeholder_management"],
+                    product_feedback=PRODUCT_FEEDBACK[i // 3 % len(PRODUCT_FEEDBACK)] if i % 2 == 0 else None,
+                    enablement_feedback=ENABLEMENT_FEEDBACK[i // 3 % len(ENABLEMENT_FEEDBACK)],
                     action_items=[
                         ActionItem(
                             description="Map the buying committee on every deal over 100k",
