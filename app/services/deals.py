@@ -135,11 +135,11 @@ async def _upsert(
 
 
 async def _create(uow: UnitOfWork, actor: Actor, facts: DealFacts, refs: list[tuple[str, str]]) -> DealView:
-    owner = await uow.members.get(actor.organization_id, facts.owner_id)
+    # The owner's role, and whether they are below the actor in the lines: one statement.
+    owner = (await uow.members.owners(actor.organization_id, actor.member_id, [facts.owner_id])).get(facts.owner_id)
     ensure_owner_is_seller(owner)
     assert owner is not None
-    chain = await uow.members.manager_chain(actor.organization_id, owner.id)
-    ensure_can_create_for(actor, owner.id, actor.member_id in chain[1:])
+    ensure_can_create_for(actor, owner.id, bool(owner.in_line))
     ensure_new_deal(facts)
     if facts.loss is not None:
         await _ensure_loss_reason(uow, actor, facts.loss.reason_code)
