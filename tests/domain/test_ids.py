@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 
@@ -34,3 +35,30 @@ def test_ordered_across_milliseconds() -> None:
 
 def test_unique() -> None:
     assert len({uuid7() for _ in range(1000)}) == 1000
+
+
+def test_unique_across_many_buffers() -> None:
+    # The random bytes come from the OS a buffer at a time: ids stay unique across refills.
+    ids = [uuid7() for _ in range(5000)]
+    assert len({u.int & ((1 << 74) - 1) for u in ids}) == 5000
+
+
+def test_a_forked_child_never_repeats_its_parents_ids() -> None:
+    uuid7()  # the parent holds random bytes not handed out yet
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: its next ids, through the pipe
+        os.close(read)
+        os.write(write, b"".join(uuid7().bytes for _ in range(100)))
+        os._exit(0)
+    os.close(write)
+    received = b""
+    while chunk := os.read(read, 4096):
+        received += chunk
+    os.close(read)
+    os.waitpid(child, 0)
+    childs = {received[n : n + 16] for n in range(0, len(received), 16)}
+    parents = {uuid7().bytes for _ in range(100)}
+    assert len(childs) == 100
+    # The time part may match (same millisecond); the random part never does.
+    assert not {b[6:] for b in childs} & {b[6:] for b in parents}
