@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from app.domain.webhooks import (
     AttemptResult,
     DeliveryStatus,
     RecordedAttempt,
+    Target,
     after_attempt,
     ensure_addresses_allowed,
     parse_retry_after,
@@ -38,10 +40,12 @@ from app.settings import Settings
 
 USER_AGENT = "Dealcoach-Webhooks/1"
 # httpx's connection pool looks at every connection it holds, for each request and each answer
-# (has it expired?), so a request costs more the larger the pool: attempts are spread over pools of
-# at most this many connections (with one pool of 64, that bookkeeping was 41 % of a dispatcher's
-# CPU in a py-spy profile under bench/webhooks_bench.py).
-CONNECTIONS_PER_POOL = 8
+# (has it expired?), so a request costs more the larger the pool: each receiver origin gets pools
+# of at most this many connections (with one pool of 64, that bookkeeping was 41 % of a
+# dispatcher's CPU in a py-spy profile under bench/webhooks_bench.py; see bench/README.md).
+CONNECTIONS_PER_POOL = 4
+# A receiver origin's pools are closed once it has had no attempt for this long.
+IDLE_ORIGIN_SECONDS = 60.0
 RESPONSE_BODY_LIMIT = 1024  # bytes of a receiver's answer kept; the rest is never read
 
 
@@ -80,6 +84,64 @@ class DispatcherConfig:
         return dt.timedelta(seconds=self.timeout + self.lease_margin)
 
 
+class ReceiverPools:
+    """httpx clients per receiver origin (scheme, host, port), each of at most
+    CONNECTIONS_PER_POOL connections, and as many as the attempts in flight need: an attempt takes
+    the least busy pool of its origin, so it never waits for a connection, and a connection only
+    ever serves its own origin (kept alive between attempts, never closed to make room for
+    another receiver's)."""
+
+    def __init__(self, max_in_flight: int, timeout: float) -> None:
+        self.max_pools = -(-max_in_flight // CONNECTIONS_PER_POOL)
+        self.timeout = timeout
+        self.tls = httpx.create_ssl_context()  # one for all pools: building one loads the CA bundle
+        self.origins: dict[Target, list[_Pool]] = {}
+
+    @contextlib.asynccontextmanager
+    async def client(self, target: Target) -> AsyncIterator[httpx.AsyncClient]:
+        pools = self.origins.setdefault(target, [])
+        pool = min(pools, key=lambda p: p.busy, default=None)
+        if pool is None or (pool.busy >= CONNECTIONS_PER_POOL and len(pools) < self.max_pools):
+            pool = _Pool(self._new_client())
+            pools.append(pool)
+        pool.busy += 1
+        pool.used_at = time.monotonic()
+        try:
+            yield pool.client
+        finally:
+            pool.busy -= 1
+
+    async def close_idle(self) -> None:
+        """Close the pools of origins with no attempt for IDLE_ORIGIN_SECONDS."""
+        now = time.monotonic()
+        for target, pools in list(self.origins.items()):
+            if all(p.busy == 0 and now - p.used_at > IDLE_ORIGIN_SECONDS for p in pools):
+                del self.origins[target]
+                await asyncio.gather(*(p.client.aclose() for p in pools))
+
+    async def close(self) -> None:
+        pools = [p for origin in self.origins.values() for p in origin]
+        self.origins.clear()
+        await asyncio.gather(*(p.client.aclose() for p in pools))
+
+    def _new_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            timeout=httpx.Timeout(self.timeout),
+            follow_redirects=False,
+            verify=self.tls,
+            limits=httpx.Limits(max_connections=CONNECTIONS_PER_POOL, max_keepalive_connections=CONNECTIONS_PER_POOL),
+            headers={"user-agent": USER_AGENT},
+            trust_env=False,
+        )
+
+
+@dataclass(slots=True)
+class _Pool:
+    client: httpx.AsyncClient
+    busy: int = 0  # attempts under way
+    used_at: float = 0.0
+
+
 @dataclass
 class _Stats:
     attempts: int = 0
@@ -100,21 +162,7 @@ class Dispatcher(LeasingWorker):
             stop_grace=config.timeout,
         )
         self.config = config
-        pools = -(-config.max_in_flight // CONNECTIONS_PER_POOL)
-        per_pool = -(-config.max_in_flight // pools)
-        tls = httpx.create_ssl_context()  # one for all pools: building one loads the CA bundle
-        self.clients = [
-            httpx.AsyncClient(
-                timeout=httpx.Timeout(config.timeout),
-                follow_redirects=False,
-                verify=tls,
-                limits=httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool),
-                headers={"user-agent": USER_AGENT},
-                trust_env=False,
-            )
-            for _ in range(pools)
-        ]
-        self._busy = [0] * pools  # attempts under way in each pool
+        self.pools = ReceiverPools(config.max_in_flight, config.timeout)
         self.stats = _Stats()
         self._outcomes: asyncio.Queue[tuple[RecordedAttempt, str | None, asyncio.Future[None]]] = asyncio.Queue()
         self._recorder: asyncio.Task[None] | None = None
@@ -124,7 +172,7 @@ class Dispatcher(LeasingWorker):
             self._recorder.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._recorder
-        await asyncio.gather(*(client.aclose() for client in self.clients))
+        await self.pools.close()
 
     # --- recording: attempts finishing together are written together -------------------
 
@@ -209,6 +257,7 @@ class Dispatcher(LeasingWorker):
                     await uow.commit()
         finally:
             await uow.close()
+        await self.pools.close_idle()
 
     # --- one attempt ---------------------------------------------------------------
 
@@ -234,17 +283,11 @@ class Dispatcher(LeasingWorker):
             target = parse_target(row.url, allow_private=self.config.allow_private)
             addresses = await resolve(target.host, target.port)
             ensure_addresses_allowed(addresses, allow_private=self.config.allow_private)
-            pool = self._busy.index(min(self._busy))  # the least busy: no attempt waits for a connection
-            self._busy[pool] += 1
-            try:
-                async with asyncio.timeout(self.config.timeout):
-                    client = self.clients[pool]
-                    async with client.stream("POST", row.url, content=body, headers=headers) as response:
-                        status_code = response.status_code
-                        retry_after = parse_retry_after(response.headers.get("retry-after"), now)
-                        answer = await _read_prefix(response, RESPONSE_BODY_LIMIT)
-            finally:
-                self._busy[pool] -= 1
+            async with self.pools.client(target) as client, asyncio.timeout(self.config.timeout):
+                async with client.stream("POST", row.url, content=body, headers=headers) as response:
+                    status_code = response.status_code
+                    retry_after = parse_retry_after(response.headers.get("retry-after"), now)
+                    answer = await _read_prefix(response, RESPONSE_BODY_LIMIT)
         except WebhookUrlNotAllowed as exc:
             error = f"URL not allowed: {exc.fields[0].msg if exc.fields else exc.detail}"
         except TimeoutError:
