@@ -10,15 +10,7 @@ from app.schemas.deals import MoneyPublic
 
 
 class ClosedLostFigures(ResponseModel):
-    model_config = examples(
-        {
-            "key": "price",
-            "count": 4,
-            "lost_amounts": [{"amount": "96500.00", "currency": "EUR"}, acme.UMBRELLA_AMOUNT],
-            "review_completion_rate": 0.75,
-            "median_days_to_review": 3.5,
-        }
-    )
+    model_config = examples(acme.PRICE_LOSSES)
 
     key: str | None = Field(
         description="The group's loss reason, competitor, skill code, owner id or reviewer id; null for "
@@ -40,13 +32,7 @@ class ClosedLostAnalytics(ResponseModel):
     model_config = examples(
         {
             "groups": [
-                {
-                    "key": "price",
-                    "count": 4,
-                    "lost_amounts": [{"amount": "96500.00", "currency": "EUR"}, acme.UMBRELLA_AMOUNT],
-                    "review_completion_rate": 0.75,
-                    "median_days_to_review": 3.5,
-                },
+                acme.PRICE_LOSSES,
                 {
                     "key": "no_decision",
                     "count": 2,

@@ -17,16 +17,7 @@ class ApiKeyCreate(RequestModel):
 
 
 class ApiKeyPublic(ResponseModel):
-    model_config = examples(
-        {
-            "id": acme.KEY_ID,
-            "member_id": acme.SAM_ID,
-            "prefix": acme.KEY_PREFIX,
-            "label": "HubSpot sync",
-            "created_at": "2026-10-01T08:00:00Z",
-            "revoked_at": None,
-        }
-    )
+    model_config = examples(acme.HUBSPOT_SYNC_KEY)
 
     id: uuid.UUID
     member_id: MemberId
@@ -38,17 +29,7 @@ class ApiKeyPublic(ResponseModel):
 
 
 class ApiKeyCreated(ApiKeyPublic):
-    model_config = examples(
-        {
-            "id": acme.KEY_ID,
-            "member_id": acme.SAM_ID,
-            "prefix": acme.KEY_PREFIX,
-            "label": "HubSpot sync",
-            "created_at": "2026-10-01T08:00:00Z",
-            "revoked_at": None,
-            "api_key": acme.API_KEY,
-        }
-    )
+    model_config = examples({**acme.HUBSPOT_SYNC_KEY, "api_key": acme.API_KEY})
 
     api_key: str = Field(
         description="The secret key. It is shown only in this response; store it now.",

@@ -18,15 +18,7 @@ Reason = trimmed(5000, min_length=1)
 
 
 class Term(RequestModel):
-    model_config = examples(
-        {
-            "kind": "price_hold",
-            "description": "Hold the 2026 list price for the Globex renewal",
-            "value": "EUR 48,000 / year",
-            "applies_to": "The renewal only; expansion orders are priced at list",
-            "valid_until": "2026-12-31",
-        }
-    )
+    model_config = examples(acme.PRICE_HOLD_TERM)
 
     kind: TermKind = Field(examples=["price_hold"])
     description: TermText = Field(examples=["Hold the 2026 list price for the Globex renewal"])
@@ -47,15 +39,7 @@ class ApprovalCreate(RequestModel):
     model_config = examples(
         {
             "approver_id": acme.MIA_ID,
-            "terms": [
-                {
-                    "kind": "price_hold",
-                    "description": "Hold the 2026 list price for the Globex renewal",
-                    "value": "EUR 48,000 / year",
-                    "applies_to": "The renewal only; expansion orders are priced at list",
-                    "valid_until": "2026-12-31",
-                }
-            ],
+            "terms": [acme.PRICE_HOLD_TERM],
         }
     )
 
@@ -86,15 +70,7 @@ class ApprovalRevocation(RequestModel):
 
 
 class TermPublic(ResponseModel):
-    model_config = examples(
-        {
-            "kind": "price_hold",
-            "description": "Hold the 2026 list price for the Globex renewal",
-            "value": "EUR 48,000 / year",
-            "applies_to": "The renewal only; expansion orders are priced at list",
-            "valid_until": "2026-12-31",
-        }
-    )
+    model_config = examples(acme.PRICE_HOLD_TERM)
 
     kind: TermKind
     description: str
@@ -110,15 +86,7 @@ class ApprovalPublic(ResponseModel):
             "deal_id": acme.DEAL_ID,
             "requested_by": acme.SAM_ID,
             "approver_id": acme.MIA_ID,
-            "terms": [
-                {
-                    "kind": "price_hold",
-                    "description": "Hold the 2026 list price for the Globex renewal",
-                    "value": "EUR 48,000 / year",
-                    "applies_to": "The renewal only; expansion orders are priced at list",
-                    "valid_until": "2026-12-31",
-                }
-            ],
+            "terms": [acme.PRICE_HOLD_TERM],
             "status": "approved",
             "decision_note": "Approved for this renewal only",
             "decided_at": "2026-11-05T14:20:00Z",

@@ -32,9 +32,7 @@ SkillCode = Annotated[str, Field(max_length=64, description="A code from the ski
 
 
 class Attendee(RequestModel):
-    model_config = examples(
-        {"member_id": acme.MIA_ID, "call_role": "observer", "agreed_part": "Observe discovery questions"}
-    )
+    model_config = examples(acme.MIA_ATTENDEE)
 
     member_id: uuid.UUID = Field(description="An active seller, manager or head of sales")
     call_role: CallRole = Field(
@@ -72,7 +70,7 @@ class CallCreate(RequestModel):
             "purpose": "Discovery with the CFO",
             "attendees": [
                 {"member_id": acme.SAM_ID, "call_role": "lead"},
-                {"member_id": acme.MIA_ID, "call_role": "observer", "agreed_part": "Observe discovery questions"},
+                acme.MIA_ATTENDEE,
             ],
         }
     )
@@ -98,9 +96,7 @@ class CallUpdate(RequestModel):
 
 
 class AttendeePublic(ResponseModel):
-    model_config = examples(
-        {"member_id": acme.MIA_ID, "call_role": "observer", "agreed_part": "Observe discovery questions"}
-    )
+    model_config = examples(acme.MIA_ATTENDEE)
 
     member_id: MemberId
     call_role: CallRole
@@ -117,7 +113,7 @@ class CallPublic(ResponseModel):
             "purpose": "Discovery with the CFO",
             "attendees": [
                 {"member_id": acme.SAM_ID, "call_role": "lead", "agreed_part": None},
-                {"member_id": acme.MIA_ID, "call_role": "observer", "agreed_part": "Observe discovery questions"},
+                acme.MIA_ATTENDEE,
             ],
             "held_at": acme.CALL_HELD,
             "outcome": "CFO agreed to a pilot",
@@ -197,20 +193,14 @@ class InterventionPage(Page[InterventionPublic]):
 
 
 class Strength(RequestModel):
-    model_config = examples({"skill_code": "discovery", "note": "Open questions uncovered the month-end pain"})
+    model_config = examples(acme.DISCOVERY_STRENGTH)
 
     skill_code: SkillCode
     note: Line = Field(examples=["Open questions uncovered the month-end pain"])
 
 
 class Improvement(RequestModel):
-    model_config = examples(
-        {
-            "skill_code": "negotiation",
-            "note": "Pricing came up before the value was agreed",
-            "suggestion": "Confirm the business case before quoting",
-        }
-    )
+    model_config = examples(acme.NEGOTIATION_IMPROVEMENT)
 
     skill_code: SkillCode
     note: Line = Field(examples=["Pricing came up before the value was agreed"])
@@ -238,14 +228,8 @@ Improvements = Annotated[
 class ObservationCreate(RequestModel):
     model_config = examples(
         {
-            "strengths": [{"skill_code": "discovery", "note": "Open questions uncovered the month-end pain"}],
-            "improvements": [
-                {
-                    "skill_code": "negotiation",
-                    "note": "Pricing came up before the value was agreed",
-                    "suggestion": "Confirm the business case before quoting",
-                }
-            ],
+            "strengths": [acme.DISCOVERY_STRENGTH],
+            "improvements": [acme.NEGOTIATION_IMPROVEMENT],
             "summary": "Strong discovery with the CFO; hold pricing until the business case is agreed",
         },
         then=required_in_schema("strengths"),
@@ -269,7 +253,7 @@ class ObservationUpdate(RequestModel):
 
 
 class CommitmentItem(RequestModel):
-    model_config = examples({"text": "Confirm the business case before pricing", "skill_code": "negotiation"})
+    model_config = examples(acme.COMMITMENT_ITEM)
 
     text: Line = Field(examples=["Confirm the business case before pricing"])
     skill_code: SkillCode | None = Field(
@@ -283,7 +267,7 @@ class ObservationAcknowledgement(RequestModel):
             "reflection": "I quoted too early; next time I confirm value first",
             "commitments": [
                 "Agree a next step before the call ends",
-                {"text": "Confirm the business case before pricing", "skill_code": "negotiation"},
+                acme.COMMITMENT_ITEM,
             ],
         }
     )
@@ -304,20 +288,14 @@ class ObservationAcknowledgement(RequestModel):
 
 
 class StrengthPublic(ResponseModel):
-    model_config = examples({"skill_code": "discovery", "note": "Open questions uncovered the month-end pain"})
+    model_config = examples(acme.DISCOVERY_STRENGTH)
 
     skill_code: str
     note: str
 
 
 class ImprovementPublic(ResponseModel):
-    model_config = examples(
-        {
-            "skill_code": "negotiation",
-            "note": "Pricing came up before the value was agreed",
-            "suggestion": "Confirm the business case before quoting",
-        }
-    )
+    model_config = examples(acme.NEGOTIATION_IMPROVEMENT)
 
     skill_code: str
     note: str
@@ -332,14 +310,8 @@ class ObservationPublic(ResponseModel):
             "deal_id": acme.DEAL_ID,
             "observer_id": acme.MIA_ID,
             "seller_id": acme.SAM_ID,
-            "strengths": [{"skill_code": "discovery", "note": "Open questions uncovered the month-end pain"}],
-            "improvements": [
-                {
-                    "skill_code": "negotiation",
-                    "note": "Pricing came up before the value was agreed",
-                    "suggestion": "Confirm the business case before quoting",
-                }
-            ],
+            "strengths": [acme.DISCOVERY_STRENGTH],
+            "improvements": [acme.NEGOTIATION_IMPROVEMENT],
             "summary": "Strong discovery with the CFO; hold pricing until the business case is agreed",
             "status": "acknowledged",
             "shared_at": acme.SHARED_AT,

@@ -8,22 +8,7 @@ from app.schemas.expand import MemberId, Members
 
 
 class ManagerCoaching(ResponseModel):
-    model_config = examples(
-        {
-            "manager_id": acme.MIA_ID,
-            "deals_involved": 12,
-            "late_first_involvement_share": 0.25,
-            "calls_attended": 20,
-            "takeovers": 2,
-            "takeovers_per_call": 0.1,
-            "observations_given": 15,
-            "strengths_per_improvement": 1.5,
-            "debrief_completion_rate": 0.8,
-            "reviews_completed": 9,
-            "review_completion_rate": 0.9,
-            "median_days_to_review": 3.0,
-        }
-    )
+    model_config = examples(acme.MIA_COACHING)
 
     manager_id: MemberId
     deals_involved: int = Field(description="Deals whose first involvement by this manager falls in the period")
@@ -50,26 +35,7 @@ class ManagerCoaching(ResponseModel):
 
 
 class CoachingAnalytics(ResponseModel):
-    model_config = examples(
-        {
-            "managers": [
-                {
-                    "manager_id": acme.MIA_ID,
-                    "deals_involved": 12,
-                    "late_first_involvement_share": 0.25,
-                    "calls_attended": 20,
-                    "takeovers": 2,
-                    "takeovers_per_call": 0.1,
-                    "observations_given": 15,
-                    "strengths_per_improvement": 1.5,
-                    "debrief_completion_rate": 0.8,
-                    "reviews_completed": 9,
-                    "review_completion_rate": 0.9,
-                    "median_days_to_review": 3.0,
-                }
-            ]
-        }
-    )
+    model_config = examples({"managers": [acme.MIA_COACHING]})
 
     managers: list[ManagerCoaching] = Field(description="One entry per manager and head of sales in scope, by id")
     members: Members = None

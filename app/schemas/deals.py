@@ -63,23 +63,21 @@ class MoneyPublic(ResponseModel):
 
 
 class ExternalRef(RequestModel):
-    model_config = examples({"source": "hubspot", "external_id": "8812739"})
+    model_config = examples(acme.HUBSPOT_REF)
 
     source: Source
     external_id: ExternalId
 
 
 class ExternalRefPublic(ResponseModel):
-    model_config = examples({"source": "hubspot", "external_id": "8812739"})
+    model_config = examples(acme.HUBSPOT_REF)
 
     source: str
     external_id: str
 
 
 class Loss(RequestModel):
-    model_config = examples(
-        {"reason_code": "price", "competitor": "Initech", "detail": "Initech offered 20% below our renewal price"}
-    )
+    model_config = examples(acme.PRICE_LOSS)
 
     reason_code: str = Field(max_length=64, description="A code from the loss-reason catalog", examples=["price"])
     competitor: trimmed(200) | None = None
@@ -87,9 +85,7 @@ class Loss(RequestModel):
 
 
 class LossPublic(ResponseModel):
-    model_config = examples(
-        {"reason_code": "price", "competitor": "Initech", "detail": "Initech offered 20% below our renewal price"}
-    )
+    model_config = examples(acme.PRICE_LOSS)
 
     reason_code: str
     competitor: str | None
@@ -105,7 +101,7 @@ class DealCreate(RequestModel):
             "expected_close_date": "2026-12-15",
             "stage": "discovery",
             "owner_id": acme.SAM_ID,
-            "external_refs": [{"source": "hubspot", "external_id": "8812739"}],
+            "external_refs": [acme.HUBSPOT_REF],
         }
     )
 
@@ -151,17 +147,7 @@ class DealUpsert(DealUpdate):
 
 
 class DealBatchRecord(DealUpsert):
-    model_config = examples(
-        {
-            "source": "hubspot",
-            "external_id": "8812739",
-            "name": "Globex platform renewal",
-            "account_name": "Globex",
-            "amount": acme.GLOBEX_AMOUNT,
-            "stage": "proposal",
-            "owner_id": acme.SAM_ID,
-        }
-    )
+    model_config = examples(acme.GLOBEX_BATCH_RECORD)
 
     source: Source
     external_id: ExternalId
@@ -171,15 +157,7 @@ class DealBatch(RequestModel):
     model_config = examples(
         {
             "records": [
-                {
-                    "source": "hubspot",
-                    "external_id": "8812739",
-                    "name": "Globex platform renewal",
-                    "account_name": "Globex",
-                    "amount": acme.GLOBEX_AMOUNT,
-                    "stage": "proposal",
-                    "owner_id": acme.SAM_ID,
-                },
+                acme.GLOBEX_BATCH_RECORD,
                 {
                     "source": "hubspot",
                     "external_id": "8812740",
@@ -212,7 +190,7 @@ class DealPublic(ResponseModel):
             "closed_at": None,
             "loss": None,
             "review_id": None,
-            "external_refs": [{"source": "hubspot", "external_id": "8812739"}],
+            "external_refs": [acme.HUBSPOT_REF],
             "version": 4,
             "created_at": acme.DEAL_CREATED,
             "updated_at": acme.DEAL_UPDATED,
@@ -257,16 +235,7 @@ class BatchProblem(ResponseModel):
 
 
 class DealBatchResult(ResponseModel):
-    model_config = examples(
-        {
-            "index": 0,
-            "source": "hubspot",
-            "external_id": "8812739",
-            "outcome": "created",
-            "deal_id": acme.DEAL_ID,
-            "problem": None,
-        }
-    )
+    model_config = examples(acme.GLOBEX_BATCH_RESULT)
 
     index: int
     source: str | None
@@ -280,14 +249,7 @@ class DealBatchResults(ResponseModel):
     model_config = examples(
         {
             "results": [
-                {
-                    "index": 0,
-                    "source": "hubspot",
-                    "external_id": "8812739",
-                    "outcome": "created",
-                    "deal_id": acme.DEAL_ID,
-                    "problem": None,
-                },
+                acme.GLOBEX_BATCH_RESULT,
                 {
                     "index": 1,
                     "source": "hubspot",

@@ -28,24 +28,7 @@ class CommitmentClose(RequestModel):
 
 
 class CommitmentPublic(ResponseModel):
-    model_config = examples(
-        {
-            "id": acme.COMMITMENT_ID,
-            "member_id": acme.SAM_ID,
-            "source": "observation",
-            "source_id": acme.OBSERVATION_ID,
-            "deal_id": acme.DEAL_ID,
-            "text": "Confirm the business case before pricing",
-            "skill_code": "negotiation",
-            "due_on": None,
-            "status": "open",
-            "overdue": False,
-            "note": None,
-            "version": 1,
-            "created_at": acme.ACKNOWLEDGED_AT,
-            "closed_at": None,
-        }
-    )
+    model_config = examples(acme.COMMITMENT)
 
     id: uuid.UUID
     member_id: MemberId = Field(description="The member who committed")
@@ -74,17 +57,7 @@ class CommitmentPage(Page[CommitmentPublic]):
 
 
 class SkillProfile(ResponseModel):
-    model_config = examples(
-        {
-            "skill_code": "negotiation",
-            "strengths": 1,
-            "improvements": 3,
-            "loss_gaps": 1,
-            "last_recognised_at": "2026-09-14T10:00:00Z",
-            "last_improvement_at": acme.SHARED_AT,
-            "trend": "needs_attention",
-        }
-    )
+    model_config = examples(acme.NEGOTIATION_PROFILE)
 
     skill_code: str
     strengths: int = Field(description="Shared observations of the member's calls recognising the skill")
@@ -96,7 +69,7 @@ class SkillProfile(ResponseModel):
 
 
 class CommitmentCounts(ResponseModel):
-    model_config = examples({"open": 2, "done": 5, "dropped": 1, "overdue": 0})
+    model_config = examples(acme.COMMITMENT_COUNTS)
 
     open: int
     done: int
@@ -105,7 +78,7 @@ class CommitmentCounts(ResponseModel):
 
 
 class DebriefCounts(ResponseModel):
-    model_config = examples({"shared": 6, "acknowledged": 5, "pending": 1})
+    model_config = examples(acme.DEBRIEF_COUNTS)
 
     shared: int = Field(description="Observations of the member's calls shared in the window, acknowledged or not")
     acknowledged: int
@@ -113,7 +86,7 @@ class DebriefCounts(ResponseModel):
 
 
 class ReviewCounts(ResponseModel):
-    model_config = examples({"lost": 2, "completed": 2})
+    model_config = examples(acme.REVIEW_COUNTS)
 
     lost: int = Field(description="The member's deals lost in the window (not since reopened)")
     completed: int = Field(description="Of those, the ones whose review is completed")
@@ -139,19 +112,11 @@ class DevelopmentProfile(ResponseModel):
                             "last_improvement_at": None,
                             "trend": "improving",
                         },
-                        {
-                            "skill_code": "negotiation",
-                            "strengths": 1,
-                            "improvements": 3,
-                            "loss_gaps": 1,
-                            "last_recognised_at": "2026-09-14T10:00:00Z",
-                            "last_improvement_at": acme.SHARED_AT,
-                            "trend": "needs_attention",
-                        },
+                        acme.NEGOTIATION_PROFILE,
                     ],
-                    "commitments": {"open": 2, "done": 5, "dropped": 1, "overdue": 0},
-                    "debriefs": {"shared": 6, "acknowledged": 5, "pending": 1},
-                    "reviews": {"lost": 2, "completed": 2},
+                    "commitments": acme.COMMITMENT_COUNTS,
+                    "debriefs": acme.DEBRIEF_COUNTS,
+                    "reviews": acme.REVIEW_COUNTS,
                 },
             )
         ),
@@ -171,7 +136,7 @@ class DevelopmentProfile(ResponseModel):
 
 
 class FocusSkill(ResponseModel):
-    model_config = examples({"skill_code": "negotiation", "improvements": 3, "last_improvement_at": acme.SHARED_AT})
+    model_config = examples(acme.FOCUS_SKILL)
 
     skill_code: str
     improvements: int = Field(description="Shared observations of the seller's calls asking to improve it, ever")
@@ -179,13 +144,7 @@ class FocusSkill(ResponseModel):
 
 
 class LastObservation(ResponseModel):
-    model_config = examples(
-        {
-            "id": acme.OBSERVATION_ID,
-            "summary": "Strong discovery with the CFO; hold pricing until the business case is agreed",
-            "acknowledged_at": acme.ACKNOWLEDGED_AT,
-        }
-    )
+    model_config = examples(acme.LAST_OBSERVATION)
 
     id: uuid.UUID
     summary: str | None
@@ -197,30 +156,9 @@ class CallBrief(ResponseModel):
         {
             "call_id": acme.CALL_ID,
             "seller_id": acme.SAM_ID,
-            "open_commitments": [
-                {
-                    "id": acme.COMMITMENT_ID,
-                    "member_id": acme.SAM_ID,
-                    "source": "observation",
-                    "source_id": acme.OBSERVATION_ID,
-                    "deal_id": acme.DEAL_ID,
-                    "text": "Confirm the business case before pricing",
-                    "skill_code": "negotiation",
-                    "due_on": None,
-                    "status": "open",
-                    "overdue": False,
-                    "note": None,
-                    "version": 1,
-                    "created_at": acme.ACKNOWLEDGED_AT,
-                    "closed_at": None,
-                }
-            ],
-            "focus_skills": [{"skill_code": "negotiation", "improvements": 3, "last_improvement_at": acme.SHARED_AT}],
-            "last_observation": {
-                "id": acme.OBSERVATION_ID,
-                "summary": "Strong discovery with the CFO; hold pricing until the business case is agreed",
-                "acknowledged_at": acme.ACKNOWLEDGED_AT,
-            },
+            "open_commitments": [acme.COMMITMENT],
+            "focus_skills": [acme.FOCUS_SKILL],
+            "last_observation": acme.LAST_OBSERVATION,
         }
     )
 
@@ -242,7 +180,7 @@ class CallBrief(ResponseModel):
 
 
 class SkillFigures(ResponseModel):
-    model_config = examples({"skill_code": "negotiation", "strengths": 1, "improvements": 3, "loss_gaps": 1})
+    model_config = examples(acme.NEGOTIATION_FIGURES)
 
     skill_code: str
     strengths: int
@@ -251,15 +189,7 @@ class SkillFigures(ResponseModel):
 
 
 class SellerSkills(ResponseModel):
-    model_config = examples(
-        {
-            "member_id": acme.SAM_ID,
-            "skills": [
-                {"skill_code": "discovery", "strengths": 4, "improvements": 0, "loss_gaps": 0},
-                {"skill_code": "negotiation", "strengths": 1, "improvements": 3, "loss_gaps": 1},
-            ],
-        }
-    )
+    model_config = examples(acme.SAM_SKILLS)
 
     member_id: MemberId
     skills: list[SkillFigures] = Field(description="By skill code")
@@ -274,15 +204,7 @@ class TeamSkills(ResponseModel):
                 {
                     "from": "2026-08-08",
                     "to": "2026-11-05",
-                    "sellers": [
-                        {
-                            "member_id": acme.SAM_ID,
-                            "skills": [
-                                {"skill_code": "discovery", "strengths": 4, "improvements": 0, "loss_gaps": 0},
-                                {"skill_code": "negotiation", "strengths": 1, "improvements": 3, "loss_gaps": 1},
-                            ],
-                        }
-                    ],
+                    "sellers": [acme.SAM_SKILLS],
                     "totals": [
                         {"skill_code": "negotiation", "strengths": 3, "improvements": 7, "loss_gaps": 2},
                         {"skill_code": "discovery", "strengths": 11, "improvements": 2, "loss_gaps": 0},

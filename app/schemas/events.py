@@ -12,19 +12,7 @@ from app.schemas.expand import MemberId, Members
 
 
 class EventPublic(ResponseModel):
-    model_config = examples(
-        {
-            "id": acme.EVENT_ID,
-            "seq": 1842,
-            "type": "deal.stage_changed",
-            "actor_id": acme.SAM_ID,
-            "deal_id": acme.DEAL_ID,
-            "subject_type": "deal",
-            "subject_id": acme.DEAL_ID,
-            "data": {"from": "discovery", "to": "proposal", "reopened": False},
-            "occurred_at": acme.DEAL_UPDATED,
-        }
-    )
+    model_config = examples(acme.STAGE_CHANGED_EVENT)
 
     id: uuid.UUID
     seq: int = Field(

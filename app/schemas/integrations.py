@@ -30,12 +30,7 @@ class Credentials(RequestModel):
     """What the provider needs: HubSpot `client_secret` and `access_token`, Pipedrive `username`
     and `password` (the HTTP Basic auth its webhooks send), Salesforce `token`. Write-only."""
 
-    model_config = examples(
-        {
-            "client_secret": "4f1c2b7e-93d1-4f7a-b2f6-0d8e5c1a9b37",
-            "access_token": "pat-eu1-7c9a1e52-0b6f-4d3e-9a84-2f51c7d0e6b9",
-        }
-    )
+    model_config = examples(acme.HUBSPOT_CREDENTIALS)
 
     client_secret: Secret | None = None
     access_token: Secret | None = None
@@ -52,18 +47,8 @@ class IntegrationUpdate(RequestModel):
         {
             "enabled": True,
             "account_id": "12882925",
-            "credentials": {
-                "client_secret": "4f1c2b7e-93d1-4f7a-b2f6-0d8e5c1a9b37",
-                "access_token": "pat-eu1-7c9a1e52-0b6f-4d3e-9a84-2f51c7d0e6b9",
-            },
-            "stage_map": {
-                "appointmentscheduled": "discovery",
-                "presentationscheduled": "proposal",
-                "closedlost": "closed_lost",
-            },
-            "owner_map": {"18487521": acme.SAM_ID},
-            "loss_reason_map": {"Too expensive": "price"},
-            "default_currency": "EUR",
+            "credentials": acme.HUBSPOT_CREDENTIALS,
+            **acme.HUBSPOT_MAPPING,
         }
     )
 
@@ -113,14 +98,7 @@ class IntegrationPublic(ResponseModel):
             "provider": "hubspot",
             "enabled": True,
             "account_id": "12882925",
-            "stage_map": {
-                "appointmentscheduled": "discovery",
-                "presentationscheduled": "proposal",
-                "closedlost": "closed_lost",
-            },
-            "owner_map": {"18487521": acme.SAM_ID},
-            "loss_reason_map": {"Too expensive": "price"},
-            "default_currency": "EUR",
+            **acme.HUBSPOT_MAPPING,
             "loss_reason_field": None,
             "member_id": acme.CRM_MEMBER_ID,
             "credentials_set": True,
@@ -189,14 +167,7 @@ class InboundEventPage(Page[InboundEventPublic]):
 class InboundReceipt(ResponseModel):
     """What a CRM is answered once its event is stored (before it is applied)."""
 
-    model_config = examples(
-        {
-            "id": acme.INBOX_ID,
-            "provider_event_id": "12882925:4126395061",
-            "outcome": "pending",
-            "duplicate": False,
-        }
-    )
+    model_config = examples(acme.INBOUND_RECEIPT)
 
     id: uuid.UUID = Field(description="The inbox entry")
     provider_event_id: str
@@ -207,18 +178,7 @@ class InboundReceipt(ResponseModel):
 class InboundBatchReceipt(ResponseModel):
     """What HubSpot is answered once its batch is stored: each event's receipt, in the batch's order."""
 
-    model_config = examples(
-        {
-            "items": [
-                {
-                    "id": acme.INBOX_ID,
-                    "provider_event_id": "12882925:4126395061",
-                    "outcome": "pending",
-                    "duplicate": False,
-                }
-            ]
-        }
-    )
+    model_config = examples({"items": [acme.INBOUND_RECEIPT]})
 
     items: list[InboundReceipt]
 
@@ -229,17 +189,7 @@ PipedriveText = Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x
 
 
 class PipedriveMeta(ResponseModel):
-    model_config = examples(
-        {
-            "id": "c5a9e1d2-4b7f-4e3a-8d6c-1f2e3a4b5c6d",
-            "action": "change",
-            "entity": "deal",
-            "entity_id": "4711",
-            "company_id": "9876543",
-            "timestamp": "2026-11-05T16:04:55Z",
-            "version": "2.0",
-        }
-    )
+    model_config = examples(acme.PIPEDRIVE_META)
 
     id: PipedriveText | int = Field(description="The event's id: the inbox is deduplicated on it")
     action: PipedriveText = Field(examples=["change"], description="create | change | delete")
@@ -253,15 +203,7 @@ class PipedriveMeta(ResponseModel):
 class PipedriveWebhook(ResponseModel):
     model_config = examples(
         {
-            "meta": {
-                "id": "c5a9e1d2-4b7f-4e3a-8d6c-1f2e3a4b5c6d",
-                "action": "change",
-                "entity": "deal",
-                "entity_id": "4711",
-                "company_id": "9876543",
-                "timestamp": "2026-11-05T16:04:55Z",
-                "version": "2.0",
-            },
+            "meta": acme.PIPEDRIVE_META,
             "data": {
                 "id": 4711,
                 "title": "Globex platform renewal",

@@ -55,20 +55,7 @@ class MemberUpdate(RequestModel):
 
 
 class MemberPublic(ResponseModel):
-    model_config = examples(
-        {
-            "id": acme.SAM_ID,
-            "organization_id": acme.ORG_ID,
-            "name": "Sam Seller",
-            "email": "sam.seller@acme.example",
-            "role": "seller",
-            "manager_id": acme.MIA_ID,
-            "active": True,
-            "version": 2,
-            "created_at": acme.SAM_JOINED,
-            "updated_at": "2026-03-02T10:20:00Z",
-        }
-    )
+    model_config = examples(acme.SAM_MEMBER)
 
     id: uuid.UUID
     organization_id: uuid.UUID
@@ -89,20 +76,7 @@ class MemberPage(Page[MemberPublic]):
 
 class MePublic(MemberPublic):
     model_config = examples(
-        {
-            "id": acme.SAM_ID,
-            "organization_id": acme.ORG_ID,
-            "name": "Sam Seller",
-            "email": "sam.seller@acme.example",
-            "role": "seller",
-            "manager_id": acme.MIA_ID,
-            "active": True,
-            "version": 2,
-            "created_at": acme.SAM_JOINED,
-            "updated_at": "2026-03-02T10:20:00Z",
-            "organization": {"id": acme.ORG_ID, "name": "Acme"},
-            "api_key_id": acme.KEY_ID,
-        }
+        {**acme.SAM_MEMBER, "organization": {"id": acme.ORG_ID, "name": "Acme"}, "api_key_id": acme.KEY_ID}
     )
 
     organization: Ref

@@ -28,13 +28,7 @@ IsoWeek = Annotated[
 
 
 class ActionItem(RequestModel):
-    model_config = examples(
-        {
-            "description": "Rehearse the pricing conversation with enablement",
-            "assignee_id": acme.SAM_ID,
-            "due_date": "2026-12-15",
-        }
-    )
+    model_config = examples(acme.ACTION_ITEM)
 
     description: Line = Field(examples=["Rehearse the pricing conversation with enablement"])
     assignee_id: uuid.UUID | None = Field(default=None, description="An active member of the organisation")
@@ -52,13 +46,7 @@ class ReviewUpdate(RequestModel):
             "root_cause": "We never reached the economic buyer",
             "lessons": ["Multi-thread before the proposal"],
             "skill_gaps": ["negotiation"],
-            "action_items": [
-                {
-                    "description": "Rehearse the pricing conversation with enablement",
-                    "assignee_id": acme.SAM_ID,
-                    "due_date": "2026-12-15",
-                }
-            ],
+            "action_items": [acme.ACTION_ITEM],
         }
     )
 
@@ -91,15 +79,7 @@ class LeadershipNoteCreate(RequestModel):
 
 
 class LeadershipNotePublic(ResponseModel):
-    model_config = examples(
-        {
-            "id": acme.NOTE_ID,
-            "review_id": acme.REVIEW_ID,
-            "author_id": acme.HANNA_ID,
-            "note": "Good depth on root cause; push the product feedback to the roadmap review",
-            "created_at": "2026-11-21T08:30:00Z",
-        }
-    )
+    model_config = examples(acme.LEADERSHIP_NOTE)
 
     id: uuid.UUID
     review_id: uuid.UUID
@@ -109,13 +89,7 @@ class LeadershipNotePublic(ResponseModel):
 
 
 class ActionItemPublic(ResponseModel):
-    model_config = examples(
-        {
-            "description": "Rehearse the pricing conversation with enablement",
-            "assignee_id": acme.SAM_ID,
-            "due_date": "2026-12-15",
-        }
-    )
+    model_config = examples(acme.ACTION_ITEM)
 
     description: str
     assignee_id: MemberId | None
@@ -144,23 +118,9 @@ class ReviewPublic(ResponseModel):
             "skill_gaps": ["negotiation"],
             "product_feedback": "Usage-based pricing would have matched Initech's offer",
             "enablement_feedback": None,
-            "action_items": [
-                {
-                    "description": "Rehearse the pricing conversation with enablement",
-                    "assignee_id": acme.SAM_ID,
-                    "due_date": "2026-12-15",
-                }
-            ],
+            "action_items": [acme.ACTION_ITEM],
             "seller_reflection": "I let procurement set the agenda; I will bring the CFO in earlier",
-            "leadership_notes": [
-                {
-                    "id": acme.NOTE_ID,
-                    "review_id": acme.REVIEW_ID,
-                    "author_id": acme.HANNA_ID,
-                    "note": "Good depth on root cause; push the product feedback to the roadmap review",
-                    "created_at": "2026-11-21T08:30:00Z",
-                }
-            ],
+            "leadership_notes": [acme.LEADERSHIP_NOTE],
             "completed_at": "2026-11-20T16:45:00Z",
             "version": 5,
             "created_at": acme.LOST_AT,
@@ -204,18 +164,7 @@ class ReviewPage(Page[ReviewPublic]):
 
 
 class WeeklyReview(ResponseModel):
-    model_config = examples(
-        {
-            "id": acme.REVIEW_ID,
-            "deal_id": acme.LOST_DEAL_ID,
-            "deal_name": "Umbrella analytics pilot",
-            "owner_id": acme.SAM_ID,
-            "amount": acme.UMBRELLA_AMOUNT,
-            "status": "completed",
-            "due_on": acme.REVIEW_DUE,
-            "overdue": False,
-        }
-    )
+    model_config = examples(acme.WEEKLY_REVIEW)
 
     id: uuid.UUID
     deal_id: uuid.UUID
@@ -228,27 +177,7 @@ class WeeklyReview(ResponseModel):
 
 
 class WeeklyGroup(ResponseModel):
-    model_config = examples(
-        {
-            "reviewer_id": acme.MIA_ID,
-            "pending": 0,
-            "completed": 1,
-            "overdue": 0,
-            "lost_amounts": [acme.UMBRELLA_AMOUNT],
-            "reviews": [
-                {
-                    "id": acme.REVIEW_ID,
-                    "deal_id": acme.LOST_DEAL_ID,
-                    "deal_name": "Umbrella analytics pilot",
-                    "owner_id": acme.SAM_ID,
-                    "amount": acme.UMBRELLA_AMOUNT,
-                    "status": "completed",
-                    "due_on": acme.REVIEW_DUE,
-                    "overdue": False,
-                }
-            ],
-        }
-    )
+    model_config = examples(acme.WEEKLY_GROUP)
 
     reviewer_id: MemberId | None
     pending: int
@@ -259,32 +188,7 @@ class WeeklyGroup(ResponseModel):
 
 
 class WeeklyReviews(ResponseModel):
-    model_config = examples(
-        {
-            "week": "2026-W47",
-            "groups": [
-                {
-                    "reviewer_id": acme.MIA_ID,
-                    "pending": 0,
-                    "completed": 1,
-                    "overdue": 0,
-                    "lost_amounts": [acme.UMBRELLA_AMOUNT],
-                    "reviews": [
-                        {
-                            "id": acme.REVIEW_ID,
-                            "deal_id": acme.LOST_DEAL_ID,
-                            "deal_name": "Umbrella analytics pilot",
-                            "owner_id": acme.SAM_ID,
-                            "amount": acme.UMBRELLA_AMOUNT,
-                            "status": "completed",
-                            "due_on": acme.REVIEW_DUE,
-                            "overdue": False,
-                        }
-                    ],
-                }
-            ],
-        }
-    )
+    model_config = examples({"week": "2026-W47", "groups": [acme.WEEKLY_GROUP]})
 
     week: str = Field(examples=["2026-W47"])
     groups: list[WeeklyGroup]

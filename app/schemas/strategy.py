@@ -16,9 +16,7 @@ Title = trimmed(200)
 
 
 class Stakeholder(RequestModel):
-    model_config = examples(
-        {"name": "Dana Whitfield", "title": "CFO", "role": "economic_buyer", "stance": "supportive"}
-    )
+    model_config = examples(acme.CFO_STAKEHOLDER)
 
     name: Name = Field(examples=["Dana Whitfield"])
     title: Title | None = Field(default=None, examples=["CFO"])
@@ -27,15 +25,7 @@ class Stakeholder(RequestModel):
 
 
 class NextStep(RequestModel):
-    model_config = examples(
-        {
-            "id": acme.STEP_ID,
-            "description": "Walk the CFO through the business case",
-            "assignee_id": acme.SAM_ID,
-            "due_date": "2026-11-30",
-            "status": "open",
-        }
-    )
+    model_config = examples(acme.NEXT_STEP)
 
     id: uuid.UUID | None = Field(
         default=None, description="Keep the id you read; a new step without one gets an id from the server"
@@ -52,28 +42,7 @@ class NextStep(RequestModel):
 class StrategyUpdate(RequestModel):
     """The whole document: PUT replaces it, so an omitted section is cleared."""
 
-    model_config = examples(
-        {
-            "customer_objectives": "Cut month-end close from 9 days to 4",
-            "decision_process": "The CFO signs off after a security review by IT; procurement negotiates the contract",
-            "stakeholders": [
-                {"name": "Dana Whitfield", "title": "CFO", "role": "economic_buyer", "stance": "supportive"},
-                {"name": "Raj Patel", "title": "Head of IT", "role": "influencer", "stance": "neutral"},
-            ],
-            "competition": "Initech, on price",
-            "value_hypothesis": "Five days saved at each close frees two FTE in finance",
-            "risks": ["Procurement joins late"],
-            "next_steps": [
-                {
-                    "id": acme.STEP_ID,
-                    "description": "Walk the CFO through the business case",
-                    "assignee_id": acme.SAM_ID,
-                    "due_date": "2026-11-30",
-                    "status": "open",
-                }
-            ],
-        }
-    )
+    model_config = examples(acme.STRATEGY)
 
     customer_objectives: LongText | None = Field(default=None, examples=["Cut month-end close from 9 days to 4"])
     decision_process: LongText | None = None
@@ -92,9 +61,7 @@ class StrategyUpdate(RequestModel):
 
 
 class StakeholderPublic(ResponseModel):
-    model_config = examples(
-        {"name": "Dana Whitfield", "title": "CFO", "role": "economic_buyer", "stance": "supportive"}
-    )
+    model_config = examples(acme.CFO_STAKEHOLDER)
 
     name: str
     title: str | None
@@ -103,15 +70,7 @@ class StakeholderPublic(ResponseModel):
 
 
 class NextStepPublic(ResponseModel):
-    model_config = examples(
-        {
-            "id": acme.STEP_ID,
-            "description": "Walk the CFO through the business case",
-            "assignee_id": acme.SAM_ID,
-            "due_date": "2026-11-30",
-            "status": "open",
-        }
-    )
+    model_config = examples(acme.NEXT_STEP)
 
     id: uuid.UUID
     description: str
@@ -121,28 +80,7 @@ class NextStepPublic(ResponseModel):
 
 
 class StrategyDocument(ResponseModel):
-    model_config = examples(
-        {
-            "customer_objectives": "Cut month-end close from 9 days to 4",
-            "decision_process": "The CFO signs off after a security review by IT; procurement negotiates the contract",
-            "stakeholders": [
-                {"name": "Dana Whitfield", "title": "CFO", "role": "economic_buyer", "stance": "supportive"},
-                {"name": "Raj Patel", "title": "Head of IT", "role": "influencer", "stance": "neutral"},
-            ],
-            "competition": "Initech, on price",
-            "value_hypothesis": "Five days saved at each close frees two FTE in finance",
-            "risks": ["Procurement joins late"],
-            "next_steps": [
-                {
-                    "id": acme.STEP_ID,
-                    "description": "Walk the CFO through the business case",
-                    "assignee_id": acme.SAM_ID,
-                    "due_date": "2026-11-30",
-                    "status": "open",
-                }
-            ],
-        }
-    )
+    model_config = examples(acme.STRATEGY)
 
     customer_objectives: str | None
     decision_process: str | None
@@ -156,24 +94,7 @@ class StrategyDocument(ResponseModel):
 class StrategyPublic(StrategyDocument):
     model_config = examples(
         {
-            "customer_objectives": "Cut month-end close from 9 days to 4",
-            "decision_process": "The CFO signs off after a security review by IT; procurement negotiates the contract",
-            "stakeholders": [
-                {"name": "Dana Whitfield", "title": "CFO", "role": "economic_buyer", "stance": "supportive"},
-                {"name": "Raj Patel", "title": "Head of IT", "role": "influencer", "stance": "neutral"},
-            ],
-            "competition": "Initech, on price",
-            "value_hypothesis": "Five days saved at each close frees two FTE in finance",
-            "risks": ["Procurement joins late"],
-            "next_steps": [
-                {
-                    "id": acme.STEP_ID,
-                    "description": "Walk the CFO through the business case",
-                    "assignee_id": acme.SAM_ID,
-                    "due_date": "2026-11-30",
-                    "status": "open",
-                }
-            ],
+            **acme.STRATEGY,
             "deal_id": acme.DEAL_ID,
             "version": 3,
             "author_id": acme.SAM_ID,
@@ -190,31 +111,7 @@ class StrategyPublic(StrategyDocument):
 
 class StrategyVersionPublic(ResponseModel):
     model_config = examples(
-        {
-            "version": 3,
-            "author_id": acme.SAM_ID,
-            "created_at": "2026-11-02T15:10:00Z",
-            "document": {
-                "customer_objectives": "Cut month-end close from 9 days to 4",
-                "decision_process": "The CFO signs off after a security review by IT; procurement negotiates the contract",
-                "stakeholders": [
-                    {"name": "Dana Whitfield", "title": "CFO", "role": "economic_buyer", "stance": "supportive"},
-                    {"name": "Raj Patel", "title": "Head of IT", "role": "influencer", "stance": "neutral"},
-                ],
-                "competition": "Initech, on price",
-                "value_hypothesis": "Five days saved at each close frees two FTE in finance",
-                "risks": ["Procurement joins late"],
-                "next_steps": [
-                    {
-                        "id": acme.STEP_ID,
-                        "description": "Walk the CFO through the business case",
-                        "assignee_id": acme.SAM_ID,
-                        "due_date": "2026-11-30",
-                        "status": "open",
-                    }
-                ],
-            },
-        }
+        {"version": 3, "author_id": acme.SAM_ID, "created_at": "2026-11-02T15:10:00Z", "document": acme.STRATEGY}
     )
 
     version: int

@@ -74,19 +74,7 @@ class WebhookEndpointUpdate(RequestModel):
 
 
 class WebhookEndpointPublic(ResponseModel):
-    model_config = examples(
-        {
-            "id": acme.ENDPOINT_ID,
-            "url": "https://hooks.acme.example/dealcoach",
-            "event_types": ["deal.*", "review.completed"],
-            "description": "Deal updates for the revenue dashboard",
-            "active": True,
-            "disabled_reason": None,
-            "version": 1,
-            "created_at": "2026-10-01T08:30:00Z",
-            "updated_at": "2026-10-01T08:30:00Z",
-        }
-    )
+    model_config = examples(acme.WEBHOOK_ENDPOINT)
 
     id: uuid.UUID
     url: str
@@ -100,20 +88,7 @@ class WebhookEndpointPublic(ResponseModel):
 
 
 class WebhookEndpointWithSecret(WebhookEndpointPublic):
-    model_config = examples(
-        {
-            "id": acme.ENDPOINT_ID,
-            "url": "https://hooks.acme.example/dealcoach",
-            "event_types": ["deal.*", "review.completed"],
-            "description": "Deal updates for the revenue dashboard",
-            "active": True,
-            "disabled_reason": None,
-            "version": 1,
-            "created_at": "2026-10-01T08:30:00Z",
-            "updated_at": "2026-10-01T08:30:00Z",
-            "secret": acme.WEBHOOK_SECRET,
-        }
-    )
+    model_config = examples({**acme.WEBHOOK_ENDPOINT, "secret": acme.WEBHOOK_SECRET})
 
     secret: str = Field(description="Shown only when created and when rotated: store it now")
 
@@ -162,21 +137,7 @@ class WebhookPayload(ResponseModel):
     """The body of every delivery (`POST` to the endpoint's URL)."""
 
     model_config = examples(
-        {
-            "type": "deal.stage_changed",
-            "timestamp": acme.DEAL_UPDATED,
-            "data": {
-                "id": acme.EVENT_ID,
-                "seq": 1842,
-                "type": "deal.stage_changed",
-                "actor_id": acme.SAM_ID,
-                "deal_id": acme.DEAL_ID,
-                "subject_type": "deal",
-                "subject_id": acme.DEAL_ID,
-                "data": {"from": "discovery", "to": "proposal", "reopened": False},
-                "occurred_at": acme.DEAL_UPDATED,
-            },
-        }
+        {"type": "deal.stage_changed", "timestamp": acme.DEAL_UPDATED, "data": acme.STAGE_CHANGED_EVENT}
     )
 
     type: str = Field(description="The event type", examples=["deal.stage_changed"])
