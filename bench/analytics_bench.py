@@ -46,8 +46,8 @@ from app.domain.ids import uuid7  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.services.bootstrap import bootstrap_organization  # noqa: E402
 from app.settings import Settings  # noqa: E402
+from common import dsn, recreate_database, sa_url  # noqa: E402
 
-PG_DSN = os.environ.get("BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 DB = "dealcoach_bench_analytics"
 DEALS = int(os.environ.get("BENCH_DEALS", "1000000"))
 MANAGERS = int(os.environ.get("BENCH_MANAGERS", "20"))
@@ -59,29 +59,12 @@ URL = "/v1/analytics/closed-lost"
 COMPETITORS = ["Initech", "Globex", "Umbrella", "Hooli", "Vandelay", "Soylent"]
 
 
-def _dsn(database: str) -> str:
-    return PG_DSN.rpartition("/")[0] + "/" + database
-
-
-def _sa_url(database: str) -> str:
-    return _dsn(database).replace("postgresql://", "postgresql+asyncpg://", 1)
-
-
 def _uuids(values: list[uuid.UUID]) -> str:
     return "ARRAY[" + ",".join(f"'{v}'" for v in values) + "]::uuid[]"
 
 
 def _texts(values: list[str]) -> str:
     return "ARRAY[" + ",".join(f"'{v}'" for v in values) + "]"
-
-
-async def recreate_database() -> None:
-    conn = await asyncpg.connect(PG_DSN)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{DB}"')
-    finally:
-        await conn.close()
 
 
 def with_analytics(app: Any) -> Any:
@@ -190,7 +173,7 @@ async def seed(app: Any) -> dict[str, Any]:
     started = time.perf_counter()
     org, _, admin_key = await bootstrap(app, "Bench Corp", "admin@bench.test")
     other_org, _, _ = await bootstrap(app, "Other Corp", "admin@other.test")
-    conn = await asyncpg.connect(_dsn(DB))
+    conn = await asyncpg.connect(dsn(DB))
     try:
         ids = await seed_org(conn, org, deals=DEALS, managers=MANAGERS, sellers=SELLERS, id_prefix="01900000")
         await seed_org(conn, other_org, deals=max(DEALS // 100, 10), managers=2, sellers=10, id_prefix="01800000")
@@ -291,11 +274,11 @@ async def main() -> None:
     explain = "--explain" in sys.argv
     if not KEEP_DB:
         started = time.perf_counter()
-        await recreate_database()
-        await asyncio.to_thread(upgrade, _sa_url(DB))  # Alembic's env runs its own event loop
+        await recreate_database(DB)
+        await asyncio.to_thread(upgrade, sa_url(DB))  # Alembic's env runs its own event loop
         print(f"database {DB} created and migrated in {time.perf_counter() - started:.1f} s", flush=True)
     settings = Settings(
-        database_url=_sa_url(DB),
+        database_url=sa_url(DB),
         access_log=False,
         log_level="WARNING",
         db_statement_timeout=300,

@@ -40,8 +40,8 @@ from app.db.uow import UnitOfWork  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.services.bootstrap import bootstrap_organization  # noqa: E402
 from app.settings import Settings  # noqa: E402
+from common import dsn, recreate_database, sa_url  # noqa: E402
 
-PG_DSN = os.environ.get("BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 DB = "dealcoach_bench_batch"
 BATCHES = int(os.environ.get("BENCH_BATCHES", "10"))
 SIZE = int(os.environ.get("BENCH_BATCH_SIZE", "500"))
@@ -49,16 +49,6 @@ WARMUP = int(os.environ.get("BENCH_WARMUP_BATCHES", "2"))
 SELLERS = 20
 STAGES = ["prospecting", "qualification", "discovery", "proposal", "negotiation"]
 CURRENCIES = ["EUR", "USD", "GBP"]
-
-
-async def _recreate() -> str:
-    admin = await asyncpg.connect(PG_DSN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{DB}"')
-    finally:
-        await admin.close()
-    return PG_DSN.rpartition("/")[0].replace("postgresql://", "postgresql+asyncpg://", 1) + f"/{DB}"
 
 
 class Batches:
@@ -135,7 +125,8 @@ async def _people(client: httpx.AsyncClient, admin_key: str) -> tuple[list[str],
 
 
 async def main() -> None:
-    url = await _recreate()
+    await recreate_database(DB)
+    url = sa_url(DB)
     await asyncio.to_thread(upgrade, url)
     settings = Settings(
         database_url=url,
@@ -164,7 +155,7 @@ async def main() -> None:
             cpu: list[float] = []
             pg_cpu: list[float] = []
             counts: list[int] = []
-            admin = await asyncpg.connect(PG_DSN.rpartition("/")[0] + f"/{DB}")
+            admin = await asyncpg.connect(dsn(DB))
             for n in range(WARMUP + BATCHES):
                 body = batches.next()
                 statements.clear()

@@ -60,8 +60,8 @@ from app.main import create_app  # noqa: E402
 from app.services.bootstrap import bootstrap_organization  # noqa: E402
 from app.services.inbox_applier import InboxApplier  # noqa: E402
 from app.settings import Settings  # noqa: E402
+from common import PG_DSN, dsn, recreate_database, sa_url  # noqa: E402
 
-PG_DSN = os.environ.get("BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 DB = "dealcoach_bench_crm"
 HUBSPOT_BATCHES = int(os.environ.get("BENCH_HUBSPOT_BATCHES", "50"))
 PIPEDRIVE_EVENTS = int(os.environ.get("BENCH_PIPEDRIVE_EVENTS", "10000"))
@@ -81,23 +81,6 @@ PIPEDRIVE_HOOK = "/v1/integrations/pipedrive/webhooks"
 CRM_SELLER = "18487521"
 
 console = Console(width=140)
-
-
-def _dsn(database: str) -> str:
-    return PG_DSN.rpartition("/")[0] + "/" + database
-
-
-def _sa_url(database: str) -> str:
-    return _dsn(database).replace("postgresql://", "postgresql+asyncpg://", 1)
-
-
-async def recreate_database() -> None:
-    admin = await asyncpg.connect(PG_DSN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{DB}"')
-    finally:
-        await admin.close()
 
 
 def _p(values: list[float], q: float) -> float:
@@ -243,7 +226,7 @@ async def bench_pipedrive(
     stored = time.perf_counter() - started
 
     applier = InboxApplier(app.state.sessionmaker)  # its default settings, as every server runs it
-    conn = await asyncpg.connect(_dsn(DB))
+    conn = await asyncpg.connect(dsn(DB))
     stop = asyncio.Event()
     try:
         # Statistics as autovacuum keeps them in a running system. Without them, on a table that
@@ -274,15 +257,15 @@ async def bench_pipedrive(
 
 async def main() -> int:
     try:
-        await recreate_database()
+        await recreate_database(DB)
     except (OSError, asyncpg.PostgresError) as exc:
         console.print(f"[red]PostgreSQL is not available at {PG_DSN}: {exc}[/red]")
         return 2
     started = time.perf_counter()
-    await asyncio.to_thread(upgrade, _sa_url(DB))  # Alembic's env runs its own event loop
+    await asyncio.to_thread(upgrade, sa_url(DB))  # Alembic's env runs its own event loop
     console.print(f"database {DB} created and migrated in {time.perf_counter() - started:.1f} s")
     settings = Settings(
-        database_url=_sa_url(DB),
+        database_url=sa_url(DB),
         access_log=False,
         log_level="WARNING",
         inbox_applier="off",
@@ -309,7 +292,7 @@ async def main() -> int:
             hubspot_ms = await bench_hubspot(client, failures)
             # Applying HubSpot's events reads each deal from HubSpot's API, which the bench does not
             # serve: without this the applier would keep retrying them beside Pipedrive's.
-            conn = await asyncpg.connect(_dsn(DB))
+            conn = await asyncpg.connect(dsn(DB))
             try:
                 await conn.execute("DELETE FROM inbound_event WHERE provider = 'hubspot'")
             finally:

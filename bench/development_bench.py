@@ -52,8 +52,8 @@ from app.domain.ids import uuid7  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.services.bootstrap import bootstrap_organization  # noqa: E402
 from app.settings import Settings  # noqa: E402
+from common import dsn, recreate_database, sa_url  # noqa: E402
 
-PG_DSN = os.environ.get("BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 DB = "dealcoach_bench_development"
 DEALS = int(os.environ.get("BENCH_DEALS", "1000000"))
 OBSERVATIONS = int(os.environ.get("BENCH_OBSERVATIONS", "300000"))
@@ -64,14 +64,6 @@ KEEP_DB = bool(os.environ.get("BENCH_KEEP_DB"))
 STATE = Path(__file__).with_name("results") / "development_bench_state.json"
 SKILLS = [code for code, _ in DEFAULT_SKILLS]
 REASONS = [code for code, _, _ in DEFAULT_LOSS_REASONS]
-
-
-def _dsn(database: str) -> str:
-    return PG_DSN.rpartition("/")[0] + "/" + database
-
-
-def _sa_url(database: str) -> str:
-    return _dsn(database).replace("postgresql://", "postgresql+asyncpg://", 1)
 
 
 def _uuids(values: list[uuid.UUID]) -> str:
@@ -85,15 +77,6 @@ def _texts(values: list[str]) -> str:
 def _skill(expression: str) -> str:
     """The skill code at 1 + (expression) % 10 of the default catalog, as SQL."""
     return f"({_texts(SKILLS)})[1 + ({expression}) % {len(SKILLS)}]"
-
-
-async def recreate_database() -> None:
-    conn = await asyncpg.connect(PG_DSN)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{DB}"')
-    finally:
-        await conn.close()
 
 
 async def bootstrap(app: Any, name: str, email: str) -> tuple[uuid.UUID, str]:
@@ -277,7 +260,7 @@ async def seed(app: Any) -> dict[str, Any]:
     started = time.perf_counter()
     org, admin_key = await bootstrap(app, "Bench Corp", "admin@bench.test")
     other_org, _ = await bootstrap(app, "Other Corp", "admin@other.test")
-    conn = await asyncpg.connect(_dsn(DB))
+    conn = await asyncpg.connect(dsn(DB))
     try:
         ids = await seed_org(
             conn,
@@ -397,10 +380,10 @@ async def main() -> None:
     explain = "--explain" in sys.argv
     if not KEEP_DB:
         started = time.perf_counter()
-        await recreate_database()
-        await asyncio.to_thread(upgrade, _sa_url(DB))  # Alembic's env runs its own event loop
+        await recreate_database(DB)
+        await asyncio.to_thread(upgrade, sa_url(DB))  # Alembic's env runs its own event loop
         print(f"database {DB} created and migrated in {time.perf_counter() - started:.1f} s", flush=True)
-    settings = Settings(database_url=_sa_url(DB), access_log=False, log_level="WARNING", db_statement_timeout=300)
+    settings = Settings(database_url=sa_url(DB), access_log=False, log_level="WARNING", db_statement_timeout=300)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         if KEEP_DB and STATE.exists():

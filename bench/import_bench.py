@@ -43,9 +43,10 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from common import PG_DSN, dsn, recreate_database, sa_url
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-PG_DSN = os.environ.get("BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 DB = "dealcoach_bench_import"
 ROWS = int(os.environ.get("BENCH_IMPORT_ROWS", "100000"))
 SELLERS = int(os.environ.get("BENCH_IMPORT_SELLERS", "20"))
@@ -70,25 +71,8 @@ HEADER = (
 )
 
 
-def _dsn(database: str) -> str:
-    return PG_DSN.rpartition("/")[0] + "/" + database
-
-
-def _sa_url(database: str) -> str:
-    return _dsn(database).replace("postgresql://", "postgresql+asyncpg://", 1)
-
-
-async def recreate_database() -> None:
-    admin = await asyncpg.connect(PG_DSN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{DB}"')
-    finally:
-        await admin.close()
-
-
 async def stored() -> tuple[int, int, int]:
-    conn = await asyncpg.connect(_dsn(DB))
+    conn = await asyncpg.connect(dsn(DB))
     try:
         deals = await conn.fetchval("SELECT count(*) FROM deal")
         reviews = await conn.fetchval("SELECT count(*) FROM closed_lost_review")
@@ -192,13 +176,13 @@ def write_csv(path: Path, emails: list[str]) -> None:
 
 def main() -> int:
     try:
-        asyncio.run(recreate_database())
+        asyncio.run(recreate_database(DB))
     except (OSError, asyncpg.PostgresError) as exc:
         print(f"PostgreSQL is not available at {PG_DSN}: {exc}")
         return 2
     env = {
         **os.environ,
-        "DEALCOACH_DATABASE_URL": _sa_url(DB),
+        "DEALCOACH_DATABASE_URL": sa_url(DB),
         "DEALCOACH_RATE_LIMIT_PER_SECOND": "0",
         "DEALCOACH_ACCESS_LOG": "false",
         "DEALCOACH_LOG_LEVEL": "WARNING",

@@ -27,7 +27,6 @@ import sys
 import time
 from pathlib import Path
 
-import asyncpg
 import httpx
 import sqlalchemy as sa
 
@@ -38,22 +37,12 @@ from app.db.uow import UnitOfWork  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.services.bootstrap import bootstrap_organization  # noqa: E402
 from app.settings import Settings  # noqa: E402
+from common import recreate_database, sa_url  # noqa: E402
 
-PG_DSN = os.environ.get("BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 DB = "dealcoach_bench_outbox"
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "7"))
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "300"))
 ENDPOINTS = 3
-
-
-async def _recreate() -> str:
-    admin = await asyncpg.connect(PG_DSN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{DB}"')
-    finally:
-        await admin.close()
-    return PG_DSN.rpartition("/")[0].replace("postgresql://", "postgresql+asyncpg://", 1) + f"/{DB}"
 
 
 class Org:
@@ -102,7 +91,8 @@ class Org:
 
 
 async def main() -> None:
-    url = await _recreate()
+    await recreate_database(DB)
+    url = sa_url(DB)
     await asyncio.to_thread(upgrade, url)
     settings = Settings(
         database_url=url,

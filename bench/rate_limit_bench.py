@@ -29,8 +29,8 @@ from app.main import create_app
 from app.middleware.rate_limit import RateLimitMiddleware, RateLimits
 from app.services.bootstrap import bootstrap_organization
 from app.settings import Settings
+from common import PG_DSN, recreate_database, sa_url
 
-PG_DSN = os.environ.get("BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 DB = "dealcoach_bench_rate_limit"
 BATCH = int(os.environ.get("BENCH_BATCH", "100"))
@@ -74,12 +74,8 @@ async def main() -> None:
 
 
 async def measure(stack: contextlib.AsyncExitStack) -> None:
-    base = PG_DSN.rpartition("/")[0]
-    conn = await asyncpg.connect(PG_DSN)
-    await conn.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
-    await conn.execute(f'CREATE DATABASE "{DB}"')
-    await conn.close()
-    url = f"{base}/{DB}".replace("postgresql://", "postgresql+asyncpg://", 1)
+    await recreate_database(DB)
+    url = sa_url(DB)
     await asyncio.to_thread(upgrade, url)
     configs: dict[str, dict[str, Any]] = {"off": {"rate_limit_per_second": 0}, "memory": UNLIMITED}
     if redis_answers():

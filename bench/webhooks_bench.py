@@ -31,8 +31,8 @@ from app.db.migrate import upgrade  # noqa: E402
 from app.db.uow import UnitOfWork  # noqa: E402
 from app.services.bootstrap import bootstrap_organization  # noqa: E402
 from app.settings import Settings  # noqa: E402
+from common import dsn, recreate_database, sa_url  # noqa: E402
 
-PG = os.environ.get("BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 DB = os.environ.get("BENCH_DB", "dealcoach_bench_webhooks")
 EVENTS = int(os.environ.get("BENCH_EVENTS", "10000"))
 RATE = float(os.environ.get("BENCH_EVENT_RATE", "1000"))  # events per second written
@@ -65,12 +65,8 @@ class Receiver:
 
 
 async def main() -> None:
-    base = PG.rpartition("/")[0]
-    admin = await asyncpg.connect(PG)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
-    await admin.execute(f'CREATE DATABASE "{DB}"')
-    await admin.close()
-    url = f"{base}/{DB}".replace("postgresql://", "postgresql+asyncpg://")
+    await recreate_database(DB)
+    url = sa_url(DB)
     await asyncio.to_thread(upgrade, url)
     settings = Settings(database_url=url, webhooks_dispatcher="off")
     engine = make_engine(settings)
@@ -86,7 +82,7 @@ async def main() -> None:
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
 
-    conn = await asyncpg.connect(f"{base}/{DB}")
+    conn = await asyncpg.connect(dsn(DB))
     for n in range(ENDPOINTS):
         endpoint_id = uuid.uuid4()
         await conn.execute(
@@ -160,7 +156,7 @@ async def main() -> None:
         server.should_exit = True
         await serving
 
-    conn = await asyncpg.connect(f"{base}/{DB}")
+    conn = await asyncpg.connect(dsn(DB))
     rows = await conn.fetch(
         "SELECT d.endpoint_id, d.event_id, e.subject_id, e.occurred_at FROM webhook_delivery d"
         " JOIN event e ON e.id = d.event_id WHERE d.status = 'succeeded'"
