@@ -18,11 +18,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from app.db.engine import autocommit, make_engine, make_sessionmaker
-from app.db.uow import UnitOfWork
-from app.services.bootstrap import bootstrap_organization
+from app.db.engine import autocommit, make_engine
 from tests.conftest import settings_for
-from tests.process import free_port, wait_until_ready
+from tests.process import add_sellers, bootstrap_acme, free_port, wait_until_ready
 
 ROWS = 2_000
 BATCH = 20  # a hundred batches: the first is answered long before the last is sent
@@ -78,18 +76,7 @@ async def _stop_after_the_first_batch(url: str, importer: subprocess.Popen[bytes
 @pytest.fixture
 def served(database_url: str, tmp_path: Path) -> Iterator[tuple[str, str, str]]:
     """(database url, base url, admin key) of a real `dealcoach serve` with two sellers."""
-
-    async def bootstrap() -> str:
-        engine = make_engine(settings_for(database_url))
-        uow = UnitOfWork(make_sessionmaker(engine))
-        try:
-            done = await bootstrap_organization(uow, org_name="Acme", admin_email="ada@acme.test", admin_name="Ada")
-        finally:
-            await uow.close()
-            await engine.dispose()
-        return done.api_key
-
-    key = asyncio.run(bootstrap())
+    key = bootstrap_acme(database_url)
     port = free_port()
     env = {
         **os.environ,
@@ -110,10 +97,7 @@ def served(database_url: str, tmp_path: Path) -> Iterator[tuple[str, str, str]]:
     try:
         wait_until_ready(base)
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}) as http:
-            mia = http.post("/v1/members", json={"name": "Mia", "email": "mia@acme.test", "role": "manager"})
-            for name in ("sam", "sue"):
-                body = {"name": name, "email": f"{name}@acme.test", "role": "seller", "manager_id": mia.json()["id"]}
-                assert http.post("/v1/members", json=body).status_code == 201
+            add_sellers(http)
         yield database_url, base, key
     finally:
         server.terminate()

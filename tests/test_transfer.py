@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import json
 import os
@@ -17,11 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import cli
-from app.db.engine import make_engine, make_sessionmaker
-from app.db.uow import UnitOfWork
-from app.services.bootstrap import bootstrap_organization
-from tests.conftest import settings_for
-from tests.process import free_port, wait_until_ready
+from tests.process import add_sellers, bootstrap_acme, free_port, wait_until_ready
 
 HEADER = "source,external_id,name,account_name,amount,currency,expected_close_date,stage,owner_email"
 
@@ -50,18 +45,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> I
     path = tmp_path_factory.mktemp("transfer") / "api.db"
     shutil.copyfile(sqlite_template, path)
     url = f"sqlite+aiosqlite:///{path}"
-
-    async def bootstrap() -> str:
-        engine = make_engine(settings_for(url))
-        uow = UnitOfWork(make_sessionmaker(engine))
-        try:
-            done = await bootstrap_organization(uow, org_name="Acme", admin_email="ada@acme.test", admin_name="Ada")
-        finally:
-            await uow.close()
-            await engine.dispose()
-        return done.api_key
-
-    key = asyncio.run(bootstrap())
+    key = bootstrap_acme(url)
     port = free_port()
     env = {**os.environ, "DEALCOACH_DATABASE_URL": url, "DEALCOACH_ACCESS_LOG": "false"}
     env["DEALCOACH_RATE_LIMIT_PER_SECOND"] = "0"
@@ -75,10 +59,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> I
         base = f"http://127.0.0.1:{port}"
         wait_until_ready(base)
         s = Server(base, key)
-        manager = s.http.post("/v1/members", json={"name": "Mia", "email": "mia@acme.test", "role": "manager"}).json()
-        for name in ("sam", "sue"):
-            body = {"name": name, "email": f"{name}@acme.test", "role": "seller", "manager_id": manager["id"]}
-            assert s.http.post("/v1/members", json=body).status_code == 201
+        add_sellers(s.http)
         yield s
     finally:
         process.terminate()
