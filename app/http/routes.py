@@ -35,6 +35,14 @@ def _unknown_query_error(name: str, value: str, declared: frozenset[str]) -> dic
     }
 
 
+def any_query(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """An operation whose URL is the caller's to choose, query string included (a CRM's webhook
+    target, which its admin types in and HubSpot signs whole): its undeclared query parameters are
+    not refused."""
+    endpoint.__dict__["accepts_any_query"] = True
+    return endpoint
+
+
 NOT_MODIFIED = {
     "description": "Not modified: `If-None-Match` names the current `ETag` (no body)",
     "headers": ETAG_HEADER,
@@ -84,7 +92,7 @@ class ApiRoute(APIRoute):
 
     A query parameter the operation does not declare is refused (422 validation_error naming it, as
     Stripe does): a typo (`?stagee=`) or a filter the operation does not have would otherwise answer
-    everything, unfiltered. A GET of one object that carries an `ETag` answers 304, with no body,
+    everything, unfiltered (unless the operation is marked ``any_query``). A GET of one object that carries an `ETag` answers 304, with no body,
     when `If-None-Match` names it, and documents that. What a route checks is decided once, when it
     is built: a request without a query string or If-None-Match pays a test or two."""
 
@@ -99,12 +107,13 @@ class ApiRoute(APIRoute):
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
         declared = declared_query_parameters(self)
+        strict_query = not getattr(self.endpoint, "accepts_any_query", False)
         path_params = [f for f in get_flat_params(self.dependant) if isinstance(f.field_info, params.Path)]
         conditional = 304 in self.responses
 
         async def strict_handler(request: Request) -> Response:
             problems = []
-            if request.scope["query_string"]:
+            if strict_query and request.scope["query_string"]:
                 query = request.query_params
                 problems = [_unknown_query_error(k, query[k], declared) for k in query.keys() if k not in declared]
             tags = _if_none_match(request.scope) if conditional else None

@@ -11,7 +11,7 @@ from app.domain import salesforce
 from app.domain.integrations import InboxOutcome, Provider, loss_reason_field
 from app.errors import CODES_KEY, problem_responses, unsupported_media_type
 from app.http.responses import ETAG_HEADER, set_etag
-from app.http.routes import ApiRoute
+from app.http.routes import ApiRoute, any_query
 from app.schemas.integrations import (
     SALESFORCE_OUTBOUND_MESSAGE_EXAMPLE,
     InboundBatchReceipt,
@@ -164,6 +164,7 @@ _pipedrive_basic = _DocumentedBasic(
         }
     },
 )
+@any_query
 async def receive_pipedrive_webhook(
     request: Request,
     uow: UowDep,
@@ -173,7 +174,8 @@ async def receive_pipedrive_webhook(
     the integration whose `account_id` it is and authenticated with its Basic credentials (401
     `invalid_signature` otherwise, nothing stored); stored once per `meta.id` and answered at once.
     Deal events (`create`, `change`, `delete`) are then applied by the inbox applier; other entities
-    are stored as `ignored`. A body that is not Pipedrive's format answers 400 `malformed_payload`."""
+    are stored as `ignored`. A body that is not Pipedrive's format answers 400 `malformed_payload`.
+    The webhook URL may carry a query string of its own: it is not refused."""
     media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if media != "application/json":
         return unsupported_media_type(request)
@@ -221,6 +223,7 @@ async def receive_pipedrive_webhook(
         },
     },
 )
+@any_query
 async def receive_hubspot_webhook(request: Request, uow: UowDep) -> InboundBatchReceipt | Response:
     """A HubSpot webhook batch (a JSON array of up to 100 events), signed with signature v3: base64
     HMAC-SHA256, keyed with the integration's `client_secret`, of method + the full request URI +
@@ -229,7 +232,8 @@ async def receive_hubspot_webhook(request: Request, uow: UowDep) -> InboundBatch
     event is stored once per `portalId:eventId` and answered at once; deal events (`deal.creation`,
     `deal.propertyChange`, `deal.deletion`, by `subscriptionType` or `eventType`) are then applied
     by the inbox applier, which reads the deal from HubSpot's CRM API; other objects are stored as
-    `ignored`. Over 100 events, or not HubSpot's format → 400 `malformed_payload`."""
+    `ignored`. Over 100 events, or not HubSpot's format → 400 `malformed_payload`. The target URL
+    may carry a query string of its own: it is not refused, and it is part of what is signed."""
     media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if media != "application/json":
         return unsupported_media_type(request)
@@ -313,6 +317,7 @@ _SALESFORCE_REFUSED[400] = {
         }
     },
 )
+@any_query
 async def receive_salesforce_outbound_message(
     request: Request,
     uow: UowDep,

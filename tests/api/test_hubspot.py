@@ -233,6 +233,19 @@ async def test_signature_timestamp_and_portal_are_checked_before_anything_is_sto
     assert len(await inbox(api)) == 3
 
 
+async def test_a_target_url_with_a_query_string_is_accepted_and_signed_whole(api: Api, crm: dict[str, Any]) -> None:
+    """The admin types the target URL into HubSpot, query string and all; HubSpot signs it whole."""
+    path = HOOK + "?source=hubspot&team=emea"
+    body = orjson.dumps([deal_event(n=1)])
+    signed_without_query = sign(body)  # the query is part of what HubSpot signs
+    assert_problem(await api.client.post(path, content=body, headers=signed_without_query), 401, "invalid_signature")
+    response = await api.client.post(path, content=body, headers=sign(body, uri=BASE + path))
+    assert response.status_code == 200, response.text
+    assert [e["provider_event_id"] for e in await inbox(api)] == [response.json()["items"][0]["provider_event_id"]]
+    # Elsewhere, an undeclared query parameter is still refused.
+    assert_problem(await api.get("/v1/integrations/hubspot/events?source=hubspot"), 422, "validation_error")
+
+
 async def test_a_body_that_is_not_a_hubspot_batch_is_refused(api: Api, crm: dict[str, Any]) -> None:
     too_many = [deal_event(n=n) for n in range(101)]
     assert_problem(await send(api, too_many), 400, "malformed_payload")

@@ -173,6 +173,12 @@ async def test_credentials_and_account_are_checked_before_anything_is_stored(api
     assert await inbox(api) == []
 
 
+async def test_a_webhook_url_with_a_query_string_is_accepted(api: Api, crm: dict[str, Any]) -> None:
+    response = await api.client.post(HOOK + "?team=emea", json=event(n=1), headers=basic())
+    assert response.status_code == 200, response.text
+    assert [e["object_id"] for e in await inbox(api)] == ["123"]
+
+
 async def test_a_body_that_is_not_pipedrives_is_refused(api: Api, crm: dict[str, Any]) -> None:
     assert_problem(await send(api, [1, 2]), 400, "malformed_payload")
     assert_problem(await send(api, {"event": "updated.deal"}), 400, "malformed_payload")

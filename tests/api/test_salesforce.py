@@ -166,6 +166,15 @@ async def test_token_and_organization_are_checked_before_anything_is_stored(api:
     assert await inbox(api) == []
 
 
+async def test_an_endpoint_url_with_more_in_its_query_string_is_accepted(api: Api, crm: dict[str, Any]) -> None:
+    content = message().encode()
+    response = await api.client.post(
+        HOOK, content=content, params={"token": TOKEN, "org": "emea"}, headers={"content-type": "text/xml"}
+    )
+    assert response.status_code == 200, response.text
+    assert len(await inbox(api)) == 1
+
+
 async def test_a_body_that_is_not_an_outbound_message_is_a_soap_fault(api: Api, crm: dict[str, Any]) -> None:
     assert "well-formed" in assert_fault(await send(api, "<soapenv:Envelope"))
     assert_fault(await send(api, "<nope/>"))
