@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from app.routers import integrations
 from tests.helpers import Api, assert_problem
 
 
@@ -102,7 +103,20 @@ async def test_sending_back_what_get_returned_names_each_read_only_field(api: Ap
 
 
 async def test_every_operation_refuses_a_query_parameter_it_does_not_declare(app, api: Api) -> None:
-    operations = [(m.upper(), path) for path, item in app.openapi()["paths"].items() for m in item]
+    # The CRMs' webhook receivers are called at URLs an admin types into the CRM, query and all.
+    any_query = {
+        route.path
+        for route in integrations.router.routes
+        if getattr(getattr(route, "endpoint", None), "accepts_any_query", False)
+    }
+    assert any_query == {
+        "/v1/integrations/hubspot/webhooks",
+        "/v1/integrations/pipedrive/webhooks",
+        "/v1/integrations/salesforce/outbound-messages",
+    }
+    operations = [
+        (m.upper(), path) for path, item in app.openapi()["paths"].items() for m in item if path not in any_query
+    ]
     assert len(operations) > 80
     for method, path in operations:
         # Path values that are valid in shape (an id, a catalog code): only the query is wrong.
