@@ -44,7 +44,7 @@ def serve(
         # Every worker writes its metrics here so /metrics answers for all of them.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="dealcoach-metrics-")
     uvicorn.run(
-        "app.main:create_app",
+        "app.main:served_app",
         factory=True,
         host=host,
         port=port,

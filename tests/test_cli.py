@@ -111,3 +111,18 @@ def test_logs_are_json_lines_with_the_request_id(tmp_path: Path) -> None:
     access = [r for r in records if r.get("request_id") == "trace-42"]
     assert access and access[0]["status"] == 401 and access[0]["path"] == "/v1/me"
     assert all({"timestamp", "level", "event"} <= r.keys() for r in records)
+
+
+def test_a_served_worker_builds_the_app_and_freezes_what_that_made(tmp_path: Path) -> None:
+    """`dealcoach serve` builds each worker's app with ``served_app``: the objects made while building
+    it are moved to the collector's permanent generation (a fresh interpreter, so the suite's own
+    objects are not frozen)."""
+    code = (
+        "import gc; from app.main import served_app; "
+        "frozen = gc.get_freeze_count(); app = served_app(); "
+        "print(frozen, gc.get_freeze_count(), type(app).__name__)"
+    )
+    env = {**os.environ, "DEALCOACH_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'f.db'}"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    before, after, kind = done.stdout.split()
+    assert int(before) == 0 and int(after) > 10_000 and kind == "FastAPI"
