@@ -19,8 +19,12 @@ class Settings(BaseSettings):
         default="sqlite+aiosqlite:///./dealcoach.db",
         description="SQLAlchemy URL: sqlite+aiosqlite:///path or postgresql+asyncpg://user@host/db",
     )
-    db_pool_size: int = Field(default=20, ge=1, le=200)
-    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    # Connections the pool opens as requests need them and keeps. Overflow connections beyond it
+    # are closed when returned: under load that is a new connection per request (325-525 in 10 s
+    # at 64 concurrent requests on two workers, and a p99 five times as long), so by default the
+    # pool is as large as the cap and nothing overflows.
+    db_pool_size: int = Field(default=30, ge=1, le=200)
+    db_max_overflow: int = Field(default=0, ge=0, le=200)
     db_pool_timeout: float = Field(
         default=10.0, gt=0, description="Seconds a request may queue for a pooled connection under load"
     )

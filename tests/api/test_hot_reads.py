@@ -4,6 +4,7 @@ responses, written by orjson without a model, are the bytes pydantic writes."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 import sqlalchemy as sa
 from asyncpg.prepared_stmt import PreparedStatement
@@ -18,9 +20,11 @@ from asyncpg.prepared_stmt import PreparedStatement
 from app.db.reads import DealListing
 from app.db.repositories import reads as repository
 from app.domain.api_keys import hash_key
+from app.main import create_app
 from app.schemas.deals import DealPage, DealPublic
 from app.schemas.members import MePublic
-from tests.conftest import bootstrap
+from app.settings import Settings
+from tests.conftest import bootstrap, settings_for
 from tests.helpers import Api, Person, assert_problem, make_deal
 
 
@@ -207,3 +211,24 @@ async def test_the_deal_listing_checks_the_cursor_seal_against_the_callers_organ
     unknown = api.as_("dc_00000000_unknown")
     assert_problem(await unknown.get("/v1/deals", params={"cursor": "not a cursor"}), 401, "unauthenticated")
     assert_problem(await unknown.get("/v1/deals", params={"cursor": ours}), 401, "unauthenticated")
+
+
+async def test_a_worker_under_more_requests_than_its_pool_opens_no_connection_per_request(database_url: str) -> None:
+    """The pool opens connections as requests need them and keeps them: no overflow connection that
+    is closed when returned (under load, one opened and closed per request). 40 concurrent requests
+    on a pool of 4 open 4 connections and queue for them."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the pool settings apply to PostgreSQL")
+    assert Settings(database_url=database_url).db_max_overflow == 0
+    application = create_app(settings_for(database_url, db_pool_size=4))
+    opened: list[object] = []
+    async with application.router.lifespan_context(application):
+        sa.event.listen(application.state.engine.sync_engine, "connect", lambda *args: opened.append(args[0]))
+        org = await bootstrap(application)
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            api = Api(http, org.admin_key)
+            for _ in range(3):
+                responses = await asyncio.gather(*(api.get("/v1/me") for _ in range(40)))
+                assert {r.status_code for r in responses} == {200}
+    assert len(opened) <= 4
