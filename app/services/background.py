@@ -136,8 +136,7 @@ class LeasingWorker(ABC):
         started = 0
         for start in range(0, len(rows), self.rows_per_task):
             chunk = rows[start : start + self.rows_per_task]
-            work = self._handle_safely(chunk[0]) if self.rows_per_task == 1 else self._handle_many_safely(chunk)
-            task = asyncio.create_task(work)
+            task = asyncio.create_task(self._handle_many_safely(chunk))
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
             started += 1

@@ -298,7 +298,7 @@ async def apply_upserts(uow: UnitOfWork, events: list[tuple[Any, DealState]]) ->
         owners = {row.id: _mapped_owner(row, state) for row, state in events}
         await batch.load_owners(uow, {owner for owner in owners.values() if owner is not None})
         finished: list[dict[str, Any]] = []
-        planned: list[tuple[Any, DealState, DealEdit, str | None]] = []
+        planned: list[tuple[Any, DealState, DealEdit, dict[str, str] | None]] = []
         for row, state in events:
             crm, deal_id = state.crm, batch.existing(row.provider, row.object_id)
             assert crm is not None
@@ -307,10 +307,11 @@ async def apply_upserts(uow: UnitOfWork, events: list[tuple[Any, DealState]]) ->
                 continue
             mapped = owners[row.id]
             owner = resolve_owner(crm.owner, row.owner_map, None if mapped is None else batch.owners.get(mapped))
-            owner_problem = None if owner is None else owner.problem
+            owner_problem = (
+                None if owner is None or owner.problem is None else _owner_problem(owner.problem, crm.owner, provider)
+            )
             if owner_problem is not None and deal_id is None:
-                problem = _owner_problem(owner_problem, crm.owner, provider)
-                finished.append(_outcome(row, InboxOutcome.rejected, None, problem))
+                finished.append(_outcome(row, InboxOutcome.rejected, None, owner_problem))
                 continue
             maps = IntegrationMaps(row.stage_map, row.loss_reason_map, row.default_currency)
             owner_id = None if owner is None else owner.member_id
@@ -329,8 +330,7 @@ async def apply_upserts(uow: UnitOfWork, events: list[tuple[Any, DealState]]) ->
                     deal_id = await uow.deals.deal_id_by_ref(row.organization_id, row.provider, row.object_id)
                 finished.append(_outcome(row, InboxOutcome.rejected, deal_id, _problem(result.error)))
             elif owner_problem is not None:
-                problem = _owner_problem(owner_problem, state.crm.owner if state.crm else None, provider)
-                finished.append(_outcome(row, InboxOutcome.rejected, result.deal_id, problem, at))
+                finished.append(_outcome(row, InboxOutcome.rejected, result.deal_id, owner_problem, at))
             elif result.outcome == "unchanged":
                 finished.append(_outcome(row, InboxOutcome.unchanged, result.deal_id))
             else:
@@ -410,7 +410,7 @@ async def _apply(uow: UnitOfWork, actor: Actor, row: Any, state: DealState) -> A
     external_id = row.object_id
     if external_id is None:
         return Applied(InboxOutcome.ignored)
-    last = await uow.integrations.last_applied_at(row.organization_id, row.provider, external_id, other_than=row.id)
+    last = await uow.integrations.last_applied_at(row.organization_id, row.provider, external_id)
     deal_id = await uow.deals.deal_id_by_ref(row.organization_id, row.provider, external_id)
     if _stale(last, row, state):
         return Applied(InboxOutcome.unchanged, deal_id)

@@ -69,17 +69,9 @@ _APPLY_INPUT = (
     .order_by(_inbox.c.id)
 )
 
-_LAST_APPLIED = sa.select(sa.func.max(_inbox.c.provider_timestamp)).where(
-    _inbox.c.organization_id == sa.bindparam("org"),
-    _inbox.c.provider == sa.bindparam("provider"),
-    _inbox.c.object_id == sa.bindparam("object_id"),
-    _inbox.c.outcome.in_([o.value for o in APPLIED_OUTCOMES]),
-    _inbox.c.deal_id.is_not(None),
-    _inbox.c.id != sa.bindparam("id"),
-)
-
-# The same, for many objects of one integration at once.
-_LAST_APPLIED_MANY = (
+# The provider's newest timestamp among the events already applied to each of some CRM objects (a
+# pending event is never counted).
+_LAST_APPLIED = (
     sa.select(_inbox.c.object_id, sa.func.max(_inbox.c.provider_timestamp))
     .where(
         _inbox.c.organization_id == sa.bindparam("org"),
@@ -196,26 +188,20 @@ class IntegrationRepository:
     async def apply_inputs(self, ids: Sequence[uuid.UUID]) -> list[sa.Row[Any]]:
         return list((await self.session.execute(_APPLY_INPUT, {"ids": list(ids)})).all())
 
-    async def last_applied_at(
-        self, organization_id: uuid.UUID, provider: str, object_id: str, *, other_than: uuid.UUID
-    ) -> dt.datetime | None:
+    async def last_applied_at(self, organization_id: uuid.UUID, provider: str, object_id: str) -> dt.datetime | None:
         """The provider's timestamp of the newest event already applied to this object."""
-        params = {"org": organization_id, "provider": provider, "object_id": object_id, "id": other_than}
-        value = (await self.session.execute(_LAST_APPLIED, params)).scalar()
-        if isinstance(value, dt.datetime) and value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        return value  # type: ignore[no-any-return]
+        return (await self.last_applied_many(organization_id, provider, [object_id])).get(object_id)
 
     async def last_applied_many(
         self, organization_id: uuid.UUID, provider: str, object_ids: Sequence[str]
     ) -> dict[str, dt.datetime]:
-        """``last_applied_at`` of many objects in one query (pending events are never counted)."""
+        """``last_applied_at`` of many objects in one query."""
         if not object_ids:
             return {}
         params = {"org": organization_id, "provider": provider, "object_ids": list(set(object_ids))}
         return {
             object_id: value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
-            for object_id, value in await self.session.execute(_LAST_APPLIED_MANY, params)
+            for object_id, value in await self.session.execute(_LAST_APPLIED, params)
             if value is not None
         }
 
@@ -226,13 +212,7 @@ class IntegrationRepository:
     async def take(self, event_id: uuid.UUID) -> bool:
         """Lock a claimed event for the transaction that applies it; False when it is no longer
         pending (an applier whose lease ran out finished it meanwhile)."""
-        stmt = (
-            sa.update(_inbox)
-            .where(_inbox.c.id == event_id, _inbox.c.outcome == InboxOutcome.pending.value)
-            .values(attempts=_inbox.c.attempts)
-            .returning(_inbox.c.id)
-        )
-        return (await self.session.execute(stmt)).scalar() is not None
+        return event_id in await self.take_many([event_id])
 
     async def finish(
         self,
@@ -246,21 +226,13 @@ class IntegrationRepository:
     ) -> None:
         """Record an event's outcome; ``provider_timestamp``, when given, is the time of the state
         applied (a CRM read back may be newer than the event)."""
-        values: dict[str, Any] = {
-            "outcome": outcome.value,
+        outcome_of = {
+            "outcome": outcome,
             "deal_id": deal_id,
             "problem": problem,
-            "applied_at": now,
-            "leased_until": None,
-            "attempts": _inbox.c.attempts + 1,
+            "provider_timestamp": provider_timestamp,
         }
-        if provider_timestamp is not None:
-            values["provider_timestamp"] = provider_timestamp
-        await self.session.execute(
-            sa.update(_inbox)
-            .where(_inbox.c.id == event_id, _inbox.c.outcome == InboxOutcome.pending.value)
-            .values(**values)
-        )
+        await self.finish_many([{"id": event_id, **outcome_of}], now=now)
 
     async def finish_many(self, outcomes: Sequence[dict[str, Any]], *, now: dt.datetime) -> None:
         """``finish`` for many events in one round trip: each a dict of ``id``, ``outcome``,
