@@ -27,6 +27,7 @@ from app.domain.calls import CallRole, InterventionKind
 from app.domain.catalogs import DEFAULT_LOSS_REASONS
 from app.domain.deals import Stage
 from app.domain.development import CommitmentStatus
+from app.domain.errors import InvalidCursor
 from app.domain.members import Actor, MemberRole
 from app.domain.reviews import iso_week
 from app.domain.strategy import StakeholderRole, Stance, StrategySection
@@ -123,13 +124,13 @@ class OrganizationsExist(Exception):
 
 
 class _NoCursors:
-    """The demo reads first pages only; no cursor is ever followed."""
+    """The demo reads first pages only: no cursor it could be given is valid."""
 
     def encode(self, listing: str, key: list[Any]) -> str:
         return "demo"
 
     def decode(self, listing: str, cursor: str, arity: int) -> list[Any]:
-        raise NotImplementedError
+        raise InvalidCursor("The demo reads first pages only.")
 
 
 _FIRST_PAGE = PageRequest(limit=100, cursor=None, codec=_NoCursors())
