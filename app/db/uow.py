@@ -19,6 +19,7 @@ from app.db.repositories.calls import CallRepository
 from app.db.repositories.catalogs import CatalogRepository
 from app.db.repositories.coaching import CoachingRepository
 from app.db.repositories.commitments import CommitmentRepository
+from app.db.repositories.deal_writes import DealWrites
 from app.db.repositories.deals import DealRepository
 from app.db.repositories.development import DevelopmentRepository
 from app.db.repositories.events import EventRepository
@@ -57,6 +58,8 @@ class UnitOfWork:
         self.coaching = CoachingRepository(session)
         self.commitments = CommitmentRepository(session)
         self.deals = DealRepository(session)
+        # The one-statement deal creation: outside the session, on its engine (or in ``within``).
+        self.deal_writes = DealWrites(sessionmaker.kw["bind"], within)
         self.development = DevelopmentRepository(session)
         self.events = EventRepository(session)
         self.integrations = IntegrationRepository(session)

@@ -46,6 +46,21 @@ class Actor:
     def sees_whole_org(self) -> bool:
         return self.role in ORG_WIDE_ROLES
 
+    def as_owner(self) -> OwnerFacts:
+        """The acting member as a deal's would-be owner: active (authentication found it so), and
+        not in its own line."""
+        return OwnerFacts(self.member_id, self.role, active=True, in_line=False)
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerFacts:
+    """What the owner rules read about a member named as a deal's owner."""
+
+    id: uuid.UUID
+    role: MemberRole
+    active: bool
+    in_line: bool
+
 
 class LineNode(Protocol):
     """What a reporting-line rule reads about a member."""

@@ -50,9 +50,9 @@ def _uuid(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def plain_json_response(document: Any, *, headers: dict[str, str] | None = None) -> Response:
+def plain_json_response(document: Any, *, headers: dict[str, str] | None = None, status_code: int = 200) -> Response:
     """Plain data (dicts, lists, str, int, UUIDs, dates, UTC datetimes) serialised by orjson, with
     no model in between: for hot read paths whose rows come straight from the database. The bytes
     are the ones pydantic writes for the same values (UTC as `Z`); tests compare them."""
     body = orjson.dumps(document, default=_uuid, option=orjson.OPT_UTC_Z)
-    return Response(body, media_type="application/json", headers=headers)
+    return Response(body, status_code=status_code, media_type="application/json", headers=headers)

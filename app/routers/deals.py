@@ -109,12 +109,12 @@ async def list_filters(
     },
     dependencies=IdempotencyDeps,
 )
-async def create_deal(body: DealCreate, actor: ActorDep, uow: UowDep, response: Response) -> DealPublic:
+async def create_deal(body: DealCreate, actor: ActorDep, uow: UowDep) -> Response:
     """Create a deal owned by a seller (the seller themself, their manager, leadership or an integration)."""
     view = await service.create_deal(uow, actor, body)
-    set_location(response, f"/v1/deals/{view.deal.id}")
-    set_etag(response, view.deal.version)
-    return render(view)
+    deal = view.deal
+    headers = {"Location": f"/v1/deals/{deal.id}", "ETag": f'"{deal.version}"'}
+    return plain_json_response(fields_of(view), headers=headers, status_code=status.HTTP_201_CREATED)
 
 
 @router.get("/deals", response_model=DealPage, responses=problem_responses())

@@ -20,13 +20,16 @@ def line_ids(
 ) -> sa.Select[Any]:
     """A subquery of every member below ``manager_id`` (transitively): the manager's line."""
     line = (
-        sa.select(_m.c.id, sa.literal(1).label("depth"))
+        sa.select(_m.c.id, sa.literal_column("1").label("depth"))
         .where(_m.c.manager_id == manager_id, _m.c.organization_id == organization_id)
         .cte("line", recursive=True)
     )
     child = _m.alias("child")
+    # Constants inline, not bound: a statement with only named parameters can go on the driver.
     line = line.union_all(
-        sa.select(child.c.id, line.c.depth + 1).where(child.c.manager_id == line.c.id, line.c.depth < 10_000)
+        sa.select(child.c.id, line.c.depth + sa.literal_column("1")).where(
+            child.c.manager_id == line.c.id, line.c.depth < sa.literal_column("10000")
+        )
     )
     return sa.select(line.c.id)
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
@@ -239,6 +239,18 @@ async def fetch_rows(engine: AsyncEngine, stmt: sa.Select[Any], params: dict[str
         async with engine.connect() as conn:
             return (await conn.execute(stmt, params)).all()
     return await driver.fetch(engine, params)
+
+
+async def fetch_rows_in(conn: AsyncConnection, stmt: sa.Select[Any], params: dict[str, Any]) -> list[Any]:
+    """``fetch_rows`` on a connection whose transaction is open (an idempotent POST's): the
+    statement joins that transaction."""
+    driver = _driver_statement(conn.dialect, stmt) if conn.dialect.name == "postgresql" else None
+    if driver is None:
+        return list((await conn.execute(stmt, params)).all())
+    raw = await conn.get_raw_connection()
+    records = await raw.driver_connection.fetch(driver.sql, *[params[name] for name in driver.names])
+    row = driver.row
+    return [row(*record) for record in records]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,125 @@
+"""The hot write: on PostgreSQL a new deal with no external reference and no loss is written with
+its `deal.created` event in one statement, outside any transaction of its own (the caller's
+authentication is the only other statement). What it writes is what the general path writes; an
+organisation with an endpoint that takes `deal.created` gets the general path and its outbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from app.db.repositories.deal_writes import DealWrites
+from app.schemas.deals import DealPublic
+from tests.helpers import Api, assert_problem
+from tests.statements import record_statements
+
+BODY = {
+    "name": "Globex renewal",
+    "account_name": "Globex",
+    "amount": {"amount": "48000.00", "currency": "EUR"},
+    "expected_close_date": "2027-03-31",
+    "stage": "discovery",
+}
+_WRITTEN_ONCE = ("id", "created_at", "updated_at")
+
+
+@pytest.fixture(autouse=True)
+def _postgresql_only(app: Any) -> None:
+    if app.state.engine.dialect.name != "postgresql":
+        pytest.skip("the one-statement creation is PostgreSQL's (SQLite takes the general path)")
+
+
+def _flat(statement: Any) -> str:
+    return " ".join(statement.sql.split()).upper()
+
+
+def _sql(statements: list[Any]) -> list[str]:
+    return [_flat(s)[:40] for s in statements]
+
+
+async def test_a_sellers_new_deal_is_authentication_and_one_statement(app, api: Api, team, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    seller = team["seller"]
+    seen = record_statements(app, monkeypatch)
+    created = await api.as_(seller).post("/v1/deals", json={**BODY, "owner_id": seller.id})
+    assert created.status_code == 201, created.text
+    assert len(seen) == 2, _sql(seen)
+    assert [s.via for s in seen] == ["asyncpg", "asyncpg"]
+    assert _flat(seen[1]).startswith("WITH NEW_DEAL AS (INSERT INTO DEAL"), _sql(seen)
+    assert not any(s.sql.strip().upper() in ("BEGIN", "COMMIT") for s in seen)
+
+
+async def test_a_manager_creating_for_the_line_adds_the_owner_lookup(app, api: Api, team, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    seen = record_statements(app, monkeypatch)
+    created = await api.as_(team["manager"]).post("/v1/deals", json={**BODY, "owner_id": team["seller"].id})
+    assert created.status_code == 201, created.text
+    assert len(seen) == 3, _sql(seen)
+    # Outside the line, and a member who is not a seller: refused, and nothing written.
+    del seen[:]
+    outside = await api.as_(team["manager"]).post("/v1/deals", json={**BODY, "owner_id": team["outsider"].id})
+    assert_problem(outside, 403, "forbidden")
+    not_seller = await api.as_(team["hos"]).post("/v1/deals", json={**BODY, "owner_id": team["manager"].id})
+    assert_problem(not_seller, 422, "owner_must_be_seller")
+    assert not any("INSERT" in s.sql.upper() for s in seen), _sql(seen)
+    listed = await api.as_(team["hos"]).get("/v1/deals")
+    assert [d["owner_id"] for d in listed.json()["items"]] == [team["seller"].id]
+
+
+async def test_it_writes_what_the_general_path_writes(app, api: Api, team, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The same request through both paths: the same response but for the deal's id and times,
+    the same deal.created event, numbered next in the feed."""
+    seller = api.as_(team["seller"])
+    results = []
+    for alone in (True, False):
+        with monkeypatch.context() as patched:
+            if not alone:
+                patched.setattr(DealWrites, "__init__", _unavailable(DealWrites.__init__))
+            for stage in ("discovery", "closed_won"):
+                created = await seller.post("/v1/deals", json={**BODY, "stage": stage, "owner_id": team["seller"].id})
+                assert created.status_code == 201, created.text
+                assert created.headers["location"] == f"/v1/deals/{created.json()['id']}"
+                assert created.headers["etag"] == '"1"'
+                assert created.content == DealPublic.model_validate_json(created.content).model_dump_json().encode()
+                history = await seller.get(f"/v1/deals/{created.json()['id']}/history")
+                (event,) = history.json()["items"]
+                read = await seller.get(f"/v1/deals/{created.json()['id']}")
+                assert read.json() == created.json()
+                results.append((_without(created.json(), *_WRITTEN_ONCE, "closed_at"), _event(event)))
+    alone_results, general_results = results[:2], results[2:]
+    assert alone_results == general_results
+    feed = (await api.as_(team["hos"]).get("/v1/events", params={"type": "deal.created"})).json()["items"]
+    assert [e["seq"] for e in feed] == sorted(e["seq"] for e in feed)
+    assert len({e["seq"] for e in feed}) == 4
+    won = [d for d in (await api.as_(team["hos"]).get("/v1/deals")).json()["items"] if d["stage"] == "closed_won"]
+    assert len(won) == 2 and all(d["closed_at"] is not None for d in won)
+
+
+async def test_an_idempotent_new_deal_is_written_in_the_claims_transaction(app, api: Api, team, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    seller = api.as_(team["seller"])
+    seen = record_statements(app, monkeypatch)
+    body = {**BODY, "owner_id": team["seller"].id}
+    first = await seller.post("/v1/deals", json=body, headers={"Idempotency-Key": "hot-1"})
+    assert first.status_code == 201, first.text
+    assert sum(1 for s in seen if _flat(s).startswith("WITH NEW_DEAL")) == 1, _sql(seen)
+    again = await seller.post("/v1/deals", json=body, headers={"Idempotency-Key": "hot-1"})
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert again.json() == first.json()
+    listed = await api.as_(team["hos"]).get("/v1/deals")
+    assert [d["id"] for d in listed.json()["items"]] == [first.json()["id"]]
+
+
+def _unavailable(init: Any) -> Any:
+    def unavailable(self: DealWrites, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        self.available = False
+
+    return unavailable
+
+
+def _without(document: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {k: v for k, v in document.items() if k not in names}
+
+
+def _event(event: dict[str, Any]) -> dict[str, Any]:
+    data = _without(event["data"], "owner_id")
+    return {"type": event["type"], "actor_id": event["actor_id"], "subject_type": event["subject_type"], "data": data}
