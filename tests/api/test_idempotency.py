@@ -118,14 +118,22 @@ async def test_abandoned_request_can_be_retried_after_the_lock_expires(app, api:
 
 async def test_keys_expire_after_24_hours(app, api: Api) -> None:
     await api.post("/v1/skills", json={"code": "old", "label": "Old"}, headers={"Idempotency-Key": "old-key"})
+    await api.post("/v1/skills", json={"code": "older", "label": "Older"}, headers={"Idempotency-Key": "other-key"})
     async with app.state.engine.begin() as conn:
         await conn.execute(
-            sa.text("UPDATE idempotency_key SET expires_at = :t WHERE key = 'old-key'"),
+            sa.text("UPDATE idempotency_key SET expires_at = :t WHERE key IN ('old-key', 'other-key')"),
             {"t": dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)},
         )
     fresh = await api.post("/v1/skills", json={"code": "new", "label": "New"}, headers={"Idempotency-Key": "old-key"})
     assert fresh.status_code == 201
     assert "idempotent-replayed" not in fresh.headers
+    again = await api.post("/v1/skills", json={"code": "new", "label": "New"}, headers={"Idempotency-Key": "old-key"})
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == fresh.json()
+    # The member's other expired key is purged by the claim.
+    async with app.state.engine.connect() as conn:
+        keys = (await conn.execute(sa.text("SELECT key FROM idempotency_key ORDER BY key"))).scalars().all()
+    assert keys == ["old-key"]
 
 
 async def test_key_longer_than_255_is_refused(api: Api) -> None:

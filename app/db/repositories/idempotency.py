@@ -6,12 +6,14 @@ import datetime as dt
 import uuid
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import IdempotencyKey, Member
 from app.db.repositories.auth import ACTOR_BY_KEY, ACTOR_BY_TOKEN, actor_params
+from app.db.repositories.reads import fetch_rows_in
 from app.domain.ids import uuid7
 from app.domain.oidc import SignedIn
 
@@ -47,6 +49,71 @@ async def actor_and_turn(
     return row, bool(row.turn)
 
 
+# PostgreSQL: the claim in one statement, sent on the driver within the claim's transaction
+# (app/db/repositories/reads.py ``fetch_rows_in``): this member's expired keys purged, and the
+# row for (member, key) inserted, or taken over when it has expired. One row: claimed.
+_TS = sa.DateTime(timezone=True)
+_MEMBER = sa.bindparam("the_member", type_=_t.c.member_id.type)
+_KEY = sa.bindparam("the_key", type_=sa.String())
+_NOW = sa.bindparam("now", type_=_TS)
+_purged = sa.delete(_t).where(_t.c.member_id == _MEMBER, _t.c.expires_at < _NOW, _t.c.key != _KEY).cte("purged")
+_claim_row = postgresql.insert(_t).values(
+    id=sa.bindparam("id", type_=_t.c.id.type),
+    member_id=_MEMBER,
+    key=_KEY,
+    fingerprint=sa.bindparam("fingerprint", type_=sa.String()),
+    completed=sa.false(),
+    locked_at=_NOW,
+    expires_at=sa.bindparam("expires_at", type_=_TS),
+)
+_claimed = (
+    _claim_row.on_conflict_do_update(
+        index_elements=["member_id", "key"],
+        set_={
+            "fingerprint": _claim_row.excluded.fingerprint,
+            "completed": sa.false(),
+            "locked_at": _claim_row.excluded.locked_at,
+            "expires_at": _claim_row.excluded.expires_at,
+            "response_status": sa.null(),
+            "response_headers": sa.null(),
+            "response_body": sa.null(),
+        },
+        where=_t.c.expires_at < _NOW,
+    )
+    .returning(_t.c.id)
+    .cte("claimed")
+)
+_CLAIM = sa.select(_claimed.c.id).add_cte(_purged)
+
+
+class _DriverBytes(sa.types.UserDefinedType[bytes]):
+    """BYTEA sent as the driver takes it (bytes): the dialect's binary bind processor would keep
+    the statement off the driver."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "BYTEA"
+
+    def bind_processor(self, dialect: sa.Dialect) -> None:
+        return None
+
+
+_completed = (
+    sa.update(_t)
+    .where(_t.c.member_id == _MEMBER, _t.c.key == _KEY)
+    .values(
+        completed=sa.true(),
+        response_status=sa.bindparam("status", type_=sa.Integer()),
+        response_headers=sa.cast(sa.bindparam("headers", type_=sa.Text()), postgresql.JSONB()),
+        response_body=sa.bindparam("body", type_=_DriverBytes()),
+    )
+    .returning(_t.c.id)
+    .cte("completed")
+)
+_COMPLETE = sa.select(_completed.c.id)
+
+
 async def claim(
     session: AsyncSession,
     *,
@@ -57,11 +124,14 @@ async def claim(
     expires_at: dt.datetime,
 ) -> bool:
     """Insert an in-progress row for (member, key); False when one already exists."""
+    if session.bind.dialect.name == "postgresql":
+        params = {"id": uuid7(), "the_member": member_id, "the_key": key, "fingerprint": fingerprint, "now": now}
+        rows = await fetch_rows_in(await session.connection(), _CLAIM, params | {"expires_at": expires_at})
+        return bool(rows)
     # Expired keys are gone for good: purge this member's before claiming.
     await session.execute(sa.delete(_t).where(_t.c.member_id == member_id, _t.c.expires_at < now))
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
     stmt = (
-        insert(_t)
+        sqlite.insert(_t)
         .values(
             id=uuid7(),
             member_id=member_id,
@@ -97,6 +167,10 @@ async def take_over(
 async def complete(
     session: AsyncSession, *, member_id: uuid.UUID, key: str, status: int, headers: list[list[str]], body: bytes
 ) -> None:
+    if session.bind.dialect.name == "postgresql":
+        params = {"the_member": member_id, "the_key": key, "status": status, "headers": orjson.dumps(headers).decode()}
+        await fetch_rows_in(await session.connection(), _COMPLETE, params | {"body": body})
+        return
     stmt = (
         sa.update(_t)
         .where(_t.c.member_id == member_id, _t.c.key == key)

@@ -245,9 +245,10 @@ async def fetch_rows_in(conn: AsyncConnection, stmt: sa.Select[Any], params: dic
     """``fetch_rows`` on a connection whose transaction is open (an idempotent POST's): the
     statement joins that transaction."""
     driver = _driver_statement(conn.dialect, stmt) if conn.dialect.name == "postgresql" else None
-    if driver is None:
+    raw = None if driver is None else await conn.get_raw_connection()
+    if driver is None or raw is None or getattr(raw.dbapi_connection, "_transaction", None) is None:
+        # SQLAlchemy opens the driver's transaction with its first statement: it sends that one.
         return list((await conn.execute(stmt, params)).all())
-    raw = await conn.get_raw_connection()
     records = await raw.driver_connection.fetch(driver.sql, *[params[name] for name in driver.names])
     row = driver.row
     return [row(*record) for record in records]
