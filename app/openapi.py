@@ -17,7 +17,9 @@ later is linked as soon as it follows the conventions:
   what others made, and what no operation creates (a closed-lost review opens when a deal is
   lost, a commitment when an observation is acknowledged).
 - The object also links the resources it names by their id parameter's name: a suggestion's
-  `deal_id` leads to the deal's operations, an observation's `call_id` to the call's.
+  `deal_id` leads to the deal's operations, an observation's `call_id` to the call's. A field
+  named like the object's own id parameter is its own id, and a name two resources share names
+  neither: a skill's `code` leads to the skill's operations only, never to the loss reason's.
 - Each path parameter of a target takes the created object's field of that name (`code` for a
   catalog entry, `deal_id` for a suggestion's deal), else its `id` for the resource's own
   parameter, else the creating request's path parameter of that name.
@@ -142,8 +144,18 @@ def _named_by(model: type[BaseModel], known: dict[type[BaseModel], Resource]) ->
     """The resources whose ids an object holds: its own, then those it names (a call's `deal_id`)."""
     own = _resource_of(model, known)
     fields = _fields(model)
-    named = sorted({r for r in known.values() if r.param in fields and r != own}, key=lambda r: r.base)
+    living = set(known.values())
+    named = sorted((r for r in living if r.param in fields and _names(r, own, living)), key=lambda r: r.base)
     return [own, *named] if own is not None else named
+
+
+def _names(resource: Resource, own: Resource | None, living: set[Resource]) -> bool:
+    """Whether a field named like the resource's id parameter is a reference to that resource: not
+    when it is the object's own id (a skill's `code` is no loss reason's), nor when another resource
+    lives under a parameter of the same name (a `code` alone cannot tell which catalog)."""
+    if own is not None and resource.param == own.param:
+        return False
+    return all(other.param != resource.param for other in living if other != resource)
 
 
 def declare_required_headers(schema: dict[str, Any]) -> None:

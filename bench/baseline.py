@@ -543,7 +543,7 @@ async def get_me(conn: asyncpg.Connection, req: Request) -> Response:
         "organization": {"id": row["organization_id"], "name": row["organization_name"]},
         "api_key_id": row["api_key_id"],
     }
-    return 200, JSON, dumps(doc)
+    return 200, [*JSON, _etag(row["version"])], dumps(doc)
 
 
 async def get_deal(conn: asyncpg.Connection, req: Request, deal_id: uuid.UUID) -> Response:

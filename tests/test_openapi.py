@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,10 @@ import pytest
 from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel
 
-from app.openapi import derive_links, generate, render
+from app.main import create_app
+from app.openapi import derive_links, generate, operations, render, resources
 from app.schemas.common import Page
+from app.settings import Settings
 
 SPEC = Path(__file__).resolve().parents[1] / "openapi" / "openapi.json"
 
@@ -96,6 +99,13 @@ def test_the_strictness_and_caching_statuses_are_declared() -> None:
             assert ("415" in responses) is ("requestBody" in op), where
             etag = "ETag" in responses.get("200", {}).get("headers", {})
             assert ("304" in responses) is ("If-None-Match" in names) is (method == "get" and etag), where
+    # Every GET of one object that carries a `version` answers it as the ETag (and so takes If-None-Match).
+    schemas = spec["components"]["schemas"]
+    for path, item in spec["paths"].items():
+        ok = item.get("get", {}).get("responses", {}).get("200", {})
+        ref = ok.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref", "")
+        if "version" in schemas.get(ref.rsplit("/", 1)[-1], {}).get("properties", {}):
+            assert "ETag" in ok.get("headers", {}), f"GET {path}: a versioned object without an ETag"
     put_strategy = spec["paths"]["/v1/deals/{deal_id}/strategy"]["put"]
     assert (
         "428" in put_strategy["responses"] and "428" not in spec["paths"]["/v1/deals/{deal_id}"]["patch"]["responses"]
@@ -186,6 +196,75 @@ def test_a_created_deal_links_its_chain() -> None:
     assert ping["retry_webhook_delivery"]["parameters"] == {"delivery_id": "$response.body#/id"}
     reviews = responses[("/v1/closed-lost-reviews", "get")]["200"]["links"]
     assert reviews["complete_review"]["parameters"] == {"review_id": "$response.body#/items/0/id"}
+
+
+def test_links_lead_to_the_object_itself_or_to_a_resource_it_names_alone() -> None:
+    """A link that passes the object's own id leads under the object's own path; any other leads
+    under the path of the one resource whose id parameter is named like the field it passes.
+    (Both catalogs live under `{code}`: a skill's links lead to skill operations only.)"""
+    routes = create_app(Settings(database_url="sqlite+aiosqlite:///:memory:")).routes
+    ops = operations(routes)
+    known = resources(ops)
+    paths = {op.operation_id: op.path for op in ops}
+    places: dict[str, set[str]] = {}
+    for resource in known.values():
+        places.setdefault(resource.param, set()).add(resource.base)
+    checked = 0
+    for (path, method, status), found in derive_links(routes).items():
+        model = next(op.models[status] for op in ops if (op.path, op.method) == (path, method))
+        item = typing.get_args(model.model_fields["items"].annotation)[0] if issubclass(model, Page) else model
+        own = next((known[cls] for cls in item.__mro__ if cls in known), None)
+        for link in found.values():
+            target = paths[link["operationId"]]
+            passed = {
+                name: value.rsplit("/", 1)[1]
+                for name, value in link["parameters"].items()
+                if value.startswith("$response.body#/")
+            }
+            if own is not None and set(passed.values()) & {"id", own.param}:
+                allowed = {own.base}
+            else:
+                allowed = {base for name in passed if len(places.get(name, ())) == 1 for base in places[name]}
+            where = f"{method} {path} {status} -> {link['operationId']}"
+            assert any(target == base or target.startswith(base + "/") for base in allowed), where
+            checked += 1
+    assert checked > 1000
+    skill_links = {
+        target
+        for (path, _, _), found in derive_links(routes).items()
+        if path.startswith("/v1/skills")
+        for target in found
+    }
+    assert skill_links == {"get_skill", "update_skill"}
+
+
+class _Tag(BaseModel):
+    code: str
+
+
+class _Label(BaseModel):
+    code: str
+
+
+class _Note(BaseModel):
+    id: str
+    code: str
+
+
+def test_a_parameter_name_two_resources_share_links_each_to_its_own() -> None:
+    routes = _app_with(
+        ("POST", "/tags", 201, _Tag),
+        ("GET", "/tags/{code}", 200, _Tag),
+        ("POST", "/labels", 201, _Label),
+        ("GET", "/labels/{code}", 200, _Label),
+        ("POST", "/notes", 201, _Note),  # names a `code`: of a tag or of a label, it cannot tell
+        ("GET", "/notes/{note_id}", 200, _Note),
+    )
+    links = derive_links(routes)
+    read_tag, read_label, read_note = "op1", "op3", "op5"
+    assert set(links[("/tags", "post", "201")]) == {read_tag}
+    assert set(links[("/labels", "post", "201")]) == {read_label}
+    assert set(links[("/notes", "post", "201")]) == {read_note}
 
 
 class _Thing(BaseModel):

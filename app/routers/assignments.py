@@ -9,7 +9,7 @@ from app.deps import ActorDep, Expansions, IdempotencyDeps, PageDep, UowDep
 from app.domain import errors as de
 from app.domain.assignments import AssignmentStatus
 from app.errors import problem_responses
-from app.http.responses import LOCATION_HEADER, set_location
+from app.http.responses import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
 from app.http.routes import ApiRoute
 from app.routers.expansion import expanded
 from app.schemas.assignments import AssignmentCreate, AssignmentPage, AssignmentPublic
@@ -72,15 +72,21 @@ async def list_my_assignments(
     return await expanded(uow, actor, AssignmentPage(items=items, next_cursor=result.next_cursor), expand)
 
 
-@router.get("/assignments/{assignment_id}", response_model=AssignmentPublic, responses=problem_responses(404))
+@router.get(
+    "/assignments/{assignment_id}",
+    response_model=AssignmentPublic,
+    responses={200: {"headers": ETAG_HEADER}, **problem_responses(404)},
+)
 async def get_assignment(
     assignment_id: uuid.UUID,
     actor: ActorDep,
     uow: UowDep,
+    response: Response,
     expand: Expansions = None,
 ) -> AssignmentPublic:
     """One assignment (visible to its assignee and to whoever sees the deal)."""
     assignment = AssignmentPublic.model_validate(await service.get_assignment(uow, actor, assignment_id))
+    set_etag(response, assignment.version)
     return await expanded(uow, actor, assignment, expand)
 
 

@@ -20,7 +20,7 @@ from app.services import members as service
 router = APIRouter(prefix="/v1", tags=["members"], route_class=ApiRoute)
 
 
-@router.get("/me", response_model=MePublic, responses=problem_responses())
+@router.get("/me", response_model=MePublic, responses={200: {"headers": ETAG_HEADER}, **problem_responses()})
 async def get_me(
     caller: CallerDep,
     expand: Expansions = None,
@@ -43,7 +43,7 @@ async def get_me(
     }
     if expand and Expand.members in expand:
         document["members"] = await expansion.plain_members(caller, row.organization_id, [row.manager_id])
-    return plain_json_response(document)
+    return plain_json_response(document, headers={"ETag": f'"{row.version}"'})
 
 
 @router.post(

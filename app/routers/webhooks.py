@@ -9,7 +9,7 @@ from app.deps import ActorDep, IdempotencyDeps, IfMatchDep, PageDep, UowDep
 from app.domain import errors as de
 from app.domain.webhooks import DeliveryStatus
 from app.errors import problem_responses
-from app.http.responses import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
+from app.http.responses import ETAG_HEADER, LOCATION_HEADER, NO_STORE_HEADER, set_etag, set_location, set_no_store
 from app.http.routes import ApiRoute
 from app.schemas.webhooks import (
     WebhookDeliveryPage,
@@ -25,8 +25,6 @@ from app.services import webhooks as service
 
 router = APIRouter(prefix="/v1", tags=["webhooks"], route_class=ApiRoute)
 
-NO_STORE = {"Cache-Control": {"description": "`no-store`: the body carries a secret", "schema": {"type": "string"}}}
-
 
 def _allow_private(request: Request) -> bool:
     return bool(request.app.state.settings.webhooks_allow_private)
@@ -37,16 +35,12 @@ def _with_secret(found: service.EndpointWithSecret) -> WebhookEndpointWithSecret
     return WebhookEndpointWithSecret(**public.model_dump(), secret=found.secret)
 
 
-def _no_store(response: Response) -> None:
-    response.headers["Cache-Control"] = "no-store"
-
-
 @router.post(
     "/webhook-endpoints",
     status_code=status.HTTP_201_CREATED,
     response_model=WebhookEndpointWithSecret,
     responses={
-        201: {"headers": {**LOCATION_HEADER, **NO_STORE}},
+        201: {"headers": {**LOCATION_HEADER, **NO_STORE_HEADER}},
         **problem_responses(de.Forbidden, de.UnknownEventType, de.WebhookUrlNotAllowed),
     },
     dependencies=IdempotencyDeps,
@@ -58,7 +52,7 @@ async def create_webhook_endpoint(
     created = await service.create_endpoint(uow, actor, body, allow_private=_allow_private(request))
     set_location(response, f"/v1/webhook-endpoints/{created.endpoint.id}")
     set_etag(response, created.endpoint.version)
-    _no_store(response)
+    set_no_store(response)
     return _with_secret(created)
 
 
@@ -124,7 +118,7 @@ async def delete_webhook_endpoint(endpoint_id: uuid.UUID, actor: ActorDep, uow: 
 @router.post(
     "/webhook-endpoints/{endpoint_id}/rotate-secret",
     response_model=WebhookEndpointWithSecret,
-    responses={200: {"headers": NO_STORE}, **problem_responses(404, de.Forbidden)},
+    responses={200: {"headers": NO_STORE_HEADER}, **problem_responses(404, de.Forbidden)},
     dependencies=IdempotencyDeps,
 )
 async def rotate_webhook_secret(
@@ -133,7 +127,7 @@ async def rotate_webhook_secret(
     """A new signing secret, shown once; the previous one keeps signing beside it for 24 h."""
     rotated = await service.rotate_secret(uow, actor, endpoint_id)
     set_etag(response, rotated.endpoint.version)
-    _no_store(response)
+    set_no_store(response)
     return _with_secret(rotated)
 
 

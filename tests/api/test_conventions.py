@@ -272,27 +272,36 @@ async def test_if_match_guards_against_lost_updates(api: Api) -> None:
     assert star.status_code == 200 and star.json()["version"] == 4
 
 
-@pytest.mark.parametrize("resource", ["deal", "strategy", "member"])
+@pytest.mark.parametrize("resource", ["deal", "strategy", "member", "assignment", "me"])
 async def test_if_none_match_with_the_current_etag_is_304_without_a_body(api: Api, resource: str) -> None:
     seller = await api.make_member("seller", key=False)
     deal = (await api.post("/v1/deals", json={"name": "D", "account_name": "A", "owner_id": seller.id})).json()
+    assignment_id = "no-assignment"
+    if resource == "assignment":
+        coach = await api.make_member("seller", key=False)
+        body = {"member_id": coach.id, "role": "coach"}
+        assignment_id = (await api.post(f"/v1/deals/{deal['id']}/assignments", json=body)).json()["id"]
     url = {
         "deal": f"/v1/deals/{deal['id']}",
         "strategy": f"/v1/deals/{deal['id']}/strategy",
         "member": f"/v1/members/{seller.id}",
+        "assignment": f"/v1/assignments/{assignment_id}",
+        "me": "/v1/me",
     }[resource]
     read = await api.get(url)
     etag = read.headers["etag"]
+    assert etag == f'"{read.json()["version"]}"'
     for tags in (etag, f"W/{etag}", f'"999", {etag}', "*"):
         cached = await api.get(url, headers={"If-None-Match": tags})
         assert cached.status_code == 304 and cached.content == b"" and cached.headers["etag"] == etag, tags
     for tags in ('"999"', "garbage"):
         fresh = await api.get(url, headers={"If-None-Match": tags})
         assert fresh.status_code == 200 and fresh.json() == read.json()
+    if resource == "me":
+        return  # names nothing that could be missing
+    nowhere = "01900000-0000-7000-8000-000000000000"
     missing = await api.get(
-        url.replace(deal["id"], "01900000-0000-7000-8000-000000000000").replace(
-            seller.id, "01900000-0000-7000-8000-000000000000"
-        ),
+        url.replace(deal["id"], nowhere).replace(seller.id, nowhere).replace(assignment_id, nowhere),
         headers={"If-None-Match": "*"},
     )
     assert_problem(missing, 404, "not_found")

@@ -143,7 +143,7 @@ async def test_only_the_owner_writes_the_strategy(api: Api, team) -> None:
             response = await caller_api.put(
                 strategy_url(deal), json={**DOCUMENT, "competition": "Hooli"}, headers=headers
             )
-        assert_problem(response, 403, "strategy_owned_by_seller")
+            assert_problem(response, 403, "strategy_owned_by_seller")
     current = (await api.get(strategy_url(deal))).json()
     assert current["version"] == 1 and current["competition"] == "Initech"
     assert len(await history(api, deal, "strategy.updated")) == 1

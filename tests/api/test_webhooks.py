@@ -91,6 +91,25 @@ async def test_create_shows_the_secret_once(api: Api, receiver: Receiver) -> Non
     assert [e["id"] for e in listed] == [created["id"]] and "secret" not in listed[0]
 
 
+async def test_a_replayed_creation_is_never_cached_either(api: Api, receiver: Receiver) -> None:
+    body = {"url": receiver.url("/ok"), "event_types": ["deal.*"]}
+    created = await api.post("/v1/webhook-endpoints", json=body, headers={"Idempotency-Key": "endpoint-1"})
+    assert created.status_code == 201 and created.headers["cache-control"] == "no-store"
+    replayed = await api.post("/v1/webhook-endpoints", json=body, headers={"Idempotency-Key": "endpoint-1"})
+    assert replayed.status_code == 201 and replayed.headers["idempotent-replayed"] == "true"
+    assert replayed.headers["cache-control"] == "no-store" and replayed.json() == created.json()
+
+
+def test_the_spec_declares_no_store_where_the_secret_is_shown() -> None:
+    from app.main import create_app
+
+    paths = create_app().openapi()["paths"]
+    created = paths["/v1/webhook-endpoints"]["post"]["responses"]["201"]
+    rotated = paths["/v1/webhook-endpoints/{endpoint_id}/rotate-secret"]["post"]["responses"]["200"]
+    for response in (created, rotated):
+        assert response["headers"]["Cache-Control"]["schema"] == {"type": "string", "enum": ["no-store"]}
+
+
 async def test_a_given_secret_is_kept_and_a_malformed_one_refused(api: Api, receiver: Receiver) -> None:
     given = "whsec_" + "A" * 32  # 24 bytes
     created = await endpoint(api, receiver.url("/ok"), secret=given)
