@@ -33,5 +33,22 @@ class UTCDateTime(sa.TypeDecorator[dt.datetime]):
 JSONType: sa.types.TypeEngine[Any] = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
+class DriverType(sa.types.UserDefinedType[Any]):
+    """A PostgreSQL type whose values go to asyncpg as they are (bytes, lists of str or UUIDs):
+    the dialect's own binary and array types process every value first, which keeps a statement
+    off the driver path (app/db/repositories/reads.py ``fetch_rows``)."""
+
+    cache_ok = True
+
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return self.spec
+
+    def bind_processor(self, dialect: sa.Dialect) -> None:
+        return None
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)

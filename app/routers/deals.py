@@ -257,12 +257,11 @@ async def _with_members(
     },
 )
 async def update_deal(
-    deal_id: uuid.UUID, body: DealUpdate, actor: ActorDep, uow: UowDep, if_match: IfMatchDep, response: Response
-) -> DealPublic:
+    deal_id: uuid.UUID, body: DealUpdate, actor: ActorDep, uow: UowDep, if_match: IfMatchDep
+) -> Response:
     """Change deal facts, move its stage (closing, losing, reopening) or transfer it to another seller."""
     view = await service.update_deal(uow, actor, deal_id, body, if_match)
-    set_etag(response, view.deal.version)
-    return render(view)
+    return plain_json_response(fields_of(view), headers={"ETag": f'"{view.deal.version}"'})
 
 
 @router.get("/deals/{deal_id}/history", response_model=EventPage, responses=problem_responses(404))

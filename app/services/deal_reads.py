@@ -37,9 +37,13 @@ class DealRow(NamedTuple):
         return self.deal.review_id
 
 
+def refs_of(row: Any) -> list[ExternalRefRow]:
+    """A hot statement's ``external_refs`` (a JSON array) as rows."""
+    return [ExternalRefRow(r["source"], r["external_id"]) for r in row.external_refs or ()]
+
+
 def _view(row: Any) -> DealRow:
-    refs = [ExternalRefRow(r["source"], r["external_id"]) for r in row.external_refs or ()]
-    return DealRow(row, refs)
+    return DealRow(row, refs_of(row))
 
 
 async def read_deal(caller: Caller, deal_id: uuid.UUID) -> DealRow:

@@ -12,6 +12,7 @@ from app.db.uow import UnitOfWork
 from app.domain.catalogs import ensure_active_loss_reason
 from app.domain.deals import (
     UNSENT,
+    Access,
     DealChange,
     DealEdit,
     DealFacts,
@@ -31,7 +32,7 @@ from app.domain.versioning import ensure_version
 from app.schemas.deals import DealCreate, DealUpdate, DealUpsert
 from app.schemas.deals import Loss as SentLoss
 from app.schemas.deals import Money as SentMoney
-from app.services import reviews
+from app.services import deal_reads, reviews
 from app.services.access import deal_access, visible_deal
 
 LISTING = "deals"
@@ -108,14 +109,55 @@ async def _create_alone(uow: UnitOfWork, actor: Actor, facts: DealFacts) -> Deal
 async def update_deal(
     uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, data: DealUpdate, if_match: frozenset[int] | None
 ) -> DealView:
+    edit = edit_of(data)
+    if uow.deal_writes.available:
+        alone = await _change_alone(uow, actor, deal_id, edit, if_match)
+        if alone is not None:
+            return alone
     async with uow:
         deal = await visible_deal(uow, actor, deal_id, for_update=True)
         ensure_version(deal.version, if_match)
-        if await _apply(uow, actor, deal, edit_of(data)):
+        if await _apply(uow, actor, deal, edit):
             await uow.commit()
         refs = await uow.deals.refs_of([deal.id])
         review_id = await _review_id(uow, deal)
     return DealView(deal, refs[deal.id], review_id)
+
+
+async def _change_alone(
+    uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, edit: DealEdit, if_match: frozenset[int] | None
+) -> DealView | None:
+    """The owner's change of their deal's facts or stage, with its events, in one statement after
+    one read (the hot write: app/db/repositories/deal_writes.py), under the rules of ``_apply``.
+    None when the general path must run instead, with nothing written: the caller does not own the
+    deal (visibility and the line's rules are the general path's), the change transfers the deal or
+    loses it or reopens a lost one (their owner checks and reviews), the deal changed since it was
+    read, or an endpoint takes one of the events (the outbox)."""
+    row = await uow.deal_writes.deal(actor.organization_id, deal_id)
+    if row is None or row.owner_id != actor.member_id:
+        return None
+    ensure_version(row.version, if_match)
+    change = DealChange.of(DealFacts.of(row), edit)
+    refs = deal_reads.refs_of(row)
+    if change is None:
+        return DealView(row, refs, row.review_id)
+    stage = change.stage
+    if change.transfers or change.loss is not None or (stage is not None and (stage.loses or stage.reopens)):
+        return None
+    ensure_can_change(actor, Access(is_owner=True, in_owner_line=False), change)
+    now = utcnow()
+    closed_at = now if stage is not None and stage.closes else row.closed_at
+    changed = await uow.deal_writes.change(
+        organization_id=actor.organization_id,
+        actor_id=actor.member_id,
+        deal_id=deal_id,
+        read_version=row.version,
+        columns=columns_of(change.after),
+        closed_at=closed_at,
+        events=change.events(),
+        now=now,
+    )
+    return None if changed is None else DealView(changed, refs, None)
 
 
 async def upsert_deal(

@@ -130,3 +130,89 @@ def _without(document: dict[str, Any], *names: str) -> dict[str, Any]:
 def _event(event: dict[str, Any]) -> dict[str, Any]:
     data = _without(event["data"], "owner_id")
     return {"type": event["type"], "actor_id": event["actor_id"], "subject_type": event["subject_type"], "data": data}
+
+
+async def test_an_owners_change_is_a_read_and_one_statement(app, api: Api, team, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    seller = api.as_(team["seller"])
+    deal = (await seller.post("/v1/deals", json={**BODY, "owner_id": team["seller"].id})).json()
+    seen = record_statements(app, monkeypatch)
+    changed = await seller.patch(
+        f"/v1/deals/{deal['id']}",
+        json={"name": "Globex renewal 2027", "stage": "proposal"},
+        headers={"If-Match": '"1"'},
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.headers["etag"] == '"2"'
+    assert changed.content == DealPublic.model_validate_json(changed.content).model_dump_json().encode()
+    assert len(seen) == 3, _sql(seen)
+    assert [s.via for s in seen] == ["asyncpg"] * 3
+    assert _flat(seen[2]).startswith("WITH CHANGED AS (UPDATE DEAL"), _sql(seen)
+    # A stale If-Match is refused after the read, with nothing written.
+    del seen[:]
+    stale = await seller.patch(f"/v1/deals/{deal['id']}", json={"name": "Stale"}, headers={"If-Match": '"1"'})
+    assert_problem(stale, 412, "version_conflict")
+    assert len(seen) == 2 and not any(_flat(s).startswith("WITH CHANGED") for s in seen), _sql(seen)
+    assert (await seller.get(f"/v1/deals/{deal['id']}")).json()["name"] == "Globex renewal 2027"
+
+
+async def test_a_change_writes_what_the_general_path_writes(app, api: Api, team, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    seller = api.as_(team["seller"])
+    results = []
+    for alone in (True, False):
+        with monkeypatch.context() as patched:
+            if not alone:
+                patched.setattr(DealWrites, "__init__", _unavailable(DealWrites.__init__))
+            deal = (await seller.post("/v1/deals", json={**BODY, "owner_id": team["seller"].id})).json()
+            steps = [
+                {"amount": {"amount": "52000.00", "currency": "EUR"}, "expected_close_date": None},
+                {"stage": "negotiation", "account_name": "Globex Corp"},
+                {"stage": "closed_won"},
+                {"name": "After the win"},  # a closed deal takes only a reopen
+                {"stage": "closed_won"},  # nothing changes: no event, same version
+            ]
+            answers = []
+            for step in steps:
+                response = await seller.patch(f"/v1/deals/{deal['id']}", json=step)
+                answers.append(
+                    (response.status_code, _without(response.json(), *_WRITTEN_ONCE, "closed_at", "instance"))
+                )
+            history = (await seller.get(f"/v1/deals/{deal['id']}/history")).json()["items"]
+            final = (await seller.get(f"/v1/deals/{deal['id']}")).json()
+            assert final["closed_at"] is not None
+            results.append((answers, [_event(e) for e in history]))
+    assert results[0] == results[1]
+    statuses = [status for status, _ in results[0][0]]
+    assert statuses == [200, 200, 200, 409, 200]
+
+
+async def test_a_deal_changed_since_it_was_read_takes_the_general_path(app, api: Api, team, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The one statement writes only at the version it read: a change that lands between the read
+    and the write leaves it writing nothing, and the general path applies the request on top."""
+    seller = api.as_(team["seller"])
+    deal = (await seller.post("/v1/deals", json={**BODY, "owner_id": team["seller"].id})).json()
+    read = DealWrites.deal
+    raced = False
+
+    async def read_then_race(self: DealWrites, organization_id: Any, deal_id: Any) -> Any:
+        nonlocal raced
+        row = await read(self, organization_id, deal_id)
+        if not raced:
+            raced = True
+            other = await api.as_(team["manager"]).patch(f"/v1/deals/{deal['id']}", json={"account_name": "Globex AG"})
+            assert other.status_code == 200, other.text
+        return row
+
+    monkeypatch.setattr(DealWrites, "deal", read_then_race)
+    changed = await seller.patch(f"/v1/deals/{deal['id']}", json={"name": "Raced"})
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["name"], changed.json()["account_name"], changed.json()["version"]) == (
+        "Raced",
+        "Globex AG",
+        3,
+    )
+    history = (await seller.get(f"/v1/deals/{deal['id']}/history")).json()["items"]
+    assert [(e["type"], e["actor_id"]) for e in history] == [
+        ("deal.created", team["seller"].id),
+        ("deal.updated", team["manager"].id),
+        ("deal.updated", team["seller"].id),
+    ]

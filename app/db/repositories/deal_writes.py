@@ -28,7 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from app.db.models import Deal, Event, Member, WebhookSubscription
 from app.db.repositories.events import next_event_seq
 from app.db.repositories.members import line_ids
-from app.db.repositories.reads import DEAL_COLUMNS, fetch_rows, fetch_rows_in
+from app.db.repositories.reads import DEAL_COLUMNS, REVIEW_ID, fetch_rows, fetch_rows_in, refs_json
+from app.db.types import DriverType
+from app.domain.ids import uuid7
 from app.domain.webhooks import subscription_patterns
 
 _d = Deal.__table__
@@ -105,6 +107,80 @@ _new_event = (
 )
 _CREATE = sa.select(_new_deal).add_cte(_new_event)
 
+# A deal of the organisation by id, as the hot read renders it (its references, a lost deal's
+# review): the change's starting point when the caller owns it (the owner sees their deals).
+_DEAL = sa.select(*DEAL_COLUMNS, REVIEW_ID, refs_json(_d.c.id).label("external_refs")).where(
+    _d.c.id == _DEAL_ID, _d.c.organization_id == _ORG
+)
+
+# A change of a deal's facts or stage with its events, in one statement: written only if the deal
+# is still at the version the change was worked out from, and if no endpoint of the organisation
+# takes one of its events (``patterns``); otherwise nothing, and the general path runs (it locks
+# the row, checks again, and writes the outbox).
+
+
+def _array(name: str, item: sa.types.TypeEngine[Any]) -> sa.Cast[Any]:
+    """A list bound as the driver takes it, typed by a cast PostgreSQL reads."""
+    return sa.cast(sa.bindparam(name, type_=DriverType("")), postgresql.ARRAY(item))
+
+
+_new = {name: sa.bindparam(f"new_{name}", type_=param.type) for name, param in _FACTS.items()}
+_TAKEN_ANY = sa.exists().where(_sub.c.organization_id == _ORG, _sub.c.pattern == sa.any_(_array("patterns", sa.Text())))
+_changed = (
+    sa.update(_d)
+    .where(_d.c.id == _DEAL_ID, _d.c.version == sa.bindparam("read_version", type_=sa.Integer()), ~_TAKEN_ANY)
+    .values(
+        **_new,
+        closed_at=sa.bindparam("new_closed_at", type_=_TS),
+        version=_d.c.version + sa.literal_column("1"),
+        updated_at=_NOW,
+    )
+    .returning(*DEAL_COLUMNS)
+    .cte("changed")
+)
+_events = (
+    sa.func.unnest(
+        _array("event_ids", sa.Uuid()),
+        _array("event_types", sa.Text()),
+        _array("event_data", sa.Text()),
+    )
+    .table_valued("id", "type", "data", with_ordinality="n")
+    .render_derived(name="e")
+)
+_change_events = (
+    sa.insert(_e)
+    .from_select(
+        [
+            "id",
+            "organization_id",
+            "seq",
+            "type",
+            "actor_id",
+            "deal_id",
+            "subject_type",
+            "subject_id",
+            "data",
+            "occurred_at",
+        ],
+        sa.select(
+            _events.c.id,
+            _ORG,
+            next_event_seq(_ORG),  # evaluated after the ORDER BY: numbered in the events' order
+            _events.c.type,
+            sa.bindparam("actor_id", type_=_e.c.actor_id.type),
+            _changed.c.id,
+            sa.literal_column("'deal'"),
+            _changed.c.id,
+            sa.cast(_events.c.data, postgresql.JSONB()),
+            _NOW,
+        )
+        .select_from(_changed.join(_events, sa.true()))
+        .order_by(_events.c.n),
+    )
+    .cte("change_events")
+)
+_CHANGE = sa.select(_changed).add_cte(_change_events)
+
 # One member named as owner, with whether it is in the acting member's line (``_OWNERS`` of
 # app/db/repositories/members.py for a single id, which the driver path can send).
 _OWNER = sa.select(
@@ -128,6 +204,43 @@ class DealWrites:
         if self.within is not None:
             return await fetch_rows_in(self.within, stmt, params)
         return list(await fetch_rows(self.engine, stmt, params))
+
+    async def deal(self, organization_id: uuid.UUID, deal_id: uuid.UUID) -> Any | None:
+        """The organisation's deal with this id (its columns, ``review_id``, ``external_refs``), or
+        None. Visibility is the caller's to apply."""
+        rows = await self._fetch(_DEAL, {"org": organization_id, "deal_id": deal_id})
+        return rows[0] if rows else None
+
+    async def change(
+        self,
+        *,
+        organization_id: uuid.UUID,
+        actor_id: uuid.UUID,
+        deal_id: uuid.UUID,
+        read_version: int,
+        columns: dict[str, Any],
+        closed_at: dt.datetime | None,
+        events: list[tuple[str, dict[str, Any]]],
+        now: dt.datetime,
+    ) -> Any | None:
+        """The deal's row after the change, written with its events; None, and nothing written,
+        when the deal is no longer at ``read_version`` or an endpoint takes one of the events."""
+        types = [event_type for event_type, _ in events]
+        params = {f"new_{name}": columns[name] for name in _FACTS}
+        params |= {
+            "org": organization_id,
+            "deal_id": deal_id,
+            "read_version": read_version,
+            "new_closed_at": closed_at,
+            "patterns": sorted({p for t in types for p in subscription_patterns(t)}),
+            "event_ids": [uuid7() for _ in events],
+            "event_types": types,
+            "event_data": [orjson.dumps(data).decode() for _, data in events],
+            "actor_id": actor_id,
+            "now": now,
+        }
+        rows = await self._fetch(_CHANGE, params)
+        return rows[0] if rows else None
 
     async def owner(self, organization_id: uuid.UUID, actor_id: uuid.UUID, member_id: uuid.UUID) -> Any | None:
         """The member (id, role, active, in_line), or None when the organisation has no such member."""

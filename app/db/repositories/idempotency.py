@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.models import IdempotencyKey, Member
 from app.db.repositories.auth import ACTOR_BY_KEY, ACTOR_BY_TOKEN, actor_params
 from app.db.repositories.reads import fetch_rows_in
+from app.db.types import DriverType
 from app.domain.ids import uuid7
 from app.domain.oidc import SignedIn
 
@@ -86,19 +87,6 @@ _claimed = (
 _CLAIM = sa.select(_claimed.c.id).add_cte(_purged)
 
 
-class _DriverBytes(sa.types.UserDefinedType[bytes]):
-    """BYTEA sent as the driver takes it (bytes): the dialect's binary bind processor would keep
-    the statement off the driver."""
-
-    cache_ok = True
-
-    def get_col_spec(self, **kw: Any) -> str:
-        return "BYTEA"
-
-    def bind_processor(self, dialect: sa.Dialect) -> None:
-        return None
-
-
 _completed = (
     sa.update(_t)
     .where(_t.c.member_id == _MEMBER, _t.c.key == _KEY)
@@ -106,7 +94,7 @@ _completed = (
         completed=sa.true(),
         response_status=sa.bindparam("status", type_=sa.Integer()),
         response_headers=sa.cast(sa.bindparam("headers", type_=sa.Text()), postgresql.JSONB()),
-        response_body=sa.bindparam("body", type_=_DriverBytes()),
+        response_body=sa.bindparam("body", type_=DriverType("BYTEA")),
     )
     .returning(_t.c.id)
     .cte("completed")
