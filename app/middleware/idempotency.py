@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.db.repositories import idempotency as repo
@@ -71,17 +71,17 @@ class IdempotencyMiddleware:
             await self.app(scope, replay_receive, send)
             return
         request_fp = fingerprint("POST", scope["path"], scope.get("query_string", b"").decode("latin-1"), body)
-        sessionmaker: async_sessionmaker[AsyncSession] = scope["app"].state.sessionmaker
-        async with sessionmaker() as session:
+        engine: AsyncEngine = scope["app"].state.engine
+        async with engine.connect() as conn:
             caller: Any = None
             try:
                 credential = await _credential(scope, token)
                 if credential is None:
                     early: Any = _UNAUTHENTICATED
                 else:
-                    caller, early = await self._claim(session, credential, key, request_fp, scope["path"])
+                    caller, early = await self._claim(conn, credential, key, request_fp, scope["path"])
             except Exception as exc:
-                await session.rollback()
+                await conn.rollback()
                 if not is_database_unavailable(exc):
                     raise
                 log.warning("database unavailable: %s", type(exc).__name__)
@@ -91,44 +91,44 @@ class IdempotencyMiddleware:
             elif early is not None:
                 await early(scope, receive, send)
             else:
-                await self._run_in_transaction(session, caller, key, scope, replay_receive, send)
+                await self._run_in_transaction(conn, caller, key, scope, replay_receive, send)
 
     async def _claim(
-        self, session: AsyncSession, credential: str | SignedIn, key: str, request_fp: str, path: str
+        self, conn: AsyncConnection, credential: str | SignedIn, key: str, request_fp: str, path: str
     ) -> tuple[Any, Any]:
         """Open the request's transaction and claim (member, key) in it: the caller's member row,
         and None when the request is to run, or else what to answer instead (a replay, 409,
         422), or _UNAUTHENTICATED for a credential that names no active member."""
         now = utcnow()
-        caller, turn = await repo.actor_and_turn(session, credential, key)
+        caller, turn, claimed = await repo.claim(
+            conn, credential, key=key, fingerprint=request_fp, now=now, expires_at=now + self.ttl
+        )
         if caller is None:
-            await session.rollback()
+            await conn.rollback()
             return None, _UNAUTHENTICATED
         member_id = caller.id
         try:
             if not turn:
                 raise IdempotencyInProgress()
-            if await repo.claim(
-                session, member_id=member_id, key=key, fingerprint=request_fp, now=now, expires_at=now + self.ttl
-            ):
+            if claimed:
                 return caller, None
-            stored = await repo.find(session, member_id, key)
+            stored = await repo.find(conn, member_id, key)
             if stored is None:  # expired and purged by another request between our claim and now
                 raise IdempotencyInProgress()
             decision = decide(stored, request_fp, now=now, lock_seconds=self.lock_seconds)
             if decision is Decision.take_over:
                 stale_before = now - dt.timedelta(seconds=self.lock_seconds)
-                if await repo.take_over(session, member_id=member_id, key=key, stale_before=stale_before, now=now):
+                if await repo.take_over(conn, member_id=member_id, key=key, stale_before=stale_before, now=now):
                     return caller, None
                 raise IdempotencyInProgress()
         except DomainError as error:
-            await session.rollback()
+            await conn.rollback()
             return caller, problem_for_domain_error(error, path)
-        await session.rollback()
+        await conn.rollback()
         return caller, _Replay(stored)
 
     async def _run_in_transaction(
-        self, session: AsyncSession, caller: Any, key: str, scope: Scope, receive: Receive, send: Send
+        self, conn: AsyncConnection, caller: Any, key: str, scope: Scope, receive: Receive, send: Send
     ) -> None:
         """Run the request in the claim's transaction and commit its writes with its response.
 
@@ -140,7 +140,7 @@ class IdempotencyMiddleware:
         async def hold(message: Message) -> None:
             messages.append(message)
 
-        scope[IDEMPOTENT_TRANSACTION] = await session.connection()
+        scope[IDEMPOTENT_TRANSACTION] = conn
         scope[IDEMPOTENT_CALLER] = caller
         try:
             await self.app(scope, receive, hold)
@@ -149,12 +149,12 @@ class IdempotencyMiddleware:
         start = next((m for m in messages if m["type"] == "http.response.start"), None)
         status = start["status"] if start is not None else 500
         if status >= 500:  # not an answer: let a retry run again
-            await session.rollback()
+            await conn.rollback()
         else:
             assert start is not None
             try:
                 await repo.complete(
-                    session,
+                    conn,
                     member_id=caller.id,
                     key=key,
                     status=status,
@@ -165,9 +165,9 @@ class IdempotencyMiddleware:
                     ],
                     body=b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body"),
                 )
-                await session.commit()
+                await conn.commit()
             except Exception as exc:
-                await session.rollback()
+                await conn.rollback()
                 if not is_database_unavailable(exc):
                     raise
                 log.warning("database unavailable: %s", type(exc).__name__)

@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from asyncpg.prepared_stmt import PreparedStatement
 
+from app.db.engine import make_engine
 from app.db.reads import DealListing
 from app.db.repositories import reads as repository
 from app.domain.api_keys import hash_key
@@ -232,3 +233,31 @@ async def test_a_worker_under_more_requests_than_its_pool_opens_no_connection_pe
                 responses = await asyncio.gather(*(api.get("/v1/me") for _ in range(40)))
                 assert {r.status_code for r in responses} == {200}
     assert len(opened) <= 4
+
+
+async def test_a_connection_given_back_goes_to_the_longest_waiter(database_url: str) -> None:
+    """The pool serves waiters first come first served: a connection given back goes to the request
+    that has waited longest, never to one that asks for it a moment later. (asyncio.Queue let the
+    later one take it, and under load some requests lost that race again and again.)"""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the pool settings apply to PostgreSQL")
+    engine = make_engine(settings_for(database_url, db_pool_size=1))
+    order: list[str] = []
+    try:
+        held = await engine.connect()
+        await held.exec_driver_sql("SELECT 1")
+
+        async def take(name: str) -> None:
+            async with engine.connect() as conn:
+                await conn.exec_driver_sql("SELECT 1")
+                order.append(name)
+
+        waiting = asyncio.create_task(take("waited"))
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
+        await held.close()  # the connection goes back ...
+        await take("asked later")  # ... and is asked for again at once, by another request
+        await waiting
+    finally:
+        await engine.dispose()
+    assert order == ["waited", "asked later"]

@@ -100,14 +100,14 @@ async def test_an_idempotent_new_deal_is_written_in_the_claims_transaction(app, 
     body = {**BODY, "owner_id": team["seller"].id}
     first = await seller.post("/v1/deals", json=body, headers={"Idempotency-Key": "hot-1"})
     assert first.status_code == 201, first.text
-    # The claim's transaction: SQLAlchemy opens it with the caller's row; the claim, the deal and
-    # the stored response go on the driver, one statement each.
-    on_driver = [_flat(s)[:30] for s in seen if s.via == "asyncpg" and not _flat(s).startswith(("BEGIN", "COMMIT"))]
-    assert on_driver[-3:] == [
-        "WITH PURGED AS (DELETE FROM ID",
-        "WITH NEW_DEAL AS (INSERT INTO ",
-        "WITH COMPLETED AS (UPDATE IDEM",
-    ]
+    # The claim's transaction: SQLAlchemy opens it with the caller, its turn and the claim in one
+    # statement; the deal and the stored response go on the driver, one statement each.
+    work = [(s.via, _flat(s)[:30]) for s in seen if not _flat(s).startswith(("BEGIN", "COMMIT"))]
+    assert work == [
+        ("sqlalchemy", "WITH ME AS (SELECT API_KEY.ID "),
+        ("asyncpg", "WITH NEW_DEAL AS (INSERT INTO "),
+        ("asyncpg", "WITH COMPLETED AS (UPDATE IDEM"),
+    ], work
     again = await seller.post("/v1/deals", json=body, headers={"Idempotency-Key": "hot-1"})
     assert again.headers.get("idempotent-replayed") == "true"
     assert again.json() == first.json()

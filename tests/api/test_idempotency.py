@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.db.repositories import idempotency as repo
+from app.domain.api_keys import hash_key
 from app.http.idempotency import fingerprint
 from app.main import create_app
 from tests.conftest import bootstrap, settings_for
@@ -85,16 +86,12 @@ async def test_in_flight_duplicate_is_409(app, api: Api) -> None:
     fp = fingerprint("POST", "/v1/skills", "", json.dumps(body).encode())
     now = dt.datetime.now(dt.UTC)
     # Another worker has claimed the key and is still running the request.
-    async with app.state.sessionmaker() as session, session.begin():
-        claimed = await repo.claim(
-            session,
-            member_id=uuid.UUID(me["id"]),
-            key="busy",
-            fingerprint=fp,
-            now=now,
-            expires_at=now + dt.timedelta(hours=24),
+    async with app.state.engine.begin() as conn:
+        caller, turn, claimed = await repo.claim(
+            conn, hash_key(api.key), key="busy", fingerprint=fp, now=now, expires_at=now + dt.timedelta(hours=24)
         )
-    assert claimed
+    assert caller is not None and caller.id == uuid.UUID(me["id"])
+    assert turn and claimed
     response = await api.post("/v1/skills", json=body, headers={"Idempotency-Key": "busy"})
     assert_problem(response, 409, "idempotency_in_progress")
     assert_problem(await api.get("/v1/skills/inflight"), 404, "not_found")

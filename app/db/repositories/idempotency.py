@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.models import IdempotencyKey, Member
 from app.db.repositories.auth import ACTOR_BY_KEY, ACTOR_BY_TOKEN, actor_params
@@ -36,60 +36,59 @@ _ACTOR_AND_TURN = {
 }
 
 
-async def actor_and_turn(
-    session: AsyncSession, credential: str | SignedIn, key: str
-) -> tuple[sa.Row[Any] | None, bool]:
-    """The caller's member as authentication reads it, from an API key's hash or a verified token
-    (None when it names no active member), and whether this transaction may run the request: False
-    while another holds the same (member, key)."""
-    params = actor_params(credential)
-    stmt = _ACTOR_AND_TURN[not isinstance(credential, str), session.bind.dialect.name]
-    row = (await session.execute(stmt, {**params, "key": key})).first()
-    if row is None:
-        return None, True
-    return row, bool(row.turn)
-
-
-# PostgreSQL: the claim in one statement, sent on the driver within the claim's transaction
-# (app/db/repositories/reads.py ``fetch_rows_in``): this member's expired keys purged, and the
-# row for (member, key) inserted, or taken over when it has expired. One row: claimed.
+# PostgreSQL: the caller, its turn and the claim in one statement, the first of the claim's
+# transaction: this member's expired keys purged, and the row for (member, key) inserted, or
+# taken over when it has expired, when the turn is this transaction's. ``claimed`` is 1 when the
+# request is to run. SQLite sends the same steps one by one.
 _TS = sa.DateTime(timezone=True)
-_MEMBER = sa.bindparam("the_member", type_=_t.c.member_id.type)
 _KEY = sa.bindparam("the_key", type_=sa.String())
 _NOW = sa.bindparam("now", type_=_TS)
-_purged = sa.delete(_t).where(_t.c.member_id == _MEMBER, _t.c.expires_at < _NOW, _t.c.key != _KEY).cte("purged")
-_claim_row = postgresql.insert(_t).values(
-    id=sa.bindparam("id", type_=_t.c.id.type),
-    member_id=_MEMBER,
-    key=_KEY,
-    fingerprint=sa.bindparam("fingerprint", type_=sa.String()),
-    completed=sa.false(),
-    locked_at=_NOW,
-    expires_at=sa.bindparam("expires_at", type_=_TS),
-)
-_claimed = (
-    _claim_row.on_conflict_do_update(
-        index_elements=["member_id", "key"],
-        set_={
-            "fingerprint": _claim_row.excluded.fingerprint,
-            "completed": sa.false(),
-            "locked_at": _claim_row.excluded.locked_at,
-            "expires_at": _claim_row.excluded.expires_at,
-            "response_status": sa.null(),
-            "response_headers": sa.null(),
-            "response_body": sa.null(),
-        },
-        where=_t.c.expires_at < _NOW,
-    )
-    .returning(_t.c.id)
-    .cte("claimed")
-)
-_CLAIM = sa.select(_claimed.c.id).add_cte(_purged)
 
+
+def _actor_turn_and_claim(actor: sa.Select[Any]) -> sa.Select[Any]:
+    me = actor.add_columns(_TURN.label("turn")).cte("me")
+    mine = sa.select(me.c.id).where(me.c.turn).scalar_subquery()
+    purged = sa.delete(_t).where(_t.c.member_id == mine, _t.c.expires_at < _NOW, _t.c.key != _KEY).cte("purged")
+    row = postgresql.insert(_t).from_select(
+        ["id", "member_id", "key", "fingerprint", "completed", "locked_at", "expires_at"],
+        sa.select(
+            sa.bindparam("id", type_=_t.c.id.type),
+            me.c.id,
+            _KEY,
+            sa.bindparam("fingerprint", type_=sa.String()),
+            sa.false(),
+            _NOW,
+            sa.bindparam("expires_at", type_=_TS),
+        ).where(me.c.turn),
+    )
+    claimed = (
+        row.on_conflict_do_update(
+            index_elements=["member_id", "key"],
+            set_={
+                "fingerprint": row.excluded.fingerprint,
+                "completed": sa.false(),
+                "locked_at": row.excluded.locked_at,
+                "expires_at": row.excluded.expires_at,
+                "response_status": sa.null(),
+                "response_headers": sa.null(),
+                "response_body": sa.null(),
+            },
+            where=_t.c.expires_at < _NOW,
+        )
+        .returning(_t.c.id)
+        .cte("claimed")
+    )
+    count = sa.select(sa.func.count()).select_from(claimed).scalar_subquery()
+    return sa.select(me, count.label("claimed")).add_cte(purged)
+
+
+_ACTOR_TURN_AND_CLAIM = {
+    by_token: _actor_turn_and_claim(actor) for by_token, actor in ((False, ACTOR_BY_KEY), (True, ACTOR_BY_TOKEN))
+}
 
 _completed = (
     sa.update(_t)
-    .where(_t.c.member_id == _MEMBER, _t.c.key == _KEY)
+    .where(_t.c.member_id == sa.bindparam("the_member", type_=_t.c.member_id.type), _t.c.key == _KEY)
     .values(
         completed=sa.true(),
         response_status=sa.bindparam("status", type_=sa.Integer()),
@@ -103,26 +102,36 @@ _COMPLETE = sa.select(_completed.c.id)
 
 
 async def claim(
-    session: AsyncSession,
+    conn: AsyncConnection,
+    credential: str | SignedIn,
     *,
-    member_id: uuid.UUID,
     key: str,
     fingerprint: str,
     now: dt.datetime,
     expires_at: dt.datetime,
-) -> bool:
-    """Insert an in-progress row for (member, key); False when one already exists."""
-    if session.bind.dialect.name == "postgresql":
-        params = {"id": uuid7(), "the_member": member_id, "the_key": key, "fingerprint": fingerprint, "now": now}
-        rows = await fetch_rows_in(await session.connection(), _CLAIM, params | {"expires_at": expires_at})
-        return bool(rows)
+) -> tuple[sa.Row[Any] | None, bool, bool]:
+    """The claim's first statements, in the transaction they open on ``conn``: the caller's member
+    as authentication reads it, from an API key's hash or a verified token (None when it names no
+    active member); whether this transaction has the turn at (member, key) (False while another
+    holds it); and whether it claimed (member, key) with an in-progress row (False: a row exists)."""
+    params = actor_params(credential) | {"key": key, "the_key": key, "now": now}
+    params |= {"id": uuid7(), "fingerprint": fingerprint, "expires_at": expires_at}
+    by_token = not isinstance(credential, str)
+    if conn.dialect.name == "postgresql":
+        row = (await conn.execute(_ACTOR_TURN_AND_CLAIM[by_token], params)).first()
+        if row is None:
+            return None, True, False
+        return row, bool(row.turn), bool(row.claimed)
+    row = (await conn.execute(_ACTOR_AND_TURN[by_token, "sqlite"], params)).first()
+    if row is None:
+        return None, True, False
     # Expired keys are gone for good: purge this member's before claiming.
-    await session.execute(sa.delete(_t).where(_t.c.member_id == member_id, _t.c.expires_at < now))
+    await conn.execute(sa.delete(_t).where(_t.c.member_id == row.id, _t.c.expires_at < now))
     stmt = (
         sqlite.insert(_t)
         .values(
-            id=uuid7(),
-            member_id=member_id,
+            id=params["id"],
+            member_id=row.id,
             key=key,
             fingerprint=fingerprint,
             completed=False,
@@ -131,17 +140,16 @@ async def claim(
         )
         .on_conflict_do_nothing(index_elements=["member_id", "key"])
     )
-    result = await session.execute(stmt)
-    return bool(result.rowcount)
+    return row, True, bool((await conn.execute(stmt)).rowcount)
 
 
-async def find(session: AsyncSession, member_id: uuid.UUID, key: str) -> sa.Row[Any] | None:
+async def find(conn: AsyncConnection, member_id: uuid.UUID, key: str) -> sa.Row[Any] | None:
     stmt = sa.select(_t).where(_t.c.member_id == member_id, _t.c.key == key)
-    return (await session.execute(stmt)).first()
+    return (await conn.execute(stmt)).first()
 
 
 async def take_over(
-    session: AsyncSession, *, member_id: uuid.UUID, key: str, stale_before: dt.datetime, now: dt.datetime
+    conn: AsyncConnection, *, member_id: uuid.UUID, key: str, stale_before: dt.datetime, now: dt.datetime
 ) -> bool:
     """Re-claim an unfinished request whose worker gave up; only one retry wins."""
     stmt = (
@@ -149,23 +157,21 @@ async def take_over(
         .where(_t.c.member_id == member_id, _t.c.key == key, _t.c.completed.is_(False), _t.c.locked_at < stale_before)
         .values(locked_at=now)
     )
-    return bool((await session.execute(stmt)).rowcount)
+    return bool((await conn.execute(stmt)).rowcount)
 
 
 async def complete(
-    session: AsyncSession, *, member_id: uuid.UUID, key: str, status: int, headers: list[list[str]], body: bytes
+    conn: AsyncConnection, *, member_id: uuid.UUID, key: str, status: int, headers: list[list[str]], body: bytes
 ) -> None:
-    if session.bind.dialect.name == "postgresql":
+    """Store the response with the claim (on PostgreSQL one statement on the driver, in the
+    claim's transaction)."""
+    if conn.dialect.name == "postgresql":
         params = {"the_member": member_id, "the_key": key, "status": status, "headers": orjson.dumps(headers).decode()}
-        await fetch_rows_in(await session.connection(), _COMPLETE, params | {"body": body})
+        await fetch_rows_in(conn, _COMPLETE, params | {"body": body})
         return
     stmt = (
         sa.update(_t)
         .where(_t.c.member_id == member_id, _t.c.key == key)
         .values(completed=True, response_status=status, response_headers=headers, response_body=body)
     )
-    await session.execute(stmt)
-
-
-async def release(session: AsyncSession, *, member_id: uuid.UUID, key: str) -> None:
-    await session.execute(sa.delete(_t).where(_t.c.member_id == member_id, _t.c.key == key, _t.c.completed.is_(False)))
+    await conn.execute(stmt)
