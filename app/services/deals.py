@@ -82,9 +82,10 @@ async def create_deal(uow: UnitOfWork, actor: Actor, data: DealCreate) -> DealVi
 
 
 async def _create_alone(uow: UnitOfWork, actor: Actor, facts: DealFacts) -> DealView | None:
-    """A deal with no external reference and no loss, and its event, in one statement (the hot
-    write: app/db/repositories/deal_writes.py), under the rules of ``_create``. None when an
-    endpoint takes `deal.created`: nothing was written, the general path writes the outbox too."""
+    """A deal with no external reference and no loss, its event and the event's deliveries, in one
+    statement (the hot write: app/db/repositories/deal_writes.py), under the rules of ``_create``.
+    None when more endpoints take `deal.created` than one statement carries: nothing was written,
+    the general path runs."""
     if facts.owner_id == actor.member_id:
         owner: Any = actor.as_owner()  # the caller's own member: active, as authentication found it
     else:
@@ -97,7 +98,6 @@ async def _create_alone(uow: UnitOfWork, actor: Actor, facts: DealFacts) -> Deal
         organization_id=actor.organization_id,
         actor_id=actor.member_id,
         deal_id=uuid7(),
-        event_id=uuid7(),
         columns=columns_of(facts),
         closed_at=now if is_closed(facts.stage) else None,
         event_data={**facts.to_json(), "external_refs": []},
@@ -127,12 +127,12 @@ async def update_deal(
 async def _change_alone(
     uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, edit: DealEdit, if_match: frozenset[int] | None
 ) -> DealView | None:
-    """The owner's change of their deal's facts or stage, with its events, in one statement after
+    """The owner's change of their deal's facts or stage, with its events and their deliveries, in one statement after
     one read (the hot write: app/db/repositories/deal_writes.py), under the rules of ``_apply``.
     None when the general path must run instead, with nothing written: the caller does not own the
     deal (visibility and the line's rules are the general path's), the change transfers the deal or
     loses it or reopens a lost one (their owner checks and reviews), the deal changed since it was
-    read, or an endpoint takes one of the events (the outbox)."""
+    read, or more endpoints take an event than one statement carries."""
     row = await uow.deal_writes.deal(actor.organization_id, deal_id)
     if row is None or row.owner_id != actor.member_id:
         return None

@@ -5,10 +5,13 @@ organisation with an endpoint that takes `deal.created` gets the general path an
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
+from app.db.repositories import deal_writes
 from app.db.repositories.deal_writes import DealWrites
 from app.schemas.deals import DealPublic
 from tests.helpers import Api, assert_problem
@@ -34,6 +37,14 @@ def _flat(statement: Any) -> str:
     return " ".join(statement.sql.split()).upper()
 
 
+def _creates(statement: Any) -> bool:
+    return "NEW_DEAL AS (INSERT INTO DEAL" in _flat(statement)
+
+
+def _changes(statement: Any) -> bool:
+    return "CHANGED AS (UPDATE DEAL" in _flat(statement)
+
+
 def _sql(statements: list[Any]) -> list[str]:
     return [_flat(s)[:40] for s in statements]
 
@@ -45,7 +56,7 @@ async def test_a_sellers_new_deal_is_authentication_and_one_statement(app, api: 
     assert created.status_code == 201, created.text
     assert len(seen) == 2, _sql(seen)
     assert [s.via for s in seen] == ["asyncpg", "asyncpg"]
-    assert _flat(seen[1]).startswith("WITH NEW_DEAL AS (INSERT INTO DEAL"), _sql(seen)
+    assert _creates(seen[1]), _sql(seen)
     assert not any(s.sql.strip().upper() in ("BEGIN", "COMMIT") for s in seen)
 
 
@@ -105,7 +116,7 @@ async def test_an_idempotent_new_deal_is_written_in_the_claims_transaction(app, 
     work = [(s.via, _flat(s)[:30]) for s in seen if not _flat(s).startswith(("BEGIN", "COMMIT"))]
     assert work == [
         ("sqlalchemy", "WITH ME AS (SELECT API_KEY.ID "),
-        ("asyncpg", "WITH NEW_DEAL AS (INSERT INTO "),
+        ("asyncpg", "WITH DELIVERIES AS (SELECT WAN"),
         ("asyncpg", "WITH COMPLETED AS (UPDATE IDEM"),
     ], work
     again = await seller.post("/v1/deals", json=body, headers={"Idempotency-Key": "hot-1"})
@@ -146,12 +157,12 @@ async def test_an_owners_change_is_a_read_and_one_statement(app, api: Api, team,
     assert changed.content == DealPublic.model_validate_json(changed.content).model_dump_json().encode()
     assert len(seen) == 3, _sql(seen)
     assert [s.via for s in seen] == ["asyncpg"] * 3
-    assert _flat(seen[2]).startswith("WITH CHANGED AS (UPDATE DEAL"), _sql(seen)
+    assert _changes(seen[2]), _sql(seen)
     # A stale If-Match is refused after the read, with nothing written.
     del seen[:]
     stale = await seller.patch(f"/v1/deals/{deal['id']}", json={"name": "Stale"}, headers={"If-Match": '"1"'})
     assert_problem(stale, 412, "version_conflict")
-    assert len(seen) == 2 and not any(_flat(s).startswith("WITH CHANGED") for s in seen), _sql(seen)
+    assert len(seen) == 2 and not any(_changes(s) for s in seen), _sql(seen)
     assert (await seller.get(f"/v1/deals/{deal['id']}")).json()["name"] == "Globex renewal 2027"
 
 
@@ -215,4 +226,78 @@ async def test_a_deal_changed_since_it_was_read_takes_the_general_path(app, api:
         ("deal.created", team["seller"].id),
         ("deal.updated", team["manager"].id),
         ("deal.updated", team["seller"].id),
+    ]
+
+
+async def _endpoint(api: Api, name: str, event_types: list[str]) -> str:
+    created = await api.post(
+        "/v1/webhook-endpoints", json={"url": f"https://93.184.216.34/{name}", "event_types": event_types}
+    )
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
+
+
+async def _deliveries(app: Any, deal_id: str, names: dict[str, str]) -> list[tuple[str, str, int, str]]:
+    """The deal's deliveries: (endpoint, event type, seq after the deal's first event, status)."""
+    async with app.state.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                sa.text(
+                    "SELECT endpoint_id, event_type, event_seq, status FROM webhook_delivery"
+                    " WHERE deal_id = :deal ORDER BY event_seq, endpoint_id"
+                ),
+                {"deal": uuid.UUID(deal_id)},
+            )
+        ).all()
+    first = min(row.event_seq for row in rows)
+    return [(names[str(r.endpoint_id)], r.event_type, r.event_seq - first, r.status) for r in rows]
+
+
+async def test_the_outbox_goes_in_the_same_statement(app, api: Api, team, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """With endpoints, the one statement writes the deliveries too: the same rows the general path
+    writes, each event to each endpoint that takes it, once."""
+    names = {
+        await _endpoint(api, "all", ["*"]): "all",
+        await _endpoint(api, "deals", ["deal.*", "*"]): "deals",
+        await _endpoint(api, "stages", ["deal.stage_changed"]): "stages",
+    }
+    seller = api.as_(team["seller"])
+    results = []
+    for alone in (True, False):
+        with monkeypatch.context() as patched:
+            if not alone:
+                patched.setattr(DealWrites, "__init__", _unavailable(DealWrites.__init__))
+            seen = record_statements(app, patched)
+            deal = (await seller.post("/v1/deals", json={**BODY, "owner_id": team["seller"].id})).json()
+            changed = await seller.patch(f"/v1/deals/{deal['id']}", json={"name": "Renamed", "stage": "proposal"})
+            assert changed.status_code == 200, changed.text
+            if alone:
+                assert len(seen) == 2 + 3 and _creates(seen[1]) and _changes(seen[4]), _sql(seen)
+        results.append(await _deliveries(app, deal["id"], names))
+    assert results[0] == results[1]
+    assert results[0] == [
+        ("all", "deal.created", 0, "pending"),
+        ("deals", "deal.created", 0, "pending"),
+        ("all", "deal.updated", 1, "pending"),
+        ("deals", "deal.updated", 1, "pending"),
+        ("all", "deal.stage_changed", 2, "pending"),
+        ("deals", "deal.stage_changed", 2, "pending"),
+        ("stages", "deal.stage_changed", 2, "pending"),
+    ]
+
+
+async def test_more_deliveries_than_one_statement_carries_take_the_general_path(
+    app, api: Api, team, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    names = {await _endpoint(api, name, ["deal.stage_changed"]): name for name in ("one", "two")}
+    monkeypatch.setattr(deal_writes, "DELIVERY_SLOTS", 1)
+    seller = api.as_(team["seller"])
+    deal = (await seller.post("/v1/deals", json={**BODY, "owner_id": team["seller"].id})).json()
+    seen = record_statements(app, monkeypatch)
+    changed = await seller.patch(f"/v1/deals/{deal['id']}", json={"stage": "proposal"})
+    assert changed.status_code == 200, changed.text
+    assert len(seen) > 3 and _changes(seen[2]), _sql(seen)  # tried, wrote nothing, then the general path
+    assert await _deliveries(app, deal["id"], names) == [
+        ("one", "deal.stage_changed", 0, "pending"),
+        ("two", "deal.stage_changed", 0, "pending"),
     ]

@@ -1,12 +1,14 @@
-"""The hot write: a new deal and its `deal.created` event in one statement, outside any session.
+"""The hot writes: a new deal, or an owner's change of their deal, with its events and their
+webhook deliveries in one statement, outside any session.
 
-A deal created with no external reference and no loss (what a seller or a front end creates by
-hand) writes two rows and, when an endpoint takes `deal.created`, its deliveries. On PostgreSQL
-the first two go in one statement of data-modifying CTEs: one round trip, its own transaction
-(or the idempotency claim's, when it runs in one), no BEGIN/COMMIT, no ORM flush. The statement
-writes nothing when an endpoint of the organisation takes the event; the service then takes the
-general path, which writes the outbox rows too (an organisation with endpoints pays a lookup
-more). The rules were applied before, by the service, to what the statement writes.
+What a seller or a front end does by hand (a deal with no external reference and no loss; a
+change of facts or stage that neither transfers, loses nor reopens the deal) writes the deal's
+row, its events and the outbox's deliveries. On PostgreSQL they go in one statement of
+data-modifying CTEs: one round trip, its own transaction (or the idempotency claim's, when it
+runs in one), no BEGIN/COMMIT, no ORM flush. The rules were applied before, by the service, to
+what the statement writes. The statement writes nothing, and the service takes the general path,
+when a change finds the deal at another version than it read, or when an event would go to more
+endpoints than the delivery ids the statement brings (``DELIVERY_SLOTS`` per event).
 
 SQLite has no data-modifying CTEs; the general path serves it (one writer at a time anyway).
 
@@ -25,18 +27,19 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.db.models import Deal, Event, Member, WebhookSubscription
+from app.db.models import Deal, Event, Member, WebhookDelivery, WebhookSubscription
 from app.db.repositories.events import next_event_seq
 from app.db.repositories.members import line_ids
 from app.db.repositories.reads import DEAL_COLUMNS, REVIEW_ID, fetch_rows, fetch_rows_in, refs_json
 from app.db.types import DriverType
 from app.domain.ids import uuid7
-from app.domain.webhooks import subscription_patterns
+from app.domain.webhooks import DeliveryStatus, subscription_patterns
 
 _d = Deal.__table__
 _e = Event.__table__
 _m = Member.__table__
 _sub = WebhookSubscription.__table__
+_delivery = WebhookDelivery.__table__
 
 CREATED = "deal.created"
 
@@ -58,11 +61,123 @@ _FACTS = {
     "owner_id": sa.bindparam("owner_id", type_=_d.c.owner_id.type),
 }
 
-# An endpoint of the organisation takes `deal.created` (its patterns: the type, `deal.*`, `*`).
-_TAKEN = sa.exists().where(
-    _sub.c.organization_id == _ORG,
-    _sub.c.pattern.in_([sa.literal_column(f"'{p}'") for p in subscription_patterns(CREATED)]),
+
+def _array(name: str, item: sa.types.TypeEngine[Any]) -> sa.Cast[Any]:
+    """A list bound as the driver takes it, typed by a cast PostgreSQL reads."""
+    return sa.cast(sa.bindparam(name, type_=DriverType("")), postgresql.ARRAY(item))
+
+
+# The events a write records, in order (ids, types, data as JSON text), and the subscription
+# patterns that select each (by its ordinal ``n``; app/domain/webhooks.py subscription_patterns).
+_EVENTS = (
+    sa.func.unnest(_array("event_ids", sa.Uuid()), _array("event_types", sa.Text()), _array("event_data", sa.Text()))
+    .table_valued("id", "type", "data", with_ordinality="n")
+    .render_derived(name="e")
 )
+_PATTERNS = (
+    sa.func.unnest(_array("pattern_events", sa.BigInteger()), _array("patterns", sa.Text()))
+    .table_valued("n", "pattern")
+    .render_derived(name="p")
+)
+# The outbox: one delivery per event and endpoint that takes it, numbered; each takes one of the
+# ids the write brings (``delivery_ids``). A write that would need more deliveries than it
+# brought ids writes nothing (the general path writes them).
+_wanted = (
+    sa.select(_PATTERNS.c.n, _sub.c.endpoint_id)
+    .select_from(_PATTERNS.join(_sub, sa.and_(_sub.c.organization_id == _ORG, _sub.c.pattern == _PATTERNS.c.pattern)))
+    .distinct()
+    .subquery("wanted")
+)
+_DELIVERIES = sa.select(
+    _wanted.c.n,
+    _wanted.c.endpoint_id,
+    sa.func.row_number().over(order_by=(_wanted.c.n, _wanted.c.endpoint_id)).label("k"),
+).cte("deliveries")
+_SLOTS = (
+    sa.func.unnest(_array("delivery_ids", sa.Uuid()))
+    .table_valued("id", with_ordinality="k")
+    .render_derived(name="slot")
+)
+_FITS = sa.select(sa.func.count()).select_from(_DELIVERIES).scalar_subquery() <= sa.func.cardinality(
+    _array("delivery_ids", sa.Uuid())
+)
+DELIVERY_SLOTS = 8  # deliveries per event a one-statement write can carry (endpoints taking it)
+
+
+def _with_events_and_outbox(written: sa.CTE) -> sa.Select[Any]:
+    """The deal ``written`` (a data-modifying CTE, guarded by ``_FITS``), its events and their
+    deliveries, in one statement; the deal's row is what it selects."""
+    events = (
+        sa.insert(_e)
+        .from_select(
+            [
+                "id",
+                "organization_id",
+                "seq",
+                "type",
+                "actor_id",
+                "deal_id",
+                "subject_type",
+                "subject_id",
+                "data",
+                "occurred_at",
+            ],
+            sa.select(
+                _EVENTS.c.id,
+                _ORG,
+                next_event_seq(_ORG),  # evaluated after the ORDER BY: numbered in the events' order
+                _EVENTS.c.type,
+                sa.bindparam("actor_id", type_=_e.c.actor_id.type),
+                written.c.id,
+                sa.literal_column("'deal'"),
+                written.c.id,
+                sa.cast(_EVENTS.c.data, postgresql.JSONB()),
+                _NOW,
+            )
+            .select_from(written.join(_EVENTS, sa.true()))
+            .order_by(_EVENTS.c.n),
+        )
+        .returning(_e.c.id, _e.c.seq, _e.c.type, _e.c.deal_id)
+        .cte("written_events")
+    )
+    deliveries = (
+        sa.insert(_delivery)
+        .from_select(
+            [
+                "id",
+                "organization_id",
+                "endpoint_id",
+                "event_id",
+                "event_seq",
+                "event_type",
+                "deal_id",
+                "status",
+                "attempts",
+                "next_attempt_at",
+                "created_at",
+            ],
+            sa.select(
+                _SLOTS.c.id,
+                _ORG,
+                _DELIVERIES.c.endpoint_id,
+                events.c.id,
+                events.c.seq,
+                events.c.type,
+                events.c.deal_id,
+                sa.literal_column(f"'{DeliveryStatus.pending.value}'"),
+                sa.literal_column("0"),
+                _NOW,
+                _NOW,
+            ).select_from(
+                _DELIVERIES.join(_EVENTS, _EVENTS.c.n == _DELIVERIES.c.n)
+                .join(events, events.c.id == _EVENTS.c.id)
+                .join(_SLOTS, _SLOTS.c.k == _DELIVERIES.c.k)
+            ),
+        )
+        .cte("written_deliveries")
+    )
+    return sa.select(written).add_cte(events, deliveries)
+
 
 _new_deal = (
     sa.insert(_d)
@@ -70,42 +185,12 @@ _new_deal = (
         ["id", "organization_id", *_FACTS, "closed_at", "version", "created_at", "updated_at"],
         sa.select(
             _DEAL_ID, _ORG, *_FACTS.values(), sa.bindparam("closed_at", type_=_TS), sa.literal_column("1"), _NOW, _NOW
-        ).where(~_TAKEN),
+        ).where(_FITS),
     )
     .returning(*DEAL_COLUMNS)
     .cte("new_deal")
 )
-_new_event = (
-    sa.insert(_e)
-    .from_select(
-        [
-            "id",
-            "organization_id",
-            "seq",
-            "type",
-            "actor_id",
-            "deal_id",
-            "subject_type",
-            "subject_id",
-            "data",
-            "occurred_at",
-        ],
-        sa.select(
-            sa.bindparam("event_id", type_=_e.c.id.type),
-            _ORG,
-            next_event_seq(_ORG),
-            sa.literal_column(f"'{CREATED}'"),
-            sa.bindparam("actor_id", type_=_e.c.actor_id.type),
-            _new_deal.c.id,
-            sa.literal_column("'deal'"),
-            _new_deal.c.id,
-            sa.cast(sa.bindparam("data", type_=sa.Text()), postgresql.JSONB()),
-            _NOW,
-        ).select_from(_new_deal),
-    )
-    .cte("new_event")
-)
-_CREATE = sa.select(_new_deal).add_cte(_new_event)
+_CREATE = _with_events_and_outbox(_new_deal)
 
 # A deal of the organisation by id, as the hot read renders it (its references, a lost deal's
 # review): the change's starting point when the caller owns it (the owner sees their deals).
@@ -113,24 +198,13 @@ _DEAL = sa.select(*DEAL_COLUMNS, REVIEW_ID, refs_json(_d.c.id).label("external_r
     _d.c.id == _DEAL_ID, _d.c.organization_id == _ORG
 )
 
-# A change of a deal's facts or stage with its events, in one statement: written only if the deal
-# is still at the version the change was worked out from, and if no endpoint of the organisation
-# takes one of its events (``patterns``); otherwise nothing, and the general path runs (it locks
-# the row, checks again, and writes the outbox).
-
-
-def _array(name: str, item: sa.types.TypeEngine[Any]) -> sa.Cast[Any]:
-    """A list bound as the driver takes it, typed by a cast PostgreSQL reads."""
-    return sa.cast(sa.bindparam(name, type_=DriverType("")), postgresql.ARRAY(item))
-
-
-_new = {name: sa.bindparam(f"new_{name}", type_=param.type) for name, param in _FACTS.items()}
-_TAKEN_ANY = sa.exists().where(_sub.c.organization_id == _ORG, _sub.c.pattern == sa.any_(_array("patterns", sa.Text())))
+# A change written only if the deal is still at the version the change was worked out from
+# (otherwise nothing, and the general path runs: it locks the row and checks again).
 _changed = (
     sa.update(_d)
-    .where(_d.c.id == _DEAL_ID, _d.c.version == sa.bindparam("read_version", type_=sa.Integer()), ~_TAKEN_ANY)
+    .where(_d.c.id == _DEAL_ID, _d.c.version == sa.bindparam("read_version", type_=sa.Integer()), _FITS)
     .values(
-        **_new,
+        **{name: sa.bindparam(f"new_{name}", type_=param.type) for name, param in _FACTS.items()},
         closed_at=sa.bindparam("new_closed_at", type_=_TS),
         version=_d.c.version + sa.literal_column("1"),
         updated_at=_NOW,
@@ -138,48 +212,21 @@ _changed = (
     .returning(*DEAL_COLUMNS)
     .cte("changed")
 )
-_events = (
-    sa.func.unnest(
-        _array("event_ids", sa.Uuid()),
-        _array("event_types", sa.Text()),
-        _array("event_data", sa.Text()),
-    )
-    .table_valued("id", "type", "data", with_ordinality="n")
-    .render_derived(name="e")
-)
-_change_events = (
-    sa.insert(_e)
-    .from_select(
-        [
-            "id",
-            "organization_id",
-            "seq",
-            "type",
-            "actor_id",
-            "deal_id",
-            "subject_type",
-            "subject_id",
-            "data",
-            "occurred_at",
-        ],
-        sa.select(
-            _events.c.id,
-            _ORG,
-            next_event_seq(_ORG),  # evaluated after the ORDER BY: numbered in the events' order
-            _events.c.type,
-            sa.bindparam("actor_id", type_=_e.c.actor_id.type),
-            _changed.c.id,
-            sa.literal_column("'deal'"),
-            _changed.c.id,
-            sa.cast(_events.c.data, postgresql.JSONB()),
-            _NOW,
-        )
-        .select_from(_changed.join(_events, sa.true()))
-        .order_by(_events.c.n),
-    )
-    .cte("change_events")
-)
-_CHANGE = sa.select(_changed).add_cte(_change_events)
+_CHANGE = _with_events_and_outbox(_changed)
+
+
+def _event_params(events: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """The events' arrays, the patterns that select each, and ids for their deliveries."""
+    pattern_events = [n for n, (event_type, _) in enumerate(events, start=1) for _ in subscription_patterns(event_type)]
+    return {
+        "event_ids": [uuid7() for _ in events],
+        "event_types": [event_type for event_type, _ in events],
+        "event_data": [orjson.dumps(data).decode() for _, data in events],
+        "pattern_events": pattern_events,
+        "patterns": [p for event_type, _ in events for p in subscription_patterns(event_type)],
+        "delivery_ids": [uuid7() for _ in range(DELIVERY_SLOTS * len(events))],
+    }
+
 
 # One member named as owner, with whether it is in the acting member's line (``_OWNERS`` of
 # app/db/repositories/members.py for a single id, which the driver path can send).
@@ -223,19 +270,15 @@ class DealWrites:
         events: list[tuple[str, dict[str, Any]]],
         now: dt.datetime,
     ) -> Any | None:
-        """The deal's row after the change, written with its events; None, and nothing written,
-        when the deal is no longer at ``read_version`` or an endpoint takes one of the events."""
-        types = [event_type for event_type, _ in events]
-        params = {f"new_{name}": columns[name] for name in _FACTS}
+        """The deal's row after the change, written with its events and their deliveries; None, and
+        nothing written, when the deal is no longer at ``read_version`` or more endpoints take an
+        event than one statement carries."""
+        params = {f"new_{name}": columns[name] for name in _FACTS} | _event_params(events)
         params |= {
             "org": organization_id,
             "deal_id": deal_id,
             "read_version": read_version,
             "new_closed_at": closed_at,
-            "patterns": sorted({p for t in types for p in subscription_patterns(t)}),
-            "event_ids": [uuid7() for _ in events],
-            "event_types": types,
-            "event_data": [orjson.dumps(data).decode() for _, data in events],
             "actor_id": actor_id,
             "now": now,
         }
@@ -253,21 +296,18 @@ class DealWrites:
         organization_id: uuid.UUID,
         actor_id: uuid.UUID,
         deal_id: uuid.UUID,
-        event_id: uuid.UUID,
         columns: dict[str, Any],
         closed_at: dt.datetime | None,
         event_data: dict[str, Any],
         now: dt.datetime,
     ) -> Any | None:
-        """The new deal's row, written with its `deal.created` event; None, and nothing written,
-        when an endpoint of the organisation takes that event (the outbox needs the general path)."""
-        params = {name: columns[name] for name in _FACTS}
+        """The new deal's row, written with its `deal.created` event and that event's deliveries;
+        None, and nothing written, when more endpoints take the event than one statement carries."""
+        params = {name: columns[name] for name in _FACTS} | _event_params([(CREATED, event_data)])
         params |= {
             "org": organization_id,
             "deal_id": deal_id,
-            "event_id": event_id,
             "actor_id": actor_id,
-            "data": orjson.dumps(event_data).decode(),
             "closed_at": closed_at,
             "now": now,
         }
