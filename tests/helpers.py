@@ -111,3 +111,16 @@ async def make_deal(api: Api, owner: Person, **fields: Any) -> dict[str, Any]:
     response = await api.post("/v1/deals", json=body)
     assert response.status_code == 201, response.text
     return response.json()
+
+
+async def assert_tagged_by_content(api: Api, url: str) -> str:
+    """A single object without a version answers a tag of what it sent, and 304 to it."""
+    read = await api.get(url)
+    assert read.status_code == 200, read.text
+    etag = read.headers["etag"]
+    assert etag.startswith('"') and etag.endswith('"') and len(etag) > 10, etag
+    assert (await api.get(url)).headers["etag"] == etag  # the same content, the same tag
+    cached = await api.get(url, headers={"If-None-Match": etag})
+    assert cached.status_code == 304 and cached.content == b"" and cached.headers["etag"] == etag
+    assert (await api.get(url, headers={"If-None-Match": '"1"'})).status_code == 200
+    return etag

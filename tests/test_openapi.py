@@ -99,13 +99,15 @@ def test_the_strictness_and_caching_statuses_are_declared() -> None:
             assert ("415" in responses) is ("requestBody" in op), where
             etag = "ETag" in responses.get("200", {}).get("headers", {})
             assert ("304" in responses) is ("If-None-Match" in names) is (method == "get" and etag), where
-    # Every GET of one object that carries a `version` answers it as the ETag (and so takes If-None-Match).
+    # Every GET of one object answers an ETag (and so takes If-None-Match): its version when it
+    # carries one, else a tag of its content.
     schemas = spec["components"]["schemas"]
     for path, item in spec["paths"].items():
         ok = item.get("get", {}).get("responses", {}).get("200", {})
         ref = ok.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref", "")
-        if "version" in schemas.get(ref.rsplit("/", 1)[-1], {}).get("properties", {}):
-            assert "ETag" in ok.get("headers", {}), f"GET {path}: a versioned object without an ETag"
+        properties = schemas.get(ref.rsplit("/", 1)[-1], {}).get("properties", {})
+        if "version" in properties or (path.endswith("}") and "id" in properties):
+            assert "ETag" in ok.get("headers", {}), f"GET {path}: a single object without an ETag"
     put_strategy = spec["paths"]["/v1/deals/{deal_id}/strategy"]["put"]
     assert (
         "428" in put_strategy["responses"] and "428" not in spec["paths"]["/v1/deals/{deal_id}"]["patch"]["responses"]

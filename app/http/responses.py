@@ -15,6 +15,14 @@ ETAG_HEADER = {
         "schema": {"type": "string"},
     }
 }
+# The ETag of an object with no `version` (an API key, a suggestion, an intervention): a tag of the
+# representation sent (app/http/routes.py), so `If-None-Match` answers 304 while it is unchanged.
+CONTENT_ETAG_HEADER = {
+    "ETag": {
+        "description": "A tag of the object as sent (it has no `version`); send it back as `If-None-Match`",
+        "schema": {"type": "string"},
+    }
+}
 LOCATION_HEADER = {"Location": {"description": "URL of the created resource", "schema": {"type": "string"}}}
 NO_STORE_HEADER = {
     "Cache-Control": {

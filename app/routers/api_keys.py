@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response, status
 from app.deps import ActorDep, Expansions, IdempotencyDeps, PageDep, UowDep
 from app.domain import errors as de
 from app.errors import problem_responses
-from app.http.responses import LOCATION_HEADER, NO_STORE_HEADER, set_location, set_no_store
+from app.http.responses import CONTENT_ETAG_HEADER, LOCATION_HEADER, NO_STORE_HEADER, set_location, set_no_store
 from app.http.routes import ApiRoute
 from app.routers.expansion import expanded
 from app.schemas.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyPage, ApiKeyPublic
@@ -47,7 +47,11 @@ async def list_api_keys(
     return await expanded(uow, actor, ApiKeyPage(items=items, next_cursor=result.next_cursor), expand)
 
 
-@router.get("/api-keys/{key_id}", response_model=ApiKeyPublic, responses=problem_responses(404))
+@router.get(
+    "/api-keys/{key_id}",
+    response_model=ApiKeyPublic,
+    responses={200: {"headers": CONTENT_ETAG_HEADER}, **problem_responses(404)},
+)
 async def get_api_key(
     key_id: uuid.UUID,
     actor: ActorDep,

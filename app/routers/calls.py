@@ -8,7 +8,7 @@ from app.deps import ActorDep, Expansions, IdempotencyDeps, IfMatchDep, PageDep,
 from app.domain import errors as de
 from app.domain.calls import ObservationStatus
 from app.errors import problem_responses
-from app.http.responses import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
+from app.http.responses import CONTENT_ETAG_HEADER, ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
 from app.http.routes import ApiRoute
 from app.routers.expansion import expanded
 from app.schemas.calls import (
@@ -181,7 +181,7 @@ async def list_call_interventions(
 @calls.get(
     "/calls/{call_id}/interventions/{intervention_id}",
     response_model=InterventionPublic,
-    responses=problem_responses(404),
+    responses={200: {"headers": CONTENT_ETAG_HEADER}, **problem_responses(404)},
 )
 async def get_intervention(
     call_id: uuid.UUID,

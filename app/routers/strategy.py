@@ -8,7 +8,7 @@ from app.deps import ActorDep, Expansions, IdempotencyDeps, PageDep, RequiredIfM
 from app.domain import errors as de
 from app.domain.strategy import SuggestionStatus
 from app.errors import problem_responses
-from app.http.responses import ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
+from app.http.responses import CONTENT_ETAG_HEADER, ETAG_HEADER, LOCATION_HEADER, set_etag, set_location
 from app.http.routes import ApiRoute
 from app.routers.expansion import expanded
 from app.schemas.strategy import (
@@ -144,7 +144,11 @@ async def list_suggestions(
     return await expanded(uow, actor, SuggestionPage(items=items, next_cursor=result.next_cursor), expand)
 
 
-@router.get(_SUGGESTIONS + "/{suggestion_id}", response_model=SuggestionPublic, responses=problem_responses(404))
+@router.get(
+    _SUGGESTIONS + "/{suggestion_id}",
+    response_model=SuggestionPublic,
+    responses={200: {"headers": CONTENT_ETAG_HEADER}, **problem_responses(404)},
+)
 async def get_suggestion(
     deal_id: uuid.UUID,
     suggestion_id: uuid.UUID,

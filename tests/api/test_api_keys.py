@@ -6,7 +6,7 @@ import hashlib
 
 import sqlalchemy as sa
 
-from tests.helpers import Api, assert_problem
+from tests.helpers import Api, assert_problem, assert_tagged_by_content
 
 
 async def test_key_is_shown_once_and_stored_only_as_a_hash(app, api: Api) -> None:
@@ -119,3 +119,16 @@ async def test_bad_keys_are_unauthenticated(api: Api) -> None:
         body = assert_problem(response, 401, "unauthenticated")
         assert response.headers.get("www-authenticate") == "Bearer"
         assert "x" * 100 not in body["detail"]
+
+
+async def test_a_key_is_tagged_by_its_content(api: Api) -> None:
+    """A key has no version: its ETag is a tag of what GET sent, 304 while it holds, and revoking
+    the key (revoked_at set) changes it."""
+    seller = await api.make_member("seller", key=False)
+    created = (await api.post(f"/v1/members/{seller.id}/api-keys", json={"label": "laptop"})).json()
+    url = f"/v1/api-keys/{created['id']}"
+    active = await assert_tagged_by_content(api, url)
+    assert (await api.delete(url)).status_code == 204
+    revoked = await api.get(url, headers={"If-None-Match": active})
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
+    assert revoked.headers["etag"] != active

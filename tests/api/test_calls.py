@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import Api, Person, assert_problem, make_deal
+from tests.helpers import Api, Person, assert_problem, assert_tagged_by_content, make_deal
 
 WHEN = "2026-11-03T14:00:00Z"
 HELD = "2026-11-03T15:00:00Z"
@@ -457,6 +457,7 @@ async def test_an_intervention_is_read_where_its_location_says(api: Api, team) -
         assert read.json() == recorded.json()
     for who in ("peer", "outsider"):
         assert_problem(await api.as_(team[who]).get(location), 404, "not_found")
+    await assert_tagged_by_content(api.as_(seller), location)  # no version: tagged by its content
     # Only under its own call, and only an id that exists.
     other = (await plan(api, seller, deal, [lead(seller)])).json()
     intervention_id = recorded.json()["id"]

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import Api, Person, assert_problem, make_deal
+from tests.helpers import Api, Person, assert_problem, assert_tagged_by_content, make_deal
 
 DOCUMENT: dict[str, Any] = {
     "customer_objectives": "Close the books in 4 days",
@@ -326,8 +326,13 @@ async def test_only_the_owner_decides_and_accepting_leaves_the_strategy(api: Api
         assert_problem(await api.as_(caller).post(accept, json={"note": "me"}), 403, "owner_decides")
         assert_problem(await api.as_(caller).post(accept.replace("accept", "decline")), 403, "owner_decides")
 
+    suggestion_url = accept.removesuffix("/accept")
+    pending = await assert_tagged_by_content(api.as_(seller), suggestion_url)
     accepted = await api.as_(seller).post(accept, json={"note": "Adding them"})
     assert accepted.status_code == 200, accepted.text
+    # Decided, it reads differently: the tag it had no longer holds.
+    decided = await api.as_(seller).get(suggestion_url, headers={"If-None-Match": pending})
+    assert decided.status_code == 200 and decided.headers["etag"] != pending
     assert accepted.json()["status"] == "accepted" and accepted.json()["note"] == "Adding them"
     assert accepted.json()["decided_at"]
     current = await api.get(strategy_url(deal))
