@@ -33,7 +33,7 @@ from app.db.repositories.members import line_ids
 from app.db.repositories.reads import DEAL_COLUMNS, REVIEW_ID, fetch_rows, fetch_rows_in, refs_json
 from app.db.types import DriverType
 from app.domain.ids import uuid7
-from app.domain.webhooks import DeliveryStatus, subscription_patterns
+from app.domain.webhooks import EVENT_TYPES, DeliveryStatus, subscription_patterns
 
 _d = Deal.__table__
 _e = Event.__table__
@@ -217,6 +217,8 @@ _CHANGE = _with_events_and_outbox(_changed)
 
 def _event_params(events: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     """The events' arrays, the patterns that select each, and ids for their deliveries."""
+    for event_type, _ in events:
+        assert event_type in EVENT_TYPES, f"{event_type} is missing from app.domain.webhooks.EVENT_TYPES"
     pattern_events = [n for n, (event_type, _) in enumerate(events, start=1) for _ in subscription_patterns(event_type)]
     return {
         "event_ids": [uuid7() for _ in events],
@@ -239,8 +241,8 @@ _OWNER = sa.select(
 
 
 class DealWrites:
-    """The one-statement deal writes, bound to an engine whose connections run in autocommit, or
-    to the open transaction of an idempotent POST (``within``)."""
+    """The one-statement deal writes, bound to the engine (each statement, sent on the driver, is
+    its own transaction), or to the open transaction of an idempotent POST (``within``)."""
 
     def __init__(self, engine: AsyncEngine, within: AsyncConnection | None) -> None:
         self.engine = engine
