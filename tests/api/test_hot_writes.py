@@ -6,6 +6,8 @@ organisation with an endpoint that takes `deal.created` gets the general path an
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import pytest
@@ -81,10 +83,8 @@ async def test_it_writes_what_the_general_path_writes(app, api: Api, team, monke
     the same deal.created event, numbered next in the feed."""
     seller = api.as_(team["seller"])
     results = []
-    for alone in (True, False):
-        with monkeypatch.context() as patched:
-            if not alone:
-                patched.setattr(DealWrites, "__init__", _unavailable(DealWrites.__init__))
+    for _, path in _both_paths(monkeypatch):
+        with path:
             for stage in ("discovery", "closed_won"):
                 created = await seller.post("/v1/deals", json={**BODY, "stage": stage, "owner_id": team["seller"].id})
                 assert created.status_code == 201, created.text
@@ -124,6 +124,19 @@ async def test_an_idempotent_new_deal_is_written_in_the_claims_transaction(app, 
     assert again.json() == first.json()
     listed = await api.as_(team["hos"]).get("/v1/deals")
     assert [d["id"] for d in listed.json()["items"]] == [first.json()["id"]]
+
+
+def _both_paths(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[bool, AbstractContextManager[pytest.MonkeyPatch]]]:
+    """The one-statement path, then the general path (the deal writes unavailable)."""
+    yield True, monkeypatch.context()
+    yield False, _general_path(monkeypatch)
+
+
+@contextmanager
+def _general_path(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    with monkeypatch.context() as patched:
+        patched.setattr(DealWrites, "__init__", _unavailable(DealWrites.__init__))
+        yield patched
 
 
 def _unavailable(init: Any) -> Any:
@@ -169,10 +182,8 @@ async def test_an_owners_change_is_a_read_and_one_statement(app, api: Api, team,
 async def test_a_change_writes_what_the_general_path_writes(app, api: Api, team, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     seller = api.as_(team["seller"])
     results = []
-    for alone in (True, False):
-        with monkeypatch.context() as patched:
-            if not alone:
-                patched.setattr(DealWrites, "__init__", _unavailable(DealWrites.__init__))
+    for _, path in _both_paths(monkeypatch):
+        with path:
             deal = (await seller.post("/v1/deals", json={**BODY, "owner_id": team["seller"].id})).json()
             steps = [
                 {"amount": {"amount": "52000.00", "currency": "EUR"}, "expected_close_date": None},
@@ -263,10 +274,8 @@ async def test_the_outbox_goes_in_the_same_statement(app, api: Api, team, monkey
     }
     seller = api.as_(team["seller"])
     results = []
-    for alone in (True, False):
-        with monkeypatch.context() as patched:
-            if not alone:
-                patched.setattr(DealWrites, "__init__", _unavailable(DealWrites.__init__))
+    for alone, path in _both_paths(monkeypatch):
+        with path as patched:
             seen = record_statements(app, patched)
             deal = (await seller.post("/v1/deals", json={**BODY, "owner_id": team["seller"].id})).json()
             changed = await seller.patch(f"/v1/deals/{deal['id']}", json={"name": "Renamed", "stage": "proposal"})

@@ -249,16 +249,18 @@ class DealWrites:
         self.within = within
         self.available = engine.dialect.name == "postgresql"
 
-    async def _fetch(self, stmt: sa.Select[Any], params: dict[str, Any]) -> list[Any]:
+    async def _fetch_one(self, stmt: sa.Select[Any], params: dict[str, Any]) -> Any | None:
+        """The statement's one row, or None."""
         if self.within is not None:
-            return await fetch_rows_in(self.within, stmt, params)
-        return list(await fetch_rows(self.engine, stmt, params))
+            rows = await fetch_rows_in(self.within, stmt, params)
+        else:
+            rows = list(await fetch_rows(self.engine, stmt, params))
+        return rows[0] if rows else None
 
     async def deal(self, organization_id: uuid.UUID, deal_id: uuid.UUID) -> Any | None:
         """The organisation's deal with this id (its columns, ``review_id``, ``external_refs``), or
         None. Visibility is the caller's to apply."""
-        rows = await self._fetch(_DEAL, {"org": organization_id, "deal_id": deal_id})
-        return rows[0] if rows else None
+        return await self._fetch_one(_DEAL, {"org": organization_id, "deal_id": deal_id})
 
     async def change(
         self,
@@ -284,13 +286,11 @@ class DealWrites:
             "actor_id": actor_id,
             "now": now,
         }
-        rows = await self._fetch(_CHANGE, params)
-        return rows[0] if rows else None
+        return await self._fetch_one(_CHANGE, params)
 
     async def owner(self, organization_id: uuid.UUID, actor_id: uuid.UUID, member_id: uuid.UUID) -> Any | None:
         """The member (id, role, active, in_line), or None when the organisation has no such member."""
-        rows = await self._fetch(_OWNER, {"org": organization_id, "actor": actor_id, "id": member_id})
-        return rows[0] if rows else None
+        return await self._fetch_one(_OWNER, {"org": organization_id, "actor": actor_id, "id": member_id})
 
     async def create(
         self,
@@ -313,5 +313,4 @@ class DealWrites:
             "closed_at": closed_at,
             "now": now,
         }
-        rows = await self._fetch(_CREATE, params)
-        return rows[0] if rows else None
+        return await self._fetch_one(_CREATE, params)
