@@ -66,6 +66,10 @@ class IdempotencyMiddleware:
             return
         token = _bearer(headers.get(b"authorization"))
         body = await _read_body(receive)
+        if body is None:
+            # The client went away before sending its whole body: nothing to run, and nothing to
+            # claim (a key claimed with part of a body would refuse the whole body's retry).
+            return
         replay_receive = _replaying(body, receive)
         if token is None:  # the app answers 401 itself
             await self.app(scope, replay_receive, send)
@@ -213,16 +217,16 @@ async def _credential(scope: Scope, token: str) -> str | SignedIn | None:
     return signed_in  # type: ignore[no-any-return]
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole body, or None when the client disconnected before sending all of it."""
     chunks = []
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            break
+            return None
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
+            return b"".join(chunks)
 
 
 def _replaying(body: bytes, receive: Receive) -> Receive:

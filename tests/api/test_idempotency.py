@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import json
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -226,3 +227,37 @@ async def test_an_idempotent_post_needs_one_pooled_connection(database_url: str)
                 )
             )
     assert [r.status_code for r in responses] == [201] * 4, [r.text for r in responses]
+
+
+async def test_a_client_gone_before_its_whole_body_claims_nothing(app, api: Api) -> None:
+    """A client killed while sending its body (an import interrupted with kill -9) leaves no claim:
+    a key claimed with part of a body would refuse the retry of the whole body as another request."""
+    body = json.dumps({"code": "cut", "label": "Cut short"}).encode()
+    headers = [
+        (b"authorization", f"Bearer {api.key}".encode()),
+        (b"idempotency-key", b"cut-short"),
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": "/v1/skills", "raw_path": b"/v1/skills", "query_string": b"", "root_path": "",
+        "headers": headers, "client": ("127.0.0.1", 5000), "server": ("testserver", 80), "app": app,
+    }  # fmt: skip
+    messages = iter([{"type": "http.request", "body": body[:10], "more_body": True}, {"type": "http.disconnect"}])
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    assert not [m for m in sent if m["type"] == "http.response.start"]  # nobody to answer
+    async with app.state.engine.connect() as conn:
+        assert (await conn.execute(sa.text("SELECT count(*) FROM idempotency_key"))).scalar() == 0
+    whole = await api.post(
+        "/v1/skills", content=body, headers={"Idempotency-Key": "cut-short", "Content-Type": "application/json"}
+    )
+    assert whole.status_code == 201, whole.text
