@@ -326,6 +326,16 @@ class DealChange:
     def transfers(self) -> bool:
         return self.after.owner_id != self.before.owner_id
 
+    def closed_at(self, before: dt.datetime | None, now: dt.datetime) -> dt.datetime | None:
+        """When the deal counts as closed after the change: now when it closes, not at all when it
+        reopens, otherwise as before."""
+        stage = self.stage
+        if stage is not None and stage.closes:
+            return now
+        if stage is not None and stage.reopens:
+            return None
+        return before
+
     def events(self) -> list[tuple[str, dict[str, Any]]]:
         """The events the change records, in order: facts, transfer, stage."""
         recorded: list[tuple[str, dict[str, Any]]] = []

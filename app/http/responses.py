@@ -32,8 +32,13 @@ NO_STORE_HEADER = {
 }
 
 
+def etag(version: int) -> str:
+    """The ETag of a resource at this version (`"3"`)."""
+    return f'"{version}"'
+
+
 def set_etag(response: Response, version: int) -> None:
-    response.headers["ETag"] = f'"{version}"'
+    response.headers["ETag"] = etag(version)
 
 
 def set_location(response: Response, path: str) -> None:

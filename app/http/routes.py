@@ -60,15 +60,19 @@ IF_NONE_MATCH = {
 _KEPT_ON_304 = ("etag", "cache-control", "vary")
 
 
-def _declares_etag(responses: dict[int | str, Any]) -> bool:
+def _ok_headers(responses: dict[int | str, Any]) -> dict[str, Any]:
+    """The headers the operation declares on its 200."""
     ok = responses.get(200) or responses.get("200") or {}
-    return "ETag" in ok.get("headers", {})
+    return ok.get("headers", {})  # type: ignore[no-any-return]
+
+
+def _declares_etag(responses: dict[int | str, Any]) -> bool:
+    return "ETag" in _ok_headers(responses)
 
 
 def _tags_content(responses: dict[int | str, Any]) -> bool:
     """The operation's 200 carries a tag of its content (``CONTENT_ETAG_HEADER``), not a version."""
-    ok = responses.get(200) or responses.get("200") or {}
-    return ok.get("headers", {}).get("ETag") is CONTENT_ETAG_HEADER["ETag"]
+    return _ok_headers(responses).get("ETag") is CONTENT_ETAG_HEADER["ETag"]
 
 
 def content_etag(body: bytes) -> str:

@@ -11,7 +11,7 @@ from app.domain import errors as de
 from app.domain.deals import DealStatus, Loss, Stage, status_of
 from app.domain.money import Money
 from app.errors import problem_fields, problem_responses, read_only_fields, validation_problem_fields
-from app.http.responses import ETAG_HEADER, LOCATION_HEADER, plain_json_response, set_etag, set_location
+from app.http.responses import ETAG_HEADER, LOCATION_HEADER, etag, plain_json_response, set_etag, set_location
 from app.http.routes import ApiRoute
 from app.routers import expansion
 from app.schemas.common import JSON_INSPECTED, IsoDate, SafeText, UtcDatetime
@@ -113,7 +113,7 @@ async def create_deal(body: DealCreate, actor: ActorDep, uow: UowDep) -> Respons
     """Create a deal owned by a seller (the seller themself, their manager, leadership or an integration)."""
     view = await service.create_deal(uow, actor, body)
     deal = view.deal
-    headers = {"Location": f"/v1/deals/{deal.id}", "ETag": f'"{deal.version}"'}
+    headers = {"Location": f"/v1/deals/{deal.id}", "ETag": etag(deal.version)}
     return plain_json_response(fields_of(view), headers=headers, status_code=status.HTTP_201_CREATED)
 
 
@@ -224,7 +224,7 @@ async def get_deal(
     """One deal the caller can see."""
     view = await reads.read_deal(caller, deal_id)
     document = await _with_members(caller, fields_of(view), [view], expand)
-    return plain_json_response(document, headers={"ETag": f'"{view.deal.version}"'})
+    return plain_json_response(document, headers={"ETag": etag(view.deal.version)})
 
 
 async def _with_members(
@@ -261,7 +261,7 @@ async def update_deal(
 ) -> Response:
     """Change deal facts, move its stage (closing, losing, reopening) or transfer it to another seller."""
     view = await service.update_deal(uow, actor, deal_id, body, if_match)
-    return plain_json_response(fields_of(view), headers={"ETag": f'"{view.deal.version}"'})
+    return plain_json_response(fields_of(view), headers={"ETag": etag(view.deal.version)})
 
 
 @router.get("/deals/{deal_id}/history", response_model=EventPage, responses=problem_responses(404))

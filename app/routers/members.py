@@ -9,7 +9,15 @@ from app.deps import ActorDep, CallerDep, Expansions, IdempotencyDeps, IfMatchDe
 from app.domain import errors as de
 from app.domain.members import MemberRole
 from app.errors import problem_responses
-from app.http.responses import ETAG_HEADER, LOCATION_HEADER, json_response, plain_json_response, set_etag, set_location
+from app.http.responses import (
+    ETAG_HEADER,
+    LOCATION_HEADER,
+    etag,
+    json_response,
+    plain_json_response,
+    set_etag,
+    set_location,
+)
 from app.http.routes import ApiRoute
 from app.routers import expansion
 from app.schemas.expand import Expand
@@ -43,7 +51,7 @@ async def get_me(
     }
     if expand and Expand.members in expand:
         document["members"] = await expansion.plain_members(caller, row.organization_id, [row.manager_id])
-    return plain_json_response(document, headers={"ETag": f'"{row.version}"'})
+    return plain_json_response(document, headers={"ETag": etag(row.version)})
 
 
 @router.post(

@@ -228,10 +228,7 @@ class DealBatch:
         for key, value in columns_of(change.after).items():
             setattr(deal, key, value)
         stage = change.stage
-        if stage is not None and stage.closes:
-            deal.closed_at = self.now
-        if stage is not None and stage.reopens:
-            deal.closed_at = None
+        deal.closed_at = change.closed_at(deal.closed_at, self.now)
         deal.version += 1
         deal.updated_at = self.now
         deal.changed = True

@@ -144,16 +144,15 @@ async def _change_alone(
     stage = change.stage
     if change.transfers or change.loss is not None or (stage is not None and (stage.loses or stage.reopens)):
         return None
-    ensure_can_change(actor, Access(is_owner=True, in_owner_line=False), change)
+    ensure_can_change(actor, Access.of(actor, row, ()), change)  # the owner: no line to look up
     now = utcnow()
-    closed_at = now if stage is not None and stage.closes else row.closed_at
     changed = await uow.deal_writes.change(
         organization_id=actor.organization_id,
         actor_id=actor.member_id,
         deal_id=deal_id,
         read_version=row.version,
         columns=columns_of(change.after),
-        closed_at=closed_at,
+        closed_at=change.closed_at(row.closed_at, now),
         events=change.events(),
         now=now,
     )
@@ -256,10 +255,7 @@ async def _apply(uow: UnitOfWork, actor: Actor, deal: Deal, edit: DealEdit) -> b
     for key, value in columns_of(change.after).items():
         setattr(deal, key, value)
     stage = change.stage
-    if stage is not None and stage.closes:
-        deal.closed_at = utcnow()
-    if stage is not None and stage.reopens:
-        deal.closed_at = None
+    deal.closed_at = change.closed_at(deal.closed_at, utcnow())
     deal.version += 1
     deal.updated_at = utcnow()
     await uow.flush()

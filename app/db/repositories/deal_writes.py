@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.db.models import Deal, Event, Member, WebhookDelivery, WebhookSubscription
 from app.db.repositories.events import next_event_seq
-from app.db.repositories.members import line_ids
+from app.db.repositories.members import OWNER_COLUMNS
 from app.db.repositories.reads import DEAL_COLUMNS, REVIEW_ID, fetch_rows, fetch_rows_in, refs_json
 from app.db.types import DriverType
 from app.domain.ids import uuid7
@@ -230,14 +230,11 @@ def _event_params(events: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     }
 
 
-# One member named as owner, with whether it is in the acting member's line (``_OWNERS`` of
-# app/db/repositories/members.py for a single id, which the driver path can send).
-_OWNER = sa.select(
-    _m.c.id,
-    _m.c.role,
-    _m.c.active,
-    _m.c.id.in_(line_ids(_ORG, sa.bindparam("actor", type_=_m.c.id.type))).label("in_line"),
-).where(_m.c.organization_id == _ORG, _m.c.id == sa.bindparam("id", type_=_m.c.id.type))
+# One member named as owner (``_OWNERS`` of app/db/repositories/members.py for a single id: no
+# expanding list, so the driver path can send it).
+_OWNER = sa.select(*OWNER_COLUMNS).where(
+    _m.c.organization_id == _ORG, _m.c.id == sa.bindparam("id", type_=_m.c.id.type)
+)
 
 
 class DealWrites:

@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.models import IdempotencyKey, Member
-from app.db.repositories.auth import ACTOR_BY_KEY, ACTOR_BY_TOKEN, actor_params
+from app.db.repositories.auth import ACTOR_BY_KEY, ACTOR_BY_TOKEN, actor_params, actor_statement
 from app.db.repositories.reads import fetch_rows_in
 from app.db.types import DriverType
 from app.domain.ids import uuid7
@@ -26,14 +26,8 @@ _members = Member.__table__
 # the first is still in flight is told so at once (409) instead of waiting on the first one's
 # uncommitted row. The request then authenticates from this row: it needs no second connection
 # while this one is held (a second checkout per request can starve the pool under load).
-_TURN = sa.func.pg_try_advisory_xact_lock(
-    sa.func.hashtextextended(sa.cast(_members.c.id, sa.Text) + ":" + sa.bindparam("key"), 0)
-)
-_ACTOR_AND_TURN = {
-    (by_token, dialect): actor.add_columns(turn.label("turn"))
-    for by_token, actor in ((False, ACTOR_BY_KEY), (True, ACTOR_BY_TOKEN))
-    for dialect, turn in (("postgresql", _TURN), ("sqlite", sa.true()))  # SQLite: one writer at a time anyway
-}
+_KEY = sa.bindparam("the_key", type_=sa.String())
+_TURN = sa.func.pg_try_advisory_xact_lock(sa.func.hashtextextended(sa.cast(_members.c.id, sa.Text) + ":" + _KEY, 0))
 
 
 # PostgreSQL: the caller, its turn and the claim in one statement, the first of the claim's
@@ -41,7 +35,6 @@ _ACTOR_AND_TURN = {
 # taken over when it has expired, when the turn is this transaction's. ``claimed`` is 1 when the
 # request is to run. SQLite sends the same steps one by one.
 _TS = sa.DateTime(timezone=True)
-_KEY = sa.bindparam("the_key", type_=sa.String())
 _NOW = sa.bindparam("now", type_=_TS)
 
 
@@ -114,7 +107,7 @@ async def claim(
     as authentication reads it, from an API key's hash or a verified token (None when it names no
     active member); whether this transaction has the turn at (member, key) (False while another
     holds it); and whether it claimed (member, key) with an in-progress row (False: a row exists)."""
-    params = actor_params(credential) | {"key": key, "the_key": key, "now": now}
+    params = actor_params(credential) | {"the_key": key, "now": now}
     params |= {"id": uuid7(), "fingerprint": fingerprint, "expires_at": expires_at}
     by_token = not isinstance(credential, str)
     if conn.dialect.name == "postgresql":
@@ -122,7 +115,8 @@ async def claim(
         if row is None:
             return None, True, False
         return row, bool(row.turn), bool(row.claimed)
-    row = (await conn.execute(_ACTOR_AND_TURN[by_token, "sqlite"], params)).first()
+    # SQLite runs one writer at a time: the turn is always this transaction's.
+    row = (await conn.execute(actor_statement(credential), params)).first()
     if row is None:
         return None, True, False
     # Expired keys are gone for good: purge this member's before claiming.

@@ -59,13 +59,19 @@ _CHAIN = _chain()
 # One member of an organisation (built once: constructing it cost more than running it).
 _GET = sa.select(Member).where(Member.id == sa.bindparam("id", type_=_m.c.id.type), Member.organization_id == _ORG)
 
-# The members a batch names as owners, with whether each is in the acting member's line.
-_OWNERS = sa.select(
+# What the owner rules read about a member named as a deal's owner: its role, whether it is
+# active, and whether it is in the acting member's (``actor``) line.
+OWNER_COLUMNS = (
     _m.c.id,
     _m.c.role,
     _m.c.active,
     _m.c.id.in_(line_ids(_ORG, sa.bindparam("actor", type_=_m.c.id.type))).label("in_line"),
-).where(_m.c.organization_id == _ORG, _m.c.id.in_(sa.bindparam("ids", expanding=True)))
+)
+
+# The members a batch names as owners.
+_OWNERS = sa.select(*OWNER_COLUMNS).where(
+    _m.c.organization_id == _ORG, _m.c.id.in_(sa.bindparam("ids", expanding=True))
+)
 
 
 # The id, name and role of some members of an organisation: what `?expand=members` shows of them.

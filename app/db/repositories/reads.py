@@ -249,9 +249,7 @@ async def fetch_rows_in(conn: AsyncConnection, stmt: sa.Select[Any], params: dic
     if driver is None or raw is None or getattr(raw.dbapi_connection, "_transaction", None) is None:
         # SQLAlchemy opens the driver's transaction with its first statement: it sends that one.
         return list((await conn.execute(stmt, params)).all())
-    records = await raw.driver_connection.fetch(driver.sql, *[params[name] for name in driver.names])
-    row = driver.row
-    return [row(*record) for record in records]
+    return await driver.run(raw.driver_connection, params)
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,13 +272,17 @@ class _DriverStatement:
     async def fetch(self, engine: AsyncEngine, params: dict[str, Any]) -> list[Any]:
         conn = await engine.raw_connection()
         try:
-            records = await conn.driver_connection.fetch(self.sql, *[params[name] for name in self.names])
+            return await self.run(conn.driver_connection, params)
         except BaseException:
             # A dropped or cancelled connection must not go back to the pool.
             await greenlet_spawn(conn.invalidate)
             raise
         finally:
             await greenlet_spawn(conn.close)  # closing an overflow connection awaits the driver
+
+    async def run(self, driver_connection: Any, params: dict[str, Any]) -> list[Any]:
+        """The statement's rows, on a driver connection the caller holds."""
+        records = await driver_connection.fetch(self.sql, *[params[name] for name in self.names])
         row = self.row
         return [row(*record) for record in records]
 
