@@ -34,6 +34,7 @@ from app.errors import (
 from app.http.cursors import Cursors
 from app.middleware.body_limit import BodyLimitMiddleware
 from app.middleware.idempotency import IdempotencyMiddleware
+from app.middleware.lane import PlainLane, plain_routes
 from app.middleware.rate_limit import EXEMPT_PATHS, RateLimitMiddleware, RateLimits
 from app.middleware.request_context import RequestContextMiddleware
 from app.observability import configure_logging
@@ -260,6 +261,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (*_HOT_FIRST, *(m for m in ROUTERS if m not in _HOT_FIRST)):
         app.include_router(module.router)
     app.webhooks.include_router(webhooks.payload_docs)
+    # Innermost: everything above applies to what it serves as to any request.
+    app.add_middleware(
+        PlainLane, routes=plain_routes(r for m in ROUTERS for r in m.router.routes if isinstance(r, APIRoute))
+    )
     app.add_middleware(
         IdempotencyMiddleware, ttl_hours=settings.idempotency_ttl_hours, lock_seconds=settings.idempotency_lock_seconds
     )

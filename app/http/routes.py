@@ -44,6 +44,17 @@ def any_query(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     return endpoint
 
 
+SERVED_PLAIN = "served_plain"
+
+
+def served_plain(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """A hot read whose plainest requests (no query string, no If-None-Match, no body) the plain
+    lane serves past FastAPI's routing and binding (app/middleware/lane.py): the same endpoint,
+    called with what FastAPI would bind."""
+    endpoint.__dict__[SERVED_PLAIN] = True
+    return endpoint
+
+
 NOT_MODIFIED = {
     "description": "Not modified: `If-None-Match` names the current `ETag` (no body)",
     "headers": ETAG_HEADER,

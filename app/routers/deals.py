@@ -12,7 +12,7 @@ from app.domain.deals import DealStatus, Loss, Stage, status_of
 from app.domain.money import Money
 from app.errors import problem_fields, problem_responses, read_only_fields, validation_problem_fields
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, etag, plain_json_response, set_etag, set_location
-from app.http.routes import ApiRoute
+from app.http.routes import ApiRoute, served_plain
 from app.routers import expansion
 from app.schemas.common import JSON_INSPECTED, IsoDate, SafeText, UtcDatetime
 from app.schemas.deals import (
@@ -118,6 +118,7 @@ async def create_deal(body: DealCreate, actor: ActorDep, uow: UowDep) -> Respons
 
 
 @router.get("/deals", response_model=DealPage, responses=problem_responses())
+@served_plain
 async def list_deals(
     caller: CallerDep,
     page: CallerPageDep,
@@ -216,6 +217,7 @@ async def upsert_deal_by_external_ref(
 @router.get(
     "/deals/{deal_id}", response_model=DealPublic, responses={200: {"headers": ETAG_HEADER}, **problem_responses(404)}
 )
+@served_plain
 async def get_deal(
     deal_id: uuid.UUID,
     caller: CallerDep,

@@ -18,7 +18,7 @@ from app.http.responses import (
     set_etag,
     set_location,
 )
-from app.http.routes import ApiRoute
+from app.http.routes import ApiRoute, served_plain
 from app.routers import expansion
 from app.schemas.expand import Expand
 from app.schemas.members import MemberCreate, MemberPage, MemberPublic, MemberUpdate, MePublic
@@ -29,6 +29,7 @@ router = APIRouter(prefix="/v1", tags=["members"], route_class=ApiRoute)
 
 
 @router.get("/me", response_model=MePublic, responses={200: {"headers": ETAG_HEADER}, **problem_responses()})
+@served_plain
 async def get_me(
     caller: CallerDep,
     expand: Expansions = None,

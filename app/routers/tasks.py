@@ -8,7 +8,7 @@ from app.deps import CallerDep, CallerPageDep
 from app.domain.tasks import TaskKind
 from app.errors import problem_responses
 from app.http.responses import plain_json_response
-from app.http.routes import ApiRoute
+from app.http.routes import ApiRoute, served_plain
 from app.schemas.tasks import TaskPage
 from app.services import tasks as service
 
@@ -44,6 +44,7 @@ def fields_of(task: service.Task) -> dict[str, Any]:
 
 
 @router.get("/me/tasks", response_model=TaskPage, responses=problem_responses())
+@served_plain
 async def list_my_tasks(
     caller: CallerDep,
     page: CallerPageDep,
