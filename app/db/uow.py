@@ -4,9 +4,10 @@ and the few session operations below; they never touch the session itself."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import cached_property
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
@@ -33,42 +34,73 @@ from app.db.repositories.webhooks import WebhookRepository
 from app.domain.errors import DomainError
 
 Row = TypeVar("Row")
+Repo = TypeVar("Repo")
+
+
+class _Repository(Generic[Repo]):
+    """A unit of work's repository, made on first use (most requests use one or two of them)."""
+
+    def __init__(self, kind: Callable[[AsyncSession], Repo]) -> None:
+        self.kind = kind
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, uow: UnitOfWork, owner: type | None = None) -> Repo:
+        repository = self.kind(uow.session)
+        uow.__dict__[self.name] = repository  # the next reads find it on the instance
+        return repository
 
 
 class UnitOfWork:
+    """``within``: a connection whose transaction is already open (an idempotent POST's, see
+    app/middleware/idempotency.py). The unit of work then runs in a savepoint of it: its commit
+    releases the savepoint and its rollback undoes only its own writes; the transaction's owner
+    commits the whole.
+
+    The session and the repositories are made when first used: a write that takes the
+    one-statement path (``deal_writes``) opens no session at all."""
+
+    analytics = _Repository(AnalyticsRepository)
+    api_keys = _Repository(ApiKeyRepository)
+    approvals = _Repository(ApprovalRepository)
+    assignments = _Repository(AssignmentRepository)
+    calls = _Repository(CallRepository)
+    catalogs = _Repository(CatalogRepository)
+    coaching = _Repository(CoachingRepository)
+    commitments = _Repository(CommitmentRepository)
+    deals = _Repository(DealRepository)
+    development = _Repository(DevelopmentRepository)
+    events = _Repository(EventRepository)
+    integrations = _Repository(IntegrationRepository)
+    involvement = _Repository(InvolvementRepository)
+    members = _Repository(MemberRepository)
+    organizations = _Repository(OrganizationRepository)
+    reviews = _Repository(ReviewRepository)
+    strategy = _Repository(StrategyRepository)
+    webhooks = _Repository(WebhookRepository)
+
     def __init__(
         self, sessionmaker: async_sessionmaker[AsyncSession], *, within: AsyncConnection | None = None
     ) -> None:
-        """``within``: a connection whose transaction is already open (an idempotent POST's, see
-        app/middleware/idempotency.py). The unit of work then runs in a savepoint of it: its commit
-        releases the savepoint and its rollback undoes only its own writes; the transaction's owner
-        commits the whole."""
-        if within is None:
-            self.session: AsyncSession = sessionmaker()
-        else:
-            self.session = sessionmaker(bind=within, join_transaction_mode="create_savepoint")
+        self._sessionmaker = sessionmaker
+        self._within = within
         self._committed = False
-        session = self.session
-        self.analytics = AnalyticsRepository(session)
-        self.api_keys = ApiKeyRepository(session)
-        self.approvals = ApprovalRepository(session)
-        self.assignments = AssignmentRepository(session)
-        self.calls = CallRepository(session)
-        self.catalogs = CatalogRepository(session)
-        self.coaching = CoachingRepository(session)
-        self.commitments = CommitmentRepository(session)
-        self.deals = DealRepository(session)
-        # The one-statement deal creation: outside the session, on its engine (or in ``within``).
-        self.deal_writes = DealWrites(sessionmaker.kw["bind"], within)
-        self.development = DevelopmentRepository(session)
-        self.events = EventRepository(session)
-        self.integrations = IntegrationRepository(session)
-        self.involvement = InvolvementRepository(session)
-        self.members = MemberRepository(session)
-        self.organizations = OrganizationRepository(session)
-        self.reviews = ReviewRepository(session)
-        self.strategy = StrategyRepository(session)
-        self.webhooks = WebhookRepository(session)
+
+    @cached_property
+    def session(self) -> AsyncSession:
+        if self._within is None:
+            return self._sessionmaker()
+        return self._sessionmaker(bind=self._within, join_transaction_mode="create_savepoint")
+
+    @cached_property
+    def deal_writes(self) -> DealWrites:
+        """The one-statement deal writes: outside the session, on its engine (or in ``within``)."""
+        return DealWrites(self._sessionmaker.kw["bind"], self._within)
+
+    @property
+    def _opened(self) -> bool:
+        return "session" in self.__dict__
 
     async def __aenter__(self) -> UnitOfWork:
         return self
@@ -79,7 +111,7 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if not self._committed:
+        if not self._committed and self._opened:
             # Detach what was loaded first, so a caller may still render it (a no-op
             # update returns the row as it was); rolling back would expire it.
             self.session.expunge_all()
@@ -111,4 +143,5 @@ class UnitOfWork:
             raise conflict from None
 
     async def close(self) -> None:
-        await self.session.close()
+        if self._opened:
+            await self.session.close()

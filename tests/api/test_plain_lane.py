@@ -11,6 +11,7 @@ import pytest
 from fastapi import APIRouter, Header, Response
 
 from app.http.routes import ApiRoute, served_plain
+from app.middleware import request_context
 from app.middleware.lane import PlainLane, plain_routes
 from tests.helpers import Api, Person, make_deal
 
@@ -100,11 +101,19 @@ async def test_the_lane_leaves_every_other_request_to_the_normal_stack(
     assert (await seller.get("/v1/deals?stagee=x")).status_code == 422
 
 
-async def test_a_plain_request_is_counted_under_its_route(api: Api, team: dict[str, Person]) -> None:
+async def test_a_plain_request_is_counted_under_its_route(
+    api: Api, team: dict[str, Person], monkeypatch: pytest.MonkeyPatch
+) -> None:
     deal = await make_deal(api, team["seller"])
+    recorded: list[tuple[str, str, int]] = []
+    monkeypatch.setattr(
+        request_context,
+        "record_request",
+        lambda method, route, status, _elapsed: recorded.append((method, route, status)),
+    )
     await api.as_(team["seller"]).get(f"/v1/deals/{deal['id']}")
-    metrics = (await api.client.get("/metrics")).text
-    assert 'route="/v1/deals/{deal_id}"' in metrics and 'route="unmatched"' not in metrics
+    await api.as_(team["seller"]).get("/v1/me")
+    assert recorded == [("GET", "/v1/deals/{deal_id}", 200), ("GET", "/v1/me", 200)]
 
 
 def _router(*endpoints: tuple[str, Any, str]) -> list[Any]:
