@@ -48,9 +48,9 @@ SERVED_PLAIN = "served_plain"
 
 
 def served_plain(endpoint: Callable[..., Any]) -> Callable[..., Any]:
-    """A hot read whose plainest requests (no query string, no If-None-Match, no body) the plain
-    lane serves past FastAPI's routing and binding (app/middleware/lane.py): the same endpoint,
-    called with what FastAPI would bind."""
+    """A hot operation whose plainest requests (no query string; for a GET no If-None-Match and no
+    body) the plain lane serves past FastAPI's routing and binding (app/middleware/lane.py): the
+    same endpoint and dependencies, bound as FastAPI would bind them."""
     endpoint.__dict__[SERVED_PLAIN] = True
     return endpoint
 

@@ -1,74 +1,153 @@
-"""The plain lane: the hot reads' plainest requests, served past FastAPI's routing and binding.
+"""The plain lane: the hot operations' plainest requests, served past FastAPI's routing and binding.
 
-A GET of one deal, of the caller's member (`/v1/me`), of the first page of deals or of tasks, sent
-with no query string, no `If-None-Match` and no body, has nothing for FastAPI to parse: its path
-holds UUIDs, its other parameters take their defaults, and its one dependency reads the
-`Authorization` header. FastAPI still walks every router, solves the dependency tree, builds a
-request per layer and wraps each `send` in a dozen layers: measured on `GET /v1/me` (one worker,
-wrk -c32), 690-770 us of worker CPU per request, of which the lane's way takes 440-480 us
-(bench/README.md, "A plain lane").
+`GET /v1/me`, a `GET` of one deal or of the first page of deals or of tasks, a `POST /v1/deals`, a
+`PATCH` of a deal: sent with no query string (and, for a GET, no `If-None-Match` and no body), they
+have little for FastAPI to do: path parameters that are UUIDs, a JSON body for one model, a few
+headers, dependencies that read the credential and open a unit of work. FastAPI still walks every
+router, solves the dependency tree generically (cache keys, scopes and kinds recomputed on each
+request), builds a request per layer and wraps each `send` in a dozen layers: measured on
+`GET /v1/me` (one worker, wrk -c32), 690-770 us of worker CPU per request, of which the lane's way
+takes 420-440 (bench/README.md, "A plain lane").
 
 The lane is the innermost of the app's own middlewares: what sits outside it (CORS, the request
-context, rate limits, the body limit, idempotency) applies as to any request. It serves a request
-only when it would do exactly what the route does, by calling the route's own endpoint with the
-values FastAPI would bind; anything else (a query string, a conditional GET, a body, a path
-parameter that is not a canonical UUID, another method) goes down the normal stack. Domain errors
-are answered by the app's own mapping (``problem_for_domain_error``), as the exception handler
-would; anything else propagates as from any route.
+context, rate limits, the body limit, idempotency) applies as to any request. It binds a request as
+FastAPI would, with FastAPI's own validators (``request_params_to_args``,
+``request_body_to_args``), and calls the route's own endpoint and dependencies; exceptions are
+answered by the app's own handlers. Only a request that binds without a single error is served: an
+invalid header or body, a path parameter that is not a canonical UUID, a query string, a body that
+is not JSON, goes down the normal stack (a body read is replayed to it), which answers it as it
+always has.
 
-Which operations qualify is decided when the app is built, from each route's declared parameters
-(``plain_routes``): only `GET`s whose path parameters are all UUIDs, whose query parameters all
-have defaults, whose response is the endpoint's own ``Response`` and whose dependencies are
-``async`` callables of the request and defaulted query parameters (the caller, a page request,
-a list's filters) qualify, and only if no other
-`GET` route matches their paths. tests/api/test_plain_lane.py compares each one's answers with
-the normal stack's.
+Which operations qualify is decided when the app is built, from each marked route's declared
+parameters (``plain_routes``): path parameters that are UUIDs, query parameters with defaults, no
+cookies, one JSON body model at most, a response that is the endpoint's own ``Response``, and
+dependencies that are ``async`` functions (or function-scoped ``async`` generators) of the same
+kinds of parameters; and only if no other route of the same method matches their paths.
+tests/api/test_plain_lane.py compares each one's answers with the normal stack's.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.utils import request_body_to_args, request_params_to_args
 from fastapi.routing import APIRoute
 from pydantic.fields import FieldInfo
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.domain.errors import DomainError
-from app.errors import problem_for_domain_error
 from app.http.routes import SERVED_PLAIN
 
 _UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-# A header that asks for more than a plain GET does: a conditional GET (304 is the route class's
+# A GET's headers that ask for more than a plain read: a conditional GET (304 is the route class's
 # work), or a body, which a GET may carry and the normal stack refuses or ignores.
-_NOT_PLAIN = frozenset({b"if-none-match", b"content-length", b"transfer-encoding"})
+_NOT_PLAIN_GET = frozenset({b"if-none-match", b"content-length", b"transfer-encoding"})
+
+
+class _NotPlain(Exception):
+    """The request does not bind without errors: the normal stack answers it."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """The endpoint or one of its dependencies, with how to bind its arguments."""
+
+    call: Callable[..., Any]
+    name: str | None  # the argument it fills in the caller (None: the endpoint, or a route dependency)
+    dependencies: tuple[_Call, ...]
+    headers: tuple[Any, ...]  # ModelFields, validated by FastAPI's request_params_to_args
+    defaults: dict[str, Any]  # query parameters (there is no query string) and their defaults
+    path_params: tuple[str, ...]
+    request: str | None  # the argument that takes the request
+    generator: bool
+
+    async def value(self, bound: _Bound, stack: AsyncExitStack) -> Any:
+        if self.call in bound.cache:
+            return bound.cache[self.call]
+        arguments = {**self.defaults, **bound.headers[id(self)]}
+        for name in self.path_params:
+            arguments[name] = bound.path[name]
+        if self.request is not None:
+            arguments[self.request] = bound.request
+        for dependency in self.dependencies:
+            value = await dependency.value(bound, stack)
+            if dependency.name is not None:
+                arguments[dependency.name] = value
+        if self.call is bound.endpoint:
+            arguments.update(bound.body)
+        if self.generator:
+            value = await stack.enter_async_context(asynccontextmanager(self.call)(**arguments))
+        else:
+            value = await self.call(**arguments)
+        bound.cache[self.call] = value
+        return value
+
+    def walk(self) -> Iterable[_Call]:
+        yield self
+        for dependency in self.dependencies:
+            yield from dependency.walk()
+
+
+@dataclass(slots=True)
+class _Bound:
+    """One request's validated values."""
+
+    request: Request
+    endpoint: Callable[..., Any]
+    path: dict[str, uuid.UUID]
+    headers: dict[int, dict[str, Any]]
+    body: dict[str, Any]
+    cache: dict[Any, Any]
 
 
 @dataclass(frozen=True, slots=True)
 class PlainRoute:
-    """An operation the lane serves: its path as a pattern, and how to call its endpoint."""
+    """An operation the lane serves: its path as a pattern, and how to bind and call it."""
 
     route: APIRoute
+    method: str
     pattern: re.Pattern[str] | None  # None: a path without parameters, matched exactly
-    path_params: tuple[str, ...]
-    # (argument, callable, whether it takes the request): each called with its defaults
-    dependencies: tuple[tuple[str, Callable[..., Awaitable[Any]], bool], ...]
-    defaults: dict[str, Any]
+    root: _Call
+    body: tuple[Any, ...]  # the body's ModelFields (none for a GET)
+    embed_body: bool
 
-    async def answer(self, request: Request, match: re.Match[str] | None) -> Response:
-        arguments = dict(self.defaults)
-        if match is not None:
-            arguments.update({name: uuid.UUID(match[name]) for name in self.path_params})
-        for name, call, takes_request in self.dependencies:
-            arguments[name] = await (call(request) if takes_request else call())
-        response: Response = await self.route.endpoint(**arguments)
+    async def bind(self, request: Request, match: re.Match[str] | None) -> _Bound:
+        """The request's values, validated as FastAPI would validate them (``_NotPlain`` at the
+        first error: the normal stack will report it)."""
+        path = {} if match is None else {name: uuid.UUID(value) for name, value in match.groupdict().items()}
+        headers = {}
+        for call in self.root.walk():
+            values, errors = request_params_to_args(call.headers, request.headers) if call.headers else ({}, [])
+            if errors:
+                raise _NotPlain
+            headers[id(call)] = values
+        body: dict[str, Any] = {}
+        if self.body:
+            media_type = (request.headers.get("content-type") or "").partition(";")[0].strip().lower()
+            if media_type != "application/json" or "content-length" not in request.headers:
+                raise _NotPlain  # FastAPI's media-type rules, or a chunked body: the normal stack's
+            raw = await request.body()
+            try:
+                document = json.loads(raw)  # as Request.json() does
+            except ValueError:
+                raise _NotPlain from None
+            body, errors = await request_body_to_args(list(self.body), document, self.embed_body)
+            if errors:
+                raise _NotPlain
+        return _Bound(request, self.route.endpoint, path, headers, body, {})
+
+    async def answer(self, bound: _Bound) -> Response:
+        async with AsyncExitStack() as stack:  # function-scoped dependencies close before sending
+            response: Response = await self.root.value(bound, stack)
         return response
 
 
@@ -77,9 +156,13 @@ class PlainLane:
 
     def __init__(self, app: ASGIApp, routes: Iterable[PlainRoute]) -> None:
         self.app = app
-        routes = tuple(routes)
-        self.exact = {r.route.path: r for r in routes if r.pattern is None}
-        self.patterned = tuple(r for r in routes if r.pattern is not None)
+        self.exact: dict[tuple[str, str], PlainRoute] = {}
+        self.patterned: dict[str, list[PlainRoute]] = {}
+        for plain in routes:
+            if plain.pattern is None:
+                self.exact[(plain.method, plain.route.path)] = plain
+            else:
+                self.patterned.setdefault(plain.method, []).append(plain)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         served = self._match(scope) if scope["type"] == "http" else None
@@ -87,46 +170,82 @@ class PlainLane:
             await self.app(scope, receive, send)
             return
         plain, match = served
+        request = Request(scope, receive)
+        try:
+            bound = await plain.bind(request, match)
+        except _NotPlain:
+            await self.app(scope, _replaying(request, receive), send)
+            return
         scope["route"] = plain.route  # the route template of the access log and metrics
         try:
-            response = await plain.answer(Request(scope, receive), match)
-        except DomainError as exc:
-            response = problem_for_domain_error(exc, scope["path"], source="query")
+            response = await plain.answer(bound)
+        except Exception as exc:
+            handler = _handler_of(scope, exc)
+            if handler is None:
+                raise  # as from any route: the request context's last resort answers it
+            response = await handler(request, exc)
         await response(scope, receive, send)
 
     def _match(self, scope: Scope) -> tuple[PlainRoute, re.Match[str] | None] | None:
-        if scope["method"] != "GET" or scope["query_string"]:
+        if scope["query_string"]:
             return None
-        path = scope["path"]
-        plain = self.exact.get(path)
+        method, path = scope["method"], scope["path"]
+        plain = self.exact.get((method, path))
         match = None
         if plain is None:
-            for candidate in self.patterned:
+            for candidate in self.patterned.get(method, ()):
                 match = candidate.pattern.fullmatch(path)  # type: ignore[union-attr]
                 if match is not None:
                     plain = candidate
                     break
             else:
                 return None
-        for name, _ in scope["headers"]:
-            if name in _NOT_PLAIN:
-                return None
+        if method == "GET" and any(name in _NOT_PLAIN_GET for name, _ in scope["headers"]):
+            return None
         return plain, match
+
+
+def _replaying(request: Request, receive: Receive) -> Receive:
+    """``receive``, giving back first the body the lane read (if it read it)."""
+    body = getattr(request, "_body", None)
+    if body is None:
+        return receive
+    pending = True
+
+    async def replay() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def _handler_of(scope: Scope, exc: Exception) -> Callable[..., Any] | None:
+    """The app's handler of ``exc`` (by its classes, as Starlette's ExceptionMiddleware finds it)."""
+    handlers = scope["app"].exception_handlers
+    for kind in type(exc).__mro__:
+        if kind in handlers:
+            return handlers[kind]  # type: ignore[no-any-return]
+    return None
 
 
 def plain_routes(routes: Iterable[APIRoute]) -> list[PlainRoute]:
     """The routes the lane serves, of all the app's ``routes``: each marked ``served_plain``
-    (app/http/routes.py),
-    checked to qualify (a route marked but not qualifying is a programming error: ValueError)."""
+    (app/http/routes.py), checked to qualify (a route marked but not qualifying is a programming
+    error: ValueError)."""
     routes = list(routes)
-    gets = [r for r in routes if "GET" in (r.methods or ())]
     lane = []
     for route in routes:
         if not getattr(route.endpoint, SERVED_PLAIN, False):
             continue
         plain = _plain_route(route)
-        sample = route.path_format.format(**dict.fromkeys(plain.path_params, uuid.UUID(int=0)))
-        others = [r.path for r in gets if r is not route and r.path_regex.match(sample)]
+        names = [f.name for f in route.dependant.path_params]
+        sample = route.path_format.format(**dict.fromkeys(names, uuid.UUID(int=0)))
+        others = [
+            r.path for r in routes if r is not route and plain.method in (r.methods or ()) and r.path_regex.match(sample)
+        ]
         if others:
             raise ValueError(f"{route.path}: its paths are also {others}'s; the lane could answer for them")
         lane.append(plain)
@@ -134,59 +253,70 @@ def plain_routes(routes: Iterable[APIRoute]) -> list[PlainRoute]:
 
 
 def _plain_route(route: APIRoute) -> PlainRoute:
-    dependant = route.dependant
-    problem = _disqualified(route, dependant)
+    problem = _disqualified(route)
     if problem:
         raise ValueError(f"{route.path} cannot be served plain: {problem}")
-    path_params = tuple(f.name for f in dependant.path_params)
+    (method,) = route.methods
     pattern = None
-    if path_params:
+    if route.dependant.path_params:
         source = re.escape(route.path_format)
-        for name in path_params:
-            source = source.replace(re.escape("{" + name + "}"), f"(?P<{name}>{_UUID})")
+        for field in route.dependant.path_params:
+            source = source.replace(re.escape("{" + field.name + "}"), f"(?P<{field.name}>{_UUID})")
         pattern = re.compile(source)
-    defaults = {f.name: f.field_info.default for f in dependant.query_params}
-    dependencies = tuple((d.name, d.call, _request_parameter(d) is not None) for d in dependant.dependencies)
-    return PlainRoute(route, pattern, path_params, dependencies, defaults)  # type: ignore[arg-type]
+    root = _compiled(route.dependant, None)
+    return PlainRoute(route, method, pattern, root, tuple(route.dependant.body_params), route._embed_body_fields)
 
 
-def _disqualified(route: APIRoute, dependant: Dependant) -> str | None:
-    if route.methods != {"GET"}:
-        return "not a GET"
+def _compiled(dependant: Dependant, name: str | None) -> _Call:
+    assert dependant.call is not None
+    return _Call(
+        call=dependant.call,
+        name=name,
+        dependencies=tuple(_compiled(d, d.name) for d in dependant.dependencies),
+        headers=tuple(dependant.header_params),
+        defaults={f.name: f.field_info.default for f in dependant.query_params},
+        path_params=tuple(f.name for f in dependant.path_params),
+        request=dependant.request_param_name or dependant.http_connection_param_name,
+        generator=inspect.isasyncgenfunction(dependant.call),
+    )
+
+
+def _disqualified(route: APIRoute) -> str | None:
+    if len(route.methods) != 1:
+        return "it answers several methods"
     if inspect.signature(route.endpoint).return_annotation not in (Response, "Response"):
         return "its endpoint does not return its own Response"
-    if dependant.header_params or dependant.cookie_params or dependant.body_params:
-        return "it reads headers, cookies or a body"
+    if len(route.dependant.body_params) > 1 or (route.dependant.body_params and route.methods == {"GET"}):
+        return "its body is not one JSON model"
+    for call in _dependants(route.dependant):
+        problem = _call_disqualified(call, route.dependant)
+        if problem:
+            return problem
+    return None
+
+
+def _dependants(dependant: Dependant) -> Iterable[Dependant]:
+    yield dependant
+    for dependency in dependant.dependencies:
+        yield from _dependants(dependency)
+
+
+def _call_disqualified(dependant: Dependant, root: Dependant) -> str | None:
+    call = dependant.call
+    function = call if inspect.isfunction(call) else getattr(call, "__call__", None)  # noqa: B004
+    if not (inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function)):
+        return f"{dependant.name or 'its endpoint'} is not async"
+    if inspect.isasyncgenfunction(function) and dependant.scope != "function":
+        return f"{dependant.name} closes after the response (not function-scoped)"
+    if dependant.cookie_params or (dependant.body_params and dependant is not root):
+        return "it reads cookies, or a dependency reads the body"
+    if dependant.security_scopes_param_name or dependant.background_tasks_param_name or dependant.response_param_name:
+        return "it takes security scopes, background tasks or the response"
     if any(f.field_info.annotation is not uuid.UUID for f in dependant.path_params):
         return "a path parameter is not a UUID"
     if any(not _immutable_default(f.field_info) for f in dependant.query_params):
         return "a query parameter is required or its default is mutable"
-    for dependency in dependant.dependencies:
-        if not _of_the_request_alone(dependency):
-            return f"its dependency {dependency.name!r} needs more than the request"
     return None
-
-
-def _of_the_request_alone(dependency: Dependant) -> bool:
-    """An async, non-generator callable whose parameters are the request (first, if it takes it)
-    and query parameters with defaults (which, with no query string, it takes): called so, it
-    gets what FastAPI would give it."""
-    call = dependency.call
-    function = call if inspect.isfunction(call) else getattr(call, "__call__", None)  # noqa: B004
-    request = _request_parameter(dependency)
-    parameters = list(inspect.signature(call).parameters)  # type: ignore[arg-type]
-    return (
-        inspect.iscoroutinefunction(function)
-        and not dependency.dependencies
-        and not (dependency.path_params or dependency.header_params or dependency.cookie_params)
-        and not dependency.body_params
-        and all(_immutable_default(f.field_info) for f in dependency.query_params)
-        and (request is None or parameters[0] == request)
-    )
-
-
-def _request_parameter(dependency: Dependant) -> str | None:
-    return dependency.request_param_name or dependency.http_connection_param_name
 
 
 def _immutable_default(field: FieldInfo) -> bool:

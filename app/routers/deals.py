@@ -109,6 +109,7 @@ async def list_filters(
     },
     dependencies=IdempotencyDeps,
 )
+@served_plain
 async def create_deal(body: DealCreate, actor: ActorDep, uow: UowDep) -> Response:
     """Create a deal owned by a seller (the seller themself, their manager, leadership or an integration)."""
     view = await service.create_deal(uow, actor, body)
@@ -258,6 +259,7 @@ async def _with_members(
         ),
     },
 )
+@served_plain
 async def update_deal(
     deal_id: uuid.UUID, body: DealUpdate, actor: ActorDep, uow: UowDep, if_match: IfMatchDep
 ) -> Response:

@@ -101,6 +101,79 @@ async def test_the_lane_leaves_every_other_request_to_the_normal_stack(
     assert (await seller.get("/v1/deals?stagee=x")).status_code == 422
 
 
+def _deal_body(owner: Person, name: str) -> dict[str, Any]:
+    return {"name": name, "account_name": "Acme", "owner_id": owner.id, "stage": "discovery"}
+
+
+async def test_writes_through_the_lane_answer_as_the_normal_stack(
+    api: Api, team: dict[str, Person], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seller = api.as_(team["seller"])
+    solved = _solved(monkeypatch)
+    plain = await seller.post("/v1/deals", json=_deal_body(team["seller"], "Plain"))
+    edited = await seller.patch(
+        plain.headers["location"], json={"name": "Plainer"}, headers={"If-Match": plain.headers["etag"]}
+    )
+    stale = await seller.patch(plain.headers["location"], json={"name": "Stale"}, headers={"If-Match": '"1"'})
+    keyed = await seller.post(
+        "/v1/deals", json=_deal_body(team["seller"], "Keyed"), headers={"Idempotency-Key": "plain-1"}
+    )
+    replayed = await seller.post(
+        "/v1/deals", json=_deal_body(team["seller"], "Keyed"), headers={"Idempotency-Key": "plain-1"}
+    )
+    assert solved == [], "the writes were not served by the lane"
+    with monkeypatch.context() as off:
+        off.setattr(PlainLane, "_match", lambda self, scope: None)
+        normal = await seller.post("/v1/deals", json=_deal_body(team["seller"], "Normal"))
+        normal_edit = await seller.patch(
+            normal.headers["location"], json={"name": "Plainer"}, headers={"If-Match": normal.headers["etag"]}
+        )
+        normal_stale = await seller.patch(
+            normal.headers["location"], json={"name": "Stale"}, headers={"If-Match": '"1"'}
+        )
+    assert len(solved) == 3
+    for ours, theirs in ((plain, normal), (edited, normal_edit)):
+        assert (ours.status_code, ours.headers["etag"]) == (theirs.status_code, theirs.headers["etag"])
+        mine, other = ours.json(), theirs.json()
+        varying = {"id", "name", "created_at", "updated_at"}
+        assert {k: v for k, v in mine.items() if k not in varying} == {
+            k: v for k, v in other.items() if k not in varying
+        }
+    assert plain.headers["location"] == f"/v1/deals/{plain.json()['id']}"
+    assert edited.json()["name"] == "Plainer" and edited.headers["etag"] == '"2"'
+    assert (
+        (stale.status_code, stale.json()["code"])
+        == (normal_stale.status_code, normal_stale.json()["code"])
+        == (
+            412,
+            "version_conflict",
+        )
+    )
+    assert keyed.status_code == 201 and replayed.headers.get("idempotent-replayed") == "true"
+    assert replayed.json() == keyed.json()
+
+
+async def test_a_write_that_does_not_bind_is_answered_by_the_normal_stack(
+    api: Api, team: dict[str, Person], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lane read the body, found it wrong, and handed it on: the normal stack sees all of it."""
+    seller = api.as_(team["seller"])
+    deal = await make_deal(api, team["seller"])
+    solved = _solved(monkeypatch)
+    extra = await seller.post("/v1/deals", json={**_deal_body(team["seller"], "X"), "colour": "red"})
+    assert extra.status_code == 422 and extra.json()["errors"][0]["loc"] == ["body", "colour"]
+    broken = await seller.client.post(
+        "/v1/deals", content=b'{"name": ', headers={**seller._headers(None), "Content-Type": "application/json"}
+    )
+    assert (broken.status_code, broken.json()["code"]) == (400, "malformed_json")
+    untyped = await seller.client.post("/v1/deals", content=b"{}", headers=seller._headers(None))
+    assert (untyped.status_code, untyped.json()["code"]) == (415, "unsupported_media_type")
+    long_tag = await seller.patch(f"/v1/deals/{deal['id']}", json={"name": "Y"}, headers={"If-Match": "x" * 2000})
+    assert (long_tag.status_code, long_tag.json()["errors"][0]["loc"]) == (422, ["header", "If-Match"])
+    # Bound by FastAPI (the JSON that does not parse is refused before binding).
+    assert solved == ["/v1/deals", "/v1/deals", f"/v1/deals/{deal['id']}"]
+
+
 async def test_a_plain_request_is_counted_under_its_route(
     api: Api, team: dict[str, Person], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -124,12 +197,12 @@ def _router(*endpoints: tuple[str, Any, str]) -> list[Any]:
 
 
 @served_plain
-async def _header_reader(thing_id: uuid.UUID, x_thing: str = Header()) -> Response:
+async def _thing(thing_id: uuid.UUID, x_thing: str | None = Header(default=None)) -> Response:
     return Response()
 
 
 @served_plain
-async def _writer(thing_id: uuid.UUID) -> Response:
+def _sync(thing_id: uuid.UUID) -> Response:
     return Response()
 
 
@@ -139,8 +212,8 @@ async def _named(name: str) -> Response:
 
 
 @served_plain
-async def _thing(thing_id: uuid.UUID) -> Response:
-    return Response()
+async def _modelled(thing_id: uuid.UUID) -> dict[str, str]:
+    return {}
 
 
 async def _other(kind: str) -> Response:
@@ -148,13 +221,12 @@ async def _other(kind: str) -> Response:
 
 
 def test_only_a_route_that_qualifies_is_served_plain() -> None:
-    assert [r.route.path for r in plain_routes(_router(("/things/{thing_id}", _thing, "GET")))] == [
-        "/things/{thing_id}"
-    ]
+    served = plain_routes(_router(("/things/{thing_id}", _thing, "GET"), ("/things/{thing_id}", _thing, "POST")))
+    assert [(r.method, r.route.path) for r in served] == [("GET", "/things/{thing_id}"), ("POST", "/things/{thing_id}")]
     refused = {
-        "reads headers": _router(("/things/{thing_id}", _header_reader, "GET")),
-        "not a GET": _router(("/things/{thing_id}", _writer, "POST")),
+        "is not async": _router(("/things/{thing_id}", _sync, "GET")),
         "not a UUID": _router(("/names/{name}", _named, "GET")),
+        "does not return its own Response": _router(("/things/{thing_id}", _modelled, "GET")),
         "also": _router(("/things/{kind}", _other, "GET"), ("/things/{thing_id}", _thing, "GET")),
     }
     for reason, routes in refused.items():
