@@ -244,7 +244,9 @@ def plain_routes(routes: Iterable[APIRoute]) -> list[PlainRoute]:
         names = [f.name for f in route.dependant.path_params]
         sample = route.path_format.format(**dict.fromkeys(names, uuid.UUID(int=0)))
         others = [
-            r.path for r in routes if r is not route and plain.method in (r.methods or ()) and r.path_regex.match(sample)
+            r.path
+            for r in routes
+            if r is not route and plain.method in (r.methods or ()) and r.path_regex.match(sample)
         ]
         if others:
             raise ValueError(f"{route.path}: its paths are also {others}'s; the lane could answer for them")
@@ -256,7 +258,7 @@ def _plain_route(route: APIRoute) -> PlainRoute:
     problem = _disqualified(route)
     if problem:
         raise ValueError(f"{route.path} cannot be served plain: {problem}")
-    (method,) = route.methods
+    (method,) = route.methods or ()
     pattern = None
     if route.dependant.path_params:
         source = re.escape(route.path_format)
@@ -282,7 +284,7 @@ def _compiled(dependant: Dependant, name: str | None) -> _Call:
 
 
 def _disqualified(route: APIRoute) -> str | None:
-    if len(route.methods) != 1:
+    if len(route.methods or ()) != 1:
         return "it answers several methods"
     if inspect.signature(route.endpoint).return_annotation not in (Response, "Response"):
         return "its endpoint does not return its own Response"
