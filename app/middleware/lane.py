@@ -258,7 +258,7 @@ def _plain_route(route: APIRoute) -> PlainRoute:
     problem = _disqualified(route)
     if problem:
         raise ValueError(f"{route.path} cannot be served plain: {problem}")
-    (method,) = route.methods or ()
+    method = next(iter(route.methods or ()))
     pattern = None
     if route.dependant.path_params:
         source = re.escape(route.path_format)
