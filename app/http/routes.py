@@ -48,9 +48,9 @@ SERVED_PLAIN = "served_plain"
 
 
 def served_plain(endpoint: Callable[..., Any]) -> Callable[..., Any]:
-    """A hot operation whose plainest requests (no query string; for a GET no If-None-Match and no
-    body) the plain lane serves past FastAPI's routing and binding (app/middleware/lane.py): the
-    same endpoint and dependencies, bound as FastAPI would bind them."""
+    """A hot operation whose plain requests (that bind without an error; for a GET, no If-None-Match
+    and no body) the plain lane serves past FastAPI's routing and binding (app/middleware/lane.py):
+    the same endpoint and dependencies, bound as FastAPI would bind them."""
     endpoint.__dict__[SERVED_PLAIN] = True
     return endpoint
 
@@ -81,7 +81,7 @@ def _declares_etag(responses: dict[int | str, Any]) -> bool:
     return "ETag" in _ok_headers(responses)
 
 
-def _tags_content(responses: dict[int | str, Any]) -> bool:
+def tags_content(responses: dict[int | str, Any]) -> bool:
     """The operation's 200 carries a tag of its content (``CONTENT_ETAG_HEADER``), not a version."""
     return _ok_headers(responses).get("ETag") is CONTENT_ETAG_HEADER["ETag"]
 
@@ -137,7 +137,7 @@ class ApiRoute(APIRoute):
         strict_query = not getattr(self.endpoint, "accepts_any_query", False)
         path_params = [f for f in get_flat_params(self.dependant) if isinstance(f.field_info, params.Path)]
         conditional = 304 in self.responses
-        tags_content = _tags_content(self.responses)
+        content_tagged = tags_content(self.responses)
 
         async def strict_handler(request: Request) -> Response:
             problems = []
@@ -153,7 +153,7 @@ class ApiRoute(APIRoute):
                 _, wrong_path = request_params_to_args(path_params, request.path_params)
                 raise RequestValidationError([*wrong_path, *problems])
             response = await handler(request)
-            if tags_content and response.status_code == 200:
+            if content_tagged and response.status_code == 200:
                 response.headers["etag"] = content_etag(response.body)
             if tags is not None and response.status_code == 200:
                 if (etag := response.headers.get("etag")) and none_match(tags, etag):

@@ -1,29 +1,28 @@
-"""The plain lane: the hot operations' plainest requests, served past FastAPI's routing and binding.
+"""The plain lane: the hot operations' plain requests, served past FastAPI's routing and binding.
 
-`GET /v1/me`, a `GET` of one deal or of the first page of deals or of tasks, a `POST /v1/deals`, a
-`PATCH` of a deal: sent with no query string (and, for a GET, no `If-None-Match` and no body), they
-have little for FastAPI to do: path parameters that are UUIDs, a JSON body for one model, a few
-headers, dependencies that read the credential and open a unit of work. FastAPI still walks every
-router, solves the dependency tree generically (cache keys, scopes and kinds recomputed on each
-request), builds a request per layer and wraps each `send` in a dozen layers: measured on
-`GET /v1/me` (one worker, wrk -c32), 690-770 us of worker CPU per request, of which the lane's way
-takes 420-440 (bench/README.md, "A plain lane").
+`GET /v1/me`, a `GET` of one deal or of a page of deals or of tasks, a `POST /v1/deals`, a `PATCH`
+of a deal have little for FastAPI to do: path parameters that are UUIDs, a few query parameters
+and headers, a JSON body for one model, dependencies that read the credential and open a unit of
+work. FastAPI still walks every router, solves the dependency tree generically (cache keys, scopes
+and kinds recomputed on each request), builds a request per layer and wraps each `send` in a dozen
+layers: measured on `GET /v1/me` (one worker, wrk -c32), 690-770 us of worker CPU per request, of
+which the lane's way takes 420-440 (bench/README.md, "A plain lane").
 
 The lane is the innermost of the app's own middlewares: what sits outside it (CORS, the request
 context, rate limits, the body limit, idempotency) applies as to any request. It binds a request as
 FastAPI would, with FastAPI's own validators (``request_params_to_args``,
 ``request_body_to_args``), and calls the route's own endpoint and dependencies; exceptions are
 answered by the app's own handlers. Only a request that binds without a single error is served: an
-invalid header or body, a path parameter that is not a canonical UUID, a query string, a body that
-is not JSON, goes down the normal stack (a body read is replayed to it), which answers it as it
-always has.
+unknown or invalid query parameter, an invalid header or body, a path parameter that is not a
+canonical UUID, a body that is not JSON, a conditional GET or a GET with a body goes down the
+normal stack (a body read is replayed to it), which answers it as it always has.
 
 Which operations qualify is decided when the app is built, from each marked route's declared
 parameters (``plain_routes``): path parameters that are UUIDs, query parameters with defaults, no
-cookies, one JSON body model at most, a response that is the endpoint's own ``Response``, and
-dependencies that are ``async`` functions (or function-scoped ``async`` generators) of the same
-kinds of parameters; and only if no other route of the same method matches their paths.
-tests/api/test_plain_lane.py compares each one's answers with the normal stack's.
+cookies, one JSON body model at most, a response that is the endpoint's own ``Response`` (and its
+own ETag), and dependencies that are ``async`` functions (or function-scoped ``async`` generators)
+of the same kinds of parameters; and only if no other route of the same method matches their
+paths. tests/api/test_plain_lane.py compares each one's answers with the normal stack's.
 """
 
 from __future__ import annotations
@@ -45,7 +44,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.http.routes import SERVED_PLAIN
+from app.http.routes import SERVED_PLAIN, declared_query_parameters, tags_content
 
 _UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 # A GET's headers that ask for more than a plain read: a conditional GET (304 is the route class's
@@ -65,7 +64,8 @@ class _Call:
     name: str | None  # the argument it fills in the caller (None: the endpoint, or a route dependency)
     dependencies: tuple[_Call, ...]
     headers: tuple[Any, ...]  # ModelFields, validated by FastAPI's request_params_to_args
-    defaults: dict[str, Any]  # query parameters (there is no query string) and their defaults
+    query: tuple[Any, ...]  # ModelFields too
+    defaults: dict[str, Any]  # the query parameters' defaults (all they take without a query string)
     path_params: tuple[str, ...]
     request: str | None  # the argument that takes the request
     generator: bool
@@ -73,7 +73,7 @@ class _Call:
     async def value(self, bound: _Bound, stack: AsyncExitStack) -> Any:
         if self.call in bound.cache:
             return bound.cache[self.call]
-        arguments = {**self.defaults, **bound.headers[id(self)]}
+        arguments = {**self.defaults, **bound.params[id(self)]}
         for name in self.path_params:
             arguments[name] = bound.path[name]
         if self.request is not None:
@@ -104,7 +104,7 @@ class _Bound:
     request: Request
     endpoint: Callable[..., Any]
     path: dict[str, uuid.UUID]
-    headers: dict[int, dict[str, Any]]
+    params: dict[int, dict[str, Any]]  # by id(_Call): its header (and query) parameters' values
     body: dict[str, Any]
     cache: dict[Any, Any]
 
@@ -119,17 +119,24 @@ class PlainRoute:
     root: _Call
     body: tuple[Any, ...]  # the body's ModelFields (none for a GET)
     embed_body: bool
+    declared: frozenset[str] | None  # the query parameters it takes (None: any, ``any_query``)
 
     async def bind(self, request: Request, match: re.Match[str] | None) -> _Bound:
         """The request's values, validated as FastAPI would validate them (``_NotPlain`` at the
         first error: the normal stack will report it)."""
         path = {} if match is None else {name: uuid.UUID(value) for name, value in match.groupdict().items()}
-        headers = {}
+        query = request.query_params if request.scope["query_string"] else None
+        if query is not None and self.declared is not None and not self.declared.issuperset(query.keys()):
+            raise _NotPlain  # an unknown query parameter: the route class refuses it
+        params = {}
         for call in self.root.walk():
             values, errors = request_params_to_args(call.headers, request.headers) if call.headers else ({}, [])
+            if query is not None and call.query:
+                values_, errors_ = request_params_to_args(call.query, query)
+                values, errors = {**values, **values_}, errors + errors_
             if errors:
                 raise _NotPlain
-            headers[id(call)] = values
+            params[id(call)] = values
         body: dict[str, Any] = {}
         if self.body:
             media_type = (request.headers.get("content-type") or "").partition(";")[0].strip().lower()
@@ -143,7 +150,7 @@ class PlainRoute:
             body, errors = await request_body_to_args(list(self.body), document, self.embed_body)
             if errors:
                 raise _NotPlain
-        return _Bound(request, self.route.endpoint, path, headers, body, {})
+        return _Bound(request, self.route.endpoint, path, params, body, {})
 
     async def answer(self, bound: _Bound) -> Response:
         async with AsyncExitStack() as stack:  # function-scoped dependencies close before sending
@@ -187,8 +194,6 @@ class PlainLane:
         await response(scope, receive, send)
 
     def _match(self, scope: Scope) -> tuple[PlainRoute, re.Match[str] | None] | None:
-        if scope["query_string"]:
-            return None
         method, path = scope["method"], scope["path"]
         plain = self.exact.get((method, path))
         match = None
@@ -266,7 +271,9 @@ def _plain_route(route: APIRoute) -> PlainRoute:
             source = source.replace(re.escape("{" + field.name + "}"), f"(?P<{field.name}>{_UUID})")
         pattern = re.compile(source)
     root = _compiled(route.dependant, None)
-    return PlainRoute(route, method, pattern, root, tuple(route.dependant.body_params), route._embed_body_fields)
+    declared = None if getattr(route.endpoint, "accepts_any_query", False) else declared_query_parameters(route)
+    body = tuple(route.dependant.body_params)
+    return PlainRoute(route, method, pattern, root, body, route._embed_body_fields, declared)
 
 
 def _compiled(dependant: Dependant, name: str | None) -> _Call:
@@ -276,6 +283,7 @@ def _compiled(dependant: Dependant, name: str | None) -> _Call:
         name=name,
         dependencies=tuple(_compiled(d, d.name) for d in dependant.dependencies),
         headers=tuple(dependant.header_params),
+        query=tuple(dependant.query_params),
         defaults={f.name: f.field_info.default for f in dependant.query_params},
         path_params=tuple(f.name for f in dependant.path_params),
         request=dependant.request_param_name or dependant.http_connection_param_name,
@@ -288,6 +296,8 @@ def _disqualified(route: APIRoute) -> str | None:
         return "it answers several methods"
     if inspect.signature(route.endpoint).return_annotation not in (Response, "Response"):
         return "its endpoint does not return its own Response"
+    if tags_content(route.responses):
+        return "the route class tags its content (its ETag is not the endpoint's)"
     if len(route.dependant.body_params) > 1 or (route.dependant.body_params and route.methods == {"GET"}):
         return "its body is not one JSON model"
     for call in _dependants(route.dependant):
