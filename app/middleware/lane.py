@@ -31,6 +31,7 @@ import inspect
 import json
 import re
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -53,7 +54,11 @@ _NOT_PLAIN_GET = frozenset({b"if-none-match", b"content-length", b"transfer-enco
 
 
 class _NotPlain(Exception):
-    """The request does not bind without errors: the normal stack answers it."""
+    """The request does not bind without errors: the normal stack answers it (with ``body``, when
+    the lane read it, given back first)."""
+
+    def __init__(self, body: bytes | None = None) -> None:
+        self.body = body
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +101,11 @@ class _Call:
         for dependency in self.dependencies:
             yield from dependency.walk()
 
+    @property
+    def with_parameters(self) -> tuple[_Call, ...]:
+        """It and its dependencies that take headers or query parameters."""
+        return tuple(call for call in self.walk() if call.headers or call.query)
+
 
 @dataclass(slots=True)
 class _Bound:
@@ -117,6 +127,7 @@ class PlainRoute:
     method: str
     pattern: re.Pattern[str] | None  # None: a path without parameters, matched exactly
     root: _Call
+    parameterised: tuple[_Call, ...]  # root.with_parameters, worked out once
     body: tuple[Any, ...]  # the body's ModelFields (none for a GET)
     embed_body: bool
     declared: frozenset[str] | None  # the query parameters it takes (None: any, ``any_query``)
@@ -128,8 +139,8 @@ class PlainRoute:
         query = request.query_params if request.scope["query_string"] else None
         if query is not None and self.declared is not None and not self.declared.issuperset(query.keys()):
             raise _NotPlain  # an unknown query parameter: the route class refuses it
-        params = {}
-        for call in self.root.walk():
+        params: dict[int, dict[str, Any]] = defaultdict(dict)
+        for call in self.parameterised:
             values, errors = request_params_to_args(call.headers, request.headers) if call.headers else ({}, [])
             if query is not None and call.query:
                 values_, errors_ = request_params_to_args(call.query, query)
@@ -146,10 +157,10 @@ class PlainRoute:
             try:
                 document = json.loads(raw)  # as Request.json() does
             except ValueError:
-                raise _NotPlain from None
+                raise _NotPlain(raw) from None
             body, errors = await request_body_to_args(list(self.body), document, self.embed_body)
             if errors:
-                raise _NotPlain
+                raise _NotPlain(raw)
         return _Bound(request, self.route.endpoint, path, params, body, {})
 
     async def answer(self, bound: _Bound) -> Response:
@@ -180,8 +191,8 @@ class PlainLane:
         request = Request(scope, receive)
         try:
             bound = await plain.bind(request, match)
-        except _NotPlain:
-            await self.app(scope, _replaying(request, receive), send)
+        except _NotPlain as not_plain:
+            await self.app(scope, _replaying(not_plain.body, receive), send)
             return
         scope["route"] = plain.route  # the route template of the access log and metrics
         try:
@@ -210,9 +221,8 @@ class PlainLane:
         return plain, match
 
 
-def _replaying(request: Request, receive: Receive) -> Receive:
+def _replaying(body: bytes | None, receive: Receive) -> Receive:
     """``receive``, giving back first the body the lane read (if it read it)."""
-    body = getattr(request, "_body", None)
     if body is None:
         return receive
     pending = True
@@ -273,7 +283,7 @@ def _plain_route(route: APIRoute) -> PlainRoute:
     root = _compiled(route.dependant, None)
     declared = None if getattr(route.endpoint, "accepts_any_query", False) else declared_query_parameters(route)
     body = tuple(route.dependant.body_params)
-    return PlainRoute(route, method, pattern, root, body, route._embed_body_fields, declared)
+    return PlainRoute(route, method, pattern, root, root.with_parameters, body, route._embed_body_fields, declared)
 
 
 def _compiled(dependant: Dependant, name: str | None) -> _Call:
