@@ -261,10 +261,10 @@ async def _with_members(
 )
 @served_plain
 async def update_deal(
-    deal_id: uuid.UUID, body: DealUpdate, actor: ActorDep, uow: UowDep, if_match: IfMatchDep
+    deal_id: uuid.UUID, body: DealUpdate, caller: CallerDep, uow: UowDep, if_match: IfMatchDep
 ) -> Response:
     """Change deal facts, move its stage (closing, losing, reopening) or transfer it to another seller."""
-    view = await service.update_deal(uow, actor, deal_id, body, if_match)
+    view = await service.update_deal_of_caller(uow, caller, deal_id, body, if_match)
     return plain_json_response(fields_of(view), headers={"ETag": etag(view.deal.version)})
 
 

@@ -78,3 +78,14 @@ def context_of(row: Any) -> AuthContext:
         api_key_id=row.api_key_id,
     )
     return AuthContext(actor=actor, row=row)
+
+
+def actor_of(row: Any) -> Actor:
+    """The caller found beside a row it reads (app/db/repositories/auth.py ``actor_columns``)."""
+    return Actor(
+        member_id=row.actor_id,
+        organization_id=row.actor_organization_id,
+        role=MemberRole(row.actor_role),
+        manager_id=row.actor_manager_id,
+        api_key_id=row.actor_api_key_id,
+    )

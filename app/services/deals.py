@@ -34,6 +34,7 @@ from app.schemas.deals import Loss as SentLoss
 from app.schemas.deals import Money as SentMoney
 from app.services import deal_reads, reviews
 from app.services.access import deal_access, visible_deal
+from app.services.auth import Caller, actor_of, authenticate, unknown
 
 LISTING = "deals"
 
@@ -111,9 +112,35 @@ async def update_deal(
 ) -> DealView:
     edit = edit_of(data)
     if uow.deal_writes.available:
-        alone = await _change_alone(uow, actor, deal_id, edit, if_match)
+        row = await uow.deal_writes.deal(actor.organization_id, deal_id)
+        alone = await _change_alone(uow, actor, row, edit, if_match)
         if alone is not None:
             return alone
+    return await _update(uow, actor, deal_id, edit, if_match)
+
+
+async def update_deal_of_caller(
+    uow: UnitOfWork, caller: Caller, deal_id: uuid.UUID, data: DealUpdate, if_match: frozenset[int] | None
+) -> DealView:
+    """``update_deal`` for a caller not yet authenticated: on PostgreSQL the caller's member is found
+    by the statement that reads the deal (an owner's change then costs two round trips)."""
+    edit = edit_of(data)
+    if not uow.deal_writes.available:
+        return await _update(uow, (await authenticate(caller)).actor, deal_id, edit, if_match)
+    row = await uow.deal_writes.deal_of_caller(caller.credential, deal_id)
+    if row is None:
+        raise unknown(caller)
+    actor = actor_of(row)
+    alone = await _change_alone(uow, actor, None if row.id is None else row, edit, if_match)
+    if alone is not None:
+        return alone
+    return await _update(uow, actor, deal_id, edit, if_match)
+
+
+async def _update(
+    uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, edit: DealEdit, if_match: frozenset[int] | None
+) -> DealView:
+    """The general path of a change: the deal locked, every rule of ``_apply``, one commit."""
     async with uow:
         deal = await visible_deal(uow, actor, deal_id, for_update=True)
         ensure_version(deal.version, if_match)
@@ -125,15 +152,14 @@ async def update_deal(
 
 
 async def _change_alone(
-    uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, edit: DealEdit, if_match: frozenset[int] | None
+    uow: UnitOfWork, actor: Actor, row: Any | None, edit: DealEdit, if_match: frozenset[int] | None
 ) -> DealView | None:
     """The owner's change of their deal's facts or stage, with its events and their deliveries, in one statement after
-    one read (the hot write: app/db/repositories/deal_writes.py), under the rules of ``_apply``.
-    None when the general path must run instead, with nothing written: the caller does not own the
-    deal (visibility and the line's rules are the general path's), the change transfers the deal or
-    loses it or reopens a lost one (their owner checks and reviews), the deal changed since it was
-    read, or more endpoints take an event than one statement carries."""
-    row = await uow.deal_writes.deal(actor.organization_id, deal_id)
+    the read of ``row`` (the hot write: app/db/repositories/deal_writes.py), under the rules of ``_apply``.
+    None when the general path must run instead, with nothing written: no row (the general path answers 404), the
+    caller does not own the deal (visibility and the line's rules are the general path's), the change transfers the
+    deal or loses it or reopens a lost one (their owner checks and reviews), the deal changed since it was read, or
+    more endpoints take an event than one statement carries."""
     if row is None or row.owner_id != actor.member_id:
         return None
     ensure_version(row.version, if_match)
@@ -149,7 +175,7 @@ async def _change_alone(
     changed = await uow.deal_writes.change(
         organization_id=actor.organization_id,
         actor_id=actor.member_id,
-        deal_id=deal_id,
+        deal_id=row.id,
         read_version=row.version,
         columns=columns_of(change.after),
         closed_at=change.closed_at(row.closed_at, now),

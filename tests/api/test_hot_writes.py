@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from app.db.repositories import deal_writes
 from app.db.repositories.deal_writes import DealWrites
 from app.schemas.deals import DealPublic
+from tests.conftest import bootstrap
 from tests.helpers import Api, assert_problem
 from tests.statements import record_statements
 
@@ -45,6 +46,12 @@ def _creates(statement: Any) -> bool:
 
 def _changes(statement: Any) -> bool:
     return "CHANGED AS (UPDATE DEAL" in _flat(statement)
+
+
+def _authenticates(statement: Any) -> bool:
+    """The read that finds the caller's member and the deal together."""
+    flat = _flat(statement)
+    return "FROM API_KEY JOIN MEMBER" in flat and "LATERAL" in flat
 
 
 def _sql(statements: list[Any]) -> list[str]:
@@ -157,6 +164,7 @@ def _event(event: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_an_owners_change_is_a_read_and_one_statement(app, api: Api, team, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The read that starts the change authenticates the caller too: two round trips in all."""
     seller = api.as_(team["seller"])
     deal = (await seller.post("/v1/deals", json={**BODY, "owner_id": team["seller"].id})).json()
     seen = record_statements(app, monkeypatch)
@@ -168,15 +176,42 @@ async def test_an_owners_change_is_a_read_and_one_statement(app, api: Api, team,
     assert changed.status_code == 200, changed.text
     assert changed.headers["etag"] == '"2"'
     assert changed.content == DealPublic.model_validate_json(changed.content).model_dump_json().encode()
-    assert len(seen) == 3, _sql(seen)
-    assert [s.via for s in seen] == ["asyncpg"] * 3
-    assert _changes(seen[2]), _sql(seen)
+    assert len(seen) == 2, _sql(seen)
+    assert [s.via for s in seen] == ["asyncpg"] * 2
+    assert _authenticates(seen[0]) and _changes(seen[1]), _sql(seen)
     # A stale If-Match is refused after the read, with nothing written.
     del seen[:]
     stale = await seller.patch(f"/v1/deals/{deal['id']}", json={"name": "Stale"}, headers={"If-Match": '"1"'})
     assert_problem(stale, 412, "version_conflict")
-    assert len(seen) == 2 and not any(_changes(s) for s in seen), _sql(seen)
+    assert len(seen) == 1 and not any(_changes(s) for s in seen), _sql(seen)
     assert (await seller.get(f"/v1/deals/{deal['id']}")).json()["name"] == "Globex renewal 2027"
+
+
+async def test_a_change_authenticates_once_on_every_path(app, api: Api, team, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """An unknown key is refused by the read, with nothing more sent; a caller who does not own the
+    deal, an unknown deal and another organisation's deal take the general path as the member the
+    read found, without authenticating again."""
+    deal = (await api.as_(team["seller"]).post("/v1/deals", json={**BODY, "owner_id": team["seller"].id})).json()
+    seen = record_statements(app, monkeypatch)
+    unknown = await api.as_("dc_" + "0" * 40).patch(f"/v1/deals/{deal['id']}", json={"name": "X"})
+    assert_problem(unknown, 401, "unauthenticated")
+    assert len(seen) == 1 and _authenticates(seen[0]), _sql(seen)
+    for who, path, status in (
+        ("manager", f"/v1/deals/{deal['id']}", 200),  # the owner's manager: the general path's rules
+        ("outsider", f"/v1/deals/{deal['id']}", 404),  # a seller who cannot see it
+        ("seller", f"/v1/deals/{uuid.uuid4()}", 404),  # no such deal
+    ):
+        del seen[:]
+        response = await api.as_(team[who]).patch(path, json={"account_name": f"Globex ({who})"})
+        assert response.status_code == status, (who, response.text)
+        assert sum("API_KEY" in _flat(s) for s in seen) == 1 and _authenticates(seen[0]), (who, _sql(seen))
+    other = await bootstrap(app, name="Globex", email="root@globex.test")
+    del seen[:]
+    foreign = await api.as_(other.admin_key).patch(f"/v1/deals/{deal['id']}", json={"name": "Theirs"})
+    assert_problem(foreign, 404, "not_found")
+    assert sum("API_KEY" in _flat(s) for s in seen) == 1, _sql(seen)
+    read = (await api.as_(team["seller"]).get(f"/v1/deals/{deal['id']}")).json()
+    assert (read["name"], read["account_name"], read["version"]) == (BODY["name"], "Globex (manager)", 2)
 
 
 async def test_a_change_writes_what_the_general_path_writes(app, api: Api, team, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -212,19 +247,19 @@ async def test_a_deal_changed_since_it_was_read_takes_the_general_path(app, api:
     and the write leaves it writing nothing, and the general path applies the request on top."""
     seller = api.as_(team["seller"])
     deal = (await seller.post("/v1/deals", json={**BODY, "owner_id": team["seller"].id})).json()
-    read = DealWrites.deal
+    read = DealWrites.deal_of_caller
     raced = False
 
-    async def read_then_race(self: DealWrites, organization_id: Any, deal_id: Any) -> Any:
+    async def read_then_race(self: DealWrites, credential: Any, deal_id: Any) -> Any:
         nonlocal raced
-        row = await read(self, organization_id, deal_id)
+        row = await read(self, credential, deal_id)
         if not raced:
             raced = True
             other = await api.as_(team["manager"]).patch(f"/v1/deals/{deal['id']}", json={"account_name": "Globex AG"})
             assert other.status_code == 200, other.text
         return row
 
-    monkeypatch.setattr(DealWrites, "deal", read_then_race)
+    monkeypatch.setattr(DealWrites, "deal_of_caller", read_then_race)
     changed = await seller.patch(f"/v1/deals/{deal['id']}", json={"name": "Raced"})
     assert changed.status_code == 200, changed.text
     assert (changed.json()["name"], changed.json()["account_name"], changed.json()["version"]) == (
@@ -281,7 +316,7 @@ async def test_the_outbox_goes_in_the_same_statement(app, api: Api, team, monkey
             changed = await seller.patch(f"/v1/deals/{deal['id']}", json={"name": "Renamed", "stage": "proposal"})
             assert changed.status_code == 200, changed.text
             if alone:
-                assert len(seen) == 2 + 3 and _creates(seen[1]) and _changes(seen[4]), _sql(seen)
+                assert len(seen) == 2 + 2 and _creates(seen[1]) and _changes(seen[3]), _sql(seen)
         results.append(await _deliveries(app, deal["id"], names))
     assert results[0] == results[1]
     assert results[0] == [
@@ -305,7 +340,7 @@ async def test_more_deliveries_than_one_statement_carries_take_the_general_path(
     seen = record_statements(app, monkeypatch)
     changed = await seller.patch(f"/v1/deals/{deal['id']}", json={"stage": "proposal"})
     assert changed.status_code == 200, changed.text
-    assert len(seen) > 3 and _changes(seen[2]), _sql(seen)  # tried, wrote nothing, then the general path
+    assert len(seen) > 2 and _changes(seen[1]), _sql(seen)  # tried, wrote nothing, then the general path
     assert await _deliveries(app, deal["id"], names) == [
         ("one", "deal.stage_changed", 0, "pending"),
         ("two", "deal.stage_changed", 0, "pending"),

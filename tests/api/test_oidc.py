@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from app.db.reads import DealListing
+from app.db.repositories import deal_writes
 from app.db.repositories import reads as repository
 from app.domain.oidc import SignedIn
 from app.main import create_app
@@ -111,6 +112,10 @@ async def test_a_token_acts_as_the_member_with_its_email(
         page = await token.get("/v1/deals")
     assert [d["id"] for d in page.json()["items"]] == [deal["id"]]
     assert_one_statement(recorded)
+    # An owner's change finds the token's member in the statement that reads the deal.
+    changed = await token.patch(f"/v1/deals/{deal['id']}", json={"name": "Renamed"}, headers={"If-Match": '"1"'})
+    assert changed.status_code == 200 and changed.json()["name"] == "Renamed", changed.text
+    deal = changed.json()
 
     # An idempotent POST claims its key for the token's member and replays to it.
     body = {"name": "Renewal", "account_name": "Initech", "owner_id": seller.id}
@@ -143,21 +148,26 @@ async def test_the_token_statements_take_the_driver_path_and_read_what_sqlalchem
     signed_in = SignedIn(issuer=issuer.url, audience=AUDIENCE, email="sam.seller@acme.test")
     listing = DealListing(after=None, limit=10)
     for by_token in (False, True):
-        for stmt in (repository._DEAL[by_token], repository._deal_page(by_token, *[False] * 7)):
+        statements = (repository._DEAL[by_token], repository._deal_page(by_token, *[False] * 7))
+        for stmt in (*statements, deal_writes._DEAL_OF_CALLER[by_token]):
             assert repository._driver_statement(app.state.engine.dialect, stmt) is not None
+
+    writes = deal_writes.DealWrites(app.state.engine, None)
 
     async def read_all() -> list[list[tuple[tuple[str, ...], tuple[Any, ...]]]]:
         results = [
             [await reads.members.of(signed_in)],
             [await reads.deals.one(signed_in, uuid.UUID(deal["id"]))],
+            [await writes.deal_of_caller(signed_in, uuid.UUID(deal["id"]))],
             (await reads.deals.page(signed_in, listing))[1],
         ]
         return [[(tuple(row._fields), tuple(row)) for row in rows] for rows in results]
 
     driver = await read_all()
-    me, one, page = ([dict(zip(*row, strict=True)) for row in rows] for rows in driver)
+    me, one, of_caller, page = ([dict(zip(*row, strict=True)) for row in rows] for rows in driver)
     assert me[0]["id"] == uuid.UUID(seller.id) and me[0]["api_key_id"] is None
-    assert [row["id"] for row in one + page] == [uuid.UUID(deal["id"])] * 2
+    assert (of_caller[0]["actor_id"], of_caller[0]["actor_api_key_id"]) == (uuid.UUID(seller.id), None)
+    assert [row["id"] for row in one + of_caller + page] == [uuid.UUID(deal["id"])] * 3
     with monkeypatch.context() as patched:
         patched.setattr(repository, "_driver_statement", lambda *_: None)
         assert await read_all() == driver
@@ -209,6 +219,9 @@ async def test_tokens_that_do_not_hold_are_refused(
             response = await client.request(method, path, headers=bearer(token))
             assert response.status_code == 401, (case, path, response.text)
             assert_refused(response, why)
+        changed = await client.patch(f"/v1/deals/{deal['id']}", json={"name": case[:50]}, headers=bearer(token))
+        assert changed.status_code == 401, (case, changed.text)
+        assert_refused(changed, why)
         posted = await client.post(
             "/v1/deals",
             json={"name": "X", "account_name": "Y", "owner_id": seller.id},
@@ -216,6 +229,7 @@ async def test_tokens_that_do_not_hold_are_refused(
         )
         assert_refused(posted, why)
     assert (await client.get("/v1/me", headers=bearer(issuer.token(email)))).status_code == 200
+    assert (await api.as_(seller).get(f"/v1/deals/{deal['id']}")).json()["version"] == 1
 
 
 async def test_an_inactive_member_and_another_organisation_are_refused(

@@ -50,10 +50,24 @@ ACTOR_BY_TOKEN = (
 )
 
 
-def actor_statement(credential: str | SignedIn) -> sa.Select[Any]:
+def actor_statement(credential: str | SignedIn | bool) -> sa.Select[Any]:
     """The statement that reads the caller's member row: an API key by its hash
-    (``ACTOR_BY_KEY``), a token by what it was verified for (``ACTOR_BY_TOKEN``)."""
-    return ACTOR_BY_KEY if isinstance(credential, str) else ACTOR_BY_TOKEN
+    (``ACTOR_BY_KEY``), a token by what it was verified for (``ACTOR_BY_TOKEN``); or, given a
+    bool, the token's when it is true."""
+    by_token = credential if isinstance(credential, bool) else not isinstance(credential, str)
+    return ACTOR_BY_TOKEN if by_token else ACTOR_BY_KEY
+
+
+def actor_columns(me: sa.CTE) -> list[sa.Label[Any]]:
+    """What makes an Actor (app/services/auth.py ``actor_of``), from ``actor_statement`` as ``me``,
+    labelled apart from the columns of a row read beside it."""
+    return [
+        me.c.id.label("actor_id"),
+        me.c.organization_id.label("actor_organization_id"),
+        me.c.role.label("actor_role"),
+        me.c.manager_id.label("actor_manager_id"),
+        me.c.api_key_id.label("actor_api_key_id"),
+    ]
 
 
 def actor_params(credential: str | SignedIn) -> dict[str, Any]:

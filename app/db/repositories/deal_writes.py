@@ -28,11 +28,13 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.db.models import Deal, Event, Member, WebhookDelivery, WebhookSubscription
+from app.db.repositories.auth import actor_columns, actor_params, actor_statement
 from app.db.repositories.events import next_event_seq
 from app.db.repositories.members import OWNER_COLUMNS
 from app.db.repositories.reads import DEAL_COLUMNS, REVIEW_ID, fetch_rows, fetch_rows_in, refs_json
 from app.db.types import DriverType
 from app.domain.ids import uuid7
+from app.domain.oidc import SignedIn
 from app.domain.webhooks import EVENT_TYPES, DeliveryStatus, subscription_patterns
 
 _d = Deal.__table__
@@ -198,6 +200,21 @@ _DEAL = sa.select(*DEAL_COLUMNS, REVIEW_ID, refs_json(_d.c.id).label("external_r
     _d.c.id == _DEAL_ID, _d.c.organization_id == _ORG
 )
 
+
+def _deal_of_caller(by_token: bool) -> sa.Select[Any]:
+    """``_DEAL`` with the caller's member (``actor_columns``) found by the same statement: no row is
+    an unknown caller, one row whose ``id`` is NULL is no such deal in the caller's organisation."""
+    me = actor_statement(by_token).cte("me")
+    deal = (
+        sa.select(*DEAL_COLUMNS, REVIEW_ID, refs_json(_d.c.id).label("external_refs"))
+        .where(_d.c.id == _DEAL_ID, _d.c.organization_id == me.c.organization_id)
+        .lateral("deal")
+    )
+    return sa.select(*actor_columns(me), *deal.c).select_from(me.outerjoin(deal, sa.true()))
+
+
+_DEAL_OF_CALLER = {by_token: _deal_of_caller(by_token) for by_token in (False, True)}
+
 # A change written only if the deal is still at the version the change was worked out from
 # (otherwise nothing, and the general path runs: it locks the row and checks again).
 _changed = (
@@ -258,6 +275,14 @@ class DealWrites:
         """The organisation's deal with this id (its columns, ``review_id``, ``external_refs``), or
         None. Visibility is the caller's to apply."""
         return await self._fetch_one(_DEAL, {"org": organization_id, "deal_id": deal_id})
+
+    async def deal_of_caller(self, credential: str | SignedIn, deal_id: uuid.UUID) -> Any | None:
+        """``deal`` for a caller not yet authenticated (an API key's hash or a verified token), who
+        is found in the same round trip: None when the credential names nobody; otherwise the row's
+        ``actor_*`` columns are the caller's member and its ``id`` is None when the caller's
+        organisation has no such deal. Visibility is the caller's to apply."""
+        params = actor_params(credential) | {"deal_id": deal_id}
+        return await self._fetch_one(_DEAL_OF_CALLER[not isinstance(credential, str)], params)
 
     async def change(
         self,
