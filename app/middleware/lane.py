@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi.dependencies.models import Dependant
-from fastapi.dependencies.utils import request_body_to_args, request_params_to_args
+from fastapi.dependencies.utils import _get_param_aliases, request_body_to_args, request_params_to_args
 from fastapi.routing import APIRoute
 from pydantic.fields import FieldInfo
 from starlette.requests import Request
@@ -62,15 +62,41 @@ class _NotPlain(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class _Param:
+    """A header or query parameter: its ModelField (validated by FastAPI's request_params_to_args),
+    and the names a request may send it by, worked out once."""
+
+    field: Any
+    keys: tuple[str, ...]
+
+    @classmethod
+    def of(cls, field: Any) -> _Param:
+        return cls(field, tuple(key for _, key in _get_param_aliases(field)))
+
+
+def _validated(params: tuple[_Param, ...], received: Any) -> dict[str, Any]:
+    """The values of the parameters ``received`` carries, validated by FastAPI; ``_NotPlain`` at an
+    error. The others are left out: they take their defaults (as FastAPI would give them: the lane
+    serves only parameters with immutable defaults it need not validate)."""
+    sent = [param.field for param in params if any(key in received for key in param.keys)]
+    if not sent:
+        return {}
+    values, errors = request_params_to_args(sent, received)
+    if errors:
+        raise _NotPlain
+    return values
+
+
+@dataclass(frozen=True, slots=True)
 class _Call:
     """The endpoint or one of its dependencies, with how to bind its arguments."""
 
     call: Callable[..., Any]
     name: str | None  # the argument it fills in the caller (None: the endpoint, or a route dependency)
     dependencies: tuple[_Call, ...]
-    headers: tuple[Any, ...]  # ModelFields, validated by FastAPI's request_params_to_args
-    query: tuple[Any, ...]  # ModelFields too
-    defaults: dict[str, Any]  # the query parameters' defaults (all they take without a query string)
+    headers: tuple[_Param, ...]
+    query: tuple[_Param, ...]
+    defaults: dict[str, Any]  # the header and query parameters' defaults (what they take when not sent)
     path_params: tuple[str, ...]
     request: str | None  # the argument that takes the request
     generator: bool
@@ -141,12 +167,9 @@ class PlainRoute:
             raise _NotPlain  # an unknown query parameter: the route class refuses it
         params: dict[int, dict[str, Any]] = defaultdict(dict)
         for call in self.parameterised:
-            values, errors = request_params_to_args(call.headers, request.headers) if call.headers else ({}, [])
+            values = _validated(call.headers, request.headers) if call.headers else {}
             if query is not None and call.query:
-                values_, errors_ = request_params_to_args(call.query, query)
-                values, errors = {**values, **values_}, errors + errors_
-            if errors:
-                raise _NotPlain
+                values |= _validated(call.query, query)
             params[id(call)] = values
         body: dict[str, Any] = {}
         if self.body:
@@ -292,9 +315,9 @@ def _compiled(dependant: Dependant, name: str | None) -> _Call:
         call=dependant.call,
         name=name,
         dependencies=tuple(_compiled(d, d.name) for d in dependant.dependencies),
-        headers=tuple(dependant.header_params),
-        query=tuple(dependant.query_params),
-        defaults={f.name: f.field_info.default for f in dependant.query_params},
+        headers=tuple(_Param.of(f) for f in dependant.header_params),
+        query=tuple(_Param.of(f) for f in dependant.query_params),
+        defaults={f.name: f.field_info.default for f in (*dependant.header_params, *dependant.query_params)},
         path_params=tuple(f.name for f in dependant.path_params),
         request=dependant.request_param_name or dependant.http_connection_param_name,
         generator=inspect.isasyncgenfunction(dependant.call),
@@ -336,11 +359,16 @@ def _call_disqualified(dependant: Dependant, root: Dependant) -> str | None:
         return "it takes security scopes, background tasks or the response"
     if any(f.field_info.annotation is not uuid.UUID for f in dependant.path_params):
         return "a path parameter is not a UUID"
-    if any(not _immutable_default(f.field_info) for f in dependant.query_params):
-        return "a query parameter is required or its default is mutable"
+    if any(not _immutable_default(f.field_info) for f in (*dependant.header_params, *dependant.query_params)):
+        return "a header or query parameter is required, or its default is mutable or validated"
     return None
 
 
 def _immutable_default(field: FieldInfo) -> bool:
-    """Optional, with a default the lane may hand to every request."""
-    return not field.is_required() and isinstance(field.default, None | bool | int | float | str)
+    """Optional, with a default the lane may hand to every request as it is (FastAPI validates a
+    default only when asked to)."""
+    return (
+        not field.is_required()
+        and not field.validate_default
+        and isinstance(field.default, None | bool | int | float | str)
+    )

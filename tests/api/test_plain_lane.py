@@ -8,7 +8,7 @@ from typing import Any
 
 import fastapi.routing
 import pytest
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Header, Query, Response
 
 from app.http.routes import ApiRoute, served_plain
 from app.middleware import request_context
@@ -235,6 +235,16 @@ async def _other(kind: str) -> Response:
     return Response()
 
 
+@served_plain
+async def _required_header(thing_id: uuid.UUID, x_thing: str = Header()) -> Response:
+    return Response()
+
+
+@served_plain
+async def _validated_default(thing_id: uuid.UUID, size: int = Query(default=5, validate_default=True)) -> Response:
+    return Response()
+
+
 def test_only_a_route_that_qualifies_is_served_plain() -> None:
     served = plain_routes(_router(("/things/{thing_id}", _thing, "GET"), ("/things/{thing_id}", _thing, "POST")))
     assert [(r.method, r.route.path) for r in served] == [("GET", "/things/{thing_id}"), ("POST", "/things/{thing_id}")]
@@ -243,6 +253,9 @@ def test_only_a_route_that_qualifies_is_served_plain() -> None:
         "not a UUID": _router(("/names/{name}", _named, "GET")),
         "does not return its own Response": _router(("/things/{thing_id}", _modelled, "GET")),
         "also": _router(("/things/{kind}", _other, "GET"), ("/things/{thing_id}", _thing, "GET")),
+        # The lane validates only the parameters a request sends; the others take their defaults.
+        "header or query parameter is required": _router(("/things/{thing_id}", _required_header, "GET")),
+        "validated": _router(("/things/{thing_id}", _validated_default, "GET")),
     }
     for reason, routes in refused.items():
         with pytest.raises(ValueError, match=reason):
