@@ -52,9 +52,13 @@ def to_minor(amount: str, currency: str) -> int:
 
 
 def from_minor(minor: int, currency: str) -> str:
-    """The decimal string for ``minor`` units, with exactly the currency's decimal places."""
+    """The decimal string for ``minor`` units, with exactly the currency's decimal places (in
+    integer arithmetic: every deal a page renders passes here)."""
     digits = minor_units(currency)
-    return f"{Decimal(minor).scaleb(-digits):.{digits}f}"
+    if digits == 0:
+        return str(minor)
+    whole, part = divmod(abs(minor), 10**digits)
+    return f"{'-' if minor < 0 else ''}{whole}.{part:0{digits}d}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,7 +65,7 @@ def fields_of(view: service.DealView | reads.DealRow) -> dict[str, Any]:
         "closed_at": deal.closed_at,
         "loss": loss,
         "review_id": view.review_id,
-        "external_refs": [{"source": r.source, "external_id": r.external_id} for r in view.refs],
+        "external_refs": view.ref_documents,
         "version": deal.version,
         "created_at": deal.created_at,
         "updated_at": deal.updated_at,

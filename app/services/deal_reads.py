@@ -30,7 +30,12 @@ class DealRow(NamedTuple):
     """A deal as its row reads, with its external references (and its review's id)."""
 
     deal: Any
-    refs: list[ExternalRefRow]
+
+    @property
+    def ref_documents(self) -> list[dict[str, str]]:
+        """The references as the API renders them: the statement's JSON array is that already
+        (``refs_json``: {source, external_id}, in order), passed on as it was decoded."""
+        return self.deal.external_refs or []
 
     @property
     def review_id(self) -> Any:
@@ -43,7 +48,7 @@ def refs_of(row: Any) -> list[ExternalRefRow]:
 
 
 def _view(row: Any) -> DealRow:
-    return DealRow(row, refs_of(row))
+    return DealRow(row)
 
 
 async def read_deal(caller: Caller, deal_id: uuid.UUID) -> DealRow:

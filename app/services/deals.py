@@ -48,6 +48,11 @@ class DealView:
     refs: list[Any] = field(default_factory=list)
     review_id: uuid.UUID | None = None
 
+    @property
+    def ref_documents(self) -> list[dict[str, str]]:
+        """The references as the API renders them."""
+        return [{"source": r.source, "external_id": r.external_id} for r in self.refs]
+
 
 # --- reading ---------------------------------------------------------------
 

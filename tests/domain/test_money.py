@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from app.domain.money import InvalidMoney, Money, from_minor, to_minor
@@ -21,6 +23,17 @@ from app.domain.money import InvalidMoney, Money, from_minor, to_minor
 def test_round_trip(amount: str, currency: str, minor: int, rendered: str) -> None:
     assert to_minor(amount, currency) == minor
     assert from_minor(minor, currency) == rendered
+
+
+@pytest.mark.parametrize("currency", ["EUR", "JPY", "KWD"])
+def test_rendering_is_the_exact_decimal(currency: str) -> None:
+    """Integer arithmetic renders what Decimal does, at every magnitude and for a negative amount."""
+    digits = len(from_minor(0, currency).partition(".")[2])
+    values = [0, 1, 9, 10, 99, 100, 101, 1005, 123_456_789, 99_999_999_999_999_999, -1, -105, -123_456]
+    for minor in values + [7**n for n in range(23)]:  # up to what the BIGINT column holds
+        assert from_minor(minor, currency) == f"{Decimal(minor).scaleb(-digits):.{digits}f}", minor
+        if 0 <= minor < 10**15 * 10**digits:  # what to_minor accepts
+            assert to_minor(from_minor(minor, currency), currency) == minor
 
 
 @pytest.mark.parametrize(
