@@ -27,6 +27,7 @@ from app.schemas.members import MePublic
 from app.settings import Settings
 from tests.conftest import bootstrap, settings_for
 from tests.helpers import Api, Person, assert_problem, make_deal
+from tests.pg import pg_exec_on
 
 
 class Recorded:
@@ -261,3 +262,42 @@ async def test_a_connection_given_back_goes_to_the_longest_waiter(database_url: 
     finally:
         await engine.dispose()
     assert order == ["waited", "asked later"]
+
+
+async def test_a_page_statement_is_planned_once_not_per_page(app, team, database_url: str) -> None:  # type: ignore[no-untyped-def]
+    """PostgreSQL keeps one generic plan for a prepared page statement, and plans no page afresh:
+    the page size is written into the statement. With it bound as a parameter, PostgreSQL prices
+    the generic plan as if it returned a tenth of the organisation's deals and plans every page
+    instead (checked too, on the same deals, so the test fails if the size goes back to a bound
+    parameter)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("plan caching is PostgreSQL's")
+    seller = team["seller"]
+    await pg_exec_on(
+        database_url,
+        f"""INSERT INTO deal (id, organization_id, name, account_name, stage, owner_id, version, created_at, updated_at)
+            SELECT gen_random_uuid(), m.organization_id, 'Deal ' || n, 'Account ' || n, 'discovery', m.id, 1,
+                   now(), now()
+            FROM member m, generate_series(1, 20000) AS n WHERE m.id = '{seller.id}'""",
+        "ANALYZE deal",
+    )
+    page = repository._deal_page(False, False, *[False] * 6, 51)
+    driver = repository._driver_statement(app.state.engine.dialect, page)
+    assert driver is not None and "LIMIT 51" in driver.sql
+    bound = driver.sql.replace("LIMIT 51", "LIMIT $2::INTEGER")
+    conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        plans = {}
+        for sql, args in ((driver.sql, ()), (bound, (51,))):
+            for _ in range(8):
+                assert len(await conn.fetch(sql, hash_key(seller.key), *args)) == 51
+            plans[sql] = tuple(
+                await conn.fetchrow(
+                    "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1", sql
+                )
+            )
+    finally:
+        await conn.close()
+    generic, custom = plans[driver.sql]
+    assert generic >= 2 and custom <= 6, plans[driver.sql]
+    assert plans[bound] == (0, 8), plans[bound]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import uuid
-from collections import namedtuple
+from collections import OrderedDict, namedtuple
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -188,7 +188,12 @@ class DealListing:
     q: str | None = None
 
 
-@functools.cache
+# Page statements kept built (a page size and combination of filters each); one evicted is built
+# again when asked for.
+_PAGE_STATEMENTS = 256
+
+
+@functools.lru_cache(maxsize=_PAGE_STATEMENTS)
 def _deal_page(
     by_token: bool,
     after: bool,
@@ -198,9 +203,16 @@ def _deal_page(
     closed_before: bool,
     updated_since: bool,
     q: bool,
+    limit: int = 51,
 ) -> sa.Select[Any]:
-    """The listing for one caller kind and combination of filters, built once; filter values are
-    bound at execution."""
+    """The listing for one caller kind, combination of filters and number of rows, built once;
+    filter values are bound at execution.
+
+    The number of rows is written into the SQL, not bound: with ``LIMIT $n`` PostgreSQL prices a
+    prepared statement's generic plan as if it returned a tenth of the organisation's deals, finds
+    it dearer than planning each execution, and plans every page afresh (0.5-0.9 ms of its CPU per
+    page, as much as executing it). With the number written in, the generic plan is priced for what
+    it is and reused (bench/README.md, "Pages planned once")."""
     conditions: list[sa.ColumnElement[bool]] = [VISIBLE[by_token]]
     if owner:
         conditions.append(_d.c.owner_id == sa.bindparam("owner_id", type_=_d.c.owner_id.type))
@@ -226,7 +238,7 @@ def _deal_page(
         sa.select(*DEAL_COLUMNS, REVIEW_ID, refs_json(_d.c.id).label("external_refs"))
         .where(*conditions)
         .order_by(_d.c.id)
-        .limit(sa.bindparam("limit", type_=sa.Integer()))
+        .limit(sa.literal_column(str(int(limit))))
         .subquery("page")
     )
     return with_actor(ME[by_token], page).order_by(page.c.id)
@@ -292,12 +304,16 @@ class _DriverStatement:
         return [row(*record) for record in records]
 
 
-_DRIVER_STATEMENTS: dict[int, tuple[sa.Select[Any], _DriverStatement | None]] = {}
+# By statement: the statements built at import, and the page statements ``_deal_page`` keeps (the
+# oldest dropped past twice as many as it keeps, so an evicted page statement is not held here).
+_DRIVER_STATEMENTS: OrderedDict[int, tuple[sa.Select[Any], _DriverStatement | None]] = OrderedDict()
+_DRIVER_STATEMENTS_KEPT = 64 + 2 * _PAGE_STATEMENTS
 
 
 def _driver_statement(dialect: sa.Dialect, stmt: sa.Select[Any]) -> _DriverStatement | None:
     cached = _DRIVER_STATEMENTS.get(id(stmt))
     if cached is not None and cached[0] is stmt:
+        _DRIVER_STATEMENTS.move_to_end(id(stmt))
         return cached[1]
     compiled = stmt.compile(dialect=dialect)
     driver: _DriverStatement | None = None
@@ -307,6 +323,8 @@ def _driver_statement(dialect: sa.Dialect, stmt: sa.Select[Any]) -> _DriverState
         names = tuple(compiled.positiontup or ())
         driver = _DriverStatement(str(compiled), names, namedtuple("Row", stmt.selected_columns.keys()))  # type: ignore[misc]
     _DRIVER_STATEMENTS[id(stmt)] = (stmt, driver)
+    if len(_DRIVER_STATEMENTS) > _DRIVER_STATEMENTS_KEPT:
+        _DRIVER_STATEMENTS.popitem(last=False)
     return driver
 
 
@@ -371,8 +389,8 @@ class DealReads:
             listing.closed_before is not None,
             listing.updated_since is not None,
             bool(listing.q),
+            listing.limit,
         )
-        params["limit"] = listing.limit
         if listing.after is not None:
             params["after"] = listing.after
         if listing.owner_id is not None:
