@@ -84,15 +84,12 @@ def _kinds(me: sa.CTE, visible: sa.ColumnElement[bool]) -> dict[TaskKind, _Kind]
     s, a, g, p, o, r, c = _step.c, _assignment.c, _suggestion.c, _approval.c, _observation.c, _review.c, _commitment.c
     me_id, me_org = sa.select(me.c.id).scalar_subquery(), sa.select(me.c.organization_id).scalar_subquery()
     open_deal = _d.c.stage.not_in([sa.literal_column(f"'{stage.value}'") for stage in sorted(CLOSED_STAGES)])
-    # What waits on a deal's owner: the deal's owner looked up by the task row's deal (a subquery
-    # PostgreSQL runs per row by primary key), not a condition on the joined deal, which lets it
-    # read all the owner's deals by the owner index and hash them (25,000 of them for one seller
-    # in the bench, 20 ms a page) to find the few with an open task.
-    owner = _d.alias("owner_of")
-    owned = tuple(
-        sa.select(owner.c.owner_id).where(owner.c.id == table.c.deal_id).scalar_subquery() == me_id
-        for table in (_assignment, _suggestion)
-    )
+    # What waits on a deal's owner: the joined deal's owner compared with IS NOT DISTINCT FROM (the
+    # same as = here, owner and member never NULL), which no index can serve. With =, PostgreSQL
+    # may read all the owner's deals by the owner index and hash them (25,000 for one seller in the
+    # bench, 20 ms a page) to find the few with an open task; this way the open tasks are read by
+    # their own index and their deals by primary key.
+    owned = (_d.c.organization_id == me_org, _d.c.owner_id.is_not_distinct_from(me_id))
     review_open = (_is(r.status, ReviewStatus.pending), sa.not_(r.deal_reopened))
     kinds = {
         # A step of a closed deal's strategy can no longer be done (the strategy is read-only), and
@@ -122,7 +119,7 @@ def _kinds(me: sa.CTE, visible: sa.ColumnElement[bool]) -> dict[TaskKind, _Kind]
             a.purpose,
             _NO_DATE,
             a.created_at,
-            (owned[0], _is(a.status, AssignmentStatus.proposed)),
+            (*owned, _is(a.status, AssignmentStatus.proposed)),
         ),
         TaskKind.suggestion: _Kind(
             _suggestion,
@@ -131,7 +128,7 @@ def _kinds(me: sa.CTE, visible: sa.ColumnElement[bool]) -> dict[TaskKind, _Kind]
             g.body,
             _NO_DATE,
             g.created_at,
-            (owned[1], _is(g.status, SuggestionStatus.open)),
+            (*owned, _is(g.status, SuggestionStatus.open)),
         ),
         TaskKind.approval: _Kind(
             _approval,
