@@ -37,7 +37,7 @@ from app.domain.deals import (
 )
 from app.domain.errors import DomainError, ExternalRefTaken, NotFound
 from app.domain.ids import uuid7
-from app.domain.members import Actor
+from app.domain.members import Actor, MemberRole, OwnerFacts
 from app.domain.reviews import ReviewStatus, choose_reviewer, due_on, iso_week
 from app.schemas.deals import DealBatchRecord
 from app.services.access import NO_SUCH_DEAL
@@ -80,6 +80,26 @@ class _Deal:
     changed: bool = False
 
 
+# The columns of a deal that a _Deal holds.
+_DEAL_COLUMNS = (
+    "id",
+    "name",
+    "account_name",
+    "amount_minor",
+    "currency",
+    "expected_close_date",
+    "stage",
+    "owner_id",
+    "loss_reason_code",
+    "loss_competitor",
+    "loss_detail",
+    "closed_at",
+    "version",
+    "created_at",
+    "updated_at",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class _ReviewStep:
     """A loss to open (or reuse) the deal's review for, or a reopening to mark on it: resolved
@@ -110,7 +130,7 @@ class DealBatch:
     actor: Actor
     now: dt.datetime
     deals: dict[tuple[str, str], _Deal] = field(default_factory=dict)
-    owners: dict[uuid.UUID, Any] = field(default_factory=dict)
+    owners: dict[uuid.UUID, OwnerFacts] = field(default_factory=dict)
     in_line: dict[uuid.UUID, bool] = field(default_factory=dict)  # owner below the actor in the lines
     loss_reasons: dict[str, Any] = field(default_factory=dict)
     # Events in the order the records make them; review steps stand where their event goes.
@@ -126,35 +146,25 @@ class DealBatch:
     async def load_deals(self, uow: UnitOfWork, refs: list[tuple[str, str]]) -> None:
         """The deals the references name, locked."""
         by_id: dict[uuid.UUID, _Deal] = {}
-        for row in await uow.deals.by_refs(self.actor, list(dict.fromkeys(refs))):
-            deal = by_id.get(row.id)
+        for found in await uow.deals.by_refs(self.actor, list(dict.fromkeys(refs))):
+            row = found._mapping  # by key: a Row's attributes cost a failed lookup each
+            deal = by_id.get(row["id"])
             if deal is None:  # one deal may have several references
-                deal = by_id[row.id] = _Deal(
-                    id=row.id,
-                    name=row.name,
-                    account_name=row.account_name,
-                    amount_minor=row.amount_minor,
-                    currency=row.currency,
-                    expected_close_date=row.expected_close_date,
-                    stage=row.stage,
-                    owner_id=row.owner_id,
-                    loss_reason_code=row.loss_reason_code,
-                    loss_competitor=row.loss_competitor,
-                    loss_detail=row.loss_detail,
-                    closed_at=row.closed_at,
-                    version=row.version,
-                    created_at=row.created_at,
-                    updated_at=row.updated_at,
-                    assigned=bool(row.assigned),
+                deal = by_id[row["id"]] = _Deal(
+                    **{name: row[name] for name in _DEAL_COLUMNS}, assigned=bool(row["assigned"])
                 )
-                self.in_line[row.owner_id] = bool(row.owner_in_line)
-            self.deals[(row.source, row.external_id)] = deal
+                self.in_line[deal.owner_id] = bool(row["owner_in_line"])
+            self.deals[(row["source"], row["external_id"])] = deal
 
     async def load_owners(self, uow: UnitOfWork, owner_ids: set[uuid.UUID]) -> None:
         """The members the records name as owners (id, role, active, in the actor's line)."""
-        owners = await uow.members.owners(self.actor.organization_id, self.actor.member_id, owner_ids)
+        rows = await uow.members.owners(self.actor.organization_id, self.actor.member_id, owner_ids)
+        # As plain facts: every record reads its owner's, and a Row's attributes are slow to read.
+        owners = {
+            row.id: OwnerFacts(row.id, MemberRole(row.role), row.active, bool(row.in_line)) for row in rows.values()
+        }
         self.owners |= owners
-        self.in_line |= {owner.id: bool(owner.in_line) for owner in owners.values()}
+        self.in_line |= {owner_id: owner.in_line for owner_id, owner in owners.items()}
 
     async def load_loss_reasons(self, uow: UnitOfWork, codes: set[str]) -> None:
         if codes:

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from app.schemas.deals import DealBatchResults
 from app.settings import Settings
 from tests.conftest import settings_for
 from tests.helpers import Api, Person
@@ -244,6 +245,40 @@ async def test_a_batch_means_what_its_records_mean_one_by_one(api: Api, team, ac
             break
     assert set(batch_event_ids) <= {d["event_id"] for d in deliveries}
     assert len({d["event_id"] for d in deliveries}) == len(deliveries)
+
+
+async def test_the_results_are_the_bytes_that_the_results_model_renders(api: Api, team) -> None:
+    """The results are rendered as plain data and serialised once: the bytes are those of
+    DealBatchResults, for every kind of result and problem, and for any text a record sends back."""
+    odd = 'Ré\u2028\u00a0"\\/\t\u0001 ☃ \U0001f600'
+    records: list[Any] = [
+        {"source": "crm", "external_id": "R1", **_deal(team["seller"], "R1")},
+        {"source": "crm", "external_id": "R1", "amount": {"amount": "12.5", "currency": "EUR"}},
+        {"source": "crm", "external_id": "R1", "name": "Deal R1"},
+        {"source": "crm", "external_id": odd, "name": odd, "account_name": "x", "owner_id": team["seller"].id},
+        {"source": "crm", "external_id": f"x{odd}", "name": "x", odd: 1, "version": 3, "amount": 12},
+        {"source": 7, "external_id": ["x"]},
+        {"source": "crm", "external_id": "R2", "name": "No owner"},
+        {"source": "crm", "external_id": "R3", **_deal(team["manager"], "R3")},
+        {"source": "crm", "external_id": "R4", **_deal(team["seller"], "R4", loss={"reason_code": "price"})},
+    ]
+    response = await api.as_(team["integration"]).post("/v1/deals/batch-upsert", json={"records": records})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert response.content == DealBatchResults.model_validate(response.json()).model_dump_json().encode()
+    results = response.json()["results"]
+    assert [r["outcome"] for r in results] == ["created", "updated", "unchanged", *["error"] * 6]
+    problems = [r["problem"] for r in results[3:]]
+    assert [p["code"] for p in problems] == [
+        "validation_error",
+        "validation_error",
+        "validation_error",
+        "validation_error",
+        "owner_must_be_seller",
+        "loss_requires_closed_lost",
+    ]
+    assert problems[-1]["errors"] is None and problems[1]["errors"]
+    assert (results[4]["source"], results[4]["external_id"], results[5]["source"]) == ("crm", f"x{odd}", None)
 
 
 def _sized_batch(team: dict[str, Person], tag: str, size: int) -> list[dict[str, Any]]:

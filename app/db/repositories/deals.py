@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -164,6 +165,11 @@ _INSERT_REFS = {
 }
 
 
+def _columns_of(rows: Sequence[Any], names: Sequence[str]) -> dict[str, list[Any]]:
+    """The attributes ``names`` of objects, column by column (one C-level pass per column)."""
+    return {name: list(map(attrgetter(name), rows)) for name in names}
+
+
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -273,7 +279,7 @@ class DealRepository:
         """New deals, each an object with the deal's columns as attributes (``id``, ``version``,
         ``created_at`` ... included)."""
         if deals:
-            await self._write(_INSERT_DEALS, [{n: getattr(d, n) for n in _INSERTED} for d in deals], organization_id)
+            await self._write(_INSERT_DEALS, _columns_of(deals, _INSERTED), organization_id)
 
     async def insert_refs(
         self, organization_id: uuid.UUID, refs: Sequence[tuple[uuid.UUID, str, str]]
@@ -282,34 +288,36 @@ class DealRepository:
         was written: one that another transaction wrote first is skipped."""
         if not refs:
             return set()
-        rows = [{"id": uuid7(), "deal_id": d, "source": s, "external_id": e} for d, s, e in refs]
-        return set((await self._write(_INSERT_REFS, rows, organization_id)).scalars())
+        deal_ids, sources, external_ids = map(list, zip(*refs, strict=True))
+        columns = {"id": [uuid7() for _ in refs], "deal_id": deal_ids, "source": sources, "external_id": external_ids}
+        return set((await self._write(_INSERT_REFS, columns, organization_id)).scalars())
 
     async def update_many(self, deals: Sequence[Any]) -> None:
         """Changed deals: each an object with the deal's columns as attributes; _WRITTEN are written."""
         if deals:
-            rows = [{n: getattr(d, n) for n in ("id", *_WRITTEN)} for d in deals]
-            await self._write(_UPDATE_DEALS, rows, listed_as="b_")
+            await self._write(_UPDATE_DEALS, _columns_of(deals, ("id", *_WRITTEN)), listed_as="b_")
 
     async def _write(
         self,
         statements: dict[str, Any],
-        rows: list[dict[str, Any]],
+        columns: dict[str, list[Any]],
         organization_id: uuid.UUID | None = None,
         *,
         listed_as: str = "",
     ) -> Any:
-        """One of the batch's writes: on PostgreSQL the rows as parallel arrays (``a_<column>``),
-        on SQLite as a list of rows (``<listed_as><column>``: an UPDATE's SET takes the plain names)."""
+        """One of the batch's writes, given column by column (``{name: [value of each row]}``): on
+        PostgreSQL as parallel arrays (``a_<column>``), on SQLite as a list of rows
+        (``<listed_as><column>``: an UPDATE's SET takes the plain names)."""
         dialect = self.session.bind.dialect.name
         params: dict[str, Any] | list[dict[str, Any]]
         if dialect == "postgresql":
-            params = {f"a_{name}": [row[name] for row in rows] for name in rows[0]}
+            params = {f"a_{name}": values for name, values in columns.items()}
             if organization_id is not None:
                 params["org"] = organization_id
         else:
             org = {} if organization_id is None else {"organization_id": organization_id}
-            params = [org | {f"{listed_as}{name}": value for name, value in row.items()} for row in rows]
+            names = [f"{listed_as}{name}" for name in columns]
+            params = [org | dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
         return await self.session.execute(statements[dialect], params)
 
     async def delete_many(self, deal_ids: Sequence[uuid.UUID]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -186,9 +187,9 @@ class EventRepository:
         seqs: dict[uuid.UUID, int] = {}
         if self._numbered_by_sequence:
             params: dict[str, Any] = {"org": organization_id, "actor_id": actor_id, "occurred_at": occurred_at}
-            params |= {"a_id": ids} | {f"a_{name}": [getattr(e, name) for e in events] for name in _MANY[1:-1]}
+            params |= {"a_id": ids} | {f"a_{name}": list(map(attrgetter(name), events)) for name in _MANY[1:-1]}
             params["a_data"] = [orjson.dumps(event.data).decode() for event in events]
-            seqs = {row.id: int(row.seq) for row in await self.session.execute(_APPEND_UNNESTED, params)}
+            seqs = {event_id: int(seq) for event_id, seq in await self.session.execute(_APPEND_UNNESTED, params)}
         else:
             rows = [
                 {
@@ -210,7 +211,7 @@ class EventRepository:
             return
         if not seqs:
             found = await self.session.execute(_SEQS, {"ids": [event_id for event_id, _ in taken]})
-            seqs = {row.id: int(row.seq) for row in found}
+            seqs = {event_id: int(seq) for event_id, seq in found}
         await self.outbox.enqueue_many(
             organization_id=organization_id,
             events=[(event_id, seqs[event_id], event.type, event.deal_id) for event_id, event in taken],
