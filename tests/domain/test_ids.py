@@ -6,6 +6,7 @@ import os
 import time
 import uuid
 
+from app.domain import ids
 from app.domain.ids import uuid7
 
 
@@ -62,3 +63,24 @@ def test_a_forked_child_never_repeats_its_parents_ids() -> None:
     assert len(childs) == 100
     # The time part may match (same millisecond); the random part never does.
     assert not {b[6:] for b in childs} & {b[6:] for b in parents}
+
+
+def test_the_random_bits_go_where_rfc_9562_puts_them(monkeypatch) -> None:
+    """The 80 random bits of an id: the first 12 are rand_a (after the version), the other 62
+    rand_b (after the variant), under the 48 bits of Unix milliseconds."""
+    random_bytes = bytes(range(215, 255)) * 103  # one 4 KiB read: 409 ids of 10 bytes
+    monkeypatch.setattr(ids, "_buffer", b"")
+    monkeypatch.setattr(ids.os, "urandom", lambda n: random_bytes[:n])
+    monkeypatch.setattr(ids.time, "time_ns", lambda: 1_764_000_000_123_456_789)
+    for n in range(3):
+        rand = int.from_bytes(random_bytes[10 * n : 10 * n + 10], "big")
+        expected = (
+            (1_764_000_000_123 << 80)
+            | (0x7 << 76)
+            | (((rand >> 62) & 0xFFF) << 64)
+            | (0b10 << 62)
+            | (rand & (2**62 - 1))
+        )
+        made = uuid7()
+        assert made == uuid.UUID(int=expected) and str(made) == str(uuid.UUID(int=expected))
+        assert type(made) is uuid.UUID and made.is_safe is uuid.SafeUUID.unknown
