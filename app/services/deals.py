@@ -29,7 +29,7 @@ from app.domain.ids import uuid7
 from app.domain.members import Actor
 from app.domain.money import Money
 from app.domain.versioning import ensure_version
-from app.schemas.deals import DealCreate, DealUpdate, DealUpsert
+from app.schemas.deals import DealCreate, DealUpdate, DealUpsert, minor_units_of
 from app.schemas.deals import Loss as SentLoss
 from app.schemas.deals import Money as SentMoney
 from app.services import deal_reads, reviews
@@ -339,7 +339,7 @@ def edit_of(data: DealUpdate) -> DealEdit:
 
 
 def _money(amount: SentMoney | None) -> Money | None:
-    return None if amount is None else Money.parse(amount.amount, amount.currency)
+    return None if amount is None else Money(minor_units_of(amount.amount, amount.currency), amount.currency)
 
 
 def _loss(loss: SentLoss | None) -> Loss | None:
