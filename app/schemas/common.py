@@ -43,6 +43,39 @@ MAX_JSON_ITEMS = 1000
 def _inspect_json(data: Any) -> tuple[str, str] | None:
     """Why a parsed JSON body cannot be accepted, or None: one iterative walk (no recursion,
     whatever the depth) over containers and strings."""
+    return None if _fine_json(data) else _first_json_problem(data)
+
+
+def _fine_json(data: Any) -> bool:
+    """Whether _first_json_problem would find nothing, the common case, found faster: the same
+    checks, but the strings are gathered and checked together (a batch of 500 records holds some
+    5,000), not one by one in the walk's order, which decides the problem reported."""
+    texts: list[str] = []
+    keep = texts.append
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        value, depth = pop()
+        if isinstance(value, str):
+            keep(value)
+            continue
+        if not isinstance(value, (dict, list)):
+            continue
+        if depth > MAX_JSON_DEPTH or len(value) > MAX_JSON_ITEMS:
+            return False
+        for item in value.values() if isinstance(value, dict) else value:
+            if isinstance(item, str):
+                keep(item)
+            elif isinstance(item, (dict, list)):
+                push((item, depth + 1))
+        if isinstance(value, dict):
+            texts.extend(key for key in value if isinstance(key, str))
+    # A NUL or a lone surrogate in one string is one in them all joined (code points never merge).
+    return not _unstorable("".join(texts))
+
+
+def _first_json_problem(data: Any) -> tuple[str, str] | None:
+    """The first problem of a parsed JSON body in the order of one walk over it, or None."""
     stack: list[tuple[Any, int]] = [(data, 1)]
     pop, push = stack.pop, stack.append
     while stack:

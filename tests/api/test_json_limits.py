@@ -4,10 +4,12 @@ is 422 validation_error with one error, before any field is validated; nothing i
 from __future__ import annotations
 
 import json
+import random
 from typing import Any
 
 import pytest
 
+from app.schemas.common import _first_json_problem, _inspect_json
 from tests.helpers import Api, assert_problem, make_deal
 
 
@@ -102,3 +104,34 @@ async def test_a_one_mebibyte_hostile_body_costs_one_error(api: Api) -> None:
     response = await post_raw(api, "/v1/members", body)
     assert "json_too_many_items" not in error_types(response)
     assert len(response.content) < 2000
+
+
+def _random_json(rng: random.Random, depth: int = 1) -> Any:
+    """Small nested JSON with NULs, lone surrogates, deep and long parts here and there."""
+    roll = rng.random()
+    if depth > 34 or roll < 0.4:
+        return rng.choice(["a", "", "é", "\x00", "\ud800", "x\udfff", "\u2028", 1, 2.5, None, True, "\U0001f600"])
+    if roll < 0.45:
+        return rng.choice([nested(30), nested(33), ["a"] * 1001, {str(n): n for n in range(1001)}])
+    if roll < 0.7:
+        return [_random_json(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+    keys = ["k", "é", "\x00", "\udc00", "key"]
+    return {f"{rng.choice(keys)}{n}": _random_json(rng, depth + 1) for n in range(rng.randint(0, 3))}
+
+
+def test_the_fast_check_reports_what_the_ordered_walk_reports() -> None:
+    """Bodies are checked by a fast pass first (strings gathered and checked together); one with
+    a problem is walked again in order, so that the problem reported is the walk's first."""
+    rng = random.Random(20261129)
+    bodies = [_random_json(rng) for _ in range(3000)]
+    bodies += [
+        {"a": "\x00", "b": nested(40)},
+        [nested(40), "\x00"],
+        ["\x00", ["a"] * 1001],
+        {"\ud800": 1, "b": nested(33)},
+        {"records": [{"name": "ok"}] * 500},
+    ]
+    found = [_inspect_json(body) for body in bodies]
+    assert found == [_first_json_problem(body) for body in bodies]
+    assert {problem[0] for problem in found if problem} == {"unstorable_text", "json_too_deep", "json_too_many_items"}
+    assert found.count(None) > 500
