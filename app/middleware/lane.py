@@ -71,6 +71,9 @@ class _Param:
 
     @classmethod
     def of(cls, field: Any) -> _Param:
+        # The names request_params_to_args itself looks the parameter up by (FastAPI's own helper,
+        # private to it: called once per parameter at build, so a change to it fails at start-up
+        # or in tests/api/test_plain_lane.py, not in a request).
         return cls(field, tuple(key for _, key in _get_param_aliases(field)))
 
 
