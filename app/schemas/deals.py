@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -9,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints, model_validator
 
 from app.domain.deals import DealStatus, Stage
-from app.domain.money import CURRENCIES, InvalidMoney, to_minor
+from app.domain.money import CURRENCIES, InvalidMoney, minor_units_of
 from app.schemas import acme
 from app.schemas.common import TOKEN_CHAR, IsoDate, Name, Page, RequestModel, ResponseModel, examples, omitted, trimmed
 from app.schemas.expand import MemberId, Members
@@ -29,14 +28,6 @@ Reason = trimmed(2000)
 
 # A plain decimal below a thousand trillion: no sign, exponent, separator or spaces.
 AMOUNT = r"^(0|[1-9][0-9]{0,14})(\.[0-9]{1,3})?$"
-
-
-@functools.lru_cache(maxsize=1024)
-def minor_units_of(amount: str, currency: str) -> int:
-    """``to_minor``, remembered: a request's amount is checked here when it is validated, and
-    parsed again by the service (``edit_of``); the second time, for each of a batch's 500
-    records, is a lookup. (A refused amount raises each time: exceptions are not cached.)"""
-    return to_minor(amount, currency)
 
 
 class Money(RequestModel):

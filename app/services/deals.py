@@ -27,9 +27,9 @@ from app.domain.deals import (
 from app.domain.errors import ExternalRefTaken, VersionConflict
 from app.domain.ids import uuid7
 from app.domain.members import Actor
-from app.domain.money import Money
+from app.domain.money import Money, minor_units_of
 from app.domain.versioning import ensure_version
-from app.schemas.deals import DealCreate, DealUpdate, DealUpsert, minor_units_of
+from app.schemas.deals import DealCreate, DealUpdate, DealUpsert
 from app.schemas.deals import Loss as SentLoss
 from app.schemas.deals import Money as SentMoney
 from app.services import deal_reads, reviews

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from app.domain.money import InvalidMoney, Money, to_minor
-from app.schemas.deals import DealUpsert, minor_units_of
+from app.domain.money import InvalidMoney, Money, minor_units_of, to_minor
+from app.schemas.deals import DealUpsert
 from app.services.deals import edit_of
 
 
