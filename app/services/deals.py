@@ -118,9 +118,7 @@ async def update_deal(
     edit = edit_of(data)
     if uow.deal_writes.available:
         row = await uow.deal_writes.deal(actor.organization_id, deal_id)
-        alone = await _change_alone(uow, actor, row, edit, if_match)
-        if alone is not None:
-            return alone
+        return await _change(uow, actor, deal_id, row, edit, if_match)
     return await _update(uow, actor, deal_id, edit, if_match)
 
 
@@ -135,11 +133,16 @@ async def update_deal_of_caller(
     row = await uow.deal_writes.deal_of_caller(caller.credential, deal_id)
     if row is None:
         raise unknown(caller)
-    actor = actor_of(row)
-    alone = await _change_alone(uow, actor, None if row.id is None else row, edit, if_match)
-    if alone is not None:
-        return alone
-    return await _update(uow, actor, deal_id, edit, if_match)
+    return await _change(uow, actor_of(row), deal_id, None if row.id is None else row, edit, if_match)
+
+
+async def _change(
+    uow: UnitOfWork, actor: Actor, deal_id: uuid.UUID, row: Any | None, edit: DealEdit, if_match: frozenset[int] | None
+) -> DealView:
+    """The change in one statement after the read of ``row`` when it can be (``_change_alone``), or
+    else the general path."""
+    alone = await _change_alone(uow, actor, row, edit, if_match)
+    return alone if alone is not None else await _update(uow, actor, deal_id, edit, if_match)
 
 
 async def _update(
