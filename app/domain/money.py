@@ -55,7 +55,7 @@ def to_minor(amount: str, currency: str) -> int:
 @functools.lru_cache(maxsize=1024)
 def minor_units_of(amount: str, currency: str) -> int:
     """``to_minor``, remembered: a request's amount is checked when its model is validated, and
-    parsed again by the service (``edit_of``); the second time, for each of a batch's 500
+    parsed again by the service (``edit_of``, through ``Money.parse``); the second time, for each of a batch's 500
     records, is a lookup. (A refused amount raises each time: exceptions are not cached.)"""
     return to_minor(amount, currency)
 
@@ -80,7 +80,7 @@ class Money:
     @classmethod
     def parse(cls, amount: str, currency: str) -> Money:
         """Money from its decimal string, e.g. ``Money.parse("12500.00", "EUR")``."""
-        return cls(to_minor(amount, currency), currency)
+        return cls(minor_units_of(amount, currency), currency)
 
     @property
     def amount(self) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 from app.db.models import ClosedLostReview
@@ -80,24 +80,8 @@ class _Deal:
     changed: bool = False
 
 
-# The columns of a deal that a _Deal holds.
-_DEAL_COLUMNS = (
-    "id",
-    "name",
-    "account_name",
-    "amount_minor",
-    "currency",
-    "expected_close_date",
-    "stage",
-    "owner_id",
-    "loss_reason_code",
-    "loss_competitor",
-    "loss_detail",
-    "closed_at",
-    "version",
-    "created_at",
-    "updated_at",
-)
+# The columns of a deal that a _Deal holds: its fields without a default (the rest are the batch's).
+_DEAL_COLUMNS = tuple(f.name for f in fields(_Deal) if f.default is MISSING)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from app.domain.deals import (
 from app.domain.errors import ExternalRefTaken, VersionConflict
 from app.domain.ids import uuid7
 from app.domain.members import Actor
-from app.domain.money import Money, minor_units_of
+from app.domain.money import Money
 from app.domain.versioning import ensure_version
 from app.schemas.deals import DealCreate, DealUpdate, DealUpsert
 from app.schemas.deals import Loss as SentLoss
@@ -342,7 +342,7 @@ def edit_of(data: DealUpdate) -> DealEdit:
 
 
 def _money(amount: SentMoney | None) -> Money | None:
-    return None if amount is None else Money(minor_units_of(amount.amount, amount.currency), amount.currency)
+    return None if amount is None else Money.parse(amount.amount, amount.currency)
 
 
 def _loss(loss: SentLoss | None) -> Loss | None:

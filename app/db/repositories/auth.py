@@ -50,12 +50,10 @@ ACTOR_BY_TOKEN = (
 )
 
 
-def actor_statement(credential: str | SignedIn | bool) -> sa.Select[Any]:
+def actor_statement(credential: str | SignedIn) -> sa.Select[Any]:
     """The statement that reads the caller's member row: an API key by its hash
-    (``ACTOR_BY_KEY``), a token by what it was verified for (``ACTOR_BY_TOKEN``); or, given a
-    bool, the token's when it is true."""
-    by_token = credential if isinstance(credential, bool) else not isinstance(credential, str)
-    return ACTOR_BY_TOKEN if by_token else ACTOR_BY_KEY
+    (``ACTOR_BY_KEY``), a token by what it was verified for (``ACTOR_BY_TOKEN``)."""
+    return ACTOR_BY_KEY if isinstance(credential, str) else ACTOR_BY_TOKEN
 
 
 def actor_columns(me: sa.CTE) -> list[sa.Label[Any]]:

@@ -28,7 +28,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.db.models import Deal, Event, Member, WebhookDelivery, WebhookSubscription
-from app.db.repositories.auth import actor_columns, actor_params, actor_statement
+from app.db.repositories.auth import ACTOR_BY_KEY, ACTOR_BY_TOKEN, actor_columns, actor_params
 from app.db.repositories.events import next_event_seq
 from app.db.repositories.members import OWNER_COLUMNS
 from app.db.repositories.reads import DEAL_COLUMNS, REVIEW_ID, fetch_rows, fetch_rows_in, refs_json
@@ -201,10 +201,10 @@ _DEAL = sa.select(*DEAL_COLUMNS, REVIEW_ID, refs_json(_d.c.id).label("external_r
 )
 
 
-def _deal_of_caller(by_token: bool) -> sa.Select[Any]:
+def _deal_of_caller(actor: sa.Select[Any]) -> sa.Select[Any]:
     """``_DEAL`` with the caller's member (``actor_columns``) found by the same statement: no row is
     an unknown caller, one row whose ``id`` is NULL is no such deal in the caller's organisation."""
-    me = actor_statement(by_token).cte("me")
+    me = actor.cte("me")
     deal = (
         sa.select(*DEAL_COLUMNS, REVIEW_ID, refs_json(_d.c.id).label("external_refs"))
         .where(_d.c.id == _DEAL_ID, _d.c.organization_id == me.c.organization_id)
@@ -213,7 +213,7 @@ def _deal_of_caller(by_token: bool) -> sa.Select[Any]:
     return sa.select(*actor_columns(me), *deal.c).select_from(me.outerjoin(deal, sa.true()))
 
 
-_DEAL_OF_CALLER = {by_token: _deal_of_caller(by_token) for by_token in (False, True)}
+_DEAL_OF_CALLER = {False: _deal_of_caller(ACTOR_BY_KEY), True: _deal_of_caller(ACTOR_BY_TOKEN)}
 
 # A change written only if the deal is still at the version the change was worked out from
 # (otherwise nothing, and the general path runs: it locks the row and checks again).
