@@ -14,7 +14,7 @@ from app.db.uow import UnitOfWork
 from app.domain.members import Actor
 from app.http.conditional import IfMatch, parse_if_match
 from app.http.cursors import MAX_CURSOR_LENGTH, Cursors
-from app.http.idempotency import IDEMPOTENT_CALLER, IDEMPOTENT_TRANSACTION, SIGNED_IN
+from app.http.idempotency import IDEMPOTENT_CALLER, IDEMPOTENT_CLAIM, IDEMPOTENT_TRANSACTION, SIGNED_IN
 from app.openapi import REQUIRED_LATER
 from app.schemas.expand import Expand
 from app.services.auth import AuthContext, Caller, authenticate, context_of, is_sign_in_token, sign_in
@@ -22,8 +22,12 @@ from app.services.pagination import CallerPageRequest, PageRequest
 
 
 async def get_uow(request: Request) -> AsyncIterator[UnitOfWork]:
-    # An idempotent POST runs in the transaction that holds its Idempotency-Key and its response.
-    uow = UnitOfWork(request.app.state.sessionmaker, within=request.scope.get(IDEMPOTENT_TRANSACTION))
+    # An idempotent POST runs in the transaction that holds its Idempotency-Key and its response,
+    # or hands its one write to the claim made with its response (app/middleware/idempotency.py).
+    scope = request.scope
+    uow = UnitOfWork(
+        request.app.state.sessionmaker, within=scope.get(IDEMPOTENT_TRANSACTION), claim=scope.get(IDEMPOTENT_CLAIM)
+    )
     try:
         yield uow
     finally:

@@ -33,7 +33,7 @@ from app.errors import (
 )
 from app.http.cursors import Cursors
 from app.middleware.body_limit import BodyLimitMiddleware
-from app.middleware.idempotency import IdempotencyMiddleware
+from app.middleware.idempotency import IdempotencyMiddleware, claimed_with_response_paths
 from app.middleware.lane import PlainLane, plain_routes
 from app.middleware.rate_limit import EXEMPT_PATHS, RateLimitMiddleware, RateLimits
 from app.middleware.request_context import RequestContextMiddleware
@@ -262,11 +262,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.webhooks.include_router(webhooks.payload_docs)
     # Innermost: everything above applies to what it serves as to any request.
+    routes = [r for m in ROUTERS for r in m.router.routes if isinstance(r, APIRoute)]
+    app.add_middleware(PlainLane, routes=plain_routes(routes))
     app.add_middleware(
-        PlainLane, routes=plain_routes(r for m in ROUTERS for r in m.router.routes if isinstance(r, APIRoute))
-    )
-    app.add_middleware(
-        IdempotencyMiddleware, ttl_hours=settings.idempotency_ttl_hours, lock_seconds=settings.idempotency_lock_seconds
+        IdempotencyMiddleware,
+        ttl_hours=settings.idempotency_ttl_hours,
+        lock_seconds=settings.idempotency_lock_seconds,
+        claimed_with_response=claimed_with_response_paths(routes),
     )
     # Outside idempotency: an oversized body is refused before it is read, stored or authenticated.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)

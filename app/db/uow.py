@@ -24,6 +24,7 @@ from app.db.repositories.deal_writes import DealWrites
 from app.db.repositories.deals import DealRepository
 from app.db.repositories.development import DevelopmentRepository
 from app.db.repositories.events import EventRepository
+from app.db.repositories.idempotency import DeferredClaim
 from app.db.repositories.integrations import IntegrationRepository
 from app.db.repositories.involvement import InvolvementRepository
 from app.db.repositories.members import MemberRepository
@@ -58,6 +59,11 @@ class UnitOfWork:
     releases the savepoint and its rollback undoes only its own writes; the transaction's owner
     commits the whole.
 
+    ``claim``: an idempotent POST's claim made after it has run (app/db/repositories/idempotency.py
+    ``DeferredClaim``). Its one-statement new deal is handed to the claim; entering the unit of
+    work (``async with uow``) makes the claim first, and the unit of work then runs in its
+    transaction, as in ``within``'s.
+
     The session and the repositories are made when first used: a write that takes the
     one-statement path (``deal_writes``) opens no session at all."""
 
@@ -81,28 +87,43 @@ class UnitOfWork:
     webhooks = _Repository(WebhookRepository)
 
     def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], *, within: AsyncConnection | None = None
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        within: AsyncConnection | None = None,
+        claim: DeferredClaim | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._within = within
+        self._claim = claim
         self._committed = False
 
     @cached_property
     def session(self) -> AsyncSession:
-        if self._within is None:
+        within = self._within
+        if self._claim is not None:
+            within = self._claim.connection
+            if within is None:
+                raise RuntimeError(
+                    "an idempotent request's unit of work is entered (async with uow) before its session"
+                )
+        if within is None:
             return self._sessionmaker()
-        return self._sessionmaker(bind=self._within, join_transaction_mode="create_savepoint")
+        return self._sessionmaker(bind=within, join_transaction_mode="create_savepoint")
 
     @cached_property
     def deal_writes(self) -> DealWrites:
-        """The one-statement deal writes: outside the session, on its engine (or in ``within``)."""
-        return DealWrites(self._sessionmaker.kw["bind"], self._within)
+        """The one-statement deal writes: outside the session, on its engine (or in ``within``, or
+        handed to ``claim``)."""
+        return DealWrites(self._sessionmaker.kw["bind"], self._within, self._claim)
 
     @property
     def _opened(self) -> bool:
         return "session" in self.__dict__
 
     async def __aenter__(self) -> UnitOfWork:
+        if self._claim is not None and self._claim.connection is None:
+            await self._claim.open()
         return self
 
     async def __aexit__(

@@ -6,20 +6,38 @@ import datetime as dt
 import enum
 import hashlib
 import json
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 from app.domain.errors import IdempotencyInProgress, IdempotencyKeyReused
 
 MAX_KEY_LENGTH = 255
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 # The ASGI scope key under which an idempotent POST's open database connection reaches the
 # request's unit of work (app/deps.py), so the write, the key and its response commit together.
 IDEMPOTENT_TRANSACTION = "dealcoach.idempotent_transaction"
+# ... or, for an operation whose key is claimed with its response (``claimed_with_response``),
+# the claim its unit of work hands its write to, or makes first (app/db/uow.py).
+IDEMPOTENT_CLAIM = "dealcoach.idempotent_claim"
 # ... and the caller's member row, read with the claim, which authenticates the request.
 IDEMPOTENT_CALLER = "dealcoach.idempotent_caller"
 # ... and, for a token from an identity provider, what it was verified as (app.domain.oidc.SignedIn),
 # so that the request does not verify it again.
 SIGNED_IN = "dealcoach.signed_in"
+
+
+CLAIMED_WITH_RESPONSE = "dealcoach_claimed_with_response"
+
+
+def claimed_with_response(endpoint: F) -> F:
+    """Mark an operation whose Idempotency-Key, on PostgreSQL, is claimed after it has run, by the
+    statement that stores its response and makes its write (when its write is one statement the
+    unit of work can hand over: app/db/repositories/deal_writes.py); its other writes claim the
+    key first, when they enter their unit of work. Its path must have no parameters."""
+    setattr(endpoint, CLAIMED_WITH_RESPONSE, True)
+    return endpoint
 
 
 class StoredRequest(Protocol):

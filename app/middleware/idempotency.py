@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
+from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -16,7 +19,9 @@ from app.domain.errors import DatabaseUnavailable, DomainError, IdempotencyInPro
 from app.domain.oidc import SignedIn, looks_like_token
 from app.errors import is_database_unavailable, problem, problem_for_domain_error
 from app.http.idempotency import (
+    CLAIMED_WITH_RESPONSE,
     IDEMPOTENT_CALLER,
+    IDEMPOTENT_CLAIM,
     IDEMPOTENT_TRANSACTION,
     MAX_KEY_LENGTH,
     SIGNED_IN,
@@ -32,10 +37,17 @@ _NOT_REPLAYED = {b"x-request-id", b"date", b"server"}
 
 
 class IdempotencyMiddleware:
-    def __init__(self, app: ASGIApp, *, ttl_hours: int = 24, lock_seconds: int = 60) -> None:
+    """``claimed_with_response``: the paths of the operations whose key, on PostgreSQL, is claimed
+    after they have run (``_Deferred``); any other idempotent POST claims its key first, in the
+    transaction it then runs in."""
+
+    def __init__(
+        self, app: ASGIApp, *, ttl_hours: int = 24, lock_seconds: int = 60, claimed_with_response: Iterable[str] = ()
+    ) -> None:
         self.app = app
         self.ttl = dt.timedelta(hours=ttl_hours)
         self.lock_seconds = lock_seconds
+        self.claimed_with_response = frozenset(claimed_with_response)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -70,12 +82,28 @@ class IdempotencyMiddleware:
             # The client went away before sending its whole body: nothing to run, and nothing to
             # claim (a key claimed with part of a body would refuse the whole body's retry).
             return
-        replay_receive = _replaying(body, receive)
         if token is None:  # the app answers 401 itself
-            await self.app(scope, replay_receive, send)
+            await self.app(scope, _replaying(body, receive), send)
             return
         request_fp = fingerprint("POST", scope["path"], scope.get("query_string", b"").decode("latin-1"), body)
         engine: AsyncEngine = scope["app"].state.engine
+        request = _Request(scope, receive, send, body, key, request_fp)
+        if scope["path"] in self.claimed_with_response and engine.dialect.name == "postgresql":
+            try:
+                credential = await _credential(scope, token)
+            except Exception as exc:
+                await self._unavailable(exc, request)
+                return
+            if credential is None:  # a token refused: the app refuses it itself (401)
+                await self.app(scope, request.receive(), send)
+                return
+            if await self._claimed_after(engine, credential, request):
+                return
+        await self._claimed_first(engine, token, request)
+
+    async def _claimed_first(self, engine: AsyncEngine, token: str, request: _Request) -> None:
+        """Claim the key, then run the request in the claim's transaction."""
+        scope = request.scope
         async with engine.connect() as conn:
             caller: Any = None
             try:
@@ -83,19 +111,77 @@ class IdempotencyMiddleware:
                 if credential is None:
                     early: Any = _UNAUTHENTICATED
                 else:
-                    caller, early = await self._claim(conn, credential, key, request_fp, scope["path"])
+                    caller, early = await self._claim(conn, credential, request.key, request.fingerprint, scope["path"])
             except Exception as exc:
                 await conn.rollback()
-                if not is_database_unavailable(exc):
-                    raise
-                log.warning("database unavailable: %s", type(exc).__name__)
-                early = problem_for_domain_error(DatabaseUnavailable(), scope["path"])
+                await self._unavailable(exc, request)
+                return
             if early is _UNAUTHENTICATED:
-                await self.app(scope, replay_receive, send)
+                await self.app(scope, request.receive(), request.send)
             elif early is not None:
-                await early(scope, receive, send)
+                await early(scope, request.receive(), request.send)
             else:
-                await self._run_in_transaction(conn, caller, key, scope, replay_receive, send)
+                scope[IDEMPOTENT_TRANSACTION] = conn
+                scope[IDEMPOTENT_CALLER] = caller
+                messages: list[Message] = []
+                try:
+                    await self.app(scope, request.receive(), _holding(messages))
+                finally:
+                    del scope[IDEMPOTENT_TRANSACTION], scope[IDEMPOTENT_CALLER]
+                await self._commit(conn, caller.id, request, messages)
+
+    async def _claimed_after(self, engine: AsyncEngine, credential: str | SignedIn, request: _Request) -> bool:
+        """Run the request, then claim the key by the statement that stores its response and makes
+        its write, when the unit of work handed it over (one round trip, its own transaction); or,
+        when the request entered its unit of work, in the transaction claimed then. False when the
+        key was not claimed after the request ran (its turn was another's, it has a row, or the
+        write did not fit): nothing was written, and the request is to run with its key claimed
+        first, which answers for each of those cases."""
+        scope = request.scope
+        claim = _Deferred(self, engine, credential, request)
+        messages: list[Message] = []
+        scope[IDEMPOTENT_CLAIM] = claim
+        try:
+            try:
+                await self.app(scope, request.receive(), _holding(messages))
+            except _ClaimAnswered:
+                if claim.early is _UNAUTHENTICATED:
+                    await self.app(scope, request.receive(), request.send)
+                else:
+                    await claim.early(scope, request.receive(), request.send)
+                return True
+            finally:
+                del scope[IDEMPOTENT_CLAIM]
+            if claim.connection is not None:
+                await self._commit(claim.connection, claim.caller.id, request, messages)
+                return True
+            status, headers, body = _response_of(messages)
+            if status < 500:  # a 5xx is not an answer: nothing is stored, and nothing was written
+                now = utcnow()
+                try:
+                    stored = await repo.store(
+                        engine,
+                        credential,
+                        key=request.key,
+                        fingerprint=request.fingerprint,
+                        now=now,
+                        expires_at=now + self.ttl,
+                        status=status,
+                        headers=headers,
+                        body=body,
+                        write=claim.write,
+                    )
+                except Exception as exc:
+                    await self._unavailable(exc, request)
+                    return True
+                if not stored:
+                    return False
+            for message in messages:
+                await request.send(message)
+            return True
+        finally:
+            if claim.connection is not None:
+                await claim.connection.close()
 
     async def _claim(
         self, conn: AsyncConnection, credential: str | SignedIn, key: str, request_fp: str, path: str
@@ -131,54 +217,133 @@ class IdempotencyMiddleware:
         await conn.rollback()
         return caller, _Replay(stored)
 
-    async def _run_in_transaction(
-        self, conn: AsyncConnection, caller: Any, key: str, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        """Run the request in the claim's transaction and commit its writes with its response.
-
-        The response is held back until the commit: a client never reads an answer whose writes
-        or stored replay could still be lost. A 5xx (or an exception) rolls everything back, the
-        claim included, so a retry runs the request again."""
-        messages: list[Message] = []
-
-        async def hold(message: Message) -> None:
-            messages.append(message)
-
-        scope[IDEMPOTENT_TRANSACTION] = conn
-        scope[IDEMPOTENT_CALLER] = caller
-        try:
-            await self.app(scope, receive, hold)
-        finally:
-            del scope[IDEMPOTENT_TRANSACTION], scope[IDEMPOTENT_CALLER]
-        start = next((m for m in messages if m["type"] == "http.response.start"), None)
-        status = start["status"] if start is not None else 500
+    async def _commit(self, conn: AsyncConnection, member_id: Any, request: _Request, messages: list[Message]) -> None:
+        """Commit the request's writes, run in the claim's transaction, with its response, then
+        send it. The response is held back until the commit: a client never reads an answer whose
+        writes or stored replay could still be lost. A 5xx (or an exception) rolls everything back,
+        the claim included, so a retry runs the request again."""
+        status, headers, body = _response_of(messages)
         if status >= 500:  # not an answer: let a retry run again
             await conn.rollback()
         else:
-            assert start is not None
             try:
                 await repo.complete(
-                    conn,
-                    member_id=caller.id,
-                    key=key,
-                    status=status,
-                    headers=[
-                        [k.decode("latin-1"), v.decode("latin-1")]
-                        for k, v in start.get("headers", [])
-                        if k.lower() not in _NOT_REPLAYED
-                    ],
-                    body=b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body"),
+                    conn, member_id=member_id, key=request.key, status=status, headers=headers, body=body
                 )
                 await conn.commit()
             except Exception as exc:
                 await conn.rollback()
-                if not is_database_unavailable(exc):
-                    raise
-                log.warning("database unavailable: %s", type(exc).__name__)
-                await problem_for_domain_error(DatabaseUnavailable(), scope["path"])(scope, receive, send)
+                await self._unavailable(exc, request)
                 return
         for message in messages:
-            await send(message)
+            await request.send(message)
+
+    @staticmethod
+    async def _unavailable(exc: Exception, request: _Request) -> None:
+        """Answer 503 for a database out of reach; anything else is raised again."""
+        if not is_database_unavailable(exc):
+            raise exc
+        log.warning("database unavailable: %s", type(exc).__name__)
+        scope = request.scope
+        await problem_for_domain_error(DatabaseUnavailable(), scope["path"])(scope, request.receive(), request.send)
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """An idempotent POST, its body read."""
+
+    scope: Scope
+    raw_receive: Receive
+    send: Send
+    body: bytes
+    key: str
+    fingerprint: str
+
+    def receive(self) -> Receive:
+        """A receive that gives the body first (for each run of the app)."""
+        return _replaying(self.body, self.raw_receive)
+
+
+class _ClaimAnswered(Exception):
+    """Raised into the app by ``_Deferred.open`` when the key has an answer already (a replay, a
+    refusal): the middleware sends that answer instead of the app's. No exception handler of the
+    app's takes it, so it reaches the middleware as raised."""
+
+
+class _Deferred:
+    """A request's claim, made after it has run (app/db/repositories/idempotency.py
+    ``DeferredClaim``): with its response and the write it ``defer``red, or, when it enters its
+    unit of work, first (``open``), as ``_claimed_first`` does."""
+
+    def __init__(
+        self, middleware: IdempotencyMiddleware, engine: AsyncEngine, credential: str | SignedIn, request: _Request
+    ) -> None:
+        self.middleware = middleware
+        self.engine = engine
+        self.credential = credential
+        self.request = request
+        self.connection: AsyncConnection | None = None
+        self.caller: Any = None
+        self.early: Any = None
+        self.write: tuple[dict[bool, Any], dict[str, Any]] | None = None
+
+    def defer(self, statements: dict[bool, Any], params: dict[str, Any]) -> None:
+        assert self.write is None and self.connection is None, "one write is handed to a claim, before it is made"
+        self.write = (statements, params)
+
+    async def open(self) -> AsyncConnection:
+        assert self.write is None, "a request that handed its write to the claim writes nothing else"
+        request = self.request
+        conn = await self.engine.connect()
+        try:
+            self.caller, early = await self.middleware._claim(
+                conn, self.credential, request.key, request.fingerprint, request.scope["path"]
+            )
+        except BaseException:
+            await conn.rollback()
+            await conn.close()
+            raise
+        if early is not None:
+            await conn.close()
+            self.early = early
+            raise _ClaimAnswered()
+        self.connection = conn
+        return conn
+
+
+def claimed_with_response_paths(routes: Iterable[APIRoute]) -> list[str]:
+    """The paths of the POST operations marked ``claimed_with_response`` (app/http/idempotency.py);
+    a marked operation whose path has parameters is a programming error (ValueError)."""
+    paths = []
+    for route in routes:
+        if not getattr(route.endpoint, CLAIMED_WITH_RESPONSE, False):
+            continue
+        if route.methods != {"POST"} or route.param_convertors:
+            raise ValueError(f"{route.path}: only a POST whose path has no parameters is claimed with its response")
+        paths.append(route.path)
+    return paths
+
+
+def _holding(messages: list[Message]) -> Send:
+    async def hold(message: Message) -> None:
+        messages.append(message)
+
+    return hold
+
+
+def _response_of(messages: list[Message]) -> tuple[int, list[list[str]], bytes]:
+    """The status, the headers to replay and the body of the response held in ``messages`` (500
+    when the app sent none)."""
+    start = next((m for m in messages if m["type"] == "http.response.start"), None)
+    if start is None:
+        return 500, [], b""
+    headers = [
+        [k.decode("latin-1"), v.decode("latin-1")]
+        for k, v in start.get("headers", [])
+        if k.lower() not in _NOT_REPLAYED
+    ]
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+    return start["status"], headers, body
 
 
 class _Replay:

@@ -11,6 +11,7 @@ from app.domain import errors as de
 from app.domain.deals import DealStatus, Loss, Stage, status_of
 from app.domain.money import Money
 from app.errors import problem_fields, problem_responses, read_only_fields, validation_problem_fields
+from app.http.idempotency import claimed_with_response
 from app.http.responses import ETAG_HEADER, LOCATION_HEADER, etag, plain_json_response, set_etag, set_location
 from app.http.routes import ApiRoute, served_plain
 from app.routers import expansion
@@ -110,6 +111,7 @@ async def list_filters(
     dependencies=IdempotencyDeps,
 )
 @served_plain
+@claimed_with_response
 async def create_deal(body: DealCreate, actor: ActorDep, uow: UowDep) -> Response:
     """Create a deal owned by a seller (the seller themself, their manager, leadership or an integration)."""
     view = await service.create_deal(uow, actor, body)

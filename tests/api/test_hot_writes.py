@@ -5,6 +5,9 @@ organisation with an endpoint that takes `deal.created` gets the general path an
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import json
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -13,11 +16,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from app.db.repositories import deal_writes
+from app.db.repositories import deal_writes, idempotency
 from app.db.repositories.deal_writes import DealWrites
+from app.domain.api_keys import hash_key
+from app.http.idempotency import fingerprint
 from app.schemas.deals import DealPublic
 from tests.conftest import bootstrap
 from tests.helpers import Api, assert_problem
+from tests.pg import pg_exec_on
 from tests.statements import record_statements
 
 BODY = {
@@ -112,25 +118,159 @@ async def test_it_writes_what_the_general_path_writes(app, api: Api, team, monke
     assert len(won) == 2 and all(d["closed_at"] is not None for d in won)
 
 
-async def test_an_idempotent_new_deal_is_written_in_the_claims_transaction(app, api: Api, team, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def _stores_a_claim(statement: Any) -> bool:
+    return "CLAIMED AS (INSERT INTO IDEMPOTENCY_KEY" in _flat(statement) and " AS STORED" in _flat(statement)
+
+
+def _transactions(statements: list[Any]) -> list[str]:
+    return [_flat(s).rstrip(";") for s in statements if _flat(s).startswith(("BEGIN", "COMMIT", "ROLLBACK"))]
+
+
+async def test_an_idempotent_new_deal_is_written_by_the_statement_that_claims_its_key(
+    app, api: Api, team, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The caller's authentication, then one statement, its own transaction: the key claimed with
+    the response, the deal, its event. The retry replays that response byte for byte, which is
+    what a read of the deal shows, and writes nothing."""
     seller = api.as_(team["seller"])
     seen = record_statements(app, monkeypatch)
     body = {**BODY, "owner_id": team["seller"].id}
     first = await seller.post("/v1/deals", json=body, headers={"Idempotency-Key": "hot-1"})
     assert first.status_code == 201, first.text
-    # The claim's transaction: SQLAlchemy opens it with the caller, its turn and the claim in one
-    # statement; the deal and the stored response go on the driver, one statement each.
-    work = [(s.via, _flat(s)[:30]) for s in seen if not _flat(s).startswith(("BEGIN", "COMMIT"))]
-    assert work == [
-        ("sqlalchemy", "WITH ME AS (SELECT API_KEY.ID "),
-        ("asyncpg", "WITH DELIVERIES AS (SELECT WAN"),
-        ("asyncpg", "WITH COMPLETED AS (UPDATE IDEM"),
-    ], work
+    assert len(seen) == 2 and _stores_a_claim(seen[1]) and _creates(seen[1]), _sql(seen)
+    assert "FROM API_KEY JOIN MEMBER" in _flat(seen[0]) and not _transactions(seen)
+    assert first.content == DealPublic.model_validate_json(first.content).model_dump_json().encode()
+    read = await seller.get(first.headers["location"])
+    assert read.json() == first.json() and read.headers["etag"] == first.headers["etag"] == '"1"'
     again = await seller.post("/v1/deals", json=body, headers={"Idempotency-Key": "hot-1"})
     assert again.headers.get("idempotent-replayed") == "true"
-    assert again.json() == first.json()
+    assert again.status_code == 201 and again.content == first.content
+    assert again.headers["location"] == first.headers["location"]
     listed = await api.as_(team["hos"]).get("/v1/deals")
     assert [d["id"] for d in listed.json()["items"]] == [first.json()["id"]]
+    feed = await api.as_(team["hos"]).get("/v1/events", params={"type": "deal.created"})
+    assert [e["deal_id"] for e in feed.json()["items"]] == [first.json()["id"]]
+    other = await seller.post("/v1/deals", json={**body, "name": "Other"}, headers={"Idempotency-Key": "hot-1"})
+    assert_problem(other, 422, "idempotency_key_reused")
+
+
+async def test_an_idempotent_refusal_is_stored_by_one_statement(app, api: Api, team, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A rule refused before anything is written: the key is claimed with the refusal, which the
+    retry replays, in one statement."""
+    hos = api.as_(team["hos"])
+    body = {**BODY, "owner_id": team["manager"].id}
+    seen = record_statements(app, monkeypatch)
+    refused = await hos.post("/v1/deals", json=body, headers={"Idempotency-Key": "refused-1"})
+    assert_problem(refused, 422, "owner_must_be_seller")
+    assert [_stores_a_claim(s) for s in seen][-1:] == [True] and not _transactions(seen), _sql(seen)
+    assert not any(_creates(s) for s in seen)
+    again = await hos.post("/v1/deals", json=body, headers={"Idempotency-Key": "refused-1"})
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert again.status_code == 422 and again.content == refused.content
+
+
+async def test_an_idempotent_deal_with_references_claims_its_key_first(app, api: Api, team, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The general path needs a transaction: its unit of work claims the key first and runs in
+    the claim's transaction, which commits the deal with the response, once. A retry finds the
+    key answered as the unit of work claims it, and is answered with the replay."""
+    seller = api.as_(team["seller"])
+    body = {**BODY, "owner_id": team["seller"].id, "external_refs": [{"source": "hubspot", "external_id": "h-1"}]}
+    seen = record_statements(app, monkeypatch)
+    first = await seller.post("/v1/deals", json=body, headers={"Idempotency-Key": "refs-1"})
+    assert first.status_code == 201, first.text
+    assert _transactions(seen).count("COMMIT") == 1 and not any(_stores_a_claim(s) for s in seen), _sql(seen)
+    seen.clear()
+    again = await seller.post("/v1/deals", json=body, headers={"Idempotency-Key": "refs-1"})
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert again.status_code == 201 and again.content == first.content
+    assert "COMMIT" not in _transactions(seen), _sql(seen)
+    other = await seller.post("/v1/deals", json={**body, "name": "Other"}, headers={"Idempotency-Key": "refs-1"})
+    assert_problem(other, 422, "idempotency_key_reused")
+    listed = await api.as_(team["hos"]).get("/v1/deals")
+    assert [d["external_refs"] for d in listed.json()["items"]] == [body["external_refs"]]
+
+
+async def test_an_idempotent_deal_whose_deliveries_do_not_fit_claims_its_key_first(
+    app, api: Api, team, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """More endpoints take `deal.created` than the statement carries: it claims nothing and writes
+    nothing, and the request runs again with its key claimed first."""
+    names = {await _endpoint(api, name, ["deal.created"]): name for name in ("one", "two")}
+    monkeypatch.setattr(deal_writes, "DELIVERY_SLOTS", 1)
+    seller = api.as_(team["seller"])
+    body = {**BODY, "owner_id": team["seller"].id}
+    seen = record_statements(app, monkeypatch)
+    created = await seller.post("/v1/deals", json=body, headers={"Idempotency-Key": "wide-1"})
+    assert created.status_code == 201, created.text
+    assert _stores_a_claim(seen[1]) and _transactions(seen).count("COMMIT") == 1, _sql(seen)
+    assert await _deliveries(app, created.json()["id"], names) == [
+        ("one", "deal.created", 0, "pending"),
+        ("two", "deal.created", 0, "pending"),
+    ]
+    again = await seller.post("/v1/deals", json=body, headers={"Idempotency-Key": "wide-1"})
+    assert again.headers.get("idempotent-replayed") == "true" and again.content == created.content
+    listed = await api.as_(team["hos"]).get("/v1/deals")
+    assert [d["id"] for d in listed.json()["items"]] == [created.json()["id"]]
+
+
+async def test_idempotent_duplicates_at_once_write_one_deal(app, api: Api, team) -> None:  # type: ignore[no-untyped-def]
+    seller = api.as_(team["seller"])
+    body = {**BODY, "owner_id": team["seller"].id}
+    responses = await asyncio.gather(
+        *(seller.post("/v1/deals", json=body, headers={"Idempotency-Key": "same"}) for _ in range(8))
+    )
+    assert {r.status_code for r in responses} <= {201, 409}, [r.text for r in responses]
+    created = [r for r in responses if r.status_code == 201]
+    assert created and len({r.content for r in created}) == 1
+    for response in responses:
+        if response.status_code == 409:
+            assert_problem(response, 409, "idempotency_in_progress")
+    listed = await api.as_(team["hos"]).get("/v1/deals")
+    assert [d["id"] for d in listed.json()["items"]] == [created[0].json()["id"]]
+
+
+async def test_an_idempotent_deal_in_flight_elsewhere_is_409(app, api: Api, team) -> None:  # type: ignore[no-untyped-def]
+    seller = api.as_(team["seller"])
+    body = {**BODY, "owner_id": team["seller"].id}
+    fp = fingerprint("POST", "/v1/deals", "", json.dumps(body).encode())
+    now = dt.datetime.now(dt.UTC)
+    async with app.state.engine.begin() as conn:  # another worker claimed the key and is running the request
+        caller, turn, claimed = await idempotency.claim(
+            conn,
+            hash_key(team["seller"].key),
+            key="busy",
+            fingerprint=fp,
+            now=now,
+            expires_at=now + dt.timedelta(hours=1),
+        )
+    assert caller is not None and turn and claimed
+    response = await seller.post("/v1/deals", json=body, headers={"Idempotency-Key": "busy"})
+    assert_problem(response, 409, "idempotency_in_progress")
+    assert (await api.as_(team["hos"]).get("/v1/deals")).json()["items"] == []
+
+
+async def test_an_idempotent_deal_whose_claim_fails_is_not_written(app, api: Api, team, database_url: str) -> None:  # type: ignore[no-untyped-def]
+    """The deal and its key are one statement: when storing the key fails (the database goes away
+    at that moment), the answer is 503 and no deal is kept; a retry then writes it."""
+    await pg_exec_on(
+        database_url,
+        """CREATE FUNCTION refuse_claim() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.key = 'doomed' THEN
+                RAISE EXCEPTION 'connection lost' USING ERRCODE = '08006';
+            END IF;
+            RETURN NEW;
+        END $$""",
+        "CREATE TRIGGER refuse_claim BEFORE INSERT ON idempotency_key FOR EACH ROW EXECUTE FUNCTION refuse_claim()",
+    )
+    seller = api.as_(team["seller"])
+    body = {**BODY, "owner_id": team["seller"].id}
+    response = await seller.post("/v1/deals", json=body, headers={"Idempotency-Key": "doomed"})
+    assert_problem(response, 503, "database_unavailable")
+    assert (await api.as_(team["hos"]).get("/v1/deals")).json()["items"] == []
+    retried = await seller.post("/v1/deals", json=body, headers={"Idempotency-Key": "retried"})
+    assert retried.status_code == 201, retried.text
+    assert len((await api.as_(team["hos"]).get("/v1/deals")).json()["items"]) == 1
 
 
 def _both_paths(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[bool, AbstractContextManager[pytest.MonkeyPatch]]]:

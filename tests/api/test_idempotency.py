@@ -11,11 +11,13 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from fastapi.routing import APIRoute
 
 from app.db.repositories import idempotency as repo
 from app.domain.api_keys import hash_key
-from app.http.idempotency import fingerprint
+from app.http.idempotency import claimed_with_response, fingerprint
 from app.main import create_app
+from app.middleware.idempotency import claimed_with_response_paths
 from tests.conftest import bootstrap, settings_for
 from tests.helpers import Api, assert_problem
 from tests.pg import pg_exec_on
@@ -261,3 +263,14 @@ async def test_a_client_gone_before_its_whole_body_claims_nothing(app, api: Api)
         "/v1/skills", content=body, headers={"Idempotency-Key": "cut-short", "Content-Type": "application/json"}
     )
     assert whole.status_code == 201, whole.text
+
+
+def test_only_a_post_without_path_parameters_is_claimed_with_its_response() -> None:
+    async def endpoint() -> None:
+        """An operation."""
+
+    claimed_with_response(endpoint)
+    assert claimed_with_response_paths([APIRoute("/v1/things", endpoint, methods=["POST"])]) == ["/v1/things"]
+    for path, method in (("/v1/things/{thing_id}", "POST"), ("/v1/things", "PUT")):
+        with pytest.raises(ValueError, match="claimed with its response"):
+            claimed_with_response_paths([APIRoute(path, endpoint, methods=[method])])

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections import namedtuple
 from typing import Any
 
 import orjson
@@ -28,6 +29,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.db.models import Deal, Event, Member, WebhookDelivery, WebhookSubscription
+from app.db.repositories import idempotency
 from app.db.repositories.auth import ACTOR_BY_KEY, ACTOR_BY_TOKEN, actor_columns, actor_params
 from app.db.repositories.events import next_event_seq
 from app.db.repositories.members import OWNER_COLUMNS
@@ -106,9 +108,9 @@ _FITS = sa.select(sa.func.count()).select_from(_DELIVERIES).scalar_subquery() <=
 DELIVERY_SLOTS = 8  # deliveries per event a one-statement write can carry (endpoints taking it)
 
 
-def _with_events_and_outbox(written: sa.CTE) -> sa.Select[Any]:
-    """The deal ``written`` (a data-modifying CTE, guarded by ``_FITS``), its events and their
-    deliveries, in one statement; the deal's row is what it selects."""
+def _events_and_outbox(written: sa.CTE) -> tuple[sa.CTE, sa.CTE]:
+    """The events of the deal ``written`` (a data-modifying CTE, guarded by ``_FITS``) and their
+    deliveries, as data-modifying CTEs of the same statement."""
     events = (
         sa.insert(_e)
         .from_select(
@@ -178,21 +180,47 @@ def _with_events_and_outbox(written: sa.CTE) -> sa.Select[Any]:
         )
         .cte("written_deliveries")
     )
-    return sa.select(written).add_cte(events, deliveries)
+    return events, deliveries
 
 
-_new_deal = (
-    sa.insert(_d)
-    .from_select(
-        ["id", "organization_id", *_FACTS, "closed_at", "version", "created_at", "updated_at"],
-        sa.select(
-            _DEAL_ID, _ORG, *_FACTS.values(), sa.bindparam("closed_at", type_=_TS), sa.literal_column("1"), _NOW, _NOW
-        ).where(_FITS),
+def _with_events_and_outbox(written: sa.CTE) -> sa.Select[Any]:
+    """The deal ``written``, its events and their deliveries, in one statement; the deal's row is
+    what it selects."""
+    return sa.select(written).add_cte(*_events_and_outbox(written))
+
+
+def _new_deal(guard: sa.ColumnElement[bool]) -> sa.CTE:
+    return (
+        sa.insert(_d)
+        .from_select(
+            ["id", "organization_id", *_FACTS, "closed_at", "version", "created_at", "updated_at"],
+            sa.select(
+                _DEAL_ID,
+                _ORG,
+                *_FACTS.values(),
+                sa.bindparam("closed_at", type_=_TS),
+                sa.literal_column("1"),
+                _NOW,
+                _NOW,
+            ).where(guard),
+        )
+        .returning(*DEAL_COLUMNS)
+        .cte("new_deal")
     )
-    .returning(*DEAL_COLUMNS)
-    .cte("new_deal")
-)
-_CREATE = _with_events_and_outbox(_new_deal)
+
+
+def _created_once_claimed(claimed: sa.CTE) -> tuple[sa.CTE, ...]:
+    deal = _new_deal(sa.exists(sa.select(claimed.c.id)))
+    return (deal, *_events_and_outbox(deal))
+
+
+_CREATE = _with_events_and_outbox(_new_deal(_FITS))
+# An idempotent POST's new deal, written by the statement that claims its key with its response
+# (app/db/repositories/idempotency.py ``stored_claim``): the claim is made only if the deal's
+# deliveries fit (``_FITS``), and the deal, its event and deliveries only if the claim was made.
+_CLAIMED_CREATE = idempotency.stored_claim(idempotency.ClaimedWrite(_FITS, _created_once_claimed))
+# The row a new deal's INSERT returns (``DEAL_COLUMNS``), worked out before it is written.
+_NewDeal = namedtuple("_NewDeal", [c.name for c in DEAL_COLUMNS])  # type: ignore[misc]
 
 # A deal of the organisation by id, as the hot read renders it (its references, a lost deal's
 # review): the change's starting point when the caller owns it (the owner sees their deals).
@@ -256,17 +284,27 @@ _OWNER = sa.select(*OWNER_COLUMNS).where(
 
 class DealWrites:
     """The one-statement deal writes, bound to the engine (each statement, sent on the driver, is
-    its own transaction), or to the open transaction of an idempotent POST (``within``)."""
+    its own transaction), or to the open transaction of an idempotent POST (``within``), or to an
+    idempotent POST's claim made after it has run (``claim``: a new deal is then written by the
+    statement that claims the key, with the response)."""
 
-    def __init__(self, engine: AsyncEngine, within: AsyncConnection | None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, within: AsyncConnection | None, claim: idempotency.DeferredClaim | None = None
+    ) -> None:
         self.engine = engine
-        self.within = within
+        self._within = within
+        self.claim = claim
         self.available = engine.dialect.name == "postgresql"
+
+    @property
+    def within(self) -> AsyncConnection | None:
+        return self._within if self.claim is None else self.claim.connection
 
     async def _fetch_one(self, stmt: sa.Select[Any], params: dict[str, Any]) -> Any | None:
         """The statement's one row, or None."""
-        if self.within is not None:
-            rows = await fetch_rows_in(self.within, stmt, params)
+        within = self.within
+        if within is not None:
+            rows = await fetch_rows_in(within, stmt, params)
         else:
             rows = list(await fetch_rows(self.engine, stmt, params))
         return rows[0] if rows else None
@@ -326,7 +364,11 @@ class DealWrites:
         now: dt.datetime,
     ) -> Any | None:
         """The new deal's row, written with its `deal.created` event and that event's deliveries;
-        None, and nothing written, when more endpoints take the event than one statement carries."""
+        None, and nothing written, when more endpoints take the event than one statement carries.
+
+        For an idempotent POST whose claim is made after it has run, the row is worked out here
+        and the write handed to the claim (``defer``): the statement that claims the key writes
+        the deal, or nothing (and the request runs again with its key claimed first)."""
         params = {name: columns[name] for name in _FACTS} | _event_params([(CREATED, event_data)])
         params |= {
             "org": organization_id,
@@ -335,4 +377,12 @@ class DealWrites:
             "closed_at": closed_at,
             "now": now,
         }
+        if self.claim is not None and self.claim.connection is None:
+            self.claim.defer(_CLAIMED_CREATE, params)
+            unset = dict.fromkeys(_NewDeal._fields)
+            return _NewDeal(
+                **unset
+                | columns
+                | {"id": deal_id, "closed_at": closed_at, "version": 1, "created_at": now, "updated_at": now}
+            )
         return await self._fetch_one(_CREATE, params)
