@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 
 # A task's title is a line in a list; what it summarises (a suggestion's body, a commitment) may be
 # long, and is read whole on the object the task links to.
@@ -27,26 +28,7 @@ class TaskKind(enum.StrEnum):
 def task_title(kind: TaskKind, label: str | None, detail: str | None) -> str:
     """The line a task shows: what to do, and what about (``label``: a role, a section, a loss
     reason; ``detail``: a step, a purpose, a body, a summary, a commitment's text)."""
-    match kind:
-        case TaskKind.next_step | TaskKind.commitment:
-            title = detail or ""
-        case TaskKind.assignment_request:
-            title = _with(f"Asked to join as {_words(label)}", detail)
-        case TaskKind.assignment_proposal:
-            title = _with(f"Proposed to join as {_words(label)}", detail)
-        case TaskKind.suggestion:
-            title = _with(f"Suggestion on {_words(label)}", detail)
-        case TaskKind.approval:
-            title = "Sign-off requested on the deal's terms"
-        case TaskKind.observation_to_share:
-            title = _with("Share your observation of the call", detail)
-        case TaskKind.observation_to_acknowledge:
-            title = _with("Acknowledge the observation of your call", detail)
-        case TaskKind.review_to_complete:
-            title = f"Complete the closed-lost review (loss reason: {_words(label)})"
-        case TaskKind.review_to_reflect:
-            title = "Write your reflection for the closed-lost review"
-    return _shortened(" ".join(title.split()))
+    return _shortened(" ".join(_TITLES[kind](label, detail).split()))
 
 
 def _with(what: str, detail: str | None) -> str:
@@ -59,3 +41,22 @@ def _words(code: str | None) -> str:
 
 def _shortened(text: str) -> str:
     return text if len(text) <= MAX_TITLE else text[: MAX_TITLE - 1].rstrip() + "…"
+
+
+# Each kind's line, of its label and detail (looked up, not matched: a page titles 50 tasks or more).
+_TITLES: dict[TaskKind, Callable[[str | None, str | None], str]] = {
+    TaskKind.next_step: lambda label, detail: detail or "",
+    TaskKind.commitment: lambda label, detail: detail or "",
+    TaskKind.assignment_request: lambda label, detail: _with(f"Asked to join as {_words(label)}", detail),
+    TaskKind.assignment_proposal: lambda label, detail: _with(f"Proposed to join as {_words(label)}", detail),
+    TaskKind.suggestion: lambda label, detail: _with(f"Suggestion on {_words(label)}", detail),
+    TaskKind.approval: lambda label, detail: "Sign-off requested on the deal's terms",
+    TaskKind.observation_to_share: lambda label, detail: _with("Share your observation of the call", detail),
+    TaskKind.observation_to_acknowledge: lambda label, detail: _with(
+        "Acknowledge the observation of your call", detail
+    ),
+    TaskKind.review_to_complete: lambda label, detail: (
+        f"Complete the closed-lost review (loss reason: {_words(label)})"
+    ),
+    TaskKind.review_to_reflect: lambda label, detail: "Write your reflection for the closed-lost review",
+}

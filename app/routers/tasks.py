@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
@@ -15,31 +16,34 @@ from app.services import tasks as service
 router = APIRouter(prefix="/v1", tags=["tasks"], route_class=ApiRoute)
 
 # Where each kind of task is acted on: the object itself (its actions live under it), and for a
-# next step the strategy it belongs to (done by writing the strategy).
-_LINKS = {
-    TaskKind.next_step: "/v1/deals/{deal_id}/strategy",
-    TaskKind.assignment_request: "/v1/assignments/{id}",
-    TaskKind.assignment_proposal: "/v1/assignments/{id}",
-    TaskKind.suggestion: "/v1/deals/{deal_id}/strategy/suggestions/{id}",
-    TaskKind.approval: "/v1/approvals/{id}",
-    TaskKind.observation_to_share: "/v1/observations/{id}",
-    TaskKind.observation_to_acknowledge: "/v1/observations/{id}",
-    TaskKind.review_to_complete: "/v1/closed-lost-reviews/{id}",
-    TaskKind.review_to_reflect: "/v1/closed-lost-reviews/{id}",
-    TaskKind.commitment: "/v1/commitments/{id}",
+# next step the strategy it belongs to (done by writing the strategy); of the task's id and its deal's.
+_LINKS: dict[TaskKind, Callable[[str, str], str]] = {
+    TaskKind.next_step: lambda id, deal_id: f"/v1/deals/{deal_id}/strategy",
+    TaskKind.assignment_request: lambda id, deal_id: f"/v1/assignments/{id}",
+    TaskKind.assignment_proposal: lambda id, deal_id: f"/v1/assignments/{id}",
+    TaskKind.suggestion: lambda id, deal_id: f"/v1/deals/{deal_id}/strategy/suggestions/{id}",
+    TaskKind.approval: lambda id, deal_id: f"/v1/approvals/{id}",
+    TaskKind.observation_to_share: lambda id, deal_id: f"/v1/observations/{id}",
+    TaskKind.observation_to_acknowledge: lambda id, deal_id: f"/v1/observations/{id}",
+    TaskKind.review_to_complete: lambda id, deal_id: f"/v1/closed-lost-reviews/{id}",
+    TaskKind.review_to_reflect: lambda id, deal_id: f"/v1/closed-lost-reviews/{id}",
+    TaskKind.commitment: lambda id, deal_id: f"/v1/commitments/{id}",
 }
 
 
 def fields_of(task: service.Task) -> dict[str, Any]:
+    """A task as the plain data of TaskPublic (the kind is a str enum: orjson writes its value; the
+    ids are text already, as the link needs them)."""
+    task_id, deal_id = str(task.id), str(task.deal_id)
     return {
-        "kind": task.kind.value,
-        "id": task.id,
-        "deal_id": task.deal_id,
+        "kind": task.kind,
+        "id": task_id,
+        "deal_id": deal_id,
         "deal_name": task.deal_name,
         "title": task.title,
         "due_on": task.due_on,
         "created_at": task.created_at,
-        "link": _LINKS[task.kind].format(id=task.id, deal_id=task.deal_id),
+        "link": _LINKS[task.kind](task_id, deal_id),
     }
 
 
