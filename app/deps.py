@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
@@ -17,7 +18,7 @@ from app.http.cursors import MAX_CURSOR_LENGTH, Cursors
 from app.http.idempotency import IDEMPOTENT_CALLER, IDEMPOTENT_CLAIM, IDEMPOTENT_TRANSACTION, SIGNED_IN
 from app.openapi import REQUIRED_LATER
 from app.schemas.expand import Expand
-from app.services.auth import AuthContext, Caller, authenticate, context_of, is_sign_in_token, sign_in
+from app.services.auth import AuthContext, Caller, authenticate, is_sign_in_token, sign_in
 from app.services.pagination import CallerPageRequest, PageRequest
 
 
@@ -48,13 +49,15 @@ class ApiKeyBearer(HTTPBearer):
     async def __call__(self, request: HTTPConnection) -> Caller:  # type: ignore[override]
         scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
         credential = token.strip() if scheme.lower() == "bearer" else None
-        state = request.app.state
+        state, scope = request.app.state, request.scope
         if is_sign_in_token(credential):
             # An idempotent POST's token was verified as its Idempotency-Key was claimed.
-            return await sign_in(
-                state.reads, state.identity_providers, credential, signed_in=request.scope.get(SIGNED_IN)
-            )
-        return Caller.of(state.reads, credential)
+            caller = await sign_in(state.reads, state.identity_providers, credential, signed_in=scope.get(SIGNED_IN))
+        else:
+            caller = Caller.of(state.reads, credential)
+        # An idempotent POST's caller was read with its claim, on the connection it holds.
+        member = scope.get(IDEMPOTENT_CALLER)
+        return caller if member is None else replace(caller, member=member)
 
 
 _bearer = ApiKeyBearer(
@@ -69,17 +72,15 @@ _bearer = ApiKeyBearer(
 CallerDep = Annotated[Caller, Depends(_bearer)]
 
 
-async def get_auth(request: Request, caller: CallerDep) -> AuthContext:
-    # An idempotent POST's caller was read with its claim, on the connection it holds.
-    row = request.scope.get(IDEMPOTENT_CALLER)
-    return context_of(row) if row is not None else await authenticate(caller)
+async def get_auth(caller: CallerDep) -> AuthContext:
+    return await authenticate(caller)
 
 
 AuthDep = Annotated[AuthContext, Depends(get_auth)]
 
 
-async def get_actor(request: Request, caller: CallerDep) -> Actor:
-    return (await get_auth(request, caller)).actor
+async def get_actor(caller: CallerDep) -> Actor:
+    return (await authenticate(caller)).actor
 
 
 ActorDep = Annotated[Actor, Depends(get_actor)]

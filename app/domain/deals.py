@@ -110,6 +110,11 @@ def ensure_owner_is_seller(owner: HasRole | None) -> None:
         raise OwnerMustBeSeller()
 
 
+# Who creates a deal owned by themself with nothing else to look up: an active seller (they own the
+# deal: ensure_owner_is_seller and ensure_can_create_for both hold for them).
+SELF_OWNER = MemberRole.seller
+
+
 def ensure_can_create_for(actor: Actor, owner_id: uuid.UUID, manages_owner: bool) -> None:
     """A seller creates their own deals, a manager their line's, leadership and machines anyone's."""
     if actor.role == MemberRole.seller and owner_id == actor.member_id:

@@ -112,9 +112,9 @@ async def list_filters(
 )
 @served_plain
 @claimed_with_response
-async def create_deal(body: DealCreate, actor: ActorDep, uow: UowDep) -> Response:
+async def create_deal(body: DealCreate, caller: CallerDep, uow: UowDep) -> Response:
     """Create a deal owned by a seller (the seller themself, their manager, leadership or an integration)."""
-    view = await service.create_deal(uow, actor, body)
+    view = await service.create_deal_of_caller(uow, caller, body)
     deal = view.deal
     headers = {"Location": f"/v1/deals/{deal.id}", "ETag": etag(deal.version)}
     return plain_json_response(fields_of(view), headers=headers, status_code=status.HTTP_201_CREATED)

@@ -23,6 +23,7 @@ class Caller:
 
     reads: Reads
     credential: str | SignedIn
+    member: Any = None  # its member's row when already read for this request (an idempotent POST's claim)
 
     @classmethod
     def of(cls, reads: Reads, token: str | None) -> Caller:
@@ -54,8 +55,9 @@ class AuthContext:
 
 
 async def authenticate(caller: Caller) -> AuthContext:
-    """One round trip, outside any transaction: the caller's member and organisation."""
-    row = await caller.reads.members.of(caller.credential)
+    """One round trip, outside any transaction: the caller's member and organisation (none when
+    the request read them already)."""
+    row = caller.member if caller.member is not None else await caller.reads.members.of(caller.credential)
     if row is None:
         raise unknown(caller)
     return context_of(row)

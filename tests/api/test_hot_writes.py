@@ -64,31 +64,85 @@ def _sql(statements: list[Any]) -> list[str]:
     return [_flat(s)[:40] for s in statements]
 
 
-async def test_a_sellers_new_deal_is_authentication_and_one_statement(app, api: Api, team, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def _creates_as_owner(statement: Any) -> bool:
+    """The statement that finds the caller and writes the deal when the caller is its owner."""
+    return _creates(statement) and "AS AS_OWNER" in _flat(statement) and "FROM API_KEY JOIN MEMBER" in _flat(statement)
+
+
+async def test_a_sellers_new_deal_is_one_statement(app, api: Api, team, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The statement that authenticates the seller writes their deal: one round trip, its own
+    transaction."""
     seller = team["seller"]
     seen = record_statements(app, monkeypatch)
     created = await api.as_(seller).post("/v1/deals", json={**BODY, "owner_id": seller.id})
     assert created.status_code == 201, created.text
-    assert len(seen) == 2, _sql(seen)
-    assert [s.via for s in seen] == ["asyncpg", "asyncpg"]
-    assert _creates(seen[1]), _sql(seen)
-    assert not any(s.sql.strip().upper() in ("BEGIN", "COMMIT") for s in seen)
+    assert [s.via for s in seen] == ["asyncpg"] and _creates_as_owner(seen[0]), _sql(seen)
+    assert not any(s.sql.strip().upper().rstrip(";") in ("BEGIN", "COMMIT") for s in seen)
+    read = await api.as_(seller).get(created.headers["location"])
+    assert read.json() == created.json()
+    history = (await api.as_(seller).get(f"{created.headers['location']}/history")).json()["items"]
+    assert [(e["type"], e["actor_id"]) for e in history] == [("deal.created", seller.id)]
+
+
+async def test_an_unknown_key_writes_nothing_and_is_401_first(app, api: Api, team, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    unknown = api.as_("dc_00000000_" + "x" * 43)
+    seen = record_statements(app, monkeypatch)
+    refused = await unknown.post("/v1/deals", json={**BODY, "owner_id": team["seller"].id})
+    assert_problem(refused, 401, "unauthenticated")
+    assert len(seen) == 1 and _creates_as_owner(seen[0]), _sql(seen)
+    # A deal that breaks a rule (lost with no loss) is not tried as the caller's own: the caller is
+    # authenticated first, and an unknown one is still 401 before the rule's 422.
+    lost = {**BODY, "owner_id": team["seller"].id, "stage": "closed_lost"}
+    assert_problem(await unknown.post("/v1/deals", json=lost), 401, "unauthenticated")
+    assert_problem(await api.as_(team["seller"]).post("/v1/deals", json=lost), 422, "loss_reason_required")
+    assert (await api.as_(team["hos"]).get("/v1/deals")).json()["items"] == []
+
+
+async def test_a_caller_who_is_not_a_seller_owning_the_deal_writes_nothing_by_that_statement(
+    app, api: Api, team, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Head of sales naming themself, or a seller naming a peer: the statement writes nothing and
+    the caller it found goes the usual way (refused here), with no second authentication."""
+    seen = record_statements(app, monkeypatch)
+    own = await api.as_(team["hos"]).post("/v1/deals", json={**BODY, "owner_id": team["hos"].id})
+    assert_problem(own, 422, "owner_must_be_seller")
+    assert len(seen) == 1 and _creates_as_owner(seen[0]), _sql(seen)
+    peer = await api.as_(team["seller"]).post("/v1/deals", json={**BODY, "owner_id": team["peer"].id})
+    assert_problem(peer, 403, "forbidden")
+    assert (await api.as_(team["hos"]).get("/v1/deals")).json()["items"] == []
 
 
 async def test_a_manager_creating_for_the_line_adds_the_owner_lookup(app, api: Api, team, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     seen = record_statements(app, monkeypatch)
     created = await api.as_(team["manager"]).post("/v1/deals", json={**BODY, "owner_id": team["seller"].id})
     assert created.status_code == 201, created.text
-    assert len(seen) == 3, _sql(seen)
+    assert len(seen) == 3 and _creates_as_owner(seen[0]) and _creates(seen[2]), _sql(seen)
     # Outside the line, and a member who is not a seller: refused, and nothing written.
     del seen[:]
     outside = await api.as_(team["manager"]).post("/v1/deals", json={**BODY, "owner_id": team["outsider"].id})
     assert_problem(outside, 403, "forbidden")
     not_seller = await api.as_(team["hos"]).post("/v1/deals", json={**BODY, "owner_id": team["manager"].id})
     assert_problem(not_seller, 422, "owner_must_be_seller")
-    assert not any("INSERT" in s.sql.upper() for s in seen), _sql(seen)
+    assert [s for s in seen if "INSERT" in s.sql.upper() and not _creates_as_owner(s)] == [], _sql(seen)
     listed = await api.as_(team["hos"]).get("/v1/deals")
     assert [d["owner_id"] for d in listed.json()["items"]] == [team["seller"].id]
+
+
+async def test_a_sellers_new_deal_whose_deliveries_do_not_fit_takes_the_general_path(
+    app, api: Api, team, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    names = {await _endpoint(api, name, ["deal.created"]): name for name in ("one", "two")}
+    monkeypatch.setattr(deal_writes, "DELIVERY_SLOTS", 1)
+    seen = record_statements(app, monkeypatch)
+    created = await api.as_(team["seller"]).post("/v1/deals", json={**BODY, "owner_id": team["seller"].id})
+    assert created.status_code == 201, created.text
+    assert _creates_as_owner(seen[0]) and "COMMIT" in _transactions(seen), _sql(seen)
+    assert await _deliveries(app, created.json()["id"], names) == [
+        ("one", "deal.created", 0, "pending"),
+        ("two", "deal.created", 0, "pending"),
+    ]
+    listed = await api.as_(team["hos"]).get("/v1/deals")
+    assert [d["id"] for d in listed.json()["items"]] == [created.json()["id"]]
 
 
 async def test_it_writes_what_the_general_path_writes(app, api: Api, team, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -456,7 +510,7 @@ async def test_the_outbox_goes_in_the_same_statement(app, api: Api, team, monkey
             changed = await seller.patch(f"/v1/deals/{deal['id']}", json={"name": "Renamed", "stage": "proposal"})
             assert changed.status_code == 200, changed.text
             if alone:
-                assert len(seen) == 2 + 2 and _creates(seen[1]) and _changes(seen[3]), _sql(seen)
+                assert len(seen) == 1 + 2 and _creates_as_owner(seen[0]) and _changes(seen[2]), _sql(seen)
         results.append(await _deliveries(app, deal["id"], names))
     assert results[0] == results[1]
     assert results[0] == [

@@ -7,8 +7,17 @@ from dataclasses import dataclass
 
 import pytest
 
-from app.domain.deals import Access, ensure_can_suggest, ensure_can_write_strategy, ensure_owner_decides, sees_deal
-from app.domain.errors import Forbidden, OwnerDecides, StrategyOwnedBySeller
+from app.domain.deals import (
+    SELF_OWNER,
+    Access,
+    ensure_can_create_for,
+    ensure_can_suggest,
+    ensure_can_write_strategy,
+    ensure_owner_decides,
+    ensure_owner_is_seller,
+    sees_deal,
+)
+from app.domain.errors import DomainError, Forbidden, OwnerDecides, StrategyOwnedBySeller
 from app.domain.members import Actor, MemberRole
 
 R = MemberRole
@@ -131,3 +140,18 @@ def test_nobody_else_decides(role: MemberRole) -> None:
 )
 def test_who_sees_a_deal(role: MemberRole, is_owner: bool, assigned: bool, owner_in_line: bool, sees: bool) -> None:
     assert sees_deal(actor(role), is_owner=is_owner, assigned=assigned, owner_in_line=owner_in_line) is sees
+
+
+@pytest.mark.parametrize("role", list(MemberRole))
+def test_only_the_self_owner_role_creates_its_own_deal_with_nothing_to_look_up(role: MemberRole) -> None:
+    """SELF_OWNER is what the one-statement creation checks in SQL (the caller is the owner, in
+    that role): for it, and for it alone, the owner rules hold for the caller's own deal."""
+    actor = Actor(member_id=uuid.uuid4(), organization_id=uuid.uuid4(), role=role, manager_id=None, api_key_id=None)
+    try:
+        ensure_owner_is_seller(actor.as_owner())
+        ensure_can_create_for(actor, actor.member_id, manages_owner=False)
+    except DomainError:
+        allowed = False
+    else:
+        allowed = True
+    assert allowed == (role == SELF_OWNER)

@@ -35,6 +35,7 @@ from app.db.repositories.events import next_event_seq
 from app.db.repositories.members import OWNER_COLUMNS
 from app.db.repositories.reads import DEAL_COLUMNS, REVIEW_ID, fetch_rows, fetch_rows_in, refs_json
 from app.db.types import DriverType
+from app.domain.deals import SELF_OWNER
 from app.domain.ids import uuid7
 from app.domain.oidc import SignedIn
 from app.domain.webhooks import EVENT_TYPES, DeliveryStatus, subscription_patterns
@@ -86,31 +87,45 @@ _PATTERNS = (
 # The outbox: one delivery per event and endpoint that takes it, numbered; each takes one of the
 # ids the write brings (``delivery_ids``). A write that would need more deliveries than it
 # brought ids writes nothing (the general path writes them).
-_wanted = (
-    sa.select(_PATTERNS.c.n, _sub.c.endpoint_id)
-    .select_from(_PATTERNS.join(_sub, sa.and_(_sub.c.organization_id == _ORG, _sub.c.pattern == _PATTERNS.c.pattern)))
-    .distinct()
-    .subquery("wanted")
-)
-_DELIVERIES = sa.select(
-    _wanted.c.n,
-    _wanted.c.endpoint_id,
-    sa.func.row_number().over(order_by=(_wanted.c.n, _wanted.c.endpoint_id)).label("k"),
-).cte("deliveries")
 _SLOTS = (
     sa.func.unnest(_array("delivery_ids", sa.Uuid()))
     .table_valued("id", with_ordinality="k")
     .render_derived(name="slot")
 )
-_FITS = sa.select(sa.func.count()).select_from(_DELIVERIES).scalar_subquery() <= sa.func.cardinality(
-    _array("delivery_ids", sa.Uuid())
-)
+
+
+def _outbox(org: sa.ColumnElement[Any]) -> tuple[sa.CTE, sa.ColumnElement[bool]]:
+    """The deliveries the events of organisation ``org`` (a parameter, or what the statement found)
+    need, numbered, and whether they fit in the ids the write brings."""
+    wanted = (
+        sa.select(_PATTERNS.c.n, _sub.c.endpoint_id)
+        .select_from(
+            _PATTERNS.join(_sub, sa.and_(_sub.c.organization_id == org, _sub.c.pattern == _PATTERNS.c.pattern))
+        )
+        .distinct()
+        .subquery("wanted")
+    )
+    deliveries = sa.select(
+        wanted.c.n,
+        wanted.c.endpoint_id,
+        sa.func.row_number().over(order_by=(wanted.c.n, wanted.c.endpoint_id)).label("k"),
+    ).cte("deliveries")
+    fits = sa.select(sa.func.count()).select_from(deliveries).scalar_subquery() <= sa.func.cardinality(
+        _array("delivery_ids", sa.Uuid())
+    )
+    return deliveries, fits
+
+
+_DELIVERIES, _FITS = _outbox(_ORG)
 DELIVERY_SLOTS = 8  # deliveries per event a one-statement write can carry (endpoints taking it)
 
 
-def _events_and_outbox(written: sa.CTE) -> tuple[sa.CTE, sa.CTE]:
-    """The events of the deal ``written`` (a data-modifying CTE, guarded by ``_FITS``) and their
-    deliveries, as data-modifying CTEs of the same statement."""
+def _events_and_outbox(
+    written: sa.CTE, org: sa.ColumnElement[Any] = _ORG, planned: sa.CTE = _DELIVERIES
+) -> tuple[sa.CTE, sa.CTE]:
+    """The events of the deal ``written`` (a data-modifying CTE, guarded by ``_FITS``) of
+    organisation ``org`` and their deliveries (as ``planned`` by ``_outbox``), as data-modifying
+    CTEs of the same statement."""
     events = (
         sa.insert(_e)
         .from_select(
@@ -128,8 +143,8 @@ def _events_and_outbox(written: sa.CTE) -> tuple[sa.CTE, sa.CTE]:
             ],
             sa.select(
                 _EVENTS.c.id,
-                _ORG,
-                next_event_seq(_ORG),  # evaluated after the ORDER BY: numbered in the events' order
+                org,
+                next_event_seq(org),  # evaluated after the ORDER BY: numbered in the events' order
                 _EVENTS.c.type,
                 sa.bindparam("actor_id", type_=_e.c.actor_id.type),
                 written.c.id,
@@ -162,8 +177,8 @@ def _events_and_outbox(written: sa.CTE) -> tuple[sa.CTE, sa.CTE]:
             ],
             sa.select(
                 _SLOTS.c.id,
-                _ORG,
-                _DELIVERIES.c.endpoint_id,
+                org,
+                planned.c.endpoint_id,
                 events.c.id,
                 events.c.seq,
                 events.c.type,
@@ -173,9 +188,9 @@ def _events_and_outbox(written: sa.CTE) -> tuple[sa.CTE, sa.CTE]:
                 _NOW,
                 _NOW,
             ).select_from(
-                _DELIVERIES.join(_EVENTS, _EVENTS.c.n == _DELIVERIES.c.n)
+                planned.join(_EVENTS, _EVENTS.c.n == planned.c.n)
                 .join(events, events.c.id == _EVENTS.c.id)
-                .join(_SLOTS, _SLOTS.c.k == _DELIVERIES.c.k)
+                .join(_SLOTS, _SLOTS.c.k == planned.c.k)
             ),
         )
         .cte("written_deliveries")
@@ -189,14 +204,14 @@ def _with_events_and_outbox(written: sa.CTE) -> sa.Select[Any]:
     return sa.select(written).add_cte(*_events_and_outbox(written))
 
 
-def _new_deal(guard: sa.ColumnElement[bool]) -> sa.CTE:
+def _new_deal(guard: sa.ColumnElement[bool], org: sa.ColumnElement[Any] = _ORG) -> sa.CTE:
     return (
         sa.insert(_d)
         .from_select(
             ["id", "organization_id", *_FACTS, "closed_at", "version", "created_at", "updated_at"],
             sa.select(
                 _DEAL_ID,
-                _ORG,
+                org,
                 *_FACTS.values(),
                 sa.bindparam("closed_at", type_=_TS),
                 sa.literal_column("1"),
@@ -219,6 +234,30 @@ _CREATE = _with_events_and_outbox(_new_deal(_FITS))
 # (app/db/repositories/idempotency.py ``stored_claim``): the claim is made only if the deal's
 # deliveries fit (``_FITS``), and the deal, its event and deliveries only if the claim was made.
 _CLAIMED_CREATE = idempotency.stored_claim(idempotency.ClaimedWrite(_FITS, _created_once_claimed))
+
+
+def _create_as_owner(actor: sa.Select[Any]) -> sa.Select[Any]:
+    """``_CREATE`` for a caller not yet authenticated, taken to be the deal's owner: the caller's
+    member found by the same statement (``actor_columns``), and the deal, its event and deliveries
+    written only if that member is the owner named and may own its deals as it creates them
+    (``SELF_OWNER``: the rules hold without another read). No row: the credential names nobody;
+    otherwise ``as_owner`` says whether the caller was the owner so, and the deal's columns are
+    NULL when nothing was written (not the owner so, or more deliveries than fit)."""
+    me = actor.cte("me")
+    is_owner = sa.and_(me.c.id == _FACTS["owner_id"], me.c.role == sa.literal_column(f"'{SELF_OWNER.value}'"))
+    org = sa.select(me.c.organization_id).where(is_owner).scalar_subquery()
+    planned, fits = _outbox(org)
+    deal = _new_deal(sa.and_(org.is_not(None), fits), org)
+    events, deliveries = _events_and_outbox(deal, org, planned)
+    return (
+        sa.select(*actor_columns(me), is_owner.label("as_owner"), *deal.c)
+        .select_from(me.outerjoin(deal, sa.true()))
+        .add_cte(events, deliveries)
+    )
+
+
+_CREATE_AS_OWNER = {False: _create_as_owner(ACTOR_BY_KEY), True: _create_as_owner(ACTOR_BY_TOKEN)}
+
 # The row a new deal's INSERT returns (``DEAL_COLUMNS``), worked out before it is written.
 _NewDeal = namedtuple("_NewDeal", [c.name for c in DEAL_COLUMNS])  # type: ignore[misc]
 
@@ -299,6 +338,11 @@ class DealWrites:
     @property
     def within(self) -> AsyncConnection | None:
         return self._within if self.claim is None else self.claim.connection
+
+    @property
+    def direct(self) -> bool:
+        """Whether its statements are each their own transaction (not an idempotent POST's)."""
+        return self.available and self._within is None and self.claim is None
 
     async def _fetch_one(self, stmt: sa.Select[Any], params: dict[str, Any]) -> Any | None:
         """The statement's one row, or None."""
@@ -386,3 +430,22 @@ class DealWrites:
                 | {"id": deal_id, "closed_at": closed_at, "version": 1, "created_at": now, "updated_at": now}
             )
         return await self._fetch_one(_CREATE, params)
+
+    async def create_as_owner(
+        self,
+        credential: str | SignedIn,
+        *,
+        deal_id: uuid.UUID,
+        columns: dict[str, Any],
+        closed_at: dt.datetime | None,
+        event_data: dict[str, Any],
+        now: dt.datetime,
+    ) -> Any | None:
+        """``create`` for a caller not yet authenticated (an API key's hash or a verified token),
+        taken to be the owner ``columns`` name (``_create_as_owner``); each statement its own
+        transaction (``direct``). None when the credential names nobody; otherwise the caller's
+        member (``actor_*``), ``as_owner``, and the deal's columns (``id`` None: nothing written)."""
+        params = {name: columns[name] for name in _FACTS} | _event_params([(CREATED, event_data)])
+        params |= actor_params(credential)
+        params |= {"deal_id": deal_id, "actor_id": columns["owner_id"], "closed_at": closed_at, "now": now}
+        return await self._fetch_one(_CREATE_AS_OWNER[not isinstance(credential, str)], params)
