@@ -8,6 +8,7 @@ found relative to the running interpreter, so this works from any fresh clone's 
 
 from __future__ import annotations
 
+import ast
 import collections
 import contextlib
 import itertools
@@ -16,7 +17,9 @@ import os
 import string
 import subprocess
 import sys
+import threading
 import time
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -518,27 +521,54 @@ def _about_the_object(answer: str) -> bool:
     return status[0] in "23" or (status[0] == "4" and code not in PRE_HANDLER_CODES)
 
 
+@contextlib.contextmanager
+def _one_ast_at_a_time() -> Iterator[None]:
+    """``ast.parse`` serialised while the engine runs. CPython 3.11 before 3.11.9 can raise a
+    spurious ``SystemError: AST constructor recursion depth mismatch`` when two threads build ASTs
+    at once (python/cpython#106905); the engine's workers are threads, and Hypothesis parses
+    source as it runs (to describe its strategies). Seen here as a "Runtime Error" of the engine on
+    a random operation, in about one run of five on PostgreSQL."""
+    lock = threading.Lock()
+    parse = ast.parse
+
+    def one_at_a_time(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return parse(*args, **kwargs)
+
+    ast.parse = one_at_a_time  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        ast.parse = parse
+
+
 def run_engine(schema: Any, base_url: str, report: RunReport) -> RunReport:
     """Run every phase ``schema``'s config enables, adding what happened to ``report``."""
     started: dict[str, float] = {}
-    for event in engine.from_schema(schema).execute():
-        if isinstance(event, events.PhaseStarted):
-            started[event.phase.name.value] = time.monotonic()
-            if event.payload is not None:
-                report.transitions = (
-                    f"{event.payload.transitions_total} links ({event.payload.inferred_transitions} inferred)"
-                )
-        elif isinstance(event, events.PhaseFinished):
-            name = event.phase.name.value
-            if name in started:
-                report.seconds[name] = report.seconds.get(name, 0.0) + time.monotonic() - started.pop(name)
-        elif isinstance(event, events.ScenarioFinished):
-            if event.phase.value == "stateful":
-                report.scenarios += 1
-            _record(report, event, base_url)
-        elif isinstance(event, (events.NonFatalError, events.FatalError)):
-            report.errors.append(_describe_error(event))
+    with _one_ast_at_a_time():
+        for event in engine.from_schema(schema).execute():
+            _take(report, event, started, base_url)
     return report
+
+
+def _take(report: RunReport, event: Any, started: dict[str, float], base_url: str) -> None:
+    """One engine event into ``report``."""
+    if isinstance(event, events.PhaseStarted):
+        started[event.phase.name.value] = time.monotonic()
+        if event.payload is not None:
+            report.transitions = (
+                f"{event.payload.transitions_total} links ({event.payload.inferred_transitions} inferred)"
+            )
+    elif isinstance(event, events.PhaseFinished):
+        name = event.phase.name.value
+        if name in started:
+            report.seconds[name] = report.seconds.get(name, 0.0) + time.monotonic() - started.pop(name)
+    elif isinstance(event, events.ScenarioFinished):
+        if event.phase.value == "stateful":
+            report.scenarios += 1
+        _record(report, event, base_url)
+    elif isinstance(event, (events.NonFatalError, events.FatalError)):
+        report.errors.append(_describe_error(event))
 
 
 def _record(report: RunReport, event: Any, base_url: str) -> None:
@@ -586,8 +616,9 @@ def _record(report: RunReport, event: Any, base_url: str) -> None:
 
 
 def _describe_error(event: Any) -> str:
-    if isinstance(event, events.NonFatalError):
-        return f"{event.label}: {event.info.title}: {event.info.message}"
+    if isinstance(event, events.NonFatalError):  # the engine's own error: where it was raised says most
+        where = "".join(traceback.format_exception(event.value)[-6:])
+        return f"{event.label}: {event.info.title}: {event.info.message}\n{where}"
     return f"fatal: {event.exception!r}"
 
 
