@@ -98,7 +98,10 @@ async def test_database_outage_answers_503_promptly_and_recovers(proxied_app) ->
         for path in ("/v1/me", "/v1/members"):
             started = time.perf_counter()
             response = await api.get(path)
-            assert time.perf_counter() - started < 3
+            # Refused at once, not waited for: 0.6 s on a quiet machine; the bound leaves room for a
+            # loaded one (4 s seen under the whole suite), far below a wait per request for a
+            # connection that cannot come.
+            assert time.perf_counter() - started < 8
             assert_problem(response, 503, "database_unavailable")
             assert response.headers["retry-after"] == "1"
         started = time.perf_counter()
