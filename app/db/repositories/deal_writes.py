@@ -321,6 +321,18 @@ _OWNER = sa.select(*OWNER_COLUMNS).where(
 )
 
 
+def _new_deal_params(
+    deal_id: uuid.UUID,
+    columns: dict[str, Any],
+    closed_at: dt.datetime | None,
+    event_data: dict[str, Any],
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """A new deal's parameters, with its `deal.created` event's."""
+    params = {name: columns[name] for name in _FACTS} | _event_params([(CREATED, event_data)])
+    return params | {"deal_id": deal_id, "closed_at": closed_at, "now": now}
+
+
 class DealWrites:
     """The one-statement deal writes, bound to the engine (each statement, sent on the driver, is
     its own transaction), or to the open transaction of an idempotent POST (``within``), or to an
@@ -413,14 +425,8 @@ class DealWrites:
         For an idempotent POST whose claim is made after it has run, the row is worked out here
         and the write handed to the claim (``defer``): the statement that claims the key writes
         the deal, or nothing (and the request runs again with its key claimed first)."""
-        params = {name: columns[name] for name in _FACTS} | _event_params([(CREATED, event_data)])
-        params |= {
-            "org": organization_id,
-            "deal_id": deal_id,
-            "actor_id": actor_id,
-            "closed_at": closed_at,
-            "now": now,
-        }
+        params = _new_deal_params(deal_id, columns, closed_at, event_data, now)
+        params |= {"org": organization_id, "actor_id": actor_id}
         if self.claim is not None and self.claim.connection is None:
             self.claim.defer(_CLAIMED_CREATE, params)
             unset = dict.fromkeys(_NewDeal._fields)
@@ -445,7 +451,6 @@ class DealWrites:
         taken to be the owner ``columns`` name (``_create_as_owner``); each statement its own
         transaction (``direct``). None when the credential names nobody; otherwise the caller's
         member (``actor_*``), ``as_owner``, and the deal's columns (``id`` None: nothing written)."""
-        params = {name: columns[name] for name in _FACTS} | _event_params([(CREATED, event_data)])
-        params |= actor_params(credential)
-        params |= {"deal_id": deal_id, "actor_id": columns["owner_id"], "closed_at": closed_at, "now": now}
+        params = _new_deal_params(deal_id, columns, closed_at, event_data, now) | actor_params(credential)
+        params["actor_id"] = columns["owner_id"]
         return await self._fetch_one(_CREATE_AS_OWNER[not isinstance(credential, str)], params)
