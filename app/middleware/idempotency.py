@@ -99,15 +99,20 @@ class IdempotencyMiddleware:
                 return
             if await self._claimed_after(engine, credential, request):
                 return
+            await self._claimed_first(engine, token, request, verified=credential)
+            return
         await self._claimed_first(engine, token, request)
 
-    async def _claimed_first(self, engine: AsyncEngine, token: str, request: _Request) -> None:
-        """Claim the key, then run the request in the claim's transaction."""
+    async def _claimed_first(
+        self, engine: AsyncEngine, token: str, request: _Request, *, verified: str | SignedIn | None = None
+    ) -> None:
+        """Claim the key, then run the request in the claim's transaction (``verified``: the
+        credential, when the request already read it from ``token``)."""
         scope = request.scope
         async with engine.connect() as conn:
             caller: Any = None
             try:
-                credential = await _credential(scope, token)
+                credential = verified if verified is not None else await _credential(scope, token)
                 if credential is None:
                     early: Any = _UNAUTHENTICATED
                 else:

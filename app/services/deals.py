@@ -77,15 +77,7 @@ async def create_deal_of_caller(uow: UnitOfWork, caller: Caller, data: DealCreat
     and else writes nothing and the caller, found, goes the usual way."""
     facts, refs = _new_deal_of(data)
     if caller.member is None and uow.deal_writes.direct and _plain_new_deal(facts, refs):
-        now = utcnow()
-        row = await uow.deal_writes.create_as_owner(
-            caller.credential,
-            deal_id=uuid7(),
-            columns=columns_of(facts),
-            closed_at=now if is_closed(facts.stage) else None,
-            event_data={**facts.to_json(), "external_refs": []},
-            now=now,
-        )
+        row = await uow.deal_writes.create_as_owner(caller.credential, **_written_new(facts))
         if row is None:
             raise unknown(caller)
         if row.id is not None:
@@ -107,6 +99,19 @@ def _new_deal_of(data: DealCreate) -> tuple[DealFacts, list[tuple[str, str]]]:
         loss=_loss(data.loss),
     )
     return facts, [(ref.source, ref.external_id) for ref in data.external_refs]
+
+
+def _written_new(facts: DealFacts) -> dict[str, Any]:
+    """What the one-statement creation writes of a new deal beside its facts' columns: its id, its
+    time, its close time when created closed, and its `deal.created` event's data."""
+    now = utcnow()
+    return {
+        "deal_id": uuid7(),
+        "columns": columns_of(facts),
+        "closed_at": now if is_closed(facts.stage) else None,
+        "event_data": {**facts.to_json(), "external_refs": []},
+        "now": now,
+    }
 
 
 def _plain_new_deal(facts: DealFacts, refs: list[tuple[str, str]]) -> bool:
@@ -144,15 +149,8 @@ async def _create_alone(uow: UnitOfWork, actor: Actor, facts: DealFacts) -> Deal
     ensure_owner_is_seller(owner)
     ensure_can_create_for(actor, owner.id, bool(owner.in_line))
     ensure_new_deal(facts)
-    now = utcnow()
     row = await uow.deal_writes.create(
-        organization_id=actor.organization_id,
-        actor_id=actor.member_id,
-        deal_id=uuid7(),
-        columns=columns_of(facts),
-        closed_at=now if is_closed(facts.stage) else None,
-        event_data={**facts.to_json(), "external_refs": []},
-        now=now,
+        organization_id=actor.organization_id, actor_id=actor.member_id, **_written_new(facts)
     )
     return None if row is None else DealView(row)
 
