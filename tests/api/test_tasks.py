@@ -147,6 +147,44 @@ async def test_proposals_and_suggestions_wait_on_the_owner(api: Api, team) -> No
     assert await kinds_of(api, seller) == []
 
 
+async def test_what_waits_on_owners_pages_among_other_owners_tasks(api: Api, team) -> None:
+    """Proposals and suggestions are merged newest first before their deals are read: the
+    seller's, interleaved in time with a peer's on the peer's deals, page exactly, and the peer's
+    never show."""
+    seller, peer, manager = team["seller"], team["peer"], team["manager"]
+    ours, theirs = await make_deal(api, seller), await make_deal(api, peer)
+    expected: list[tuple[str, str]] = []
+    roles = ["coach", "observer", "executive_sponsor", "subject_matter_expert"]
+    for i in range(4):
+        for deal in (ours, theirs):
+            suggested = await api.as_(manager).post(
+                f"/v1/deals/{deal['id']}/strategy/suggestions", json={"section": "risks", "body": f"Risk {i}"}
+            )
+            proposed = await api.as_(manager).post(
+                f"/v1/deals/{deal['id']}/assignments",
+                json={"member_id": manager.id, "role": roles[i], "purpose": f"Help {i}"},
+            )
+            if deal is ours:
+                expected += [("suggestion", (await ok(suggested, 201))["id"])]
+                expected += [("assignment_proposal", (await ok(proposed, 201))["id"])]
+    expected.reverse()  # newest first: each was made after the one before it
+    assert await kinds_of(api, seller) == expected
+    assert len(await kinds_of(api, peer)) == len(expected)
+    for limit in (1, 3, 5):
+        seen: list[tuple[str, str]] = []
+        params: dict[str, Any] = {"limit": limit}
+        while True:
+            page = await ok(await api.as_(seller).get(TASKS, params=params))
+            assert len(page["items"]) <= limit
+            seen += [(t["kind"], t["id"]) for t in page["items"]]
+            if page["next_cursor"] is None:
+                break
+            params["cursor"] = page["next_cursor"]
+        assert seen == expected, limit
+    only = await tasks_of(api, seller, kind="assignment_proposal")
+    assert [(t["kind"], t["id"]) for t in only] == [k for k in expected if k[0] == "assignment_proposal"]
+
+
 async def test_approvals_wait_on_their_approver(api: Api, team) -> None:
     seller, manager, hos = team["seller"], team["manager"], team["hos"]
     deal = await make_deal(api, seller)

@@ -1,9 +1,11 @@
 """My tasks, in one statement: the API key's member, and everything waiting on them across deals.
 
-Each kind of task is one SELECT that finds the rows in the state that waits on the member by an
-index on (organisation, member, state, time) (for what waits on a deal's owner, (organisation,
-state, time), joined to the deal), newest first, at most a page of them; the kinds
-are a UNION ALL of those, ordered by (created_at, id) and cut to the page. A page after the
+Each kind of task that waits on the member themself is one SELECT that finds the rows in the state
+that waits on them by an index on (organisation, member, state, time), newest first, at most a
+page of them, joined to their deals. The kinds that wait on a deal's owner (a proposed role, an
+open suggestion) are found by (organisation, state, time) and merged newest first before their
+deals are read, so only the deals of what makes the page are read (the owner is the deal's).
+The parts are a UNION ALL, ordered by (created_at, id) and cut to the page. A page after the
 first resumes below the last (created_at, id) in every kind alike (keyset), so a deep page costs
 what the first does. Like the deal reads (app/db/repositories/reads.py), the statement reads the
 key's member itself and runs in autocommit: one round trip, no transaction.
@@ -76,6 +78,7 @@ class _Kind:
     due_on: sa.ColumnElement[Any]
     created_at: sa.ColumnElement[Any]
     waiting: tuple[sa.ColumnElement[bool], ...]  # the member it waits on, in the state that waits
+    on_owned_deal: bool = False  # waits on the deal's owner (``waiting`` holds the state alone)
 
 
 def _kinds(me: sa.CTE, visible: sa.ColumnElement[bool]) -> dict[TaskKind, _Kind]:
@@ -84,12 +87,6 @@ def _kinds(me: sa.CTE, visible: sa.ColumnElement[bool]) -> dict[TaskKind, _Kind]
     s, a, g, p, o, r, c = _step.c, _assignment.c, _suggestion.c, _approval.c, _observation.c, _review.c, _commitment.c
     me_id, me_org = sa.select(me.c.id).scalar_subquery(), sa.select(me.c.organization_id).scalar_subquery()
     open_deal = _d.c.stage.not_in([sa.literal_column(f"'{stage.value}'") for stage in sorted(CLOSED_STAGES)])
-    # What waits on a deal's owner: the joined deal's owner compared with IS NOT DISTINCT FROM (the
-    # same as = here, owner and member never NULL), which no index can serve. With =, PostgreSQL
-    # may read all the owner's deals by the owner index and hash them (25,000 for one seller in the
-    # bench, 20 ms a page) to find the few with an open task; this way the open tasks are read by
-    # their own index and their deals by primary key.
-    owned = (_d.c.organization_id == me_org, _d.c.owner_id.is_not_distinct_from(me_id))
     review_open = (_is(r.status, ReviewStatus.pending), sa.not_(r.deal_reopened))
     kinds = {
         # A step of a closed deal's strategy can no longer be done (the strategy is read-only), and
@@ -119,7 +116,8 @@ def _kinds(me: sa.CTE, visible: sa.ColumnElement[bool]) -> dict[TaskKind, _Kind]
             a.purpose,
             _NO_DATE,
             a.created_at,
-            (*owned, _is(a.status, AssignmentStatus.proposed)),
+            (_is(a.status, AssignmentStatus.proposed),),
+            on_owned_deal=True,
         ),
         TaskKind.suggestion: _Kind(
             _suggestion,
@@ -128,7 +126,8 @@ def _kinds(me: sa.CTE, visible: sa.ColumnElement[bool]) -> dict[TaskKind, _Kind]
             g.body,
             _NO_DATE,
             g.created_at,
-            (*owned, _is(g.status, SuggestionStatus.open)),
+            (_is(g.status, SuggestionStatus.open),),
+            on_owned_deal=True,
         ),
         TaskKind.approval: _Kind(
             _approval,
@@ -198,14 +197,19 @@ def _kinds(me: sa.CTE, visible: sa.ColumnElement[bool]) -> dict[TaskKind, _Kind]
     }
 
 
-def _branch(kind: TaskKind, spec: _Kind, after: bool) -> sa.Select[Any]:
-    """One kind's tasks: at most a page, newest first, below the cursor when there is one."""
+def _resuming(spec: _Kind, after: bool) -> list[sa.ColumnElement[bool]]:
+    """What a kind's rows must meet: waiting, and below the cursor when there is one."""
     conditions = list(spec.waiting)
     if after:
         # The first bound is implied by the second; it is there for the index: the scan starts at
         # the cursor instead of filtering out everything newer (what makes a deep page cost more).
         conditions.append(spec.created_at <= _AFTER_AT)
         conditions.append(sa.or_(spec.created_at < _AFTER_AT, spec.id < _AFTER_ID))
+    return conditions
+
+
+def _branch(kind: TaskKind, spec: _Kind, after: bool) -> sa.Select[Any]:
+    """One kind's tasks: at most a page, newest first, below the cursor when there is one."""
     rows = (
         sa.select(
             sa.literal_column(f"'{kind.value}'").label("kind"),
@@ -218,7 +222,7 @@ def _branch(kind: TaskKind, spec: _Kind, after: bool) -> sa.Select[Any]:
             spec.created_at.label("created_at"),
         )
         .select_from(spec.table.join(_d, _d.c.id == spec.table.c.deal_id))
-        .where(*conditions)
+        .where(*_resuming(spec, after))
         .order_by(spec.created_at.desc(), spec.id.desc())
         .limit(_LIMIT)
         .subquery(f"t_{kind.value}")
@@ -227,10 +231,58 @@ def _branch(kind: TaskKind, spec: _Kind, after: bool) -> sa.Select[Any]:
     return sa.select(*rows.c)
 
 
+def _on_owned_deals(me: sa.CTE, kinds: list[tuple[TaskKind, _Kind]], after: bool) -> sa.Select[Any]:
+    """The tasks of these kinds, which wait on the deal's owner: at most a page, newest first.
+
+    The open rows of every kind are merged newest first before their deals are read, and the
+    deals are read until the page is full: a page of 50 reads about 50 deals by primary key, where
+    a page of each kind read before merging would read 50 per kind. The deal's owner is compared
+    with IS NOT DISTINCT FROM (the same as = here, owner and member never NULL), which no index
+    can serve: with =, PostgreSQL may read all the owner's deals by the owner index and hash them
+    (25,000 for one seller in the bench, 20 ms a page) to find the few with an open task.
+    """
+    parts = [
+        sa.select(
+            sa.literal_column(f"'{kind.value}'").label("kind"),
+            spec.id.label("id"),
+            spec.table.c.deal_id.label("deal_id"),
+            spec.label.label("label"),
+            spec.detail.label("detail"),
+            spec.due_on.label("due_on"),
+            spec.created_at.label("created_at"),
+        ).where(*_resuming(spec, after))
+        for kind, spec in kinds
+    ]
+    newest_first = (sa.literal_column("created_at").desc(), sa.literal_column("id").desc())
+    merged = (parts[0] if len(parts) == 1 else sa.union_all(*parts)).order_by(*newest_first).subquery("owned")
+    me_id, me_org = sa.select(me.c.id).scalar_subquery(), sa.select(me.c.organization_id).scalar_subquery()
+    rows = (
+        sa.select(
+            merged.c.kind,
+            merged.c.id,
+            _d.c.id.label("deal_id"),
+            _d.c.name.label("deal_name"),
+            merged.c.label,
+            merged.c.detail,
+            merged.c.due_on,
+            merged.c.created_at,
+        )
+        .select_from(merged.join(_d, _d.c.id == merged.c.deal_id))
+        .where(_d.c.organization_id == me_org, _d.c.owner_id.is_not_distinct_from(me_id))
+        .order_by(merged.c.created_at.desc(), merged.c.id.desc())
+        .limit(_LIMIT)
+        .subquery("t_owned")
+    )
+    return sa.select(*rows.c)
+
+
 def _listing(me: sa.CTE, visible: sa.ColumnElement[bool], kinds: tuple[TaskKind, ...], after: bool) -> sa.Subquery:
     """A page of the tasks of these kinds of the member ``me``, newest first."""
     specs = _kinds(me, visible)
-    branches = [_branch(kind, specs[kind], after) for kind in kinds]
+    branches = [_branch(kind, specs[kind], after) for kind in kinds if not specs[kind].on_owned_deal]
+    owned = [(kind, specs[kind]) for kind in kinds if specs[kind].on_owned_deal]
+    if owned:
+        branches.append(_on_owned_deals(me, owned, after))
     tasks = (branches[0] if len(branches) == 1 else sa.union_all(*branches)).subquery("tasks")
     newest_first = (tasks.c.created_at.desc(), tasks.c.id.desc())
     return sa.select(*tasks.c).order_by(*newest_first).limit(_LIMIT).subquery("page")
