@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import tempfile
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -30,8 +31,9 @@ def serve(
         bool, typer.Option("--migrate", help="Bring the schema up to date before serving")
     ] = False,
 ) -> None:
-    """Serve the API with uvicorn."""
+    """Serve the API with uvicorn (several workers: app/serving.py)."""
     import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
 
     settings = Settings()
     if migrate_first:
@@ -43,17 +45,29 @@ def serve(
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Every worker writes its metrics here so /metrics answers for all of them.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="dealcoach-metrics-")
-    uvicorn.run(
-        "app.main:served_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=False,
-        log_config=None,
-        proxy_headers=True,
-        server_header=False,
-    )
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "access_log": False,
+        "log_config": None,
+        "proxy_headers": True,
+        "server_header": False,
+    }
+    if workers == 1:
+        uvicorn.run("app.main:served_app", **options)
+        return
+    from app.serving import OwnSocketWorkers, balanced_sockets
+
+    config = uvicorn.Config("app.main:served_app", **options)
+    try:
+        sockets = balanced_sockets(config, workers)
+    except OSError as exc:
+        typer.echo(f"cannot listen on {host}:{port}: {exc}", err=True)
+        raise typer.Exit(STARTUP_FAILURE) from None
+    with contextlib.suppress(KeyboardInterrupt):
+        OwnSocketWorkers(config, sockets).run()
 
 
 @cli.command()

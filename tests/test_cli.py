@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -126,3 +128,72 @@ def test_a_served_worker_builds_the_app_and_freezes_what_that_made(tmp_path: Pat
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     before, after, kind = done.stdout.split()
     assert int(before) == 0 and int(after) > 10_000 and kind == "FastAPI"
+
+
+def _served_connections(server_pid: int, port: int) -> dict[int, int]:
+    """Of the connections to ``port`` a worker of the server has accepted: how many, by worker pid
+    (from /proc: the established sockets of that local port, and the workers' open files)."""
+    established: set[str] = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+            established.add(f"socket:[{fields[9]}]")
+    children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+    held: dict[int, int] = {}
+    for child in map(int, children):
+        links = [os.readlink(fd) for fd in Path(f"/proc/{child}/fd").iterdir()]
+        count = sum(1 for link in links if link in established)
+        if count:
+            held[child] = count
+    return held
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads who holds which connection from /proc")
+def test_workers_share_connections_opened_at_once(tmp_path: Path) -> None:
+    """Each worker listens on a socket of its own (app/serving.py): 64 connections opened at once
+    are spread over both workers instead of landing on whichever was awake, and a port already
+    taken is refused, not shared."""
+    env = _env(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}")
+    assert _run(["migrate"], env).returncode == 0
+    port = free_port()
+    proc = subprocess.Popen(
+        [DEALCOACH, "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    clients: list[socket.socket] = []
+    try:
+        wait_until_ready(f"http://127.0.0.1:{port}", "/healthz")
+        deadline = time.monotonic() + 60
+        while len(_served_connections(proc.pid, port)) < 2:  # until both workers listen
+            assert time.monotonic() < deadline, "the second worker never served"
+            _close(clients)
+            clients = _asked(port, 8)
+        _close(clients)
+        clients = _asked(port, 64)
+        held = _served_connections(proc.pid, port)
+        assert sum(held.values()) == 64 and min(held.values()) >= 16, held  # Bin(64, 1/2) < 16: 3 in 100,000
+
+        taken = _run(["serve", "--port", str(port), "--workers", "2"], env)
+        assert taken.returncode == 3 and f"cannot listen on 127.0.0.1:{port}" in taken.stderr, taken.stderr
+    finally:
+        _close(clients)
+        proc.terminate()
+        proc.communicate(timeout=15)
+
+
+def _asked(port: int, count: int) -> list[socket.socket]:
+    """``count`` connections opened at once, each answered once (so a worker has accepted it)."""
+    clients = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(count)]
+    for client in clients:
+        client.sendall(f"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\r\n".encode())
+    for client in clients:
+        assert client.recv(65536).startswith(b"HTTP/1.1 200")
+    return clients
+
+
+def _close(clients: list[socket.socket]) -> None:
+    for client in clients:
+        client.close()
