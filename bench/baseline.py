@@ -28,10 +28,10 @@ A refused request costs one more statement, off the hot path, to tell 401 from 4
 409, 412 and 422. Anything the bench does not send (stage changes, transfers, losses,
 external references on a single create) answers 501 `not_in_floor`.
 
-Run under uvicorn (the bench does this):
+Served as `dealcoach serve` serves Dealcoach, each worker on a socket of its own (the bench does this):
 
     BENCH_BASELINE_DSN=postgresql://postgres@127.0.0.1:5432/dealcoach_bench \
-        uvicorn --app-dir bench baseline:app --workers 2
+        python bench/floor_serve.py --workers 2
 """
 
 from __future__ import annotations

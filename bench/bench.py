@@ -1448,10 +1448,9 @@ def main() -> int:
             "baseline": Server(
                 "baseline",
                 [
-                    str(VENV_BIN / "uvicorn"),
-                    *("--app-dir", str(BENCH_DIR), "baseline:app"),
+                    str(VENV_BIN / "python"),
+                    str(BENCH_DIR / "floor_serve.py"),
                     *("--host", "127.0.0.1", "--port", str(base_port), "--workers", str(WORKERS)),
-                    *("--no-access-log", "--no-server-header", "--log-level", "warning"),
                 ],
                 {**os.environ, "BENCH_BASELINE_DSN": asyncpg_dsn(), "DEALCOACH_SECRET_KEY": SECRET_KEY},
                 base_url,
@@ -1460,7 +1459,9 @@ def main() -> int:
         }
         say(f"dealcoach serve --workers {WORKERS} on {dc_url}")
         servers["dealcoach"].start(procs)
-        say(f"the floor (bench/baseline.py under uvicorn --workers {WORKERS}) on {base_url}")
+        say(
+            f"the floor (bench/baseline.py, served as Dealcoach is: bench/floor_serve.py --workers {WORKERS}) on {base_url}"
+        )
         servers["baseline"].start(procs)
         for server in servers.values():
             server.wait_ready()
