@@ -532,6 +532,7 @@ class Commitment(SQLModel, table=True):
     __table_args__ = (
         sa.Index(None, "organization_id", "id"),
         sa.Index(None, "organization_id", "member_id", "status", "id"),
+        sa.Index(None, "organization_id", "member_id", "status", "created_at"),  # my tasks (open ones)
         sa.Index(None, "organization_id", "member_id", "created_at"),
         sa.Index(None, "organization_id", "deal_id", "id"),
         sa.Index(None, "source_id"),

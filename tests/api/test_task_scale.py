@@ -109,6 +109,6 @@ async def test_a_deep_page_reads_what_the_first_does(long_history, monkeypatch: 
     sealed = app.state.cursors.encode(org_id, "tasks", [near_end["created_at"].replace("Z", "+00:00"), near_end["id"]])
     _, last_buffers, last = await _page(app, api, seller, {"cursor": sealed}, monkeypatch)
     assert last == tasks[-59:][:50]
-    assert last_buffers <= 2 * first_buffers + 50, (first_buffers, last_buffers)
+    assert last_buffers <= first_buffers + 100, (first_buffers, last_buffers)
     # What is done does not count: a first page reads far fewer pages than the history holds.
     assert first_buffers < 2_000, first_buffers
