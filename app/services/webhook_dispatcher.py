@@ -40,10 +40,12 @@ from app.settings import Settings
 
 USER_AGENT = "Dealcoach-Webhooks/1"
 # httpx's connection pool looks at every connection it holds, for each request and each answer
-# (has it expired?), so a request costs more the larger the pool: each receiver origin gets pools
-# of at most this many connections (with one pool of 64, that bookkeeping was 41 % of a
-# dispatcher's CPU in a py-spy profile under bench/webhooks_bench.py; see bench/README.md).
-CONNECTIONS_PER_POOL = 4
+# (has it expired? through anyio, a rebuilt attribute table and a poll each), so a request costs
+# more the larger the pool: each receiver origin gets pools of at most this many connections
+# (with one pool of 64, that bookkeeping was 41 % of a dispatcher's CPU in a py-spy profile under
+# bench/webhooks_bench.py; pools of 4 cost 1.37-1.40 ms of dispatcher CPU per delivery, pools of
+# one 1.09-1.13 ms; see bench/README.md).
+CONNECTIONS_PER_POOL = 1
 # A receiver origin's pools are closed once it has had no attempt for this long.
 IDLE_ORIGIN_SECONDS = 60.0
 RESPONSE_BODY_LIMIT = 1024  # bytes of a receiver's answer kept; the rest is never read
