@@ -66,6 +66,8 @@ def serve(
     except OSError as exc:
         typer.echo(f"cannot listen on {host}:{port}: {exc}", err=True)
         raise typer.Exit(STARTUP_FAILURE) from None
+    port = sockets[0].getsockname()[1]
+    typer.echo(json.dumps({"serving": f"http://{host}:{port}", "workers": workers, "sockets": len(sockets)}), err=True)
     with contextlib.suppress(KeyboardInterrupt):
         OwnSocketWorkers(config, sockets).run()
 

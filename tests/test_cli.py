@@ -181,7 +181,9 @@ def test_workers_share_connections_opened_at_once(tmp_path: Path) -> None:
     finally:
         _close(clients)
         proc.terminate()
-        proc.communicate(timeout=15)
+        _, stderr = proc.communicate(timeout=15)
+    started = [json.loads(line) for line in stderr.splitlines() if line.startswith('{"serving"')]
+    assert started == [{"serving": f"http://127.0.0.1:{port}", "workers": 2, "sockets": 2}], stderr
 
 
 def _asked(port: int, count: int) -> list[socket.socket]:
