@@ -12,6 +12,7 @@ has no SO_REUSEPORT the workers share one socket, as uvicorn does.
 
 from __future__ import annotations
 
+import logging
 import socket
 
 from uvicorn import Config
@@ -19,6 +20,8 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 __all__ = ["OwnSocketWorkers", "balanced_sockets"]
+
+log = logging.getLogger("uvicorn.error")  # where uvicorn's supervisor says the same things
 
 
 def balanced_sockets(config: Config, workers: int) -> list[socket.socket]:
@@ -75,6 +78,12 @@ class OwnSocketWorkers(Multiprocess):
             if not new_process.wait_until_ready(self.config.timeout_worker_healthcheck, self.should_exit):
                 new_process.kill()
                 new_process.join()
+                if not self.should_exit.is_set():
+                    log.error(
+                        "New child process [%s] was not ready in time; keeping worker [%s] and aborting the restart.",
+                        new_process.pid,
+                        old_process.pid,
+                    )
                 return
             old_process.terminate()
             old_process.join()
@@ -90,10 +99,13 @@ class OwnSocketWorkers(Multiprocess):
             process.kill()
             process.join()
             if process.exitcode == STARTUP_FAILURE:
-                self.should_exit.set()  # the app or its socket is broken: it would fail the same way again
+                # The app or its socket is broken: it would fail the same way on every restart.
+                log.error("Child process [%s] failed to start, stopping the parent process.", process.pid)
+                self.should_exit.set()
                 return
             if self.should_exit.is_set():
                 return
+            log.info("Child process [%s] died", process.pid)
             replacement = Process(self.config, [self.own[index]])
             replacement.start()
             self.processes[index] = replacement

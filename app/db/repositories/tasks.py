@@ -81,11 +81,16 @@ class _Kind:
     on_owned_deal: bool = False  # waits on the deal's owner (``waiting`` holds the state alone)
 
 
+def _me(me: sa.CTE) -> tuple[sa.ScalarSelect[Any], sa.ScalarSelect[Any]]:
+    """The caller's member id and organisation, as scalars of the ``me`` CTE."""
+    return sa.select(me.c.id).scalar_subquery(), sa.select(me.c.organization_id).scalar_subquery()
+
+
 def _kinds(me: sa.CTE, visible: sa.ColumnElement[bool]) -> dict[TaskKind, _Kind]:
     """The kinds, for the caller's member ``me`` (a CTE of id, organization_id, role) and the deals
     they see (``visible``, a condition on Deal)."""
     s, a, g, p, o, r, c = _step.c, _assignment.c, _suggestion.c, _approval.c, _observation.c, _review.c, _commitment.c
-    me_id, me_org = sa.select(me.c.id).scalar_subquery(), sa.select(me.c.organization_id).scalar_subquery()
+    me_id, me_org = _me(me)
     open_deal = _d.c.stage.not_in([sa.literal_column(f"'{stage.value}'") for stage in sorted(CLOSED_STAGES)])
     review_open = (_is(r.status, ReviewStatus.pending), sa.not_(r.deal_reopened))
     kinds = {
@@ -255,7 +260,7 @@ def _on_owned_deals(me: sa.CTE, kinds: list[tuple[TaskKind, _Kind]], after: bool
     ]
     newest_first = (sa.literal_column("created_at").desc(), sa.literal_column("id").desc())
     merged = (parts[0] if len(parts) == 1 else sa.union_all(*parts)).order_by(*newest_first).subquery("owned")
-    me_id, me_org = sa.select(me.c.id).scalar_subquery(), sa.select(me.c.organization_id).scalar_subquery()
+    me_id, me_org = _me(me)
     rows = (
         sa.select(
             merged.c.kind,
