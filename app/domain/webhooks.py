@@ -7,6 +7,7 @@ import base64
 import binascii
 import datetime as dt
 import enum
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -146,6 +147,7 @@ def signing_secrets(
 _METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
 
 
+@functools.lru_cache(maxsize=4096)
 def address_is_public(address: str) -> bool:
     """Loopback, private, link-local, multicast, reserved and cloud metadata addresses are
     inside someone's network: a webhook never goes there."""
@@ -171,6 +173,7 @@ class Target:
     port: int
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_target(url: str, *, allow_private: bool) -> Target:
     """An absolute https URL with a host (http too when private targets are allowed)."""
     try:

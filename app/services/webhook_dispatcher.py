@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -39,12 +40,16 @@ from app.services.webhooks import resolve
 from app.settings import Settings
 
 USER_AGENT = "Dealcoach-Webhooks/1"
-# httpx's connection pool looks at every connection it holds, for each request and each answer
-# (has it expired? through anyio, a rebuilt attribute table and a poll each), so a request costs
-# more the larger the pool: each receiver origin gets pools of at most this many connections
-# (with one pool of 64, that bookkeeping was 41 % of a dispatcher's CPU in a py-spy profile under
-# bench/webhooks_bench.py; pools of 4 cost 1.37-1.40 ms of dispatcher CPU per delivery, pools of
-# one 1.09-1.13 ms; see bench/README.md).
+# An attempt goes straight to an httpx transport (a connection pool): the client in front of one
+# builds and merges URLs, headers and cookies, and runs auth and redirect machinery that a
+# delivery has no use for (no cookies, no auth, redirects never followed), and that was 19 % of a
+# dispatcher's CPU in a py-spy profile under bench/webhooks_bench.py (bench/README.md).
+#
+# httpcore's pool looks at every connection it holds, for each request and each answer (has it
+# expired? through anyio, a rebuilt attribute table and a poll each), so a request costs more the
+# larger the pool: each receiver origin gets pools of at most this many connections (with one
+# pool of 64, that bookkeeping was 41 % of a dispatcher's CPU; pools of 4 cost 1.37-1.40 ms of
+# dispatcher CPU per delivery, pools of one 1.09-1.13 ms).
 CONNECTIONS_PER_POOL = 1
 # A receiver origin's pools are closed once it has had no attempt for this long.
 IDLE_ORIGIN_SECONDS = 60.0
@@ -87,11 +92,11 @@ class DispatcherConfig:
 
 
 class ReceiverPools:
-    """httpx clients per receiver origin (scheme, host, port), each of at most
-    CONNECTIONS_PER_POOL connections, and as many as the attempts in flight need: an attempt takes
-    the least busy pool of its origin, so it never waits for a connection, and a connection only
-    ever serves its own origin (kept alive between attempts, never closed to make room for
-    another receiver's)."""
+    """httpx transports (connection pools) per receiver origin (scheme, host, port), each of at
+    most CONNECTIONS_PER_POOL connections, and as many as the attempts in flight need: an attempt
+    takes the least busy pool of its origin, so it never waits for a connection, and a connection
+    only ever serves its own origin (kept alive between attempts, never closed to make room for
+    another receiver's). Transports follow no redirects and read no proxy settings."""
 
     def __init__(self, max_in_flight: int, timeout: float) -> None:
         self.max_pools = -(-max_in_flight // CONNECTIONS_PER_POOL)
@@ -100,16 +105,16 @@ class ReceiverPools:
         self.origins: dict[Target, list[_Pool]] = {}
 
     @contextlib.asynccontextmanager
-    async def client(self, target: Target) -> AsyncIterator[httpx.AsyncClient]:
+    async def transport(self, target: Target) -> AsyncIterator[httpx.AsyncHTTPTransport]:
         pools = self.origins.setdefault(target, [])
         pool = min(pools, key=lambda p: p.busy, default=None)
         if pool is None or (pool.busy >= CONNECTIONS_PER_POOL and len(pools) < self.max_pools):
-            pool = _Pool(self._new_client())
+            pool = _Pool(self._new_transport())
             pools.append(pool)
         pool.busy += 1
         pool.used_at = time.monotonic()
         try:
-            yield pool.client
+            yield pool.transport
         finally:
             pool.busy -= 1
 
@@ -119,29 +124,31 @@ class ReceiverPools:
         for target, pools in list(self.origins.items()):
             if all(p.busy == 0 and now - p.used_at > IDLE_ORIGIN_SECONDS for p in pools):
                 del self.origins[target]
-                await asyncio.gather(*(p.client.aclose() for p in pools))
+                await asyncio.gather(*(p.close() for p in pools))
 
     async def close(self) -> None:
         pools = [p for origin in self.origins.values() for p in origin]
         self.origins.clear()
-        await asyncio.gather(*(p.client.aclose() for p in pools))
+        await asyncio.gather(*(p.close() for p in pools))
 
-    def _new_client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            timeout=httpx.Timeout(self.timeout),
-            follow_redirects=False,
+    def _new_transport(self) -> httpx.AsyncHTTPTransport:
+        return httpx.AsyncHTTPTransport(
             verify=self.tls,
-            limits=httpx.Limits(max_connections=CONNECTIONS_PER_POOL, max_keepalive_connections=CONNECTIONS_PER_POOL),
-            headers={"user-agent": USER_AGENT},
             trust_env=False,
+            limits=httpx.Limits(max_connections=CONNECTIONS_PER_POOL, max_keepalive_connections=CONNECTIONS_PER_POOL),
         )
 
 
 @dataclass(slots=True)
 class _Pool:
-    client: httpx.AsyncClient
+    transport: httpx.AsyncHTTPTransport
     busy: int = 0  # attempts under way
     used_at: float = 0.0
+    closed: bool = False
+
+    async def close(self) -> None:
+        self.closed = True
+        await self.transport.aclose()
 
 
 @dataclass
@@ -168,6 +175,9 @@ class Dispatcher(LeasingWorker):
         self.stats = _Stats()
         self._outcomes: asyncio.Queue[tuple[RecordedAttempt, str | None, asyncio.Future[None]]] = asyncio.Queue()
         self._recorder: asyncio.Task[None] | None = None
+        # Each phase of an attempt (connect, write, read, wait for a connection) within the timeout;
+        # the attempt as a whole too (asyncio.timeout around it).
+        self._timeouts = {"timeout": dict.fromkeys(("connect", "read", "write", "pool"), config.timeout)}
 
     async def close(self) -> None:
         if self._recorder is not None:
@@ -235,11 +245,9 @@ class Dispatcher(LeasingWorker):
 
     async def claim(self, uow: UnitOfWork, limit: int) -> list[Any]:
         now = utcnow()
-        ids = await uow.webhooks.claim_due(now=now, lease_until=now + self.config.lease, limit=limit)
+        rows = await uow.webhooks.claim_due(now=now, lease_until=now + self.config.lease, limit=limit)
         await uow.commit()
-        if not ids:
-            return []
-        return await uow.webhooks.attempt_inputs(ids)
+        return rows
 
     async def handle(self, row: Any) -> None:
         await self._attempt(row)
@@ -270,6 +278,7 @@ class Dispatcher(LeasingWorker):
         message_id = str(row.event_id)
         secrets = signing_secrets(row.secret, row.previous_secret, row.previous_secret_until, now)
         headers = {
+            "user-agent": USER_AGENT,
             "content-type": "application/json",
             "accept-encoding": "identity",
             "webhook-id": message_id,
@@ -285,11 +294,15 @@ class Dispatcher(LeasingWorker):
             target = parse_target(row.url, allow_private=self.config.allow_private)
             addresses = await resolve(target.host, target.port)
             ensure_addresses_allowed(addresses, allow_private=self.config.allow_private)
-            async with self.pools.client(target) as client, asyncio.timeout(self.config.timeout):
-                async with client.stream("POST", row.url, content=body, headers=headers) as response:
+            request = httpx.Request("POST", _url(row.url), content=body, headers=headers, extensions=self._timeouts)
+            async with self.pools.transport(target) as transport, asyncio.timeout(self.config.timeout):
+                response = await transport.handle_async_request(request)
+                try:
                     status_code = response.status_code
                     retry_after = parse_retry_after(response.headers.get("retry-after"), now)
                     answer = await _read_prefix(response, RESPONSE_BODY_LIMIT)
+                finally:
+                    await response.aclose()
         except WebhookUrlNotAllowed as exc:
             error = f"URL not allowed: {exc.fields[0].msg if exc.fields else exc.detail}"
         except TimeoutError:
@@ -350,6 +363,12 @@ def payload_bytes(row: Any) -> bytes:
         "occurred_at": row.e_occurred_at,
     }
     return to_json({"type": row.e_type, "timestamp": row.e_occurred_at, "data": event})
+
+
+@functools.lru_cache(maxsize=4096)
+def _url(url: str) -> httpx.URL:
+    """An endpoint's URL as httpx holds it, parsed once rather than for every attempt."""
+    return httpx.URL(url)
 
 
 async def _read_prefix(response: httpx.Response, limit: int) -> str:

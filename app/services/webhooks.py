@@ -4,6 +4,7 @@ retry deliveries. Sending is the dispatcher's job (app/services/webhook_dispatch
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 import uuid
@@ -45,16 +46,23 @@ class EndpointWithSecret:
 async def resolve(host: str, port: int) -> list[str]:
     """The addresses a host resolves to, without blocking the event loop; none when it does not.
     An IP literal is its own address: no resolver round trip (a thread hop per attempt)."""
-    try:
-        return [str(ipaddress.ip_address(host.strip("[]")))]
-    except ValueError:
-        pass
+    if (literal := _ip_literal(host)) is not None:
+        return [literal]
     loop = asyncio.get_running_loop()
     try:
         infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout=RESOLVE_TIMEOUT)
     except (OSError, TimeoutError, UnicodeError):
         return []
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+@functools.lru_cache(maxsize=4096)
+def _ip_literal(host: str) -> str | None:
+    """The address a host names when it is an IP literal (parsed once: a literal never changes)."""
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return None
 
 
 async def ensure_url_allowed(url: str, *, allow_private: bool) -> None:

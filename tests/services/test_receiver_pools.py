@@ -18,21 +18,23 @@ async def test_attempts_take_the_least_busy_pool_of_their_origin_and_add_one_whe
     pools = ReceiverPools(max_in_flight=3 * CONNECTIONS_PER_POOL, timeout=5)
     try:
         async with contextlib.AsyncExitStack() as attempts:
-            clients = [await attempts.enter_async_context(pools.client(A)) for _ in range(2 * CONNECTIONS_PER_POOL + 1)]
+            transports = [
+                await attempts.enter_async_context(pools.transport(A)) for _ in range(2 * CONNECTIONS_PER_POOL + 1)
+            ]
             assert len(pools.origins[A]) == 3  # two full pools, and a third for the next attempt
-            assert len(set(map(id, clients))) == 3
+            assert len(set(map(id, transports))) == 3
             assert [p.busy for p in pools.origins[A]] == [CONNECTIONS_PER_POOL, CONNECTIONS_PER_POOL, 1]
             # Another origin never shares a pool (or a connection) with this one.
-            other = await attempts.enter_async_context(pools.client(B))
-            assert other not in clients and len(pools.origins[B]) == 1
+            other = await attempts.enter_async_context(pools.transport(B))
+            assert other not in transports and len(pools.origins[B]) == 1
             # At the limit, the least busy pool is taken, however busy.
             for _ in range(CONNECTIONS_PER_POOL):
-                await attempts.enter_async_context(pools.client(A))
+                await attempts.enter_async_context(pools.transport(A))
             assert len(pools.origins[A]) == 3 and sum(p.busy for p in pools.origins[A]) == 3 * CONNECTIONS_PER_POOL + 1
         assert [p.busy for p in pools.origins[A]] == [0, 0, 0]
         # A pool that is free again is used again: no new one.
-        async with pools.client(A) as again:
-            assert again in clients
+        async with pools.transport(A) as again:
+            assert again in transports
         assert len(pools.origins[A]) == 3
     finally:
         await pools.close()
@@ -41,13 +43,14 @@ async def test_attempts_take_the_least_busy_pool_of_their_origin_and_add_one_whe
 async def test_the_pools_of_an_origin_with_no_attempt_for_a_while_are_closed(monkeypatch: pytest.MonkeyPatch) -> None:
     pools = ReceiverPools(max_in_flight=8, timeout=5)
     try:
-        async with pools.client(A) as client_a, pools.client(B):
+        async with pools.transport(A), pools.transport(B):
             pass
         await pools.close_idle()
         assert set(pools.origins) == {A, B}  # used just now
+        pool_a = pools.origins[A][0]
         monkeypatch.setattr(webhook_dispatcher, "IDLE_ORIGIN_SECONDS", 0.0)
-        async with pools.client(B):
+        async with pools.transport(B):
             await pools.close_idle()  # B is busy: kept
-        assert set(pools.origins) == {B} and client_a.is_closed
+        assert set(pools.origins) == {B} and pool_a.closed and not pools.origins[B][0].closed
     finally:
         await pools.close()
