@@ -630,6 +630,10 @@ class WebhookSubscription(SQLModel, table=True):
     endpoint_id: uuid.UUID = Field(foreign_key="webhook_endpoint.id", primary_key=True, ondelete="CASCADE")
 
 
+# A delivery's event seq while it is pending, else NULL (as the per-deal index has it).
+PENDING_SEQ = f"(CASE WHEN status = '{DeliveryStatus.pending.value}' THEN event_seq END)"
+
+
 class WebhookDelivery(SQLModel, table=True):
     """One event for one endpoint: written with the event (the outbox), sent by a dispatcher."""
 
@@ -637,7 +641,11 @@ class WebhookDelivery(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("endpoint_id", "event_id"),
         sa.Index(None, "status", "next_attempt_at"),
-        sa.Index(None, "endpoint_id", "deal_id", "status", "event_seq"),
+        # Per deal and endpoint, the least pending seq (app/db/repositories/webhooks.py): pending
+        # is in the indexed expression, not a column of its own, so that no index led by status
+        # can answer the question too (the planner's guess at how many deliveries are pending
+        # is nearly always stale, and once made it the wrong choice).
+        sa.Index("ix_webhook_delivery_endpoint_id_deal_id_pending_seq", "endpoint_id", "deal_id", sa.text(PENDING_SEQ)),
         sa.Index(None, "endpoint_id", "id"),
         sa.Index(None, "status", "created_at"),
         sa.CheckConstraint(_in("status", DeliveryStatus), name="status"),

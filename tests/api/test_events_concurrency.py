@@ -234,9 +234,9 @@ async def test_the_outbox_claims_a_deals_deliveries_in_seq_order_when_commits_ar
         try:
             async with uow:
                 now = utcnow() + dt.timedelta(seconds=1)
-                ids = await uow.webhooks.claim_due(now=now, lease_until=now + dt.timedelta(minutes=5), limit=10)
+                claimed = await uow.webhooks.claim_due(now=now, lease_until=now + dt.timedelta(minutes=5), limit=10)
                 await uow.commit()
-                return ids
+                return [row.id for row in claimed]
         finally:
             await uow.close()
 

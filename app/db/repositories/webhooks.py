@@ -59,6 +59,24 @@ _WITHIN_HORIZON = _delivery.c.event_seq <= sa.func.coalesce(
 )
 
 
+# Per-deal order: a delivery is due only as the first pending one of its deal to its endpoint,
+# asked as "the least pending seq of the deal" from the index on (endpoint_id, deal_id, PENDING_SEQ)
+# (app/db/models.py), one index entry per candidate. Asked as "no earlier pending one exists", or
+# with status a column of that index, the planner answered from an index led by status instead:
+# the outbox's statistics are nearly always stale (pending deliveries come and go by the thousand
+# between two ANALYZEs; the last one most likely saw almost none), and with almost nothing
+# pending in mind it scanned every pending delivery for every candidate, 440 ms per claim with
+# 20,000 waiting (bench/README.md; tests/api/test_webhook_claim_scale.py).
+_pending_seq = sa.case(
+    (_earlier.c.status == sa.literal_column(f"'{DeliveryStatus.pending.value}'"), _earlier.c.event_seq)
+)
+_FIRST_PENDING_OF_DEAL = (
+    sa.select(sa.func.min(_pending_seq))
+    .where(_earlier.c.endpoint_id == _delivery.c.endpoint_id, _earlier.c.deal_id == _delivery.c.deal_id)
+    .scalar_subquery()
+)
+
+
 def _claim(*, bounded: bool) -> sa.Update:
     due = (
         sa.select(_delivery.c.id)
@@ -68,12 +86,7 @@ def _claim(*, bounded: bool) -> sa.Update:
             _delivery.c.next_attempt_at <= sa.bindparam("now"),
             sa.or_(_delivery.c.leased_until.is_(None), _delivery.c.leased_until < sa.bindparam("now")),
             _endpoint.c.active.is_(True),
-            ~sa.exists().where(
-                _earlier.c.endpoint_id == _delivery.c.endpoint_id,
-                _earlier.c.deal_id == _delivery.c.deal_id,
-                _earlier.c.status == DeliveryStatus.pending.value,
-                _earlier.c.event_seq < _delivery.c.event_seq,
-            ),
+            sa.or_(_delivery.c.deal_id.is_(None), _delivery.c.event_seq <= _FIRST_PENDING_OF_DEAL),
             *([_WITHIN_HORIZON] if bounded else []),
         )
         .order_by(_delivery.c.next_attempt_at)
@@ -88,20 +101,17 @@ def _claim(*, bounded: bool) -> sa.Update:
     )
 
 
-_CLAIM = _claim(bounded=False)
-_CLAIM_WITHIN_HORIZON = _claim(bounded=True)
-
 # What an attempt needs: the delivery, its endpoint's URL and secrets, and the event.
-_ATTEMPT_INPUT = (
-    sa.select(
-        _delivery.c.id,
-        _delivery.c.endpoint_id,
-        _delivery.c.event_id,
-        _delivery.c.event_type,
-        _delivery.c.deal_id,
-        _delivery.c.payload,
-        _delivery.c.attempts,
-        _delivery.c.created_at,
+def _attempt_input(deliveries: sa.FromClause) -> sa.Select[Any]:
+    return sa.select(
+        deliveries.c.id,
+        deliveries.c.endpoint_id,
+        deliveries.c.event_id,
+        deliveries.c.event_type,
+        deliveries.c.deal_id,
+        deliveries.c.payload,
+        deliveries.c.attempts,
+        deliveries.c.created_at,
         _endpoint.c.url,
         _endpoint.c.secret,
         _endpoint.c.previous_secret,
@@ -115,13 +125,38 @@ _ATTEMPT_INPUT = (
         _event.c.subject_id.label("e_subject_id"),
         _event.c.data.label("e_data"),
         _event.c.occurred_at.label("e_occurred_at"),
-    )
-    .select_from(
-        _delivery.join(_endpoint, _endpoint.c.id == _delivery.c.endpoint_id).outerjoin(
-            _event, _event.c.id == _delivery.c.event_id
+    ).select_from(
+        deliveries.join(_endpoint, _endpoint.c.id == deliveries.c.endpoint_id).outerjoin(
+            _event, _event.c.id == deliveries.c.event_id
         )
     )
-    .where(_delivery.c.id.in_(sa.bindparam("ids", expanding=True)))
+
+
+_CLAIM = _claim(bounded=False)
+_ATTEMPT_INPUT = _attempt_input(_delivery).where(_delivery.c.id.in_(sa.bindparam("ids", expanding=True)))
+# PostgreSQL: the claim and what the attempts need in one statement.
+_claimed = (
+    _claim(bounded=True)
+    .returning(
+        _delivery.c.endpoint_id,
+        _delivery.c.event_id,
+        _delivery.c.event_type,
+        _delivery.c.deal_id,
+        _delivery.c.payload,
+        _delivery.c.attempts,
+        _delivery.c.created_at,
+    )
+    .cte("claimed")
+)
+_CLAIM_WITHIN_HORIZON = _attempt_input(_claimed)
+# The claim's plan is pinned to the one that reads as many due deliveries as it takes, oldest
+# first, from the (status, next_attempt_at) index: with the outbox's usual statistics (stale; see
+# _FIRST_PENDING_OF_DEAL) the planner otherwise collects every due delivery with a bitmap scan and
+# sorts them all to keep 64: 13 ms per claim and growing with the queue, against about 2 ms.
+# Local to the claim's transaction (and the plan of a statement only this transaction runs).
+_PIN_CLAIM_PLAN = sa.text(
+    "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),"
+    " set_config('enable_sort', 'off', true)"
 )
 
 _attempt = WebhookAttempt.__table__
@@ -296,20 +331,21 @@ class WebhookRepository:
 
     # --- the dispatcher -----------------------------------------------------------
 
-    async def claim_due(self, *, now: dt.datetime, lease_until: dt.datetime, limit: int) -> list[uuid.UUID]:
-        """Lease up to ``limit`` due deliveries to this dispatcher. Concurrent dispatchers skip
-        each other's locked rows (PostgreSQL) or queue behind one writer (SQLite); a lease
-        that runs out (a dispatcher killed mid-attempt) makes the delivery due again. On PostgreSQL
-        the horizons are read in a statement of their own, before the claim's snapshot."""
+    async def claim_due(self, *, now: dt.datetime, lease_until: dt.datetime, limit: int) -> list[sa.Row[Any]]:
+        """Lease up to ``limit`` due deliveries to this dispatcher and return what their attempts
+        need. Concurrent dispatchers skip each other's locked rows (PostgreSQL) or queue behind
+        one writer (SQLite); a lease that runs out (a dispatcher killed mid-attempt) makes the
+        delivery due again. On PostgreSQL the horizons are read in a statement of their own,
+        before the claim's snapshot, and the claim reads what the attempts need in the same
+        statement."""
         params: dict[str, Any] = {"now": now, "lease_until": lease_until, "limit": limit}
         if self.session.bind.dialect.name != "postgresql":
-            return list((await self.session.execute(_CLAIM, params)).scalars())
+            ids = list((await self.session.execute(_CLAIM, params)).scalars())
+            return list((await self.session.execute(_ATTEMPT_INPUT, {"ids": ids})).all()) if ids else []
         horizons = (await self.session.execute(_HORIZONS, {"due": now})).all()
         params |= {"h_orgs": [h.organization_id for h in horizons], "h_upto": [h.horizon for h in horizons]}
-        return list((await self.session.execute(_CLAIM_WITHIN_HORIZON, params)).scalars())
-
-    async def attempt_inputs(self, ids: Sequence[uuid.UUID]) -> list[sa.Row[Any]]:
-        return list((await self.session.execute(_ATTEMPT_INPUT, {"ids": list(ids)})).all())
+        await self.session.execute(_PIN_CLAIM_PLAN)
+        return list((await self.session.execute(_CLAIM_WITHIN_HORIZON, params)).all())
 
     async def record_attempts(self, attempts: Sequence[RecordedAttempt]) -> None:
         """Many attempts' outcomes in a handful of statements: the attempts, their deliveries,
