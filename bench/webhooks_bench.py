@@ -11,6 +11,7 @@ Needs only the local PostgreSQL. Prints deliveries per second and event-to-deliv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import statistics
 import subprocess
@@ -115,6 +116,7 @@ async def main() -> None:
     ]
     committed: dict[str, float] = {}
     try:
+        database_cpu_before, idle_before = _database_cpu_seconds(), _machine_idle_seconds()
         started = time.time()
         written = 0
         while written < EVENTS:
@@ -147,6 +149,8 @@ async def main() -> None:
             await asyncio.sleep(0.05)
         finished = time.time()
         dispatcher_cpu = sum(_cpu_seconds(proc.pid) for proc in procs)
+        database_cpu = _database_cpu_seconds() - database_cpu_before
+        idle = (_machine_idle_seconds() - idle_before) / (os.cpu_count() or 1) / (finished - started)
         receiver_cpu = time.process_time()  # this process: the receiver and the event writer
     finally:
         for proc in procs:
@@ -181,8 +185,8 @@ async def main() -> None:
         print(f"event-to-delivery latency p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
     print(
         f"CPU per delivery: dispatchers {dispatcher_cpu / max(delivered, 1) * 1000:.2f} ms,"
-        f" receiver and writer {receiver_cpu / max(delivered, 1) * 1000:.2f} ms;"
-        f" load average at the end {os.getloadavg()[0]:.1f}"
+        f" receiver and writer {receiver_cpu / max(delivered, 1) * 1000:.2f} ms,"
+        f" PostgreSQL {database_cpu / max(delivered, 1) * 1000:.2f} ms; the machine idle {idle:.0%} of the time"
     )
     unrecorded = sum(
         line.count("could not be recorded") for path in logs.glob("*.log") for line in path.open(errors="replace")
@@ -195,6 +199,23 @@ def _cpu_seconds(pid: int) -> float:
     """User and system CPU a process has used so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _database_cpu_seconds() -> float:
+    """User and system CPU all PostgreSQL processes have used so far (their server runs here)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            text = stat.read_text()
+            if "(postgres)" in text:
+                total += _cpu_seconds(int(stat.parent.name))
+    return total
+
+
+def _machine_idle_seconds() -> float:
+    """Idle time of all the machine's cores together so far (Linux /proc/stat)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return (int(fields[4]) + int(fields[5])) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":
