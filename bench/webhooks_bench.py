@@ -116,6 +116,7 @@ async def main() -> None:
     ]
     committed: dict[str, float] = {}
     try:
+        await _started(logs, DISPATCHERS)  # a dispatcher's start-up is not an event's latency
         database_cpu_before, idle_before = _database_cpu_seconds(), _machine_idle_seconds()
         started = time.time()
         written = 0
@@ -199,6 +200,17 @@ def _cpu_seconds(pid: int) -> float:
     """User and system CPU a process has used so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _started(logs: Path, dispatchers: int, timeout: float = 60.0) -> None:
+    """Wait until every dispatcher has said it is dispatching (its first line on stderr)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready = sum('"dispatching"' in path.read_text(errors="replace") for path in logs.glob("dispatcher-*.log"))
+        if ready >= dispatchers:
+            return
+        await asyncio.sleep(0.05)
+    raise SystemExit(f"the dispatchers did not start within {timeout:g} s; see {logs}")
 
 
 def _database_cpu_seconds() -> float:
