@@ -630,7 +630,8 @@ class WebhookSubscription(SQLModel, table=True):
     endpoint_id: uuid.UUID = Field(foreign_key="webhook_endpoint.id", primary_key=True, ondelete="CASCADE")
 
 
-# A delivery's event seq while it is pending, else NULL (as the per-deal index has it).
+# A delivery's event seq while it is pending, else NULL (as the per-deal index has it; see
+# app/db/queues.py).
 PENDING_SEQ = f"(CASE WHEN status = '{DeliveryStatus.pending.value}' THEN event_seq END)"
 
 
@@ -641,10 +642,9 @@ class WebhookDelivery(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("endpoint_id", "event_id"),
         sa.Index(None, "status", "next_attempt_at"),
-        # Per deal and endpoint, the least pending seq (app/db/repositories/webhooks.py): pending
-        # is in the indexed expression, not a column of its own, so that no index led by status
-        # can answer the question too (the planner's guess at how many deliveries are pending
-        # is nearly always stale, and once made it the wrong choice).
+        # Per deal and endpoint, the pending seqs (app/db/repositories/webhooks.py): pending is in
+        # the indexed expression, not a column of its own, so that no index led by status can
+        # answer "is an earlier one pending?" too (app/db/queues.py).
         sa.Index("ix_webhook_delivery_endpoint_id_deal_id_pending_seq", "endpoint_id", "deal_id", sa.text(PENDING_SEQ)),
         sa.Index(None, "endpoint_id", "id"),
         sa.Index(None, "status", "created_at"),
@@ -717,6 +717,10 @@ class Integration(SQLModel, table=True):
     updated_at: dt.datetime = _ts()
 
 
+# An inbound event's id while it is pending, else NULL (as the per-object index has it).
+PENDING_ID = f"(CASE WHEN outcome = '{InboxOutcome.pending.value}' THEN id END)"
+
+
 class InboundEvent(SQLModel, table=True):
     """One event a CRM sent (the inbox): stored before it is answered, applied later by the inbox
     applier (app/services/inbox_applier.py); one row per provider event, however often it is sent."""
@@ -726,21 +730,13 @@ class InboundEvent(SQLModel, table=True):
         sa.UniqueConstraint("provider", "provider_event_id"),
         sa.Index(None, "organization_id", "provider", "id"),
         sa.Index(None, "organization_id", "provider", "outcome", "id"),
-        sa.Index(None, "organization_id", "provider", "object_id"),
+        # Per CRM object: its events, and its pending ids (app/db/queues.py).
+        sa.Index("ix_inbound_event_object_pending_id", "organization_id", "provider", "object_id", sa.text(PENDING_ID)),
         # The applier's claim (app/db/repositories/integrations.py): the pending events in arrival
-        # order, and per CRM object the pending ones before it; only pending rows, so the claim
-        # never steps over the events already applied, however many there are.
+        # order; only pending rows, so the claim never steps over the events already applied,
+        # however many there are.
         sa.Index(
             "ix_inbound_event_pending",
-            "id",
-            postgresql_where=sa.text("outcome = 'pending'"),
-            sqlite_where=sa.text("outcome = 'pending'"),
-        ),
-        sa.Index(
-            "ix_inbound_event_pending_object",
-            "organization_id",
-            "provider",
-            "object_id",
             "id",
             postgresql_where=sa.text("outcome = 'pending'"),
             sqlite_where=sa.text("outcome = 'pending'"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
@@ -98,15 +99,21 @@ async def _queue(app: Any, org: str, endpoint: uuid.UUID, waiting: int) -> None:
         )
 
 
-async def _claim_cost(app: Any, monkeypatch: pytest.MonkeyPatch, plan_cache_mode: str) -> tuple[int, int]:
-    """Buffers the claim's statements read, and how many deliveries it took."""
+async def claim_cost(
+    app: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    plan_cache_mode: str,
+    claim: Callable[[UnitOfWork], Awaitable[Sequence[Any]]],
+) -> tuple[int, int]:
+    """Buffers the statements of ``claim`` (in a unit of work, rolled back) read, by EXPLAIN
+    ANALYZE BUFFERS of each in the same order in one transaction (rolled back too), and how many
+    rows the claim took."""
     with monkeypatch.context() as patched:
         recorded = record_statements(app, patched)
         uow = UnitOfWork(app.state.sessionmaker)
         try:
             async with uow:  # rolled back: the queue stays as it is
-                now = utcnow()
-                claimed = await uow.webhooks.claim_due(now=now, lease_until=now + dt.timedelta(minutes=1), limit=CLAIM)
+                claimed = await claim(uow)
         finally:
             await uow.close()
     ours = [s for s in recorded if "pg_catalog" not in s.sql and "pg_type" not in s.sql]
@@ -114,25 +121,26 @@ async def _claim_cost(app: Any, monkeypatch: pytest.MonkeyPatch, plan_cache_mode
     buffers = 0
     try:
         connection = raw.driver_connection
-        async with connection.transaction():
+        transaction = connection.transaction()
+        await transaction.start()
+        try:
             await connection.execute(f"SET LOCAL plan_cache_mode = {plan_cache_mode}")
             for statement in ours:
                 if statement.sql.lstrip().upper().startswith(("WITH", "UPDATE", "SELECT")):
                     plan = await connection.fetchval(
                         "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement.sql, *statement.args
                     )
-                    _show((plan if isinstance(plan, list) else json.loads(plan))[0]["Plan"])
                     buffers += _buffers((plan if isinstance(plan, list) else json.loads(plan))[0]["Plan"])
-            raise _Rollback
-    except _Rollback:
-        pass
+        finally:
+            await transaction.rollback()
     finally:
         raw.close()
     return buffers, len(claimed)
 
 
-class _Rollback(Exception):
-    pass
+async def _claim(uow: UnitOfWork) -> Sequence[Any]:
+    now = utcnow()
+    return await uow.webhooks.claim_due(now=now, lease_until=now + dt.timedelta(minutes=1), limit=CLAIM)
 
 
 @pytest.mark.parametrize("plan_cache_mode", ["force_custom_plan", "force_generic_plan"])
@@ -141,9 +149,9 @@ async def test_a_claim_reads_as_much_with_6000_deliveries_waiting_as_with_300(
 ) -> None:
     app, org, endpoint = outbox
     await _queue(app, org, endpoint, 300)
-    short, taken_short = await _claim_cost(app, monkeypatch, plan_cache_mode)
+    short, taken_short = await claim_cost(app, monkeypatch, plan_cache_mode, _claim)
     await _queue(app, org, endpoint, 6000)
-    long, taken_long = await _claim_cost(app, monkeypatch, plan_cache_mode)
+    long, taken_long = await claim_cost(app, monkeypatch, plan_cache_mode, _claim)
     # Per deal only the first pending delivery is due, and every deal's first one is in flight:
     # a claim takes deliveries with no deal (one in two), from behind those in flight.
     assert (taken_short, taken_long) == (CLAIM, CLAIM)

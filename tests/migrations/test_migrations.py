@@ -15,7 +15,7 @@ from sqlmodel import SQLModel
 
 import app.db.models  # noqa: F401
 from app.db.migrate import MIGRATION_ONLY_INDEXES, downgrade, upgrade
-from app.db.models import PENDING_SEQ
+from app.db.models import PENDING_ID, PENDING_SEQ
 from tests.conftest import require_postgres
 from tests.pg import fresh_pg_database
 
@@ -29,7 +29,10 @@ def empty_pg() -> Iterator[str]:
 
 # Indexes on an expression: alembic cannot match a reflected one to the model's (it reports it as
 # removed and added), so their definitions are compared as the database prints them instead.
-EXPRESSION_INDEXES = {"ix_webhook_delivery_endpoint_id_deal_id_pending_seq": PENDING_SEQ}
+EXPRESSION_INDEXES = {
+    "ix_webhook_delivery_endpoint_id_deal_id_pending_seq": PENDING_SEQ,
+    "ix_inbound_event_object_pending_id": PENDING_ID,
+}
 
 
 def _ours(obj, name, type_, reflected, compare_to) -> bool:  # type: ignore[no-untyped-def]
@@ -59,7 +62,7 @@ def _index_definitions(url: str) -> dict[str, str]:
 def _bare(sql: str) -> str:
     """Lower case, no whitespace or parentheses, and none of the casts and ELSE NULL PostgreSQL adds."""
     text = "".join(c for c in sql.lower() if not c.isspace() and c not in "()")
-    for added in ("::text", "::charactervarying", "::bigint", "elsenull"):
+    for added in ("::text", "::charactervarying", "::bigint", "::uuid", "elsenull"):
         text = text.replace(added, "")
     return text
 

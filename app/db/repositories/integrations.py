@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import InboundEvent, Integration
+from app.db.queues import pin_claim_plan
 from app.domain.integrations import APPLIED_OUTCOMES, InboxOutcome, Provider
 
 _inbox = InboundEvent.__table__
@@ -20,11 +21,15 @@ _integration = Integration.__table__
 _earlier = _inbox.alias("earlier")
 
 # Written as a literal, not a parameter, so that PostgreSQL's generic plan of the claim can use
-# the partial indexes on the pending events (ix_inbound_event_pending, ..._pending_object).
+# the partial index on the pending events (ix_inbound_event_pending) and the per-object index on
+# the pending id (an expression that must read as the index's does).
 _PENDING = sa.literal_column(f"'{InboxOutcome.pending.value}'")
 
 # Pending events whose lease (if any) ran out and which no earlier pending event of the same CRM
-# object holds back: one object's events are applied in the order they arrived, never two at once.
+# object holds back: one object's events are applied in the order they arrived, never two at
+# once (an event about no object is never held). "Earlier pending" is asked of the index on
+# (organization_id, provider, object_id, PENDING_ID) (app/db/models.py) as a range of that
+# expression, whatever the planner believes (app/db/queues.py).
 _DUE = (
     sa.select(_inbox.c.id)
     .where(
@@ -35,8 +40,7 @@ _DUE = (
             _earlier.c.organization_id == _inbox.c.organization_id,
             _earlier.c.provider == _inbox.c.provider,
             _earlier.c.object_id == _inbox.c.object_id,
-            _earlier.c.outcome == _PENDING,
-            _earlier.c.id < _inbox.c.id,
+            sa.case((_earlier.c.outcome == _PENDING, _earlier.c.id)) < _inbox.c.id,
         ),
     )
     .order_by(_inbox.c.id)
@@ -183,6 +187,7 @@ class IntegrationRepository:
         locked rows (PostgreSQL) or queue behind one writer (SQLite); a lease that runs out (an
         applier killed mid-way) makes the event due again."""
         params = {"now": now, "lease_until": lease_until, "limit": limit}
+        await pin_claim_plan(self.session)
         return list((await self.session.execute(_CLAIM, params)).scalars())
 
     async def apply_inputs(self, ids: Sequence[uuid.UUID]) -> list[sa.Row[Any]]:

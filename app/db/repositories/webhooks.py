@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookSubscription
+from app.db.queues import pin_claim_plan
 from app.db.types import UTCDateTime
 from app.domain.ids import uuid7
 from app.domain.webhooks import DeliveryStatus, RecordedAttempt, subscription_patterns
@@ -59,21 +60,14 @@ _WITHIN_HORIZON = _delivery.c.event_seq <= sa.func.coalesce(
 )
 
 
-# Per-deal order: a delivery is due only as the first pending one of its deal to its endpoint,
-# asked as "the least pending seq of the deal" from the index on (endpoint_id, deal_id, PENDING_SEQ)
-# (app/db/models.py), one index entry per candidate. Asked as "no earlier pending one exists", or
-# with status a column of that index, the planner answered from an index led by status instead:
-# the outbox's statistics are nearly always stale (pending deliveries come and go by the thousand
-# between two ANALYZEs; the last one most likely saw almost none), and with almost nothing
-# pending in mind it scanned every pending delivery for every candidate, 440 ms per claim with
-# 20,000 waiting (bench/README.md; tests/api/test_webhook_claim_scale.py).
-_pending_seq = sa.case(
-    (_earlier.c.status == sa.literal_column(f"'{DeliveryStatus.pending.value}'"), _earlier.c.event_seq)
-)
-_FIRST_PENDING_OF_DEAL = (
-    sa.select(sa.func.min(_pending_seq))
-    .where(_earlier.c.endpoint_id == _delivery.c.endpoint_id, _earlier.c.deal_id == _delivery.c.deal_id)
-    .scalar_subquery()
+# Per-deal order: a delivery is due only when no earlier delivery of its deal to its endpoint is
+# pending, asked of the index on (endpoint_id, deal_id, PENDING_SEQ) (app/db/models.py) as a
+# range of that expression, whatever the planner believes (app/db/queues.py).
+_HELD_BACK = sa.exists().where(
+    _earlier.c.endpoint_id == _delivery.c.endpoint_id,
+    _earlier.c.deal_id == _delivery.c.deal_id,
+    sa.case((_earlier.c.status == sa.literal_column(f"'{DeliveryStatus.pending.value}'"), _earlier.c.event_seq))
+    < _delivery.c.event_seq,
 )
 
 
@@ -86,7 +80,7 @@ def _claim(*, bounded: bool) -> sa.Update:
             _delivery.c.next_attempt_at <= sa.bindparam("now"),
             sa.or_(_delivery.c.leased_until.is_(None), _delivery.c.leased_until < sa.bindparam("now")),
             _endpoint.c.active.is_(True),
-            sa.or_(_delivery.c.deal_id.is_(None), _delivery.c.event_seq <= _FIRST_PENDING_OF_DEAL),
+            ~_HELD_BACK,
             *([_WITHIN_HORIZON] if bounded else []),
         )
         .order_by(_delivery.c.next_attempt_at)
@@ -149,16 +143,6 @@ _claimed = (
     .cte("claimed")
 )
 _CLAIM_WITHIN_HORIZON = _attempt_input(_claimed)
-# The claim's plan is pinned to the one that reads as many due deliveries as it takes, oldest
-# first, from the (status, next_attempt_at) index: with the outbox's usual statistics (stale; see
-# _FIRST_PENDING_OF_DEAL) the planner otherwise collects every due delivery with a bitmap scan and
-# sorts them all to keep 64: 13 ms per claim and growing with the queue, against about 2 ms.
-# Local to the claim's transaction (and the plan of a statement only this transaction runs).
-_PIN_CLAIM_PLAN = sa.text(
-    "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),"
-    " set_config('enable_sort', 'off', true)"
-)
-
 _attempt = WebhookAttempt.__table__
 
 _RECORD_DELIVERY = (
@@ -344,7 +328,7 @@ class WebhookRepository:
             return list((await self.session.execute(_ATTEMPT_INPUT, {"ids": ids})).all()) if ids else []
         horizons = (await self.session.execute(_HORIZONS, {"due": now})).all()
         params |= {"h_orgs": [h.organization_id for h in horizons], "h_upto": [h.horizon for h in horizons]}
-        await self.session.execute(_PIN_CLAIM_PLAN)
+        await pin_claim_plan(self.session)
         return list((await self.session.execute(_CLAIM_WITHIN_HORIZON, params)).all())
 
     async def record_attempts(self, attempts: Sequence[RecordedAttempt]) -> None:
