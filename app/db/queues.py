@@ -14,8 +14,8 @@ waiting). So:
   expression index per candidate, whatever it believes;
 - a claim's transaction pins the plan to the ordered index of due rows (``pin_claim_plan``).
 
-tests/api/test_webhook_claim_scale.py and tests/api/test_inbox_claim_scale.py recreate such
-statistics and check that a claim reads as much with 6,000 rows waiting as with 300.
+tests/api/test_queue_claim_scale.py recreates such statistics and checks that a claim reads as
+much with 6,000 rows waiting as with 300.
 """
 
 from __future__ import annotations
