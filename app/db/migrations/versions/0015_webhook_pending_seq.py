@@ -1,8 +1,8 @@
 """Webhook deliveries per deal by their pending seq, an expression, instead of (status, event_seq):
 the claim asks whether an earlier delivery of each candidate's deal is pending, and with status a
-column of that index the planner, believing almost nothing pending (the outbox's statistics are nearly always
-stale), answered it from an index led by status instead, reading every pending delivery for
-every candidate (app/db/repositories/webhooks.py).
+column of that index the planner, believing almost nothing pending (the outbox's statistics are
+nearly always stale), answered from an index led by status instead, reading every pending
+delivery for every candidate (app/db/queues.py).
 
 Revision ID: 0015
 Revises: 0014
