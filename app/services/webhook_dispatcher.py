@@ -263,7 +263,8 @@ class Dispatcher(LeasingWorker):
                 now = utcnow()
                 WEBHOOK_QUEUE_LAG.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
                 pruned = await uow.webhooks.prune_succeeded(now - self.config.prune_after)
-                if pruned:
+                parked = await uow.webhooks.park_unsendable(now)
+                if pruned or parked:
                     await uow.commit()
         finally:
             await uow.close()

@@ -136,6 +136,7 @@ async def update_endpoint(
         reactivated = changes.get("active") is True and endpoint.disabled_reason is not None
         if not changed and not reactivated:
             return endpoint
+        resumed = changes.get("active") is True and not endpoint.active
         for key, value in changes.items():
             setattr(endpoint, key, value)
         if changes.get("active") is True:
@@ -145,6 +146,8 @@ async def update_endpoint(
         endpoint.updated_at = utcnow()
         await uow.flush()
         await uow.webhooks.replace_subscriptions(endpoint)
+        if resumed:  # what waited while it was inactive is due now
+            await uow.webhooks.resume_deliveries(endpoint.id, endpoint.updated_at)
         await _event(uow, actor, endpoint, "updated", {"changes": changed})
         await uow.commit()
     return endpoint

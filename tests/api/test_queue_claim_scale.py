@@ -187,3 +187,49 @@ async def test_a_claim_reads_as_much_with_6000_waiting_as_with_300(
     # 1,600-3,300 buffers either way (64 leases written with their indexes, about 256 rows looked
     # at); plans that read the whole queue read 11,000-62,000 for the long one.
     assert long <= 2 * short + 50 and long <= 80 * CLAIM, (short, long)
+
+
+@pytest.mark.parametrize(
+    "queue", [("webhook outbox", stale) for stale in sorted(STALE)], indirect=True, ids=lambda p: p[1]
+)
+async def test_deliveries_that_cannot_be_sent_yet_are_parked_out_of_the_claims_way(
+    queue: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A receiver down for a while leaves, at the head of the queue, deliveries held behind their
+    deal's first one (which waits for its next retry) and, once the endpoint is disabled, all of
+    its pending deliveries: every claim would step over them, one by one. Parking (a dispatcher's
+    housekeeping) moves them out of the due range, a thousand at a time."""
+    app, q, org, owner = queue
+    await _fill(app, q, org, owner, 300)
+    async with app.state.engine.begin() as conn:
+        # The deliveries in flight failed and wait an hour for their next retry, among them each
+        # deal's first; 1,500 later deliveries of those deals came meanwhile (held), overdue.
+        await conn.execute(
+            sa.text(
+                "UPDATE webhook_delivery SET next_attempt_at = now() + interval '1 hour', leased_until = NULL"
+                " WHERE leased_until IS NOT NULL"
+            )
+        )
+        await _insert(conn, q, org, owner, range(200_001, 203_001), "pending")
+        await conn.execute(sa.text("DELETE FROM webhook_delivery WHERE event_seq > 200000 AND deal_id IS NULL"))
+        late = "UPDATE webhook_delivery SET next_attempt_at = now() - CAST(:ago AS interval) WHERE event_seq > :after"
+        await conn.execute(sa.text(late), {"ago": dt.timedelta(hours=2), "after": 200_000})
+        # A disabled endpoint's 3,000 pending deliveries, older still.
+        disabled = uuid.uuid4()
+        await conn.execute(sa.text(q.owner.replace("true,", "false,")), {"id": disabled, "org": org})
+        await _insert(conn, q, org, disabled, range(300_001, 303_001), "pending")
+        await conn.execute(sa.text(late), {"ago": dt.timedelta(hours=3), "after": 300_000})
+    stuck, _ = await _claim_cost(app, q, monkeypatch, "force_custom_plan")
+    for _ in range(20):
+        uow = UnitOfWork(app.state.sessionmaker)
+        try:
+            async with uow:
+                parked = await uow.webhooks.park_unsendable(utcnow())
+                await uow.commit()
+        finally:
+            await uow.close()
+        if not parked:
+            break
+    cleared, taken = await _claim_cost(app, q, monkeypatch, "force_custom_plan")
+    assert taken == CLAIM
+    assert cleared <= 80 * CLAIM < stuck, (stuck, cleared)

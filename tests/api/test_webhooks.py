@@ -4,6 +4,7 @@ retries, ordering and health, against a real receiver on loopback."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import uuid
 from typing import Any
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 from standardwebhooks import Webhook
 
 from app.db.models import WebhookDelivery
+from app.db.types import utcnow
 from app.db.uow import UnitOfWork
 from app.services.webhook_dispatcher import Dispatcher, DispatcherConfig
 from app.settings import Settings
@@ -358,6 +360,62 @@ async def test_a_pending_delivery_holds_that_deals_later_ones_only(
         (held["id"], "deal.created"),  # 200
         (held["id"], "deal.stage_changed"),  # only now
     ]
+
+
+async def _next_attempts(app: Any) -> dict[str, Any]:
+    """Each delivery's event type and when it is next due."""
+    async with app.state.engine.begin() as conn:
+        rows = await conn.execute(sa.select(WebhookDelivery.event_type, WebhookDelivery.next_attempt_at))  # type: ignore[call-overload]
+        return {event_type: at for event_type, at in rows}
+
+
+async def test_deliveries_held_behind_a_retry_are_parked_until_it_and_then_follow_in_order(
+    api: Api, app: Any, team: dict[str, Person], receiver: Receiver
+) -> None:
+    await endpoint(api, receiver.url("/flaky/1"), ["deal.*"])
+    seller = api.as_(team["seller"])
+    deal = await make_deal(seller, team["seller"])
+    await seller.patch(f"/v1/deals/{deal['id']}", json={"stage": "proposal"})
+    await drain(app, schedule=(3600,))  # deal.created failed once: next try in an hour
+    before = await _next_attempts(app)
+    assert before["deal.stage_changed"] < before["deal.created"]  # due, held: every claim steps over it
+    sender = dispatcher(app, schedule=(3600,))
+    try:
+        await sender.housekeeping()
+    finally:
+        await sender.close()
+    after = await _next_attempts(app)
+    assert after == {"deal.created": before["deal.created"], "deal.stage_changed": before["deal.created"]}
+    # The hour passes: the first is sent, then the one it held, in order.
+    await _sql(app, sa.update(WebhookDelivery).values(next_attempt_at=sa.func.current_timestamp()))
+    await drain(app, schedule=(3600,))
+    sent = [json.loads(r.body)["type"] for r in receiver.received]
+    assert sent == ["deal.created", "deal.created", "deal.stage_changed"]
+
+
+async def test_an_inactive_endpoints_deliveries_are_parked_and_due_again_once_it_is_active(
+    api: Api, app: Any, team: dict[str, Person], receiver: Receiver
+) -> None:
+    created = await endpoint(api, receiver.url("/ok"), ["deal.*"])
+    url = f"/v1/webhook-endpoints/{created['id']}"
+    await make_deal(api, team["seller"])
+    off = await api.patch(url, json={"active": False}, headers={"If-Match": '"1"'})
+    assert off.status_code == 200, off.text
+    await drain(app)
+    assert receiver.received == []  # an inactive endpoint gets nothing
+    due = (await _next_attempts(app))["deal.created"]
+    sender = dispatcher(app)
+    try:
+        await sender.housekeeping()
+    finally:
+        await sender.close()
+    parked = (await _next_attempts(app))["deal.created"]
+    assert parked - due > dt.timedelta(minutes=59)  # out of every claim's way
+    on = await api.patch(url, json={"active": True}, headers={"If-Match": '"2"'})
+    assert on.status_code == 200, on.text
+    assert (await _next_attempts(app))["deal.created"] <= utcnow()
+    await drain(app)
+    assert [json.loads(r.body)["type"] for r in receiver.received] == ["deal.created"]
 
 
 async def test_a_rolled_back_write_sends_nothing(app: Any, org: Any, api: Api, receiver: Receiver) -> None:

@@ -63,11 +63,62 @@ _WITHIN_HORIZON = _delivery.c.event_seq <= sa.func.coalesce(
 # Per-deal order: a delivery is due only when no earlier delivery of its deal to its endpoint is
 # pending, asked of the index on (endpoint_id, deal_id, PENDING_SEQ) (app/db/models.py) as a
 # range of that expression, whatever the planner believes (app/db/queues.py).
+def _pending_seq(deliveries: sa.FromClause) -> sa.ColumnElement[Any]:
+    """PENDING_SEQ of app/db/models.py, as the index has it (the status a literal)."""
+    return sa.case(
+        (deliveries.c.status == sa.literal_column(f"'{DeliveryStatus.pending.value}'"), deliveries.c.event_seq)
+    )
+
+
 _HELD_BACK = sa.exists().where(
     _earlier.c.endpoint_id == _delivery.c.endpoint_id,
     _earlier.c.deal_id == _delivery.c.deal_id,
-    sa.case((_earlier.c.status == sa.literal_column(f"'{DeliveryStatus.pending.value}'"), _earlier.c.event_seq))
-    < _delivery.c.event_seq,
+    _pending_seq(_earlier) < _delivery.c.event_seq,
+)
+
+# Due deliveries that cannot be sent yet (app/db/queues.py: a claim steps over them, one by one,
+# every time): those held back by an earlier pending delivery of their deal that waits for its
+# next retry, and those of inactive endpoints. Parking moves them out of the due range, the
+# first PARK_AT_ONCE of the queue at a time: a held one to the time its deal's first pending
+# delivery is next attempted (it cannot go before; it is due again then, and waits its turn as
+# before), one of an inactive endpoint by PARK_INACTIVE (re-activating the endpoint makes its
+# pending deliveries due at once).
+PARK_AT_ONCE = 1000
+PARK_INACTIVE = dt.timedelta(hours=1)
+_due_head = (
+    sa.select(_delivery.c.id)
+    .where(
+        _delivery.c.status == DeliveryStatus.pending.value,
+        _delivery.c.next_attempt_at <= sa.bindparam("now"),
+        sa.or_(_delivery.c.leased_until.is_(None), _delivery.c.leased_until < sa.bindparam("now")),
+    )
+    .order_by(_delivery.c.next_attempt_at)
+    .limit(PARK_AT_ONCE)
+    .scalar_subquery()
+)
+_blocker_retry = (
+    sa.select(_earlier.c.next_attempt_at)
+    .where(
+        _earlier.c.endpoint_id == _delivery.c.endpoint_id,
+        _earlier.c.deal_id == _delivery.c.deal_id,
+        _pending_seq(_earlier) < _delivery.c.event_seq,
+    )
+    .order_by(_pending_seq(_earlier))
+    .limit(1)
+    .scalar_subquery()
+)
+_PARK_HELD = (
+    sa.update(_delivery)
+    .where(_delivery.c.id.in_(_due_head), _delivery.c.deal_id.is_not(None), _blocker_retry > sa.bindparam("now"))
+    .values(next_attempt_at=_blocker_retry)
+)
+_PARK_INACTIVE = (
+    sa.update(_delivery)
+    .where(
+        _delivery.c.id.in_(_due_head),
+        _delivery.c.endpoint_id.in_(sa.select(_endpoint.c.id).where(_endpoint.c.active.is_(False))),
+    )
+    .values(next_attempt_at=sa.bindparam("later"))
 )
 
 
@@ -180,6 +231,9 @@ _ENDPOINT_FAILED = (
     .where(_endpoint.c.id == sa.bindparam("b_id"), _endpoint.c.failing_since.is_(None))
     .values(failing_since=sa.bindparam("b_at"))
 )
+
+# One dispatcher parks at a time (two parking the same rows in different orders would deadlock).
+_PARKING_LOCK = sa.select(sa.func.pg_try_advisory_xact_lock(sa.func.hashtext("dealcoach.webhooks.parking")))
 
 _OLDEST_DUE = sa.select(sa.func.min(_delivery.c.next_attempt_at)).where(
     _delivery.c.status == DeliveryStatus.pending.value
@@ -394,6 +448,29 @@ class WebhookRepository:
         if isinstance(value, dt.datetime) and value.tzinfo is None:
             value = value.replace(tzinfo=dt.UTC)
         return value  # type: ignore[no-any-return]
+
+    async def park_unsendable(self, now: dt.datetime) -> int:
+        """Move due deliveries that cannot be sent yet out of the due range (see _PARK_HELD);
+        how many were moved. On PostgreSQL one dispatcher at a time does it (the others skip)."""
+        if self.session.bind.dialect.name == "postgresql":
+            if not (await self.session.execute(_PARKING_LOCK)).scalar():
+                return 0
+        await pin_claim_plan(self.session)
+        held = await self.session.execute(_PARK_HELD, {"now": now})
+        inactive = await self.session.execute(_PARK_INACTIVE, {"now": now, "later": now + PARK_INACTIVE})
+        return int(held.rowcount or 0) + int(inactive.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def resume_deliveries(self, endpoint_id: uuid.UUID, now: dt.datetime) -> None:
+        """An endpoint made active again: its pending deliveries are due now."""
+        await self.session.execute(
+            sa.update(_delivery)
+            .where(
+                _delivery.c.endpoint_id == endpoint_id,
+                _delivery.c.status == DeliveryStatus.pending.value,
+                _delivery.c.next_attempt_at > now,
+            )
+            .values(next_attempt_at=now)
+        )
 
     async def prune_succeeded(self, before: dt.datetime, limit: int = 1000) -> int:
         """Old succeeded deliveries go, a batch at a time; failed ones stay for inspection."""
