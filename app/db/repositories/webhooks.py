@@ -450,7 +450,7 @@ class WebhookRepository:
         return value  # type: ignore[no-any-return]
 
     async def park_unsendable(self, now: dt.datetime) -> int:
-        """Move due deliveries that cannot be sent yet out of the due range (see _PARK_HELD);
+        """Move due deliveries that cannot be sent yet out of the due range (see PARK_AT_ONCE);
         how many were moved. On PostgreSQL one dispatcher at a time does it (the others skip)."""
         if self.session.bind.dialect.name == "postgresql":
             if not (await self.session.execute(_PARKING_LOCK)).scalar():
