@@ -732,11 +732,12 @@ class InboundEvent(SQLModel, table=True):
         sa.Index(None, "organization_id", "provider", "outcome", "id"),
         # Per CRM object: its events, and its pending ids (app/db/queues.py).
         sa.Index("ix_inbound_event_object_pending_id", "organization_id", "provider", "object_id", sa.text(PENDING_ID)),
-        # The applier's claim (app/db/repositories/integrations.py): the pending events in arrival
-        # order; only pending rows, so the claim never steps over the events already applied,
-        # however many there are.
+        # The applier's claim (app/db/repositories/integrations.py): the pending events by when
+        # they are due, in arrival order; only pending rows, so the claim never steps over the
+        # events already applied, however many there are, nor over those waiting for a retry.
         sa.Index(
-            "ix_inbound_event_pending",
+            "ix_inbound_event_due",
+            "next_attempt_at",
             "id",
             postgresql_where=sa.text("outcome = 'pending'"),
             sqlite_where=sa.text("outcome = 'pending'"),

@@ -12,7 +12,10 @@ waiting). So:
   expression, the row's seq or id while pending and NULL after, that ends an index on the deal:
   no index led by the status column can answer that, and the planner looks at one entry of the
   expression index per candidate, whatever it believes;
-- a claim's transaction pins the plan to the ordered index of due rows (``pin_claim_plan``).
+- a claim's transaction pins the plan to the ordered index of due rows (``pin_claim_plan``);
+- a claim reads rows by when they are due, so it never steps over those waiting for a retry, and
+  a worker's housekeeping parks the due rows it may not take yet (held behind a row waiting for a
+  retry; an inactive webhook endpoint's) out of the due range, a thousand at a time.
 
 tests/api/test_queue_claim_scale.py recreates such statistics and checks that a claim reads as
 much with 6,000 rows waiting as with 300.

@@ -66,6 +66,16 @@ class InboxApplier(LeasingWorker):
     async def close(self) -> None:
         await self.hubspot.close()
 
+    async def housekeeping(self) -> None:
+        """Park the events held behind a retry out of the claims' way."""
+        uow = UnitOfWork(self.sessionmaker)
+        try:
+            async with uow:
+                if await uow.integrations.park_held(utcnow()):
+                    await uow.commit()
+        finally:
+            await uow.close()
+
     async def claim(self, uow: UnitOfWork, limit: int) -> list[Any]:
         now = utcnow()
         ids = await uow.integrations.claim_due(now=now, lease_until=now + self.config.lease, limit=limit)

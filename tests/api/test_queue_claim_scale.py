@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from app.db.types import utcnow
 from app.db.uow import UnitOfWork
 from app.main import create_app
+from app.services.inbox_applier import InboxApplier
 from tests.api.test_deal_pagination_scale import _buffers
 from tests.conftest import bootstrap, settings_for
 from tests.statements import record_statements
@@ -82,7 +83,7 @@ QUEUES = {
         table="inbound_event",
         state="outcome",
         done="applied",
-        head="id",
+        head="next_attempt_at, id",
         owner="INSERT INTO integration (id, organization_id, provider, enabled, account_id, credentials,"
         " stage_map, owner_map, loss_reason_map, member_id, version, created_at, updated_at)"
         " VALUES (:id, :org, 'hubspot', true, '1', '{}', '{}', '{}', '{}', :member, 1, now(), now())",
@@ -230,6 +231,43 @@ async def test_deliveries_that_cannot_be_sent_yet_are_parked_out_of_the_claims_w
             await uow.close()
         if not parked:
             break
+    cleared, taken = await _claim_cost(app, q, monkeypatch, "force_custom_plan")
+    assert taken == CLAIM
+    assert cleared <= 80 * CLAIM < stuck, (stuck, cleared)
+
+
+@pytest.mark.parametrize("queue", [("CRM inbox", stale) for stale in sorted(STALE)], indirect=True, ids=lambda p: p[1])
+async def test_inbox_events_that_cannot_be_applied_yet_are_out_of_the_claims_way(
+    queue: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CRM's API unavailable for a while leaves events waiting for their retry (the claim takes
+    events by when they are due, so it never reads those) and, behind them, later events of the
+    same CRM deals, due but held: parking (an applier's housekeeping) moves those to the retry."""
+    app, q, org, owner = queue
+    await _fill(app, q, org, owner, 300)
+    async with app.state.engine.begin() as conn:
+        await conn.execute(
+            sa.text(
+                "UPDATE inbound_event SET next_attempt_at = now() + interval '1 hour', leased_until = NULL"
+                " WHERE leased_until IS NOT NULL"
+            )
+        )
+        await _insert(conn, q, org, owner, range(200_001, 206_001), "pending")
+        await conn.execute(
+            sa.text("DELETE FROM inbound_event WHERE provider_event_id::bigint > 200000 AND object_id LIKE 'own-%'")
+        )
+        await conn.execute(
+            sa.text(
+                "UPDATE inbound_event SET next_attempt_at = now() - interval '2 hours' WHERE provider_event_id::bigint > 200000"
+            )
+        )
+    stuck, _ = await _claim_cost(app, q, monkeypatch, "force_custom_plan")
+    applier = InboxApplier(app.state.sessionmaker)
+    try:
+        for _ in range(4):  # a thousand at a time
+            await applier.housekeeping()
+    finally:
+        await applier.close()
     cleared, taken = await _claim_cost(app, q, monkeypatch, "force_custom_plan")
     assert taken == CLAIM
     assert cleared <= 80 * CLAIM < stuck, (stuck, cleared)

@@ -21,8 +21,8 @@ _integration = Integration.__table__
 _earlier = _inbox.alias("earlier")
 
 # Written as a literal, not a parameter, so that PostgreSQL's generic plan of the claim can use
-# the partial index on the pending events (ix_inbound_event_pending) and the per-object index on
-# the pending id (an expression that must read as the index's does).
+# the partial index on the pending events (ix_inbound_event_due) and the per-object index on the
+# pending id (an expression that must read as the index's does).
 _PENDING = sa.literal_column(f"'{InboxOutcome.pending.value}'")
 
 # Pending events whose lease (if any) ran out and which no earlier pending event of the same CRM
@@ -43,10 +43,47 @@ _DUE = (
             sa.case((_earlier.c.outcome == _PENDING, _earlier.c.id)) < _inbox.c.id,
         ),
     )
-    .order_by(_inbox.c.id)
+    .order_by(_inbox.c.next_attempt_at, _inbox.c.id)
     .limit(sa.bindparam("limit"))
     .with_for_update(of=_inbox, skip_locked=True)
 )
+
+# Due events held back by an earlier pending event of their CRM object that waits for a retry
+# (the CRM's API unavailable, say): a claim would step over them, one by one, every time. Parking
+# moves them to that event's next attempt (they cannot go before), the first PARK_AT_ONCE due
+# events at a time (app/db/queues.py).
+PARK_AT_ONCE = 1000
+_due_head = (
+    sa.select(_inbox.c.id)
+    .where(
+        _inbox.c.outcome == _PENDING,
+        _inbox.c.next_attempt_at <= sa.bindparam("now"),
+        sa.or_(_inbox.c.leased_until.is_(None), _inbox.c.leased_until < sa.bindparam("now")),
+    )
+    .order_by(_inbox.c.next_attempt_at, _inbox.c.id)
+    .limit(PARK_AT_ONCE)
+    .scalar_subquery()
+)
+_pending_id = sa.case((_earlier.c.outcome == _PENDING, _earlier.c.id))
+_blocker_retry = (
+    sa.select(_earlier.c.next_attempt_at)
+    .where(
+        _earlier.c.organization_id == _inbox.c.organization_id,
+        _earlier.c.provider == _inbox.c.provider,
+        _earlier.c.object_id == _inbox.c.object_id,
+        _pending_id < _inbox.c.id,
+    )
+    .order_by(_pending_id)
+    .limit(1)
+    .scalar_subquery()
+)
+_PARK_HELD = (
+    sa.update(_inbox)
+    .where(_inbox.c.id.in_(_due_head), _inbox.c.object_id.is_not(None), _blocker_retry > sa.bindparam("now"))
+    .values(next_attempt_at=_blocker_retry)
+)
+# One applier parks at a time (two parking the same rows in different orders would deadlock).
+_PARKING_LOCK = sa.select(sa.func.pg_try_advisory_xact_lock(sa.func.hashtext("dealcoach.inbox.parking")))
 _CLAIM = (
     sa.update(_inbox)
     .where(_inbox.c.id.in_(_DUE.scalar_subquery()))
@@ -189,6 +226,15 @@ class IntegrationRepository:
         params = {"now": now, "lease_until": lease_until, "limit": limit}
         await pin_claim_plan(self.session)
         return list((await self.session.execute(_CLAIM, params)).scalars())
+
+    async def park_held(self, now: dt.datetime) -> int:
+        """Move due events held behind a retry out of the due range (see PARK_AT_ONCE); how many
+        were moved. On PostgreSQL one applier at a time does it (the others skip)."""
+        if self.session.bind.dialect.name == "postgresql":
+            if not (await self.session.execute(_PARKING_LOCK)).scalar():
+                return 0
+        await pin_claim_plan(self.session)
+        return int((await self.session.execute(_PARK_HELD, {"now": now})).rowcount or 0)  # type: ignore[attr-defined]
 
     async def apply_inputs(self, ids: Sequence[uuid.UUID]) -> list[sa.Row[Any]]:
         return list((await self.session.execute(_APPLY_INPUT, {"ids": list(ids)})).all())
