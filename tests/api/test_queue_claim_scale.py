@@ -25,6 +25,7 @@ from app.db.types import utcnow
 from app.db.uow import UnitOfWork
 from app.main import create_app
 from app.services.inbox_applier import InboxApplier
+from app.services.webhook_dispatcher import Dispatcher, DispatcherConfig
 from tests.api.test_deal_pagination_scale import _buffers
 from tests.conftest import bootstrap, settings_for
 from tests.statements import record_statements
@@ -54,6 +55,8 @@ class Queue:
     state: str  # its status column
     done: str  # a state a row is in once handled
     head: str  # the order rows are claimed in
+    number: str  # a row's number (i below)
+    alone: str  # a row about a deal (or CRM object) of its own
     owner: str  # INSERT of what the rows belong to (:id, :org, :member)
     rows: str  # INSERT of rows :first to :last (i) in state :state, of :owner, every other one of :groups
     claim: Callable[[UnitOfWork], Awaitable[Sequence[Any]]]
@@ -65,6 +68,8 @@ QUEUES = {
         state="status",
         done="succeeded",
         head="next_attempt_at",
+        number="event_seq",
+        alone="deal_id IS NULL",
         owner="INSERT INTO webhook_endpoint (id, organization_id, url, event_types, active, secret, version,"
         " created_at, updated_at) VALUES (:id, :org, 'https://hooks.example.com/in', '[\"*\"]', true,"
         " 'whsec_' || repeat('A', 44), 1, now(), now())",
@@ -84,6 +89,8 @@ QUEUES = {
         state="outcome",
         done="applied",
         head="next_attempt_at, id",
+        number="CAST(provider_event_id AS bigint)",
+        alone="object_id LIKE 'own-%'",
         owner="INSERT INTO integration (id, organization_id, provider, enabled, account_id, credentials,"
         " stage_map, owner_map, loss_reason_map, member_id, version, created_at, updated_at)"
         " VALUES (:id, :org, 'hubspot', true, '1', '{}', '{}', '{}', '{}', :member, 1, now(), now())",
@@ -190,6 +197,43 @@ async def test_a_claim_reads_as_much_with_6000_waiting_as_with_300(
     assert long <= 2 * short + 50 and long <= 80 * CLAIM, (short, long)
 
 
+async def _held_behind_retries(conn: Any, q: Queue, org: str, owner: uuid.UUID, count: int) -> None:
+    """The rows in flight failed and wait an hour for their retry, among them each shared deal's
+    (or CRM object's) first; of ``count`` rows that came meanwhile, those about the shared ones
+    stay: held behind the retries, and overdue."""
+    await conn.execute(
+        sa.text(
+            f"UPDATE {q.table} SET next_attempt_at = now() + interval '1 hour', leased_until = NULL"
+            " WHERE leased_until IS NOT NULL"
+        )
+    )
+    await _insert(conn, q, org, owner, range(200_001, 200_001 + count), "pending")
+    await conn.execute(sa.text(f"DELETE FROM {q.table} WHERE {q.number} > 200000 AND {q.alone}"))
+    await _overdue(conn, q, after=200_000, by=dt.timedelta(hours=2))
+
+
+async def _overdue(conn: Any, q: Queue, *, after: int, by: dt.timedelta) -> None:
+    await conn.execute(
+        sa.text(f"UPDATE {q.table} SET next_attempt_at = now() - CAST(:by AS interval) WHERE {q.number} > :after"),
+        {"by": by, "after": after},
+    )
+
+
+async def _parked_claim_costs(
+    app: Any, q: Queue, monkeypatch: pytest.MonkeyPatch, worker: Dispatcher | InboxApplier
+) -> tuple[int, int, int]:
+    """A claim's buffers before and after four housekeeping rounds of ``worker`` (parking a
+    thousand rows each), and how many rows the second claim took."""
+    stuck, _ = await _claim_cost(app, q, monkeypatch, "force_custom_plan")
+    try:
+        for _ in range(4):
+            await worker.housekeeping()
+    finally:
+        await worker.close()
+    cleared, taken = await _claim_cost(app, q, monkeypatch, "force_custom_plan")
+    return stuck, cleared, taken
+
+
 @pytest.mark.parametrize(
     "queue", [("webhook outbox", stale) for stale in sorted(STALE)], indirect=True, ids=lambda p: p[1]
 )
@@ -203,35 +247,14 @@ async def test_deliveries_that_cannot_be_sent_yet_are_parked_out_of_the_claims_w
     app, q, org, owner = queue
     await _fill(app, q, org, owner, 300)
     async with app.state.engine.begin() as conn:
-        # The deliveries in flight failed and wait an hour for their next retry, among them each
-        # deal's first; 1,500 later deliveries of those deals came meanwhile (held), overdue.
-        await conn.execute(
-            sa.text(
-                "UPDATE webhook_delivery SET next_attempt_at = now() + interval '1 hour', leased_until = NULL"
-                " WHERE leased_until IS NOT NULL"
-            )
-        )
-        await _insert(conn, q, org, owner, range(200_001, 203_001), "pending")
-        await conn.execute(sa.text("DELETE FROM webhook_delivery WHERE event_seq > 200000 AND deal_id IS NULL"))
-        late = "UPDATE webhook_delivery SET next_attempt_at = now() - CAST(:ago AS interval) WHERE event_seq > :after"
-        await conn.execute(sa.text(late), {"ago": dt.timedelta(hours=2), "after": 200_000})
+        await _held_behind_retries(conn, q, org, owner, 3000)
         # A disabled endpoint's 3,000 pending deliveries, older still.
         disabled = uuid.uuid4()
         await conn.execute(sa.text(q.owner.replace("true,", "false,")), {"id": disabled, "org": org})
         await _insert(conn, q, org, disabled, range(300_001, 303_001), "pending")
-        await conn.execute(sa.text(late), {"ago": dt.timedelta(hours=3), "after": 300_000})
-    stuck, _ = await _claim_cost(app, q, monkeypatch, "force_custom_plan")
-    for _ in range(20):
-        uow = UnitOfWork(app.state.sessionmaker)
-        try:
-            async with uow:
-                parked = await uow.webhooks.park_unsendable(utcnow())
-                await uow.commit()
-        finally:
-            await uow.close()
-        if not parked:
-            break
-    cleared, taken = await _claim_cost(app, q, monkeypatch, "force_custom_plan")
+        await _overdue(conn, q, after=300_000, by=dt.timedelta(hours=3))
+    worker = Dispatcher(app.state.sessionmaker, DispatcherConfig())
+    stuck, cleared, taken = await _parked_claim_costs(app, q, monkeypatch, worker)
     assert taken == CLAIM
     assert cleared <= 80 * CLAIM < stuck, (stuck, cleared)
 
@@ -246,28 +269,7 @@ async def test_inbox_events_that_cannot_be_applied_yet_are_out_of_the_claims_way
     app, q, org, owner = queue
     await _fill(app, q, org, owner, 300)
     async with app.state.engine.begin() as conn:
-        await conn.execute(
-            sa.text(
-                "UPDATE inbound_event SET next_attempt_at = now() + interval '1 hour', leased_until = NULL"
-                " WHERE leased_until IS NOT NULL"
-            )
-        )
-        await _insert(conn, q, org, owner, range(200_001, 206_001), "pending")
-        await conn.execute(
-            sa.text("DELETE FROM inbound_event WHERE provider_event_id::bigint > 200000 AND object_id LIKE 'own-%'")
-        )
-        await conn.execute(
-            sa.text(
-                "UPDATE inbound_event SET next_attempt_at = now() - interval '2 hours' WHERE provider_event_id::bigint > 200000"
-            )
-        )
-    stuck, _ = await _claim_cost(app, q, monkeypatch, "force_custom_plan")
-    applier = InboxApplier(app.state.sessionmaker)
-    try:
-        for _ in range(4):  # a thousand at a time
-            await applier.housekeeping()
-    finally:
-        await applier.close()
-    cleared, taken = await _claim_cost(app, q, monkeypatch, "force_custom_plan")
+        await _held_behind_retries(conn, q, org, owner, 6000)
+    stuck, cleared, taken = await _parked_claim_costs(app, q, monkeypatch, InboxApplier(app.state.sessionmaker))
     assert taken == CLAIM
     assert cleared <= 80 * CLAIM < stuck, (stuck, cleared)

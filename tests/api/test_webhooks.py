@@ -56,6 +56,15 @@ async def drain(app: Any, **config: Any) -> Dispatcher:
     return sender
 
 
+async def housekeep(app: Any, **config: Any) -> None:
+    """One round of a dispatcher's housekeeping (metrics, pruning, parking)."""
+    sender = dispatcher(app, **config)
+    try:
+        await sender.housekeeping()
+    finally:
+        await sender.close()
+
+
 async def endpoint(api: Api, url: str, event_types: list[str] | None = None, **extra: Any) -> dict[str, Any]:
     response = await api.post("/v1/webhook-endpoints", json={"url": url, "event_types": event_types or ["*"], **extra})
     assert response.status_code == 201, response.text
@@ -379,11 +388,7 @@ async def test_deliveries_held_behind_a_retry_are_parked_until_it_and_then_follo
     await drain(app, schedule=(3600,))  # deal.created failed once: next try in an hour
     before = await _next_attempts(app)
     assert before["deal.stage_changed"] < before["deal.created"]  # due, held: every claim steps over it
-    sender = dispatcher(app, schedule=(3600,))
-    try:
-        await sender.housekeeping()
-    finally:
-        await sender.close()
+    await housekeep(app, schedule=(3600,))
     after = await _next_attempts(app)
     assert after == {"deal.created": before["deal.created"], "deal.stage_changed": before["deal.created"]}
     # The hour passes: the first is sent, then the one it held, in order.
@@ -404,11 +409,7 @@ async def test_an_inactive_endpoints_deliveries_are_parked_and_due_again_once_it
     await drain(app)
     assert receiver.received == []  # an inactive endpoint gets nothing
     due = (await _next_attempts(app))["deal.created"]
-    sender = dispatcher(app)
-    try:
-        await sender.housekeeping()
-    finally:
-        await sender.close()
+    await housekeep(app)
     parked = (await _next_attempts(app))["deal.created"]
     assert parked - due > dt.timedelta(minutes=59)  # out of every claim's way
     on = await api.patch(url, json={"active": True}, headers={"If-Match": '"2"'})

@@ -30,19 +30,21 @@ _PENDING = sa.literal_column(f"'{InboxOutcome.pending.value}'")
 # once (an event about no object is never held). "Earlier pending" is asked of the index on
 # (organization_id, provider, object_id, PENDING_ID) (app/db/models.py) as a range of that
 # expression, whatever the planner believes (app/db/queues.py).
+_WAITING = (
+    _inbox.c.outcome == _PENDING,
+    _inbox.c.next_attempt_at <= sa.bindparam("now"),
+    sa.or_(_inbox.c.leased_until.is_(None), _inbox.c.leased_until < sa.bindparam("now")),
+)
+_pending_id = sa.case((_earlier.c.outcome == _PENDING, _earlier.c.id))
+_EARLIER_PENDING = (
+    _earlier.c.organization_id == _inbox.c.organization_id,
+    _earlier.c.provider == _inbox.c.provider,
+    _earlier.c.object_id == _inbox.c.object_id,
+    _pending_id < _inbox.c.id,
+)
 _DUE = (
     sa.select(_inbox.c.id)
-    .where(
-        _inbox.c.outcome == _PENDING,
-        _inbox.c.next_attempt_at <= sa.bindparam("now"),
-        sa.or_(_inbox.c.leased_until.is_(None), _inbox.c.leased_until < sa.bindparam("now")),
-        ~sa.exists().where(
-            _earlier.c.organization_id == _inbox.c.organization_id,
-            _earlier.c.provider == _inbox.c.provider,
-            _earlier.c.object_id == _inbox.c.object_id,
-            sa.case((_earlier.c.outcome == _PENDING, _earlier.c.id)) < _inbox.c.id,
-        ),
-    )
+    .where(*_WAITING, ~sa.exists().where(*_EARLIER_PENDING))
     .order_by(_inbox.c.next_attempt_at, _inbox.c.id)
     .limit(sa.bindparam("limit"))
     .with_for_update(of=_inbox, skip_locked=True)
@@ -55,27 +57,13 @@ _DUE = (
 PARK_AT_ONCE = 1000
 _due_head = (
     sa.select(_inbox.c.id)
-    .where(
-        _inbox.c.outcome == _PENDING,
-        _inbox.c.next_attempt_at <= sa.bindparam("now"),
-        sa.or_(_inbox.c.leased_until.is_(None), _inbox.c.leased_until < sa.bindparam("now")),
-    )
+    .where(*_WAITING)
     .order_by(_inbox.c.next_attempt_at, _inbox.c.id)
     .limit(PARK_AT_ONCE)
     .scalar_subquery()
 )
-_pending_id = sa.case((_earlier.c.outcome == _PENDING, _earlier.c.id))
 _blocker_retry = (
-    sa.select(_earlier.c.next_attempt_at)
-    .where(
-        _earlier.c.organization_id == _inbox.c.organization_id,
-        _earlier.c.provider == _inbox.c.provider,
-        _earlier.c.object_id == _inbox.c.object_id,
-        _pending_id < _inbox.c.id,
-    )
-    .order_by(_pending_id)
-    .limit(1)
-    .scalar_subquery()
+    sa.select(_earlier.c.next_attempt_at).where(*_EARLIER_PENDING).order_by(_pending_id).limit(1).scalar_subquery()
 )
 _PARK_HELD = (
     sa.update(_inbox)

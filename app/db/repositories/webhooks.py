@@ -70,10 +70,17 @@ def _pending_seq(deliveries: sa.FromClause) -> sa.ColumnElement[Any]:
     )
 
 
-_HELD_BACK = sa.exists().where(
+_EARLIER_PENDING = (
     _earlier.c.endpoint_id == _delivery.c.endpoint_id,
     _earlier.c.deal_id == _delivery.c.deal_id,
     _pending_seq(_earlier) < _delivery.c.event_seq,
+)
+_HELD_BACK = sa.exists().where(*_EARLIER_PENDING)
+# Pending, due, and not leased (or its lease ran out).
+_WAITING = (
+    _delivery.c.status == DeliveryStatus.pending.value,
+    _delivery.c.next_attempt_at <= sa.bindparam("now"),
+    sa.or_(_delivery.c.leased_until.is_(None), _delivery.c.leased_until < sa.bindparam("now")),
 )
 
 # Due deliveries that cannot be sent yet (app/db/queues.py: a claim steps over them, one by one,
@@ -87,22 +94,14 @@ PARK_AT_ONCE = 1000
 PARK_INACTIVE = dt.timedelta(hours=1)
 _due_head = (
     sa.select(_delivery.c.id)
-    .where(
-        _delivery.c.status == DeliveryStatus.pending.value,
-        _delivery.c.next_attempt_at <= sa.bindparam("now"),
-        sa.or_(_delivery.c.leased_until.is_(None), _delivery.c.leased_until < sa.bindparam("now")),
-    )
+    .where(*_WAITING)
     .order_by(_delivery.c.next_attempt_at)
     .limit(PARK_AT_ONCE)
     .scalar_subquery()
 )
 _blocker_retry = (
     sa.select(_earlier.c.next_attempt_at)
-    .where(
-        _earlier.c.endpoint_id == _delivery.c.endpoint_id,
-        _earlier.c.deal_id == _delivery.c.deal_id,
-        _pending_seq(_earlier) < _delivery.c.event_seq,
-    )
+    .where(*_EARLIER_PENDING)
     .order_by(_pending_seq(_earlier))
     .limit(1)
     .scalar_subquery()
@@ -127,9 +126,7 @@ def _claim(*, bounded: bool) -> sa.Update:
         sa.select(_delivery.c.id)
         .select_from(_delivery.join(_endpoint, _endpoint.c.id == _delivery.c.endpoint_id))
         .where(
-            _delivery.c.status == DeliveryStatus.pending.value,
-            _delivery.c.next_attempt_at <= sa.bindparam("now"),
-            sa.or_(_delivery.c.leased_until.is_(None), _delivery.c.leased_until < sa.bindparam("now")),
+            *_WAITING,
             _endpoint.c.active.is_(True),
             ~_HELD_BACK,
             *([_WITHIN_HORIZON] if bounded else []),
