@@ -33,6 +33,19 @@ _PIN_CLAIM_PLAN = sa.text(
 )
 
 
+async def parking_turn(session: AsyncSession, queue: str) -> bool:
+    """Whether this transaction may park ``queue``'s rows now, its plan pinned as a claim's. One
+    worker at a time parks a queue (two parking the same rows in different orders would
+    deadlock): on PostgreSQL by a transaction-level advisory lock, which another worker holding
+    it makes this one skip its turn; SQLite has one writer at a time anyway."""
+    if session.bind.dialect.name == "postgresql":
+        lock = sa.select(sa.func.pg_try_advisory_xact_lock(sa.func.hashtext(f"dealcoach.{queue}.parking")))
+        if not (await session.execute(lock)).scalar():
+            return False
+    await pin_claim_plan(session)
+    return True
+
+
 async def pin_claim_plan(session: AsyncSession) -> None:
     """For the rest of this transaction, PostgreSQL plans with index scans in index order only:
     a claim reads as many due rows as it takes, oldest first (SQLite plans by its own rules)."""

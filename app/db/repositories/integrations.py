@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import InboundEvent, Integration
-from app.db.queues import pin_claim_plan
+from app.db.queues import parking_turn, pin_claim_plan
 from app.domain.integrations import APPLIED_OUTCOMES, InboxOutcome, Provider
 
 _inbox = InboundEvent.__table__
@@ -70,8 +70,6 @@ _PARK_HELD = (
     .where(_inbox.c.id.in_(_due_head), _inbox.c.object_id.is_not(None), _blocker_retry > sa.bindparam("now"))
     .values(next_attempt_at=_blocker_retry)
 )
-# One applier parks at a time (two parking the same rows in different orders would deadlock).
-_PARKING_LOCK = sa.select(sa.func.pg_try_advisory_xact_lock(sa.func.hashtext("dealcoach.inbox.parking")))
 _CLAIM = (
     sa.update(_inbox)
     .where(_inbox.c.id.in_(_DUE.scalar_subquery()))
@@ -218,10 +216,8 @@ class IntegrationRepository:
     async def park_held(self, now: dt.datetime) -> int:
         """Move due events held behind a retry out of the due range (see PARK_AT_ONCE); how many
         were moved. On PostgreSQL one applier at a time does it (the others skip)."""
-        if self.session.bind.dialect.name == "postgresql":
-            if not (await self.session.execute(_PARKING_LOCK)).scalar():
-                return 0
-        await pin_claim_plan(self.session)
+        if not await parking_turn(self.session, "inbox"):
+            return 0
         return int((await self.session.execute(_PARK_HELD, {"now": now})).rowcount or 0)  # type: ignore[attr-defined]
 
     async def apply_inputs(self, ids: Sequence[uuid.UUID]) -> list[sa.Row[Any]]:

@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookSubscription
-from app.db.queues import pin_claim_plan
+from app.db.queues import parking_turn, pin_claim_plan
 from app.db.types import UTCDateTime
 from app.domain.ids import uuid7
 from app.domain.webhooks import DeliveryStatus, RecordedAttempt, subscription_patterns
@@ -228,9 +228,6 @@ _ENDPOINT_FAILED = (
     .where(_endpoint.c.id == sa.bindparam("b_id"), _endpoint.c.failing_since.is_(None))
     .values(failing_since=sa.bindparam("b_at"))
 )
-
-# One dispatcher parks at a time (two parking the same rows in different orders would deadlock).
-_PARKING_LOCK = sa.select(sa.func.pg_try_advisory_xact_lock(sa.func.hashtext("dealcoach.webhooks.parking")))
 
 _OLDEST_DUE = sa.select(sa.func.min(_delivery.c.next_attempt_at)).where(
     _delivery.c.status == DeliveryStatus.pending.value
@@ -449,10 +446,8 @@ class WebhookRepository:
     async def park_unsendable(self, now: dt.datetime) -> int:
         """Move due deliveries that cannot be sent yet out of the due range (see PARK_AT_ONCE);
         how many were moved. On PostgreSQL one dispatcher at a time does it (the others skip)."""
-        if self.session.bind.dialect.name == "postgresql":
-            if not (await self.session.execute(_PARKING_LOCK)).scalar():
-                return 0
-        await pin_claim_plan(self.session)
+        if not await parking_turn(self.session, "webhooks"):
+            return 0
         held = await self.session.execute(_PARK_HELD, {"now": now})
         inactive = await self.session.execute(_PARK_INACTIVE, {"now": now, "later": now + PARK_INACTIVE})
         return int(held.rowcount or 0) + int(inactive.rowcount or 0)  # type: ignore[attr-defined]
